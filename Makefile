@@ -1,0 +1,63 @@
+# Every target bootstraps what it needs: a fresh clone runs `make demo` or
+# `make test` and nothing else. Re-running is quick: stamps skip done work.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+EXTRAS := dev,bench
+
+DEPS_STAMP   := $(VENV)/.deps-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
+NATIVE_STAMP := build/.native-stamp
+ENGINE_SRC   := $(wildcard engine/*.py) scripts/build_native.py
+
+.PHONY: help setup demo test lint fmt unit bench-engine replay-example clean clean-native
+
+help: ## List every target with one line each
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(PY):
+	@bash scripts/bootstrap.sh $(VENV)
+
+$(DEPS_STAMP): pyproject.toml constraints.txt | $(PY)
+	@echo "installing Python dependencies into $(VENV) (pinned by constraints.txt)"
+	@$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[$(EXTRAS)]' --config-settings editable_mode=compat
+	@rm -f $(VENV)/.deps-* && touch $@
+
+$(NATIVE_STAMP): $(DEPS_STAMP) $(ENGINE_SRC)
+	@$(PY) scripts/build_native.py
+	@mkdir -p build && touch $@
+
+setup: $(NATIVE_STAMP) ## Create .venv, install pinned dependencies, compile the engine (idempotent)
+
+demo: setup ## Run the engine on a seeded workload for a few seconds and print a summary
+	@$(PY) -m traders.demo --seconds 3
+
+test: lint unit ## Lint (ruff, mypy, import-linter) and the whole pytest suite
+
+lint: setup ## ruff check + format check, mypy --strict, import-linter contracts
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy engine transports traders bench scripts
+	@$(VENV)/bin/lint-imports
+
+fmt: setup ## Format and auto-fix with ruff
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+unit: setup ## The pytest suite only
+	@$(PY) -m pytest -q
+
+bench-engine: setup ## In-process engine benchmark vs peers; writes reports/bench-engine.json
+	@$(PY) -m bench.engine_bench --out reports/bench-engine.json
+
+replay-example: setup ## Replay docs/examples/commands.jsonl through dex-engine
+	@$(VENV)/bin/dex-engine replay docs/examples/commands.jsonl
+
+clean-native: ## Remove the compiled engine modules (the engine then runs interpreted)
+	@$(PY) scripts/build_native.py --clean 2>/dev/null || true
+	@rm -f $(NATIVE_STAMP)
+
+clean: clean-native ## Remove the virtualenv and build products
+	@rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,137 @@
+"""Commands: what a trader (or the operator) asks the engine to do.
+
+Commands are imperative and immutable. Prices are ``int`` ticks and quantities
+``int`` lots; ``0`` means "absent" (a market order has ``price == 0``, a
+replace with ``new_qty == 0`` keeps the quantity). The engine validates every
+field; a command object is never trusted just because it type-checks.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from engine.instruments import Instrument
+from engine.record import Record
+from engine.types import OrderType, SelfTradePrevention, Side, TimeInForce
+
+
+class PlaceOrder(Record):
+    __slots__ = ("client_order_id", "order_type", "post_only", "price", "qty", "side", "stop_price", "stp", "symbol", "tif", "trader")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "trader",
+        "client_order_id",
+        "symbol",
+        "side",
+        "qty",
+        "price",
+        "order_type",
+        "tif",
+        "post_only",
+        "stop_price",
+        "stp",
+    )
+
+    trader: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: int
+    price: int  # ticks; 0 for market and stop-market orders
+    order_type: OrderType
+    tif: TimeInForce
+    post_only: bool
+    stop_price: int  # ticks; stop orders only
+    stp: SelfTradePrevention
+
+    def __init__(
+        self,
+        trader: str,
+        client_order_id: str,
+        symbol: str,
+        side: Side,
+        qty: int,
+        price: int = 0,
+        order_type: OrderType = OrderType.LIMIT,
+        tif: TimeInForce = TimeInForce.GTC,
+        post_only: bool = False,
+        stop_price: int = 0,
+        stp: SelfTradePrevention = SelfTradePrevention.CANCEL_NEWEST,
+    ) -> None:
+        self.trader = trader
+        self.client_order_id = client_order_id
+        self.symbol = symbol
+        self.side = side
+        self.qty = qty
+        self.price = price
+        self.order_type = order_type
+        self.tif = tif
+        self.post_only = post_only
+        self.stop_price = stop_price
+        self.stp = stp
+
+
+class CancelOrder(Record):
+    """Cancel by exchange ``order_id``, or by ``client_order_id`` when ``order_id`` is 0."""
+
+    __slots__ = ("client_order_id", "order_id", "trader")
+    FIELDS: ClassVar[tuple[str, ...]] = ("trader", "order_id", "client_order_id")
+
+    trader: str
+    order_id: int
+    client_order_id: str
+
+    def __init__(self, trader: str, order_id: int = 0, client_order_id: str = "") -> None:
+        self.trader = trader
+        self.order_id = order_id
+        self.client_order_id = client_order_id
+
+
+class ReplaceOrder(Record):
+    """Change a resting order's price and/or quantity (``0`` = unchanged).
+    A quantity decrease at the same price keeps time priority; a price change or
+    a quantity increase sends the order to the back of its (new) level, and a
+    new price that crosses the spread trades at once.
+    """
+
+    __slots__ = ("new_price", "new_qty", "order_id", "trader")
+    FIELDS: ClassVar[tuple[str, ...]] = ("trader", "order_id", "new_price", "new_qty")
+
+    trader: str
+    order_id: int
+    new_price: int
+    new_qty: int
+
+    def __init__(self, trader: str, order_id: int, new_price: int = 0, new_qty: int = 0) -> None:
+        self.trader = trader
+        self.order_id = order_id
+        self.new_price = new_price
+        self.new_qty = new_qty
+
+
+class MassCancel(Record):
+    """Cancel every open order of ``trader``, in ``symbol`` or (``""``) in all symbols."""
+
+    __slots__ = ("symbol", "trader")
+    FIELDS: ClassVar[tuple[str, ...]] = ("trader", "symbol")
+
+    trader: str
+    symbol: str
+
+    def __init__(self, trader: str, symbol: str = "") -> None:
+        self.trader = trader
+        self.symbol = symbol
+
+
+class AddInstrument(Record):
+    """Operator command: list a new symbol. Journaled like any other command."""
+
+    __slots__ = ("instrument",)
+    FIELDS: ClassVar[tuple[str, ...]] = ("instrument",)
+
+    instrument: Instrument
+
+    def __init__(self, instrument: Instrument) -> None:
+        self.instrument = instrument
+
+
+Command = PlaceOrder | CancelOrder | ReplaceOrder | MassCancel | AddInstrument

@@ -1,0 +1,799 @@
+"""The matching engine: every symbol's book, every trader's account, one sequence.
+
+``Engine.handle(command) -> list[Event]`` is the only way to change state. It is
+deterministic: no clock, no randomness, no I/O, no dict ordering that depends on
+hashing of anything but the commands. The same command sequence yields the same
+events and the same ``state_hash()`` on any machine.
+
+Rules implemented here (each has tests):
+
+* Validation against the instrument, then idempotency (a client order id is
+  unique per trader), then pre-trade risk, then execution.
+* Price-time priority; trades print at the maker's price; market orders never
+  rest; IOC and market remainders are cancelled with a reason; FOK fills
+  completely or emits no trade at all; post-only is rejected if it would take.
+* Stop-market and stop-limit orders trigger on the last trade price (a buy
+  stop when last >= stop, a sell stop when last <= stop) and then behave as a
+  market or limit order; stops triggered together run in order-id order.
+* Self-trade prevention per incoming order.
+* A trader can see, cancel and replace only its own orders: another trader's
+  order id is simply unknown to it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from engine.book import Account, BookSide, Order, OrderBook, PriceLevel
+from engine.commands import AddInstrument, CancelOrder, MassCancel, PlaceOrder, ReplaceOrder
+from engine.errors import MalformedMessage
+from engine.events import (
+    BookDelta,
+    Event,
+    InstrumentAdded,
+    OrderAccepted,
+    OrderCancelled,
+    OrderRejected,
+    OrderReplaced,
+    StopTriggered,
+    TradeExecuted,
+)
+from engine.instruments import Instrument
+from engine.queries import BookDepth, L2Level, OrderView
+from engine.reasons import CancelReason, RejectReason
+from engine.risk import RiskLimits
+from engine.types import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
+
+# Module constants are Final so that, compiled, they are C statics rather
+# than module-dict lookups on the hot path.
+_LIMIT: Final = OrderType.LIMIT
+_MARKET: Final = OrderType.MARKET
+_STOP_MARKET: Final = OrderType.STOP_MARKET
+_STOP_LIMIT: Final = OrderType.STOP_LIMIT
+_GTC: Final = TimeInForce.GTC
+_IOC: Final = TimeInForce.IOC
+_FOK: Final = TimeInForce.FOK
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_MAX_CLIENT_ID: Final = 64
+_FOK_NOT_FILLED: Final = CancelReason.FOK_NOT_FILLED
+_IOC_REMAINDER: Final = CancelReason.IOC_REMAINDER
+_MARKET_REMAINDER: Final = CancelReason.MARKET_REMAINDER
+_MASS_CANCEL: Final = CancelReason.MASS_CANCEL
+_SELF_TRADE: Final = CancelReason.SELF_TRADE
+_CANCELLED_BY_USER: Final = CancelReason.USER
+_STATUS_CANCELLED: Final = OrderStatus.CANCELLED
+_STATUS_FILLED: Final = OrderStatus.FILLED
+_STATUS_NEW: Final = OrderStatus.NEW
+_STATUS_PARTIALLY_FILLED: Final = OrderStatus.PARTIALLY_FILLED
+_STATUS_PENDING_TRIGGER: Final = OrderStatus.PENDING_TRIGGER
+_DUPLICATE_CLIENT_ORDER_ID: Final = RejectReason.DUPLICATE_CLIENT_ORDER_ID
+_INSTRUMENT_EXISTS: Final = RejectReason.INSTRUMENT_EXISTS
+_INVALID_ORDER: Final = RejectReason.INVALID_ORDER
+_INVALID_PRICE: Final = RejectReason.INVALID_PRICE
+_INVALID_QUANTITY: Final = RejectReason.INVALID_QUANTITY
+_ORDER_NOT_REPLACEABLE: Final = RejectReason.ORDER_NOT_REPLACEABLE
+_POST_ONLY_WOULD_TAKE: Final = RejectReason.POST_ONLY_WOULD_TAKE
+_PRICE_OUT_OF_BAND: Final = RejectReason.PRICE_OUT_OF_BAND
+_QUANTITY_ABOVE_MAX: Final = RejectReason.QUANTITY_ABOVE_MAX
+_QUANTITY_BELOW_MIN: Final = RejectReason.QUANTITY_BELOW_MIN
+_RISK_MAX_NOTIONAL: Final = RejectReason.RISK_MAX_NOTIONAL
+_RISK_MAX_OPEN_ORDERS: Final = RejectReason.RISK_MAX_OPEN_ORDERS
+_RISK_MAX_ORDER_QTY: Final = RejectReason.RISK_MAX_ORDER_QTY
+_UNKNOWN_ORDER: Final = RejectReason.UNKNOWN_ORDER
+_UNKNOWN_SYMBOL: Final = RejectReason.UNKNOWN_SYMBOL
+_STP_CANCEL_BOTH: Final = SelfTradePrevention.CANCEL_BOTH
+_STP_CANCEL_OLDEST: Final = SelfTradePrevention.CANCEL_OLDEST
+_STP_DECREMENT: Final = SelfTradePrevention.DECREMENT
+
+
+class Engine:
+    """A multi-symbol, single-threaded, deterministic matching engine."""
+
+    def __init__(
+        self,
+        risk: RiskLimits | None = None,
+        trader_limits: Mapping[str, RiskLimits] | None = None,
+        trade_history: int = 1000,
+        terminal_history: int = 10_000,
+    ) -> None:
+        self.risk = risk if risk is not None else RiskLimits()
+        self.max_open_orders = self.risk.max_open_orders
+        self.trader_limits: dict[str, RiskLimits] = dict(trader_limits or {})
+        self.trade_history = trade_history
+        self.terminal_history = terminal_history
+        self.seq = 0  # last event sequence number
+        self.last_order_id = 0
+        self.last_trade_id = 0
+        self.books: dict[str, OrderBook] = {}
+        self.accounts: dict[str, Account] = {}
+        self.trades: dict[str, deque[TradeExecuted]] = {}
+        # Finished orders, newest last, for status queries (bounded).
+        self.terminal: OrderedDict[int, tuple[Order, OrderStatus]] = OrderedDict()
+        self._trader_risk: dict[tuple[str, str], tuple[int, int, int]] = {}
+        # Levels changed by the command being handled, for BookDelta events.
+        self._touched_bids: list[int] = []
+        self._touched_asks: list[int] = []
+
+    # ------------------------------------------------------------------ API
+    def handle(self, command: object) -> list[Event]:
+        """Apply one command and return its events (never empty for order commands)."""
+        ev: list[Event] = []
+        kind = type(command)
+        if kind is PlaceOrder:
+            assert isinstance(command, PlaceOrder)
+            self._place(command, ev)
+        elif kind is CancelOrder:
+            assert isinstance(command, CancelOrder)
+            self._cancel(command, ev)
+        elif kind is ReplaceOrder:
+            assert isinstance(command, ReplaceOrder)
+            self._replace(command, ev)
+        elif kind is MassCancel:
+            assert isinstance(command, MassCancel)
+            self._mass_cancel(command, ev)
+        elif kind is AddInstrument:
+            assert isinstance(command, AddInstrument)
+            self._add_instrument(command.instrument, ev)
+        else:
+            raise MalformedMessage(f"not a command: {kind.__name__}")
+        return ev
+
+    def handle_all(self, commands: Iterable[object]) -> list[Event]:
+        out: list[Event] = []
+        for command in commands:
+            out.extend(self.handle(command))
+        return out
+
+    def snapshot(self) -> dict[str, object]:
+        from engine.snapshot import snapshot
+
+        return snapshot(self)
+
+    @staticmethod
+    def restore(state: dict[str, object]) -> Engine:
+        from engine.snapshot import restore
+
+        return restore(state)
+
+    def state_hash(self) -> str:
+        from engine.snapshot import state_hash
+
+        return state_hash(self)
+
+    def instrument(self, symbol: str) -> Instrument | None:
+        book = self.books.get(symbol)
+        return book.instrument if book is not None else None
+
+    @property
+    def instruments(self) -> list[Instrument]:
+        return [b.instrument for b in self.books.values()]
+
+    # -------------------------------------------------------------- queries
+    def depth(self, symbol: str, levels: int = 10) -> BookDepth | None:
+        """Level-2 depth, best first, as of event ``seq``."""
+        book = self.books.get(symbol)
+        if book is None:
+            return None
+        return BookDepth(symbol, self.seq, _levels(book.bids, levels), _levels(book.asks, levels), book.last_price)
+
+    def best_bid_offer(self, symbol: str) -> BookDepth | None:
+        return self.depth(symbol, 1)
+
+    def order_status(self, trader: str, order_id: int) -> OrderView | None:
+        account = self.accounts.get(trader)
+        if account is None:
+            return None
+        order = account.open_orders.get(order_id)
+        if order is not None:
+            return _view(order, _live_status(order))
+        done = self.terminal.get(order_id)
+        if done is not None and done[0].account is account:
+            return _view(done[0], done[1])
+        return None
+
+    def order_id_for(self, trader: str, client_order_id: str) -> int:
+        """The exchange order id a trader's client order id was given (0 if none)."""
+        account = self.accounts.get(trader)
+        return account.client_ids.get(client_order_id, 0) if account is not None else 0
+
+    def open_orders(self, trader: str, symbol: str = "") -> list[OrderView]:
+        account = self.accounts.get(trader)
+        if account is None:
+            return []
+        orders = sorted(account.open_orders.values(), key=_order_id)
+        return [_view(o, _live_status(o)) for o in orders if not symbol or o.symbol == symbol]
+
+    def recent_trades(self, symbol: str, limit: int = 100) -> list[TradeExecuted]:
+        trades = self.trades.get(symbol)
+        if trades is None or limit <= 0:
+            return []
+        return list(trades)[-limit:]
+
+    # ---------------------------------------------------------- placement
+    def _reject(
+        self,
+        ev: list[Event],
+        trader: str,
+        client_order_id: str,
+        symbol: str,
+        reason: RejectReason,
+        message: str,
+        order_id: int = 0,
+    ) -> None:
+        self.seq += 1
+        ev.append(OrderRejected(self.seq, trader, client_order_id, symbol, reason, message, order_id))
+
+    def _place(self, cmd: PlaceOrder, ev: list[Event]) -> None:
+        trader = cmd.trader
+        coid = cmd.client_order_id
+        symbol = cmd.symbol
+        book = self.books.get(symbol)
+        if book is None:
+            self._reject(ev, trader, coid, symbol, _UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+            return
+        problem = _validate_place(cmd, book.instrument)
+        if problem is not None:
+            self._reject(ev, trader, coid, symbol, problem[0], problem[1])
+            return
+        account = self.accounts.get(trader)
+        if account is None:
+            account = self.accounts[trader] = Account(trader)
+        if coid and coid in account.client_ids:
+            self._reject(
+                ev,
+                trader,
+                coid,
+                symbol,
+                _DUPLICATE_CLIENT_ORDER_ID,
+                f"client order id {coid!r} already used (order {account.client_ids[coid]})",
+                account.client_ids[coid],
+            )
+            return
+        side = cmd.side
+        order_type = cmd.order_type
+        price = cmd.price
+        qty = cmd.qty
+        is_stop = order_type is _STOP_MARKET or order_type is _STOP_LIMIT
+        # The price the order may trade up (buy) or down (sell) to; 0 = no limit.
+        limit = price if price else self._protection_limit(book, side)
+
+        if self.trader_limits:
+            max_lots, max_notional, max_open = self._limits(trader, book)
+        else:
+            max_lots = book.max_order_lots
+            max_notional = book.max_notional
+            max_open = self.max_open_orders
+        if max_lots and qty > max_lots:
+            self._reject(ev, trader, coid, symbol, _RISK_MAX_ORDER_QTY, f"quantity above the limit of {max_lots} lots")
+            return
+        if max_notional:
+            notional_price = limit or book.reference_price() or cmd.stop_price
+            if notional_price * qty > max_notional:
+                self._reject(ev, trader, coid, symbol, _RISK_MAX_NOTIONAL, "order notional above the limit")
+                return
+        if price and not _in_band(book, price):
+            self._reject(ev, trader, coid, symbol, _PRICE_OUT_OF_BAND, "limit price outside the price band")
+            return
+        rests = is_stop or (order_type is _LIMIT and cmd.tif is _GTC)
+        if max_open and rests and len(account.open_orders) >= max_open:
+            self._reject(ev, trader, coid, symbol, _RISK_MAX_OPEN_ORDERS, f"at most {max_open} open orders")
+            return
+        if cmd.post_only and _would_take(book, side, price):
+            self._reject(ev, trader, coid, symbol, _POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
+            return
+
+        self.last_order_id += 1
+        order_id = self.last_order_id
+        if coid:
+            account.client_ids[coid] = order_id
+        order = Order(order_id, account, coid, symbol, side, price, qty, cmd.stp, order_type, cmd.tif, cmd.stop_price)
+        self.seq += 1
+        ev.append(OrderAccepted(self.seq, order_id, trader, coid, symbol, side, order_type, cmd.tif, price, qty, cmd.stop_price))
+        trades_before = self.last_trade_id
+        if not is_stop:
+            self._execute(book, order, limit, ev)
+        elif _stop_reached(order, book.last_price):
+            self._fire_stop(book, order, ev)
+        else:
+            (book.buy_stops if side is _BUY else book.sell_stops)[order_id] = order
+            account.open_orders[order_id] = order
+        if self.last_trade_id != trades_before and (book.buy_stops or book.sell_stops):
+            self._trigger_stops(book, ev)
+        self._flush_deltas(book, ev)
+
+    def _limits(self, trader: str, book: OrderBook) -> tuple[int, int, int]:
+        if trader not in self.trader_limits:
+            return book.max_order_lots, book.max_notional, self.max_open_orders
+        key = (trader, book.symbol)
+        cached = self._trader_risk.get(key)
+        if cached is None:
+            limits = self.trader_limits[trader]
+            lots, notional = limits.compile_for(book.instrument)
+            cached = self._trader_risk[key] = (lots, notional, limits.max_open_orders)
+        return cached
+
+    def _protection_limit(self, book: OrderBook, side: Side) -> int:
+        """A market order may not trade outside the price band (0 = unbounded)."""
+        band = book.instrument.price_band_bps
+        ref = book.reference_price()
+        if not band or not ref:
+            return 0
+        if side is _BUY:
+            return ref + ref * band // 10_000
+        return max(1, ref - ref * band // 10_000)
+
+    # ---------------------------------------------------------- execution
+    def _execute(self, book: OrderBook, taker: Order, limit: int, ev: list[Event]) -> None:
+        """Match ``taker`` against the book, then rest or cancel what is left."""
+        tif = taker.tif
+        if tif is _FOK and not self._fok_fillable(book, taker, limit):
+            self._finish(taker, _FOK_NOT_FILLED, ev)
+            return
+        if not self._match(book, taker, limit, ev):
+            return  # cancelled by self-trade prevention
+        if taker.qty == 0:
+            taker.account.open_orders.pop(taker.order_id, None)
+            self._retire(taker, _STATUS_FILLED)
+        elif taker.order_type is _MARKET:
+            self._finish(taker, _MARKET_REMAINDER, ev)
+        elif tif is _IOC:
+            self._finish(taker, _IOC_REMAINDER, ev)
+        elif tif is _FOK:  # pragma: no cover - excluded by _fok_fillable
+            self._finish(taker, _FOK_NOT_FILLED, ev)
+        else:
+            price = taker.price
+            if taker.side is _BUY:
+                book.bids.level_for(price).append(taker)
+                touched = self._touched_bids
+            else:
+                book.asks.level_for(price).append(taker)
+                touched = self._touched_asks
+            if price not in touched:
+                touched.append(price)
+            taker.account.open_orders[taker.order_id] = taker
+
+    def _finish(self, order: Order, reason: CancelReason, ev: list[Event]) -> None:
+        """Cancel the remainder of an order that is not resting in a level."""
+        self.seq += 1
+        ev.append(OrderCancelled(self.seq, order.order_id, order.account.trader, order.client_order_id, order.symbol, reason, order.qty))
+        order.qty = 0
+        order.account.open_orders.pop(order.order_id, None)
+        self._retire(order, _STATUS_CANCELLED)
+
+    def _match(self, book: OrderBook, taker: Order, limit: int, ev: list[Event]) -> bool:
+        """Trade ``taker`` against the opposite side; False if self-trade prevention cancelled it."""
+        is_buy = taker.side is _BUY
+        if is_buy:
+            opposite = book.asks
+            touched = self._touched_asks
+        else:
+            opposite = book.bids
+            touched = self._touched_bids
+        taker_account = taker.account
+        symbol = book.symbol
+        history = self.trades[symbol]
+        while taker.qty > 0:
+            level = opposite.best()
+            if level is None:
+                break
+            price = level.price
+            if limit and (price > limit if is_buy else price < limit):
+                break
+            if price not in touched:
+                touched.append(price)
+            orders = level.orders
+            while orders:
+                maker = orders[0]
+                maker_qty = maker.qty
+                if maker_qty == 0:
+                    orders.popleft()
+                    level.dead -= 1
+                    continue
+                if maker.account is taker_account:
+                    if not self._prevent_self_trade(book, level, maker, taker, ev):
+                        if level.count == 0:
+                            opposite.levels.pop(price, None)
+                        return False
+                    continue
+                taker_qty = taker.qty
+                fill = maker_qty if maker_qty < taker_qty else taker_qty
+                maker_qty -= fill
+                taker_qty -= fill
+                maker.qty = maker_qty
+                maker.filled += fill
+                taker.qty = taker_qty
+                taker.filled += fill
+                level.qty -= fill
+                self.seq += 1
+                self.last_trade_id += 1
+                trade = TradeExecuted(
+                    self.seq,
+                    self.last_trade_id,
+                    symbol,
+                    price,
+                    fill,
+                    taker.side,
+                    maker.order_id,
+                    maker.account.trader,
+                    maker.client_order_id,
+                    maker_qty,
+                    taker.order_id,
+                    taker_account.trader,
+                    taker.client_order_id,
+                    taker_qty,
+                )
+                ev.append(trade)
+                history.append(trade)
+                book.last_price = price
+                if maker_qty == 0:
+                    orders.popleft()
+                    level.count -= 1
+                    del maker.account.open_orders[maker.order_id]
+                    self._retire(maker, _STATUS_FILLED)
+                if taker_qty == 0:
+                    break
+            if level.count == 0:
+                opposite.levels.pop(price, None)
+        return True
+
+    def _prevent_self_trade(self, book: OrderBook, level: PriceLevel, maker: Order, taker: Order, ev: list[Event]) -> bool:
+        """Apply the taker's self-trade prevention; False if the taker is done."""
+        mode = taker.stp
+        if mode is _STP_DECREMENT:
+            cut = maker.qty if maker.qty < taker.qty else taker.qty
+            self._decrement_resting(level, maker, cut, ev)
+            taker.qty -= cut
+            self.seq += 1
+            ev.append(
+                OrderCancelled(
+                    self.seq, taker.order_id, taker.account.trader, taker.client_order_id, taker.symbol, _SELF_TRADE, cut, taker.qty
+                )
+            )
+            if taker.qty == 0:
+                taker.account.open_orders.pop(taker.order_id, None)
+                self._retire(taker, _STATUS_CANCELLED)
+                return False
+            return True
+        if mode is _STP_CANCEL_OLDEST or mode is _STP_CANCEL_BOTH:
+            self._cancel_resting(book, level, maker, _SELF_TRADE, ev)
+            if mode is _STP_CANCEL_OLDEST:
+                return True
+        self._finish(taker, _SELF_TRADE, ev)
+        return False
+
+    def _decrement_resting(self, level: PriceLevel, maker: Order, cut: int, ev: list[Event]) -> None:
+        if cut == maker.qty:
+            self.seq += 1
+            ev.append(OrderCancelled(self.seq, maker.order_id, maker.account.trader, maker.client_order_id, maker.symbol, _SELF_TRADE, cut))
+            level.kill(maker)
+            del maker.account.open_orders[maker.order_id]
+            self._retire(maker, _STATUS_CANCELLED)
+        else:
+            maker.qty -= cut
+            level.qty -= cut
+            self.seq += 1
+            ev.append(
+                OrderCancelled(
+                    self.seq, maker.order_id, maker.account.trader, maker.client_order_id, maker.symbol, _SELF_TRADE, cut, maker.qty
+                )
+            )
+
+    def _fok_fillable(self, book: OrderBook, taker: Order, limit: int) -> bool:
+        """Would ``taker`` fill completely? Decides FOK before any state changes."""
+        is_buy = taker.side is _BUY
+        opposite = book.asks if is_buy else book.bids
+        need = taker.qty
+        skip_own = taker.stp is _STP_CANCEL_OLDEST
+        for price in opposite.prices_best_first():
+            if limit and (price > limit if is_buy else price < limit):
+                break
+            for maker in opposite.levels[price].orders:
+                if maker.qty == 0:
+                    continue
+                if maker.account is taker.account:
+                    if skip_own:
+                        continue
+                    return False  # self-trade prevention would stop the fill here
+                need -= maker.qty
+                if need <= 0:
+                    return True
+        return False
+
+    def _retire(self, order: Order, status: OrderStatus) -> None:
+        terminal = self.terminal
+        terminal[order.order_id] = (order, status)
+        if len(terminal) > self.terminal_history:
+            terminal.popitem(last=False)
+
+    # -------------------------------------------------------------- stops
+    def _trigger_stops(self, book: OrderBook, ev: list[Event]) -> None:
+        """Fire every stop the last trade price reached, repeating while new trades fire more."""
+        while True:
+            last = book.last_price
+            fired = [o for o in book.buy_stops.values() if o.stop_price <= last]
+            fired.extend(o for o in book.sell_stops.values() if o.stop_price >= last)
+            if not fired:
+                return
+            fired.sort(key=_order_id)
+            for order in fired:
+                stops = book.buy_stops if order.side is _BUY else book.sell_stops
+                del stops[order.order_id]
+            for order in fired:
+                self._fire_stop(book, order, ev)
+
+    def _fire_stop(self, book: OrderBook, order: Order, ev: list[Event]) -> None:
+        self.seq += 1
+        ev.append(
+            StopTriggered(
+                self.seq, order.order_id, order.account.trader, order.client_order_id, order.symbol, order.stop_price, book.last_price
+            )
+        )
+        order.order_type = _LIMIT if order.order_type is _STOP_LIMIT else _MARKET
+        order.account.open_orders.pop(order.order_id, None)
+        limit = order.price if order.price else self._protection_limit(book, order.side)
+        self._execute(book, order, limit, ev)
+
+    # ------------------------------------------------- cancel and replace
+    def _find_own(self, trader: str, order_id: int, client_order_id: str) -> Order | None:
+        account = self.accounts.get(trader)
+        if account is None:
+            return None
+        if not order_id and client_order_id:
+            order_id = account.client_ids.get(client_order_id, 0)
+        return account.open_orders.get(order_id)
+
+    def _cancel(self, cmd: CancelOrder, ev: list[Event]) -> None:
+        order = self._find_own(cmd.trader, cmd.order_id, cmd.client_order_id)
+        if order is None:
+            self._reject(ev, cmd.trader, cmd.client_order_id, "", _UNKNOWN_ORDER, "no such open order of this trader", cmd.order_id)
+            return
+        book = self.books[order.symbol]
+        self._cancel_open(book, order, _CANCELLED_BY_USER, ev)
+        self._flush_deltas(book, ev)
+
+    def _cancel_open(self, book: OrderBook, order: Order, reason: CancelReason, ev: list[Event]) -> None:
+        if order.order_type is _STOP_MARKET or order.order_type is _STOP_LIMIT:
+            del (book.buy_stops if order.side is _BUY else book.sell_stops)[order.order_id]
+            self._finish(order, reason, ev)
+            return
+        side = book.bids if order.side is _BUY else book.asks
+        self._cancel_resting(book, side.levels[order.price], order, reason, ev)
+
+    def _cancel_resting(self, book: OrderBook, level: PriceLevel, order: Order, reason: CancelReason, ev: list[Event]) -> None:
+        self.seq += 1
+        ev.append(OrderCancelled(self.seq, order.order_id, order.account.trader, order.client_order_id, order.symbol, reason, order.qty))
+        level.kill(order)
+        del order.account.open_orders[order.order_id]
+        self._retire(order, _STATUS_CANCELLED)
+        price = level.price
+        if order.side is _BUY:
+            touched = self._touched_bids
+            side = book.bids
+        else:
+            touched = self._touched_asks
+            side = book.asks
+        if price not in touched:
+            touched.append(price)
+        if level.count == 0:
+            del side.levels[price]
+
+    def _replace(self, cmd: ReplaceOrder, ev: list[Event]) -> None:
+        trader = cmd.trader
+        order = self._find_own(trader, cmd.order_id, "")
+        if order is None:
+            self._reject(ev, trader, "", "", _UNKNOWN_ORDER, "no such open order of this trader", cmd.order_id)
+            return
+        symbol = order.symbol
+        coid = order.client_order_id
+        if order.order_type is _STOP_MARKET or order.order_type is _STOP_LIMIT:
+            self._reject(ev, trader, coid, symbol, _ORDER_NOT_REPLACEABLE, "stop orders cannot be replaced", order.order_id)
+            return
+        book = self.books[symbol]
+        instrument = book.instrument
+        if cmd.new_price < 0:
+            self._reject(ev, trader, coid, symbol, _INVALID_PRICE, "price must be positive", order.order_id)
+            return
+        if cmd.new_qty < 0:
+            self._reject(ev, trader, coid, symbol, _INVALID_QUANTITY, "quantity must be positive", order.order_id)
+            return
+        price = cmd.new_price or order.price
+        qty = cmd.new_qty or order.qty
+        if qty < instrument.min_qty:
+            self._reject(ev, trader, coid, symbol, _QUANTITY_BELOW_MIN, "quantity below the instrument minimum", order.order_id)
+            return
+        if qty > instrument.max_qty:
+            self._reject(ev, trader, coid, symbol, _QUANTITY_ABOVE_MAX, "quantity above the instrument maximum", order.order_id)
+            return
+        max_lots, max_notional, _ = self._limits(trader, book)
+        if max_lots and qty > max_lots:
+            self._reject(ev, trader, coid, symbol, _RISK_MAX_ORDER_QTY, f"quantity above the limit of {max_lots} lots", order.order_id)
+            return
+        if max_notional and price * qty > max_notional:
+            self._reject(ev, trader, coid, symbol, _RISK_MAX_NOTIONAL, "order notional above the limit", order.order_id)
+            return
+        if price != order.price and not _in_band(book, price):
+            self._reject(ev, trader, coid, symbol, _PRICE_OUT_OF_BAND, "limit price outside the price band", order.order_id)
+            return
+        side = book.bids if order.side is _BUY else book.asks
+        level = side.levels[order.price]
+        if price == order.price and qty <= order.qty:
+            # A pure quantity decrease keeps the order's place in the queue.
+            level.qty -= order.qty - qty
+            order.qty = qty
+            self.seq += 1
+            ev.append(OrderReplaced(self.seq, order.order_id, trader, coid, symbol, order.side, price, qty, True))
+            touched = self._touched_bids if order.side is _BUY else self._touched_asks
+            if price not in touched:
+                touched.append(price)
+            self._flush_deltas(book, ev)
+            return
+        # Anything else loses priority: the old queue entry dies, a fresh one joins the back.
+        level.kill(order)
+        touched = self._touched_bids if order.side is _BUY else self._touched_asks
+        if order.price not in touched:
+            touched.append(order.price)
+        if level.count == 0:
+            del side.levels[order.price]
+        del order.account.open_orders[order.order_id]
+        fresh = Order(order.order_id, order.account, coid, symbol, order.side, price, qty, order.stp, _LIMIT, _GTC, 0)
+        fresh.filled = order.filled
+        self.seq += 1
+        ev.append(OrderReplaced(self.seq, order.order_id, trader, coid, symbol, order.side, price, qty, False))
+        trades_before = self.last_trade_id
+        self._execute(book, fresh, price, ev)
+        if self.last_trade_id != trades_before and (book.buy_stops or book.sell_stops):
+            self._trigger_stops(book, ev)
+        self._flush_deltas(book, ev)
+
+    def _mass_cancel(self, cmd: MassCancel, ev: list[Event]) -> None:
+        account = self.accounts.get(cmd.trader)
+        if account is None:
+            return
+        orders = sorted((o for o in account.open_orders.values() if not cmd.symbol or o.symbol == cmd.symbol), key=_order_id)
+        by_symbol: dict[str, list[Order]] = {}
+        for order in orders:
+            by_symbol.setdefault(order.symbol, []).append(order)
+        for symbol in sorted(by_symbol):
+            book = self.books[symbol]
+            for order in by_symbol[symbol]:
+                self._cancel_open(book, order, _MASS_CANCEL, ev)
+            self._flush_deltas(book, ev)
+
+    # ---------------------------------------------------------- instruments
+    def _add_instrument(self, instrument: Instrument, ev: list[Event]) -> None:
+        if instrument.symbol in self.books:
+            self._reject(ev, "", "", instrument.symbol, _INSTRUMENT_EXISTS, f"{instrument.symbol} is already listed")
+            return
+        book = OrderBook(instrument)
+        book.max_order_lots, book.max_notional = self.risk.compile_for(instrument)
+        self.books[instrument.symbol] = book
+        self.trades[instrument.symbol] = deque(maxlen=self.trade_history)
+        self._trader_risk.clear()
+        self.seq += 1
+        ev.append(InstrumentAdded(self.seq, instrument))
+
+    # -------------------------------------------------------------- deltas
+    def _flush_deltas(self, book: OrderBook, ev: list[Event]) -> None:
+        symbol = book.symbol
+        if self._touched_bids:
+            levels = book.bids.levels
+            for price in self._touched_bids:
+                level = levels.get(price)
+                self.seq += 1
+                if level is None:
+                    ev.append(BookDelta(self.seq, symbol, _BUY, price, 0, 0))
+                else:
+                    ev.append(BookDelta(self.seq, symbol, _BUY, price, level.qty, level.count))
+            self._touched_bids.clear()
+        if self._touched_asks:
+            levels = book.asks.levels
+            for price in self._touched_asks:
+                level = levels.get(price)
+                self.seq += 1
+                if level is None:
+                    ev.append(BookDelta(self.seq, symbol, _SELL, price, 0, 0))
+                else:
+                    ev.append(BookDelta(self.seq, symbol, _SELL, price, level.qty, level.count))
+            self._touched_asks.clear()
+
+
+# ---------------------------------------------------------------- helpers
+def _order_id(order: Order) -> int:
+    return order.order_id
+
+
+def _validate_place(cmd: PlaceOrder, instrument: Instrument) -> tuple[RejectReason, str] | None:
+    """Check a placement against the instrument; None if it is well formed."""
+    if not cmd.trader:
+        return _INVALID_ORDER, "trader is required"
+    if len(cmd.client_order_id) > _MAX_CLIENT_ID:
+        return _INVALID_ORDER, f"client order id longer than {_MAX_CLIENT_ID}"
+    if not isinstance(cmd.side, Side):
+        return _INVALID_ORDER, "side must be buy or sell"
+    order_type = cmd.order_type
+    if cmd.qty <= 0:
+        return _INVALID_QUANTITY, "quantity must be positive"
+    if order_type is _LIMIT or order_type is _STOP_LIMIT:
+        if cmd.price <= 0:
+            return _INVALID_PRICE, "a limit order needs a positive price"
+    elif order_type is _MARKET or order_type is _STOP_MARKET:
+        if cmd.price != 0:
+            return _INVALID_ORDER, "a market order takes no price"
+    else:
+        return _INVALID_ORDER, "unknown order type"
+    if order_type is _STOP_MARKET or order_type is _STOP_LIMIT:
+        if cmd.stop_price <= 0:
+            return _INVALID_ORDER, "a stop order needs a positive stop price"
+    elif cmd.stop_price != 0:
+        return _INVALID_ORDER, "only stop orders take a stop price"
+    if not isinstance(cmd.tif, TimeInForce):
+        return _INVALID_ORDER, "unknown time in force"
+    if not isinstance(cmd.stp, SelfTradePrevention):
+        return _INVALID_ORDER, "unknown self-trade prevention"
+    if cmd.post_only and (order_type is not _LIMIT or cmd.tif is not _GTC):
+        return _INVALID_ORDER, "post-only needs a GTC limit order"
+    if cmd.qty < instrument.min_qty:
+        return _QUANTITY_BELOW_MIN, "quantity below the instrument minimum"
+    if cmd.qty > instrument.max_qty:
+        return _QUANTITY_ABOVE_MAX, "quantity above the instrument maximum"
+    return None
+
+
+def _in_band(book: OrderBook, price: int) -> bool:
+    band = book.instrument.price_band_bps
+    if not band:
+        return True
+    ref = book.reference_price()
+    if not ref:
+        return True
+    return abs(price - ref) * 10_000 <= band * ref
+
+
+def _would_take(book: OrderBook, side: Side, price: int) -> bool:
+    if side is _BUY:
+        best = book.asks.best()
+        return best is not None and best.price <= price
+    best = book.bids.best()
+    return best is not None and best.price >= price
+
+
+def _stop_reached(order: Order, last: int) -> bool:
+    if not last:
+        return False
+    return last >= order.stop_price if order.side is _BUY else last <= order.stop_price
+
+
+def _live_status(order: Order) -> OrderStatus:
+    if order.order_type is _STOP_MARKET or order.order_type is _STOP_LIMIT:
+        return _STATUS_PENDING_TRIGGER
+    return _STATUS_PARTIALLY_FILLED if order.filled else _STATUS_NEW
+
+
+def _view(order: Order, status: OrderStatus) -> OrderView:
+    return OrderView(
+        order.order_id,
+        order.account.trader,
+        order.client_order_id,
+        order.symbol,
+        order.side,
+        order.order_type,
+        order.tif,
+        order.price,
+        order.stop_price,
+        order.qty,
+        order.filled,
+        status,
+    )
+
+
+def _levels(side: BookSide, count: int) -> list[L2Level]:
+    out: list[L2Level] = []
+    if count <= 0:
+        return out
+    for price in side.prices_best_first()[:count]:
+        level = side.levels[price]
+        out.append(L2Level(price, level.qty, level.count))
+    return out

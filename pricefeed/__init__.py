@@ -1,0 +1,1 @@
+"""Price sources and the publisher onto pub/sub transports (see README.md)."""
