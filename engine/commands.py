@@ -88,24 +88,34 @@ class CancelOrder(Record):
 
 class ReplaceOrder(Record):
     """Change a resting order's price and/or quantity (``0`` = unchanged).
-    A quantity decrease at the same price keeps time priority; a price change or
-    a quantity increase sends the order to the back of its (new) level, and a
-    new price that crosses the spread trades at once.
+
+    The order is named by ``order_id``, or by ``client_order_id`` when
+    ``order_id`` is 0. ``new_qty`` is the new remaining quantity. A quantity
+    decrease at the same price keeps time priority; a price change or a
+    quantity increase sends the order to the back of its (new) level, and a new
+    price that crosses the spread trades at once. ``symbol``, when given, must
+    be the order's symbol (the edge needs it to convert the price).
     """
 
-    __slots__ = ("new_price", "new_qty", "order_id", "trader")
-    FIELDS: ClassVar[tuple[str, ...]] = ("trader", "order_id", "new_price", "new_qty")
+    __slots__ = ("client_order_id", "new_price", "new_qty", "order_id", "symbol", "trader")
+    FIELDS: ClassVar[tuple[str, ...]] = ("trader", "order_id", "new_price", "new_qty", "symbol", "client_order_id")
 
     trader: str
     order_id: int
     new_price: int
     new_qty: int
+    symbol: str
+    client_order_id: str
 
-    def __init__(self, trader: str, order_id: int, new_price: int = 0, new_qty: int = 0) -> None:
+    def __init__(
+        self, trader: str, order_id: int, new_price: int = 0, new_qty: int = 0, symbol: str = "", client_order_id: str = ""
+    ) -> None:
         self.trader = trader
         self.order_id = order_id
         self.new_price = new_price
         self.new_qty = new_qty
+        self.symbol = symbol
+        self.client_order_id = client_order_id
 
 
 class MassCancel(Record):

@@ -582,9 +582,9 @@ class Engine:
 
     def _replace(self, cmd: ReplaceOrder, ev: list[Event]) -> None:
         trader = cmd.trader
-        order = self._find_own(trader, cmd.order_id, "")
-        if order is None:
-            self._reject(ev, trader, "", "", _UNKNOWN_ORDER, "no such open order of this trader", cmd.order_id)
+        order = self._find_own(trader, cmd.order_id, cmd.client_order_id)
+        if order is None or (cmd.symbol and cmd.symbol != order.symbol):
+            self._reject(ev, trader, cmd.client_order_id, "", _UNKNOWN_ORDER, "no such open order of this trader", cmd.order_id)
             return
         symbol = order.symbol
         coid = order.client_order_id

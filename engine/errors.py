@@ -3,8 +3,8 @@
 ::
 
     ExchangeError                 every error we raise; carries a RejectReason
-    ├── InvalidDecimal            a decimal string that is not exact on the tick/lot
     ├── MalformedMessage          the codec could not decode wire input
+    │   └── InvalidDecimal        a decimal string that is not exact on the tick/lot
     ├── Overloaded                the gateway queue is full; retry later
     ├── NotConnected              a transport client cannot reach its server/broker
     └── SnapshotError             a snapshot or journal that cannot be restored
@@ -34,14 +34,14 @@ class ExchangeError(Exception):
         return f"{self.reason.name}: {self.message}"
 
 
-class InvalidDecimal(ExchangeError):
+class MalformedMessage(ExchangeError):
+    reason = RejectReason.MALFORMED_MESSAGE
+
+
+class InvalidDecimal(MalformedMessage):
     """A price or quantity that is not an exact multiple of the tick or lot."""
 
     reason = RejectReason.INVALID_PRICE
-
-
-class MalformedMessage(ExchangeError):
-    reason = RejectReason.MALFORMED_MESSAGE
 
 
 class Overloaded(ExchangeError):

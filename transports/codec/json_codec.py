@@ -1,0 +1,552 @@
+"""JSON form of commands and events (the JSON Lines replay format, HTTP, WebSocket).
+
+Schema: docs/json-format.md. Rules:
+
+* Prices and quantities are decimal strings, converted exactly through the
+  symbol's ``Instrument`` (never floats; a JSON number for a price is refused).
+* Order vocabulary is lower case (``"buy"``, ``"limit"``, ``"gtc"``); reason
+  codes are upper case names with their numeric ``code``.
+* Decoding is strict: a missing required field, a field of the wrong type or an
+  unknown field raises ``MalformedMessage`` with a stable reason; it never
+  raises anything else (``KeyError``, ``ValueError`` ... are bugs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from enum import IntEnum
+from typing import Any, TypeVar
+
+import orjson
+
+from engine import (
+    AddInstrument,
+    BookDelta,
+    CancelOrder,
+    CancelReason,
+    Command,
+    Event,
+    ExchangeError,
+    Instrument,
+    InstrumentAdded,
+    MalformedMessage,
+    MassCancel,
+    OrderAccepted,
+    OrderCancelled,
+    OrderRejected,
+    OrderReplaced,
+    OrderType,
+    PlaceOrder,
+    RejectReason,
+    ReplaceOrder,
+    SelfTradePrevention,
+    Side,
+    StopTriggered,
+    TimeInForce,
+    TradeExecuted,
+)
+
+InstrumentLookup = Callable[[str], Instrument | None]
+E = TypeVar("E", bound=IntEnum)
+
+_MAX_TEXT = 64
+_MAX_BATCH = 100_000
+
+
+# --------------------------------------------------------------- bytes level
+def loads(data: bytes | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessage(f"not valid JSON: {exc}") from None
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+# ----------------------------------------------------------- field helpers
+def _obj(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise MalformedMessage("a command must be a JSON object")
+    return data
+
+
+def _text(data: dict[str, Any], key: str, required: bool = True, default: str = "") -> str:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise MalformedMessage(f"missing field {key!r}")
+        return default
+    if not isinstance(value, str):
+        raise MalformedMessage(f"field {key!r} must be a string")
+    if len(value) > _MAX_TEXT:
+        raise MalformedMessage(f"field {key!r} is longer than {_MAX_TEXT} characters")
+    return value
+
+
+def _order_id(data: dict[str, Any], key: str = "order_id", required: bool = True) -> int:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise MalformedMessage(f"missing field {key!r}")
+        return 0
+    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise MalformedMessage(f"field {key!r} must be a positive integer")
+    return value
+
+
+def _enum(data: dict[str, Any], key: str, kind: type[E], default: E) -> E:
+    value = data.get(key)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        member = kind.__members__.get(value.upper())
+        if member is not None:
+            return member
+    raise MalformedMessage(f"field {key!r} must be one of {', '.join(m.lower() for m in kind.__members__)}")
+
+
+def _required_enum(data: dict[str, Any], key: str, kind: type[E]) -> E:
+    if data.get(key) is None:
+        raise MalformedMessage(f"missing field {key!r}")
+    return _enum(data, key, kind, next(iter(kind)))
+
+
+def _bool(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise MalformedMessage(f"field {key!r} must be true or false")
+    return value
+
+
+def _decimal(data: dict[str, Any], key: str) -> str | None:
+    """A price or quantity field: a decimal string, never a JSON number (floats are inexact)."""
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise MalformedMessage(
+        f'field {key!r} must be a decimal string such as "100.25"',
+        RejectReason.INVALID_QUANTITY if key == "qty" else RejectReason.INVALID_PRICE,
+    )
+
+
+def _instrument(instruments: InstrumentLookup, symbol: str) -> Instrument:
+    instrument = instruments(symbol)
+    if instrument is None:
+        raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
+    return instrument
+
+
+def _check_keys(data: dict[str, Any], allowed: frozenset[str]) -> None:
+    extra = data.keys() - allowed
+    if extra:
+        raise MalformedMessage(f"unknown field(s): {', '.join(sorted(map(str, extra)))}")
+
+
+# ---------------------------------------------------------------- commands
+_PLACE_KEYS = frozenset(
+    {"type", "trader", "client_order_id", "symbol", "side", "order_type", "price", "qty", "tif", "post_only", "stop_price", "stp"}
+)
+_CANCEL_KEYS = frozenset({"type", "trader", "order_id", "client_order_id", "symbol"})
+_REPLACE_KEYS = frozenset({"type", "trader", "order_id", "client_order_id", "symbol", "price", "qty"})
+_MASS_CANCEL_KEYS = frozenset({"type", "trader", "symbol"})
+_INSTRUMENT_KEYS = frozenset({"type", "symbol", "tick_size", "lot_size", "min_qty", "max_qty", "price_band_bps", "reference_price"})
+
+
+def _decode_place(data: dict[str, Any], instruments: InstrumentLookup, trader: str | None) -> PlaceOrder:
+    _check_keys(data, _PLACE_KEYS)
+    symbol = _text(data, "symbol")
+    instrument = _instrument(instruments, symbol)
+    order_type = _enum(data, "order_type", OrderType, OrderType.LIMIT)
+    raw_price = _decimal(data, "price")
+    raw_stop = _decimal(data, "stop_price")
+    raw_qty = _decimal(data, "qty")
+    return PlaceOrder(
+        trader if trader is not None else _text(data, "trader"),
+        _text(data, "client_order_id", required=False),
+        symbol,
+        _required_enum(data, "side", Side),
+        instrument.parse_qty(raw_qty) if raw_qty is not None else _missing("qty"),
+        instrument.parse_price(raw_price) if raw_price is not None else 0,
+        order_type,
+        _enum(data, "tif", TimeInForce, TimeInForce.GTC),
+        _bool(data, "post_only"),
+        instrument.parse_price(raw_stop) if raw_stop is not None else 0,
+        _enum(data, "stp", SelfTradePrevention, SelfTradePrevention.CANCEL_NEWEST),
+    )
+
+
+def _missing(key: str) -> int:
+    raise MalformedMessage(f"missing field {key!r}")
+
+
+def _decode_replace(data: dict[str, Any], instruments: InstrumentLookup, trader: str | None) -> ReplaceOrder:
+    _check_keys(data, _REPLACE_KEYS)
+    symbol = _text(data, "symbol")
+    instrument = _instrument(instruments, symbol)
+    raw_price = _decimal(data, "price")
+    raw_qty = _decimal(data, "qty")
+    if raw_price is None and raw_qty is None:
+        raise MalformedMessage("a replace needs a new price, a new qty, or both")
+    order_id = _order_id(data, required=False)
+    client_order_id = _text(data, "client_order_id", required=False)
+    if not order_id and not client_order_id:
+        raise MalformedMessage("a replace needs order_id or client_order_id")
+    return ReplaceOrder(
+        trader if trader is not None else _text(data, "trader"),
+        order_id,
+        instrument.parse_price(raw_price) if raw_price is not None else 0,
+        instrument.parse_qty(raw_qty) if raw_qty is not None else 0,
+        symbol,
+        client_order_id,
+    )
+
+
+def _decode_cancel(data: dict[str, Any], trader: str | None) -> CancelOrder:
+    _check_keys(data, _CANCEL_KEYS)
+    order_id = _order_id(data, required=False)
+    client_order_id = _text(data, "client_order_id", required=False)
+    if not order_id and not client_order_id:
+        raise MalformedMessage("a cancel needs order_id or client_order_id")
+    return CancelOrder(trader if trader is not None else _text(data, "trader"), order_id, client_order_id)
+
+
+def _decode_mass_cancel(data: dict[str, Any], trader: str | None) -> MassCancel:
+    _check_keys(data, _MASS_CANCEL_KEYS)
+    return MassCancel(trader if trader is not None else _text(data, "trader"), _text(data, "symbol", required=False))
+
+
+def _decode_instrument(data: dict[str, Any]) -> AddInstrument:
+    _check_keys(data, _INSTRUMENT_KEYS)
+    try:
+        return AddInstrument(Instrument.from_dict({k: v for k, v in data.items() if k != "type"}))
+    except ExchangeError as exc:
+        raise MalformedMessage(exc.message, RejectReason.INVALID_INSTRUMENT) from None
+    except KeyError as exc:
+        raise MalformedMessage(f"missing field {exc.args[0]!r}", RejectReason.INVALID_INSTRUMENT) from None
+
+
+def decode_command(data: Any, instruments: InstrumentLookup, trader: str | None = None) -> Command:
+    """Decode one JSON command object.
+
+    ``trader``, when given, is the authenticated trader of the connection: it
+    overrides (and makes unnecessary) the ``trader`` field, so a client can act
+    only as itself.
+    """
+    data = _obj(data)
+    kind = data.get("type", "place")
+    try:
+        if kind == "place":
+            return _decode_place(data, instruments, trader)
+        if kind == "cancel":
+            return _decode_cancel(data, trader)
+        if kind == "replace":
+            return _decode_replace(data, instruments, trader)
+        if kind == "mass_cancel":
+            return _decode_mass_cancel(data, trader)
+        if kind == "add_instrument":
+            return _decode_instrument(data)
+    except MalformedMessage:
+        raise
+    except ExchangeError as exc:  # InvalidDecimal and friends keep their reason
+        raise MalformedMessage(exc.message, exc.reason) from None
+    raise MalformedMessage(f"unknown command type {kind!r}")
+
+
+def decode_commands(data: Any, instruments: InstrumentLookup, trader: str | None = None) -> list[Command]:
+    """Decode a batch: a JSON array of command objects (all or nothing)."""
+    if not isinstance(data, list):
+        raise MalformedMessage("a batch must be a JSON array")
+    if len(data) > _MAX_BATCH:
+        raise MalformedMessage(f"a batch holds at most {_MAX_BATCH} commands")
+    return [decode_command(item, instruments, trader) for item in data]
+
+
+def _price(instrument: Instrument | None, ticks: int) -> str | None:
+    if not ticks or instrument is None:
+        return None
+    return instrument.format_price(ticks)
+
+
+def _qty(instrument: Instrument | None, lots: int) -> str:
+    if instrument is None:
+        return str(lots)
+    return instrument.format_qty(lots)
+
+
+def encode_command(command: Command, instruments: InstrumentLookup) -> dict[str, Any]:
+    if isinstance(command, PlaceOrder):
+        inst = instruments(command.symbol)
+        out: dict[str, Any] = {
+            "type": "place",
+            "trader": command.trader,
+            "client_order_id": command.client_order_id,
+            "symbol": command.symbol,
+            "side": command.side.name.lower(),
+            "order_type": command.order_type.name.lower(),
+            "qty": _qty(inst, command.qty),
+            "tif": command.tif.name.lower(),
+        }
+        if command.price:
+            out["price"] = _price(inst, command.price)
+        if command.stop_price:
+            out["stop_price"] = _price(inst, command.stop_price)
+        if command.post_only:
+            out["post_only"] = True
+        if command.stp is not SelfTradePrevention.CANCEL_NEWEST:
+            out["stp"] = command.stp.name.lower()
+        return out
+    if isinstance(command, CancelOrder):
+        out = {"type": "cancel", "trader": command.trader}
+        if command.order_id:
+            out["order_id"] = command.order_id
+        if command.client_order_id:
+            out["client_order_id"] = command.client_order_id
+        return out
+    if isinstance(command, ReplaceOrder):
+        inst = instruments(command.symbol)
+        out = {"type": "replace", "trader": command.trader, "symbol": command.symbol}
+        if command.order_id:
+            out["order_id"] = command.order_id
+        if command.client_order_id:
+            out["client_order_id"] = command.client_order_id
+        if command.new_price:
+            out["price"] = _price(inst, command.new_price)
+        if command.new_qty:
+            out["qty"] = _qty(inst, command.new_qty)
+        return out
+    if isinstance(command, MassCancel):
+        out = {"type": "mass_cancel", "trader": command.trader}
+        if command.symbol:
+            out["symbol"] = command.symbol
+        return out
+    return {"type": "add_instrument", **command.instrument.to_dict()}
+
+
+# ------------------------------------------------------------------ events
+def _reason(reason: RejectReason | CancelReason) -> str:
+    return reason.name
+
+
+def encode_event(event: Event, instruments: InstrumentLookup) -> dict[str, Any]:
+    """Encode one event as a JSON-ready dict (prices and quantities as decimal strings)."""
+    kind = type(event)
+    if kind is BookDelta:
+        assert isinstance(event, BookDelta)
+        inst = instruments(event.symbol)
+        return {
+            "type": "book_delta",
+            "seq": event.seq,
+            "symbol": event.symbol,
+            "side": event.side.name.lower(),
+            "price": _price(inst, event.price),
+            "qty": _qty(inst, event.qty),
+            "order_count": event.order_count,
+        }
+    if kind is OrderAccepted:
+        assert isinstance(event, OrderAccepted)
+        inst = instruments(event.symbol)
+        return {
+            "type": "accepted",
+            "seq": event.seq,
+            "order_id": event.order_id,
+            "trader": event.trader,
+            "client_order_id": event.client_order_id,
+            "symbol": event.symbol,
+            "side": event.side.name.lower(),
+            "order_type": event.order_type.name.lower(),
+            "tif": event.tif.name.lower(),
+            "price": _price(inst, event.price),
+            "qty": _qty(inst, event.qty),
+            "stop_price": _price(inst, event.stop_price),
+        }
+    if kind is TradeExecuted:
+        assert isinstance(event, TradeExecuted)
+        inst = instruments(event.symbol)
+        return {
+            "type": "trade",
+            "seq": event.seq,
+            "trade_id": event.trade_id,
+            "symbol": event.symbol,
+            "price": _price(inst, event.price),
+            "qty": _qty(inst, event.qty),
+            "aggressor_side": event.aggressor_side.name.lower(),
+            "maker_order_id": event.maker_order_id,
+            "maker_trader": event.maker_trader,
+            "maker_client_order_id": event.maker_client_order_id,
+            "maker_remaining": _qty(inst, event.maker_remaining),
+            "taker_order_id": event.taker_order_id,
+            "taker_trader": event.taker_trader,
+            "taker_client_order_id": event.taker_client_order_id,
+            "taker_remaining": _qty(inst, event.taker_remaining),
+        }
+    if kind is OrderCancelled:
+        assert isinstance(event, OrderCancelled)
+        inst = instruments(event.symbol)
+        return {
+            "type": "cancelled",
+            "seq": event.seq,
+            "order_id": event.order_id,
+            "trader": event.trader,
+            "client_order_id": event.client_order_id,
+            "symbol": event.symbol,
+            "reason": _reason(event.reason),
+            "qty": _qty(inst, event.qty),
+            "remaining": _qty(inst, event.remaining),
+        }
+    if kind is OrderRejected:
+        assert isinstance(event, OrderRejected)
+        return {
+            "type": "rejected",
+            "seq": event.seq,
+            "trader": event.trader,
+            "client_order_id": event.client_order_id,
+            "symbol": event.symbol,
+            "reason": _reason(event.reason),
+            "code": int(event.reason),
+            "message": event.message,
+            "order_id": event.order_id or None,
+        }
+    if kind is OrderReplaced:
+        assert isinstance(event, OrderReplaced)
+        inst = instruments(event.symbol)
+        return {
+            "type": "replaced",
+            "seq": event.seq,
+            "order_id": event.order_id,
+            "trader": event.trader,
+            "client_order_id": event.client_order_id,
+            "symbol": event.symbol,
+            "side": event.side.name.lower(),
+            "price": _price(inst, event.price),
+            "qty": _qty(inst, event.qty),
+            "priority_kept": event.priority_kept,
+        }
+    if kind is StopTriggered:
+        assert isinstance(event, StopTriggered)
+        inst = instruments(event.symbol)
+        return {
+            "type": "stop_triggered",
+            "seq": event.seq,
+            "order_id": event.order_id,
+            "trader": event.trader,
+            "client_order_id": event.client_order_id,
+            "symbol": event.symbol,
+            "stop_price": _price(inst, event.stop_price),
+            "last_price": _price(inst, event.last_price),
+        }
+    assert isinstance(event, InstrumentAdded)
+    return {"type": "instrument_added", "seq": event.seq, **event.instrument.to_dict()}
+
+
+def encode_events(events: Iterable[Event], instruments: InstrumentLookup) -> list[dict[str, Any]]:
+    return [encode_event(e, instruments) for e in events]
+
+
+def error_reply(error: ExchangeError) -> dict[str, Any]:
+    """The reply for input that never reached the engine (bad JSON, inexact price, ...)."""
+    return {"type": "error", "reason": error.reason.name, "code": int(error.reason), "message": error.message}
+
+
+# ------------------------------------------------------ decoding events back
+def _side(value: Any) -> Side:
+    return Side[str(value).upper()]
+
+
+def decode_event(data: dict[str, Any], instruments: InstrumentLookup) -> Event:
+    """Inverse of ``encode_event`` (clients use it to read replies and market data)."""
+    try:
+        return _decode_event(data, instruments)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MalformedMessage(f"not an event: {exc!r}") from None
+
+
+def _p(instrument: Instrument | None, value: Any) -> int:
+    if value is None:
+        return 0
+    if instrument is None:
+        raise MalformedMessage("price for an unknown symbol")
+    return instrument.parse_price(value)
+
+
+def _q(instrument: Instrument | None, value: Any) -> int:
+    if instrument is None:
+        return int(value)
+    return instrument.parse_qty(value)
+
+
+def _decode_event(d: dict[str, Any], instruments: InstrumentLookup) -> Event:
+    kind = d["type"]
+    if kind == "instrument_added":
+        return InstrumentAdded(d["seq"], Instrument.from_dict({k: v for k, v in d.items() if k not in ("type", "seq")}))
+    inst = instruments(d.get("symbol") or "")
+    if kind == "book_delta":
+        return BookDelta(d["seq"], d["symbol"], _side(d["side"]), _p(inst, d["price"]), _q(inst, d["qty"]), d["order_count"])
+    if kind == "accepted":
+        return OrderAccepted(
+            d["seq"],
+            d["order_id"],
+            d["trader"],
+            d["client_order_id"],
+            d["symbol"],
+            _side(d["side"]),
+            OrderType[d["order_type"].upper()],
+            TimeInForce[d["tif"].upper()],
+            _p(inst, d["price"]),
+            _q(inst, d["qty"]),
+            _p(inst, d["stop_price"]),
+        )
+    if kind == "trade":
+        return TradeExecuted(
+            d["seq"],
+            d["trade_id"],
+            d["symbol"],
+            _p(inst, d["price"]),
+            _q(inst, d["qty"]),
+            _side(d["aggressor_side"]),
+            d["maker_order_id"],
+            d["maker_trader"],
+            d["maker_client_order_id"],
+            _q(inst, d["maker_remaining"]),
+            d["taker_order_id"],
+            d["taker_trader"],
+            d["taker_client_order_id"],
+            _q(inst, d["taker_remaining"]),
+        )
+    if kind == "cancelled":
+        return OrderCancelled(
+            d["seq"],
+            d["order_id"],
+            d["trader"],
+            d["client_order_id"],
+            d["symbol"],
+            CancelReason[d["reason"]],
+            _q(inst, d["qty"]),
+            _q(inst, d["remaining"]),
+        )
+    if kind == "rejected":
+        return OrderRejected(
+            d["seq"], d["trader"], d["client_order_id"], d["symbol"], RejectReason[d["reason"]], d["message"], d["order_id"] or 0
+        )
+    if kind == "replaced":
+        return OrderReplaced(
+            d["seq"],
+            d["order_id"],
+            d["trader"],
+            d["client_order_id"],
+            d["symbol"],
+            _side(d["side"]),
+            _p(inst, d["price"]),
+            _q(inst, d["qty"]),
+            bool(d["priority_kept"]),
+        )
+    if kind == "stop_triggered":
+        return StopTriggered(
+            d["seq"], d["order_id"], d["trader"], d["client_order_id"], d["symbol"], _p(inst, d["stop_price"]), _p(inst, d["last_price"])
+        )
+    raise MalformedMessage(f"unknown event type {kind!r}")
