@@ -6,13 +6,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-EXTRAS := dev,bench
+EXTRAS := dev,bench,proto,http,harness
 
 DEPS_STAMP   := $(VENV)/.deps-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
 NATIVE_STAMP := build/.native-stamp
 ENGINE_SRC   := $(wildcard engine/*.py) scripts/build_native.py
 
-.PHONY: help setup demo test lint fmt unit bench-engine replay-example clean clean-native
+.PHONY: help setup demo test lint fmt unit bench-engine bench-http turbo-server dex-trader replay-example clean clean-native
 
 help: ## List every target with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -29,7 +29,14 @@ $(NATIVE_STAMP): $(DEPS_STAMP) $(ENGINE_SRC)
 	@$(PY) scripts/build_native.py
 	@mkdir -p build && touch $@
 
-setup: $(NATIVE_STAMP) ## Create .venv, install pinned dependencies, compile the engine (idempotent)
+PROTO_SRC := $(wildcard protos/exchange/v1/*.proto)
+PROTO_STAMP := build/.proto-stamp
+
+$(PROTO_STAMP): $(DEPS_STAMP) $(PROTO_SRC)
+	$(if $(PROTO_SRC),@$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC))
+	@mkdir -p build && touch $@
+
+setup: $(NATIVE_STAMP) $(PROTO_STAMP) ## Create .venv, install pinned dependencies, compile the engine, generate protobuf code (idempotent)
 
 demo: setup ## Run the engine on a seeded workload for a few seconds and print a summary
 	@$(PY) -m traders.demo --seconds 3
@@ -51,6 +58,15 @@ unit: setup ## The pytest suite only
 
 bench-engine: setup ## In-process engine benchmark vs peers; writes reports/bench-engine.json
 	@$(PY) -m bench.engine_bench --out reports/bench-engine.json
+
+turbo-server: setup ## Start the HTTP exchange server (turbo-dex) on 127.0.0.1:8080
+	@$(VENV)/bin/turbo-dex $(ARGS)
+
+dex-trader: setup ## Run the trader harness against DEX_SERVER (default http://127.0.0.1:8080)
+	@$(VENV)/bin/dex-trader --transport http $(ARGS)
+
+bench-http: setup ## HTTP server + harness on this machine; writes reports/bench-http.json
+	@$(PY) -m bench.http_bench --out reports/bench-http.json
 
 replay-example: setup ## Replay docs/examples/commands.jsonl through dex-engine
 	@$(VENV)/bin/dex-engine replay docs/examples/commands.jsonl

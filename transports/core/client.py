@@ -1,0 +1,72 @@
+"""``TraderClient``: the one interface the harness and the bots use to reach the exchange.
+
+Every transport ships a client implementing it (``transports/<name>/client.py``);
+the harness knows nothing else about any transport. A client acts for one
+trader: every command it sends is sent as that trader (servers enforce it).
+
+Errors: ``NotConnected`` when the server cannot be reached, ``Overloaded`` when
+the gateway refused a submission whole (nothing applied: retry), and
+``MalformedMessage`` for input the server could not decode.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any, ClassVar
+
+from engine import BookDepth, CancelOrder, Command, Event, Instrument, MassCancel, OrderView
+from transports.core.marketdata import MarketData
+
+Replies = list[list[Event]]
+
+
+class TraderClient(ABC):
+    transport: ClassVar[str]
+
+    def __init__(self, trader: str) -> None:
+        self.trader = trader
+
+    async def connect(self) -> None:  # noqa: B027 - optional hook
+        """Open connections; idempotent. Raises ``NotConnected`` if the server is unreachable."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Close connections; idempotent."""
+
+    async def __aenter__(self) -> TraderClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def submit(self, commands: Sequence[Command]) -> Replies:
+        """Send commands in order; return each command's events, in order."""
+
+    async def cancel(self, order_id: int) -> list[Event]:
+        return (await self.submit([CancelOrder(self.trader, order_id)]))[0]
+
+    async def mass_cancel(self, symbol: str = "") -> list[Event]:
+        return (await self.submit([MassCancel(self.trader, symbol)]))[0]
+
+    @abstractmethod
+    async def book(self, symbol: str, depth: int = 10) -> BookDepth:
+        """Level-2 depth; raises ``MalformedMessage`` (UNKNOWN_SYMBOL) for an unknown symbol."""
+
+    @abstractmethod
+    async def order(self, order_id: int) -> OrderView | None:
+        """Status of one of this trader's orders (None if unknown)."""
+
+    @abstractmethod
+    async def instruments(self) -> list[Instrument]:
+        """The listed instruments (tick and lot sizes are needed to price orders)."""
+
+    @abstractmethod
+    async def stats(self) -> dict[str, Any]:
+        """The server's counters (``Gateway.stats_dict``)."""
+
+    @abstractmethod
+    def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
+        """A snapshot per symbol, then sequenced updates; ``Gap`` + a fresh snapshot after falling behind."""

@@ -1,0 +1,346 @@
+"""The gateway: the only place where asyncio meets the engine.
+
+Every transport server of a process submits through one ``Gateway``; an
+order sent over one transport can trade against an order sent over another.
+
+Invariants:
+
+* One writer. Batches are applied to the engine in arrival order by a single
+  task; nothing else mutates the engine. Queries read the engine between
+  batches (the event loop never interleaves them with a batch).
+* Write-ahead. Every command that reached the engine is appended to the
+  journal before its reply is released. With ``fsync="batch"`` the reply also
+  waits for an fsync; commands that arrive while one fsync runs share the next
+  one (group commit), so the engine never waits for the disk.
+* Bounded. At most ``buffer`` commands wait in the queue; a submission that
+  would exceed it is refused whole with ``Overloaded`` (reason ``OVERLOADED``):
+  nothing of it was applied, so a retry is safe. Nothing accepted is dropped.
+* Market data is published when a batch is applied (it may run ahead of
+  durability by one fsync group; a restarted server publishes a fresh
+  snapshot first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from engine import (
+    AddInstrument,
+    BookDelta,
+    BookDepth,
+    CancelOrder,
+    Command,
+    Engine,
+    Event,
+    Instrument,
+    MassCancel,
+    OrderAccepted,
+    OrderCancelled,
+    OrderRejected,
+    OrderView,
+    Overloaded,
+    PlaceOrder,
+    ReplaceOrder,
+    TradeExecuted,
+)
+from transports.codec.compact import decode_compact, encode_compact
+from transports.core.histogram import Histogram
+from transports.core.journal import CHECKPOINT, COMMAND, FsyncPolicy, Journal, JournalCorrupt, iter_payloads
+from transports.core.marketdata import MarketDataHub, Subscription
+
+Replies = list[list[Event]]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    buffer: int = 100_000  # most commands waiting to be applied
+    journal: str | None = None  # path; None = no journal (nothing survives a restart)
+    fsync: FsyncPolicy = "batch"
+    fsync_interval_ms: int = 10  # for fsync="interval"
+    max_group: int = 20_000  # most commands applied between two yields to the event loop
+    md_queue: int = 10_000  # per-subscriber market-data queue before it is told "gap"
+
+
+@dataclass(eq=False)
+class _Pending:
+    commands: Sequence[Command]
+    future: asyncio.Future[Replies]
+    transport: str
+    started_ns: int
+    replies: Replies = field(default_factory=list)
+
+
+class GatewayStats:
+    """Counters a user watches, and what the harness reconciles against."""
+
+    def __init__(self) -> None:
+        self.commands: Counter[str] = Counter()  # by command kind
+        self.by_transport: Counter[str] = Counter()  # commands by transport
+        self.orders = 0  # place commands
+        self.accepted = 0
+        self.rejected: Counter[str] = Counter()  # by reason name
+        self.trades = 0
+        self.cancelled: Counter[str] = Counter()  # by cancel reason
+        self.overloaded = 0  # submissions refused whole
+        self.batches = 0
+        self.fsyncs = 0
+        self.fsync_us = Histogram()
+        self.latency_us = Histogram()  # submit -> reply, per command
+
+    def count(self, command: Command, events: list[Event], transport: str) -> None:
+        kind = type(command)
+        if kind is PlaceOrder:
+            self.orders += 1
+            self.commands["place"] += 1
+        elif kind is CancelOrder:
+            self.commands["cancel"] += 1
+        elif kind is ReplaceOrder:
+            self.commands["replace"] += 1
+        elif kind is MassCancel:
+            self.commands["mass_cancel"] += 1
+        else:
+            self.commands["add_instrument"] += 1
+        self.by_transport[transport] += 1
+        for event in events:
+            ek = type(event)
+            if ek is BookDelta:
+                continue
+            if ek is OrderAccepted:
+                self.accepted += 1
+            elif ek is TradeExecuted:
+                self.trades += 1
+            elif ek is OrderRejected:
+                assert isinstance(event, OrderRejected)
+                self.rejected[event.reason.name] += 1
+            elif ek is OrderCancelled:
+                assert isinstance(event, OrderCancelled)
+                self.cancelled[event.reason.name] += 1
+
+
+class Gateway:
+    def __init__(self, engine: Engine | None = None, config: GatewayConfig | None = None) -> None:
+        self.engine = engine if engine is not None else Engine()
+        self.config = config if config is not None else GatewayConfig()
+        self.stats = GatewayStats()
+        self.marketdata = MarketDataHub(self.engine.depth)
+        self.journal: Journal | None = None
+        self.recovered_commands = 0
+        self.truncated_bytes = 0
+        self._pending: deque[_Pending] = deque()
+        self._queued = 0  # commands in _pending
+        self._wake = asyncio.Event()
+        self._unsynced: list[list[_Pending]] = []
+        self._sync_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+        self._closing = False
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self, instruments: Iterable[Instrument] = ()) -> None:
+        """Recover the journal (if any), start the writer, and list missing instruments."""
+        if self.config.journal:
+            self.journal = Journal(self.config.journal, self.config.fsync)
+            self._recover(self.journal)
+        self._running = True
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._writer(), name="gateway-writer"))
+        if self.journal is not None and self.config.fsync != "off":
+            syncer = self._batch_syncer() if self.config.fsync == "batch" else self._interval_syncer()
+            self._tasks.append(loop.create_task(syncer, name="gateway-fsync"))
+        missing = [AddInstrument(i) for i in instruments if self.engine.instrument(i.symbol) is None]
+        if missing:
+            await self.submit(missing, "config")
+
+    def _recover(self, journal: Journal) -> None:
+        recovery = journal.recover()
+        self.truncated_bytes = recovery.truncated_bytes
+        engine = self.engine
+        for kind, body in iter_payloads(recovery.records):
+            if kind == COMMAND:
+                engine.handle(decode_compact(body))
+                self.recovered_commands += 1
+            elif kind == CHECKPOINT:
+                mark = orjson.loads(body)
+                if mark["seq"] == engine.seq and mark["state_hash"] != engine.state_hash():
+                    raise JournalCorrupt(f"replay of {journal.path} does not reproduce the state hash at seq {mark['seq']}")
+
+    async def stop(self) -> None:
+        """Apply what is queued, make it durable, write a checkpoint, and stop."""
+        if not self._running:
+            return
+        self._closing = True
+        while self._pending or self._unsynced:
+            self._wake.set()
+            self._sync_wake.set()
+            await asyncio.sleep(0.001)
+        self._running = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.journal is not None:
+            self.journal.checkpoint(self.engine.seq, self.engine.state_hash())
+            self.journal.close()
+
+    # --------------------------------------------------------------- submit
+    async def submit(self, commands: Sequence[Command], transport: str = "inproc") -> Replies:
+        """Apply ``commands`` in order; return each command's events once durable.
+
+        Raises ``Overloaded`` (nothing applied) when the queue is full.
+        """
+        if not commands:
+            return []
+        if not self._running or self._closing:
+            raise Overloaded("the gateway is not running")
+        if self._queued + len(commands) > self.config.buffer:
+            self.stats.overloaded += 1
+            raise Overloaded(f"queue full ({self._queued} commands waiting); retry later")
+        future: asyncio.Future[Replies] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(commands, future, transport, time.perf_counter_ns()))
+        self._queued += len(commands)
+        self._wake.set()
+        return await future
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queued
+
+    # --------------------------------------------------------------- writer
+    async def _writer(self) -> None:
+        engine = self.engine
+        handle = engine.handle
+        publish = self.marketdata.publish
+        stats = self.stats
+        max_group = self.config.max_group
+        while True:
+            if not self._pending:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            group: list[_Pending] = []
+            records: list[bytes] = []
+            taken = 0
+            journal = self.journal
+            while self._pending and taken < max_group:
+                item = self._pending.popleft()
+                group.append(item)
+                taken += len(item.commands)
+                transport = item.transport
+                replies = item.replies
+                for command in item.commands:
+                    events = handle(command)
+                    replies.append(events)
+                    stats.count(command, events, transport)
+                    for event in events:
+                        if type(event) is BookDelta or type(event) is TradeExecuted:
+                            publish(event)
+                    if journal is not None:
+                        records.append(b"C" + encode_compact(command))
+            self._queued -= taken
+            stats.batches += 1
+            if journal is not None:
+                journal.append(records)
+            if journal is not None and self.config.fsync == "batch":
+                self._unsynced.append(group)
+                self._sync_wake.set()
+            else:
+                self._release(group)
+            await asyncio.sleep(0)  # let transports enqueue more before the next group
+
+    def _release(self, group: list[_Pending]) -> None:
+        now = time.perf_counter_ns()
+        latency = self.stats.latency_us
+        for item in group:
+            if not item.future.done():
+                item.future.set_result(item.replies)
+            latency.record((now - item.started_ns) // 1000, len(item.commands))
+
+    async def _batch_syncer(self) -> None:
+        """Group commit: one fsync covers every group written before it started."""
+        loop = asyncio.get_running_loop()
+        journal = self.journal
+        assert journal is not None
+        while True:
+            if not self._unsynced:
+                self._sync_wake.clear()
+                await self._sync_wake.wait()
+                continue
+            groups, self._unsynced = self._unsynced, []
+            started = time.perf_counter_ns()
+            await loop.run_in_executor(None, journal.sync)
+            self.stats.fsyncs += 1
+            self.stats.fsync_us.record((time.perf_counter_ns() - started) // 1000)
+            for group in groups:
+                self._release(group)
+
+    async def _interval_syncer(self) -> None:
+        loop = asyncio.get_running_loop()
+        journal = self.journal
+        assert journal is not None
+        while True:
+            await asyncio.sleep(self.config.fsync_interval_ms / 1000)
+            started = time.perf_counter_ns()
+            await loop.run_in_executor(None, journal.sync)
+            self.stats.fsyncs += 1
+            self.stats.fsync_us.record((time.perf_counter_ns() - started) // 1000)
+
+    # -------------------------------------------------------------- queries
+    def instrument(self, symbol: str) -> Instrument | None:
+        return self.engine.instrument(symbol)
+
+    @property
+    def instruments(self) -> list[Instrument]:
+        return self.engine.instruments
+
+    def depth(self, symbol: str, levels: int = 10) -> BookDepth | None:
+        return self.engine.depth(symbol, levels)
+
+    def order_status(self, trader: str, order_id: int) -> OrderView | None:
+        return self.engine.order_status(trader, order_id)
+
+    def open_orders(self, trader: str, symbol: str = "") -> list[OrderView]:
+        return self.engine.open_orders(trader, symbol)
+
+    def recent_trades(self, symbol: str, limit: int = 100) -> list[TradeExecuted]:
+        return self.engine.recent_trades(symbol, limit)
+
+    def subscribe(self, symbols: Iterable[str]) -> Subscription:
+        """Market data for ``symbols``: a snapshot each, then sequenced updates. Unknown symbols raise KeyError."""
+        return self.marketdata.subscribe(symbols, self.config.md_queue)
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.marketdata.unsubscribe(sub)
+
+    def stats_dict(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "orders": s.orders,
+            "commands": dict(s.commands),
+            "accepted": s.accepted,
+            "rejected": sum(s.rejected.values()),
+            "rejected_by_reason": dict(s.rejected),
+            "trades": s.trades,
+            "cancelled_by_reason": dict(s.cancelled),
+            "by_transport": dict(s.by_transport),
+            "overloaded": s.overloaded,
+            "queue_depth": self._queued,
+            "batches": s.batches,
+            "fsyncs": s.fsyncs,
+            "engine_seq": self.engine.seq,
+            "recovered_commands": self.recovered_commands,
+            "market_data_published": self.marketdata.published,
+            "market_data_subscribers": self.marketdata.subscriber_count,
+            "market_data_gaps": self.marketdata.gap_count(),
+            "latency_us": s.latency_us.summary(),
+            "fsync_us": s.fsync_us.summary(),
+        }

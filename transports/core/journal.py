@@ -1,0 +1,145 @@
+"""The command journal: an append-only file of framed, checksummed records.
+
+File layout::
+
+    MAGIC (8 bytes: b"DEXJRNL1")
+    record*   where record = length:u32be  crc32:u32be  payload[length]
+
+Payload kinds (first byte): ``C`` + a compact command (``codec.compact``), or
+``H`` + ``{"seq": ..., "state_hash": ...}``, a checkpoint written at clean
+shutdown so the next start can prove that replay rebuilt the same state.
+
+Invariants:
+
+* A command's record is written (and, with ``fsync="batch"``, fsynced)
+  before the command's reply is released; see ``Gateway``.
+* Recovery reads records until the end. A torn *last* record (short header,
+  short payload, or bad checksum at the very end of the file) is the trace of
+  a crash mid-write: it is truncated away, never half-applied. A bad record
+  followed by more data is corruption, and recovery refuses to continue.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import orjson
+
+from engine import ExchangeError, RejectReason
+
+MAGIC = b"DEXJRNL1"
+_HEADER = struct.Struct(">II")
+_MAX_RECORD = 64 * 1024 * 1024
+COMMAND = ord("C")
+CHECKPOINT = ord("H")
+
+FsyncPolicy = Literal["batch", "interval", "off"]
+
+
+class JournalCorrupt(ExchangeError):
+    reason = RejectReason.INTERNAL_ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    records: list[bytes]  # payloads, in order
+    truncated_bytes: int  # bytes of a torn tail that were cut off
+    valid_length: int
+
+
+def frame(payload: bytes) -> bytes:
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def read_records(path: Path) -> Recovery:
+    """Read every valid record; tell how much torn tail follows them."""
+    data = path.read_bytes()
+    if not data:
+        return Recovery([], 0, 0)
+    if not data.startswith(MAGIC):
+        if len(data) < len(MAGIC) and MAGIC.startswith(data):
+            return Recovery([], len(data), 0)  # crashed while writing the magic
+        raise JournalCorrupt(f"{path} is not a journal (bad magic)")
+    records: list[bytes] = []
+    offset = len(MAGIC)
+    end = len(data)
+    while offset < end:
+        if offset + _HEADER.size > end:
+            break  # torn header
+        length, crc = _HEADER.unpack_from(data, offset)
+        start = offset + _HEADER.size
+        if length > _MAX_RECORD:
+            if start + length >= end:
+                break
+            raise JournalCorrupt(f"{path}: impossible record length {length} at offset {offset}")
+        if start + length > end:
+            break  # torn payload
+        payload = data[start : start + length]
+        if zlib.crc32(payload) != crc:
+            if start + length == end:
+                break  # torn last record: the checksum was written, the payload not completely
+            raise JournalCorrupt(f"{path}: checksum mismatch at offset {offset}, followed by more records")
+        records.append(payload)
+        offset = start + length
+    return Recovery(records, end - offset, offset)
+
+
+class Journal:
+    """Append side of a journal file. Not thread-safe except ``sync`` (see ``Gateway``)."""
+
+    def __init__(self, path: str | os.PathLike[str], fsync: FsyncPolicy = "batch") -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = -1
+
+    def recover(self) -> Recovery:
+        """Read the existing file (if any), truncate a torn tail, and open for appending."""
+        if self.path.exists():
+            recovery = read_records(self.path)
+        else:
+            recovery = Recovery([], 0, 0)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if recovery.valid_length == 0:
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, MAGIC)
+            os.fsync(self._fd)
+        elif recovery.truncated_bytes:
+            os.ftruncate(self._fd, recovery.valid_length)
+            os.fsync(self._fd)
+        os.lseek(self._fd, 0, os.SEEK_END)
+        return recovery
+
+    def append(self, payloads: list[bytes]) -> None:
+        """Write records to the OS (one write call); durability needs ``sync``."""
+        if payloads:
+            data = b"".join(frame(p) for p in payloads)
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    def sync(self) -> None:
+        if self.fsync != "off" and self._fd >= 0:
+            os.fsync(self._fd)
+
+    def checkpoint(self, seq: int, state_hash: str) -> None:
+        self.append([bytes([CHECKPOINT]) + orjson.dumps({"seq": seq, "state_hash": state_hash})])
+        if self._fd >= 0:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def iter_payloads(records: list[bytes]) -> Iterator[tuple[int, bytes]]:
+    for payload in records:
+        yield payload[0], payload[1:]

@@ -1,0 +1,155 @@
+"""Market-data fan-out: per-symbol sequenced book deltas and trades.
+
+Invariants:
+
+* Each symbol has its own market-data sequence ``md_seq``: 1, 2, 3, ... with no
+  gaps, one per published update. A subscriber that sees a jump knows it
+  missed something.
+* A subscription starts with a ``BookSnapshot`` taken synchronously at the
+  moment of subscribing, carrying the ``md_seq`` it reflects; every update
+  after it has ``md_seq`` = snapshot's + 1, + 2, ...
+* A subscriber that falls behind (its bounded queue is full) is never fed a
+  partial stream: its queue is dropped, it receives a ``Gap`` and then a fresh
+  ``BookSnapshot``, and the stream continues from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from engine import BookDelta, BookDepth, TradeExecuted
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshot:
+    symbol: str
+    md_seq: int
+    depth: BookDepth  # depth.seq is the engine sequence number it reflects
+
+
+@dataclass(frozen=True, slots=True)
+class MarketUpdate:
+    symbol: str
+    md_seq: int
+    event: BookDelta | TradeExecuted
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    symbol: str
+    last_md_seq: int  # the last update delivered before the gap
+    dropped: int
+
+
+MarketData = BookSnapshot | MarketUpdate | Gap
+SnapshotSource = Callable[[str], BookSnapshot]
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One subscriber's bounded view of some symbols."""
+
+    symbols: frozenset[str]
+    maxsize: int
+    _snapshot: SnapshotSource
+    _queue: deque[MarketData] = field(default_factory=deque)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _last: dict[str, int] = field(default_factory=dict)
+    closed: bool = False
+    gaps: int = 0
+
+    def push(self, update: MarketUpdate) -> None:
+        if len(self._queue) >= self.maxsize:
+            dropped = len(self._queue)
+            self._queue.clear()
+            self.gaps += 1
+            for symbol in sorted(self.symbols):
+                self._queue.append(Gap(symbol, self._last.get(symbol, 0), dropped))
+                self._queue.append(self._snapshot(symbol))
+            # The snapshots already reflect ``update``.
+        else:
+            self._queue.append(update)
+        self._ready.set()
+
+    def _deliver(self, item: MarketData) -> MarketData:
+        if isinstance(item, BookSnapshot | MarketUpdate):
+            self._last[item.symbol] = item.md_seq
+        return item
+
+    def poll(self) -> MarketData | None:
+        """The next message if one is waiting, else None."""
+        if self._queue:
+            return self._deliver(self._queue.popleft())
+        return None
+
+    async def next(self) -> MarketData:
+        while not self._queue:
+            if self.closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+        return self._deliver(self._queue.popleft())
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> MarketData:
+        return await self.next()
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+
+class MarketDataHub:
+    """Numbers and fans out the market-data events of one engine."""
+
+    def __init__(self, depth_source: Callable[[str, int], BookDepth | None], snapshot_depth: int = 50) -> None:
+        self._depth_source = depth_source
+        self._snapshot_depth = snapshot_depth
+        self.md_seq: dict[str, int] = {}
+        self._subscribers: dict[str, list[Subscription]] = {}
+        self.published = 0
+
+    def snapshot(self, symbol: str) -> BookSnapshot:
+        depth = self._depth_source(symbol, self._snapshot_depth)
+        if depth is None:
+            raise KeyError(symbol)
+        return BookSnapshot(symbol, self.md_seq.get(symbol, 0), depth)
+
+    def subscribe(self, symbols: Iterable[str], maxsize: int = 10_000) -> Subscription:
+        wanted = frozenset(symbols)
+        sub = Subscription(wanted, maxsize, self.snapshot)
+        for symbol in sorted(wanted):
+            sub._queue.append(self.snapshot(symbol))
+            self._subscribers.setdefault(symbol, []).append(sub)
+        sub._ready.set()
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.close()
+        for symbol in sub.symbols:
+            subs = self._subscribers.get(symbol)
+            if subs and sub in subs:
+                subs.remove(sub)
+
+    def publish(self, event: BookDelta | TradeExecuted) -> None:
+        symbol = event.symbol
+        md_seq = self.md_seq.get(symbol, 0) + 1
+        self.md_seq[symbol] = md_seq
+        self.published += 1
+        subs = self._subscribers.get(symbol)
+        if subs:
+            update = MarketUpdate(symbol, md_seq, event)
+            for sub in subs:
+                sub.push(update)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len({id(s) for subs in self._subscribers.values() for s in subs})
+
+    def gap_count(self) -> int:
+        return sum(s.gaps for subs in self._subscribers.values() for s in subs)

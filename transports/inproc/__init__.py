@@ -1,0 +1,1 @@
+"""The in-process transport: clients call the gateway directly (the ceiling every wire is measured against)."""
