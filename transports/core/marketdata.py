@@ -9,8 +9,9 @@ Invariants:
   moment of subscribing, carrying the ``md_seq`` it reflects; every update
   after it has ``md_seq`` = snapshot's + 1, + 2, ...
 * A subscriber that falls behind (its bounded queue is full) is never fed a
-  partial stream: its queue is dropped, it receives a ``Gap`` and then a fresh
-  ``BookSnapshot``, and the stream continues from there.
+  partial stream: its backlog is dropped and, when it next reads, it receives
+  a ``Gap`` and then a fresh ``BookSnapshot`` taken at that moment; the stream
+  continues from there.
 """
 
 from __future__ import annotations
@@ -60,19 +61,31 @@ class Subscription:
     _last: dict[str, int] = field(default_factory=dict)
     closed: bool = False
     gaps: int = 0
+    _behind: bool = False
+    _dropped: int = 0
 
     def push(self, update: MarketUpdate) -> None:
+        if self._behind:
+            self._dropped += 1
+            return
         if len(self._queue) >= self.maxsize:
-            dropped = len(self._queue)
+            # Fallen behind: drop the backlog and resynchronise when the
+            # subscriber next reads (a Gap, then a snapshot taken at that
+            # moment), ignoring updates until then.
+            self._dropped = len(self._queue) + 1
             self._queue.clear()
+            self._behind = True
             self.gaps += 1
-            for symbol in sorted(self.symbols):
-                self._queue.append(Gap(symbol, self._last.get(symbol, 0), dropped))
-                self._queue.append(self._snapshot(symbol))
-            # The snapshots already reflect ``update``.
         else:
             self._queue.append(update)
         self._ready.set()
+
+    def _resync(self) -> None:
+        self._behind = False
+        for symbol in sorted(self.symbols):
+            self._queue.append(Gap(symbol, self._last.get(symbol, 0), self._dropped))
+            self._queue.append(self._snapshot(symbol))
+        self._dropped = 0
 
     def _deliver(self, item: MarketData) -> MarketData:
         if isinstance(item, BookSnapshot | MarketUpdate):
@@ -81,17 +94,22 @@ class Subscription:
 
     def poll(self) -> MarketData | None:
         """The next message if one is waiting, else None."""
+        if self._behind:
+            self._resync()
         if self._queue:
             return self._deliver(self._queue.popleft())
         return None
 
     async def next(self) -> MarketData:
-        while not self._queue:
+        while True:
+            if self._behind:
+                self._resync()
+            if self._queue:
+                return self._deliver(self._queue.popleft())
             if self.closed:
                 raise StopAsyncIteration
             self._ready.clear()
             await self._ready.wait()
-        return self._deliver(self._queue.popleft())
 
     def __aiter__(self) -> Subscription:
         return self
