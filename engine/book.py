@@ -25,6 +25,7 @@ from collections import deque
 from heapq import heapify, heappop, heappush
 
 from engine.instruments import Instrument
+from engine.risk import NO_LIMIT
 from engine.types import OrderType, SelfTradePrevention, Side, TimeInForce
 
 
@@ -36,32 +37,47 @@ class Account:
     def __init__(self, trader: str) -> None:
         self.trader = trader
         self.open_orders: dict[int, Order] = {}
-        # client order id -> exchange order id, kept for the engine's lifetime
-        # so a resent order is recognised as a duplicate even after it filled.
-        self.client_ids: dict[str, int] = {}
+        # Client order id -> the live Order, or the order id once the order is
+        # finished. Kept for the engine's lifetime, so a resent order is
+        # recognised as a duplicate even after it filled; pointing at the live
+        # order (rather than a boxed id) saves memory on every resting order.
+        self.client_ids: dict[str, Order | int] = {}
+
+
+class OrderTerms:
+    """The terms an order was placed with. Immutable and shared: there are
+    only a few dozen combinations, so each order holds one pointer instead of
+    four fields (this keeps a resting order small)."""
+
+    __slots__ = ("order_type", "post_only", "stp", "tif")
+
+    def __init__(self, order_type: OrderType, tif: TimeInForce, stp: SelfTradePrevention, post_only: bool) -> None:
+        self.order_type = order_type
+        self.tif = tif
+        self.stp = stp
+        self.post_only = post_only
+
+
+_TERMS: dict[tuple[OrderType, TimeInForce, SelfTradePrevention, bool], OrderTerms] = {}
+
+
+def terms_for(order_type: OrderType, tif: TimeInForce, stp: SelfTradePrevention, post_only: bool) -> OrderTerms:
+    """The one shared ``OrderTerms`` for this combination."""
+    key = (order_type, tif, stp, post_only)
+    terms = _TERMS.get(key)
+    if terms is None:
+        terms = _TERMS[key] = OrderTerms(order_type, tif, stp, post_only)
+    return terms
 
 
 class Order:
-    """A live order (resting, or a stop waiting for its trigger).
+    """A live order: resting in a level, or (as ``StopOrder``) waiting for its trigger.
 
     ``qty`` is the remaining quantity; ``qty == 0`` marks an order that is no
     longer live (filled or cancelled) and is only waiting to leave its queue.
     """
 
-    __slots__ = (
-        "account",
-        "client_order_id",
-        "filled",
-        "order_id",
-        "order_type",
-        "price",
-        "qty",
-        "side",
-        "stop_price",
-        "stp",
-        "symbol",
-        "tif",
-    )
+    __slots__ = ("account", "client_order_id", "filled", "order_id", "price", "qty", "side", "symbol", "terms")
 
     def __init__(
         self,
@@ -72,10 +88,7 @@ class Order:
         side: Side,
         price: int,
         qty: int,
-        stp: SelfTradePrevention,
-        order_type: OrderType,
-        tif: TimeInForce,
-        stop_price: int,
+        terms: OrderTerms,
     ) -> None:
         self.order_id = order_id
         self.account = account
@@ -85,10 +98,37 @@ class Order:
         self.price = price
         self.qty = qty
         self.filled = 0
-        self.stp = stp
-        self.order_type = order_type
-        self.tif = tif
-        self.stop_price = stop_price
+        self.terms = terms
+
+    @property
+    def stop_price(self) -> int:
+        return 0
+
+
+class StopOrder(Order):
+    """A stop order. Until triggered its terms say STOP_MARKET or STOP_LIMIT;
+    triggering switches them to MARKET or LIMIT and it trades as such."""
+
+    __slots__ = ("stop",)
+
+    def __init__(
+        self,
+        order_id: int,
+        account: Account,
+        client_order_id: str,
+        symbol: str,
+        side: Side,
+        price: int,
+        qty: int,
+        terms: OrderTerms,
+        stop: int,
+    ) -> None:
+        super().__init__(order_id, account, client_order_id, symbol, side, price, qty, terms)
+        self.stop = stop
+
+    @property
+    def stop_price(self) -> int:
+        return self.stop
 
 
 class PriceLevel:
@@ -179,6 +219,8 @@ class OrderBook:
         "max_order_lots",
         "sell_stops",
         "symbol",
+        "touched_asks",
+        "touched_bids",
     )
 
     def __init__(self, instrument: Instrument) -> None:
@@ -187,12 +229,15 @@ class OrderBook:
         self.bids = BookSide(Side.BUY)
         self.asks = BookSide(Side.SELL)
         # Pending stops by order id. Stops are few; triggering scans them.
-        self.buy_stops: dict[int, Order] = {}
-        self.sell_stops: dict[int, Order] = {}
+        self.buy_stops: dict[int, StopOrder] = {}
+        self.sell_stops: dict[int, StopOrder] = {}
         self.last_price = 0  # ticks of the last trade; 0 before the first
-        # Risk limits compiled to this instrument's units (0 = no limit).
-        self.max_order_lots = 0
-        self.max_notional = 0  # in tick*lot units
+        # Risk limits compiled to this instrument's units (NO_LIMIT = none).
+        self.max_order_lots = NO_LIMIT
+        self.max_notional = NO_LIMIT  # in tick*lot units
+        # Levels changed by the command being handled, for BookDelta events.
+        self.touched_bids: list[int] = []
+        self.touched_asks: list[int] = []
 
     def side(self, side: Side) -> BookSide:
         return self.bids if side is Side.BUY else self.asks

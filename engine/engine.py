@@ -26,7 +26,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from engine.book import Account, BookSide, Order, OrderBook, PriceLevel
+from engine.book import Account, BookSide, Order, OrderBook, PriceLevel, StopOrder, terms_for
 from engine.commands import AddInstrument, CancelOrder, MassCancel, PlaceOrder, ReplaceOrder
 from engine.errors import MalformedMessage
 from engine.events import (
@@ -43,7 +43,7 @@ from engine.events import (
 from engine.instruments import Instrument
 from engine.queries import BookDepth, L2Level, OrderView
 from engine.reasons import CancelReason, RejectReason
-from engine.risk import RiskLimits
+from engine.risk import NO_LIMIT, RiskLimits
 from engine.types import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
 
 # Module constants are Final so that, compiled, they are C statics rather
@@ -113,13 +113,14 @@ class Engine:
         # Finished orders, newest last, for status queries (bounded).
         self.terminal: OrderedDict[int, tuple[Order, OrderStatus]] = OrderedDict()
         self._trader_risk: dict[tuple[str, str], tuple[int, int, int]] = {}
-        # Levels changed by the command being handled, for BookDelta events.
-        self._touched_bids: list[int] = []
-        self._touched_asks: list[int] = []
 
     # ------------------------------------------------------------------ API
     def handle(self, command: object) -> list[Event]:
-        """Apply one command and return its events (never empty for order commands)."""
+        """Apply one command and return its events.
+
+        A place, cancel or replace always yields at least one event; a mass
+        cancel with nothing to cancel yields none.
+        """
         ev: list[Event] = []
         kind = type(command)
         if kind is PlaceOrder:
@@ -197,7 +198,9 @@ class Engine:
     def order_id_for(self, trader: str, client_order_id: str) -> int:
         """The exchange order id a trader's client order id was given (0 if none)."""
         account = self.accounts.get(trader)
-        return account.client_ids.get(client_order_id, 0) if account is not None else 0
+        if account is None:
+            return 0
+        return _id_of(account.client_ids.get(client_order_id, 0))
 
     def open_orders(self, trader: str, symbol: str = "") -> list[OrderView]:
         account = self.accounts.get(trader)
@@ -242,14 +245,9 @@ class Engine:
         if account is None:
             account = self.accounts[trader] = Account(trader)
         if coid and coid in account.client_ids:
+            earlier = _id_of(account.client_ids[coid])
             self._reject(
-                ev,
-                trader,
-                coid,
-                symbol,
-                _DUPLICATE_CLIENT_ORDER_ID,
-                f"client order id {coid!r} already used (order {account.client_ids[coid]})",
-                account.client_ids[coid],
+                ev, trader, coid, symbol, _DUPLICATE_CLIENT_ORDER_ID, f"client order id {coid!r} already used (order {earlier})", earlier
             )
             return
         side = cmd.side
@@ -266,14 +264,12 @@ class Engine:
             max_lots = book.max_order_lots
             max_notional = book.max_notional
             max_open = self.max_open_orders
-        if max_lots and qty > max_lots:
+        if qty > max_lots:
             self._reject(ev, trader, coid, symbol, _RISK_MAX_ORDER_QTY, f"quantity above the limit of {max_lots} lots")
             return
-        if max_notional:
-            notional_price = limit or book.reference_price() or cmd.stop_price
-            if notional_price * qty > max_notional:
-                self._reject(ev, trader, coid, symbol, _RISK_MAX_NOTIONAL, "order notional above the limit")
-                return
+        if max_notional != NO_LIMIT and self._notional(book, side, qty, price or cmd.stop_price, limit) > max_notional:
+            self._reject(ev, trader, coid, symbol, _RISK_MAX_NOTIONAL, "order notional above the limit")
+            return
         if price and not _in_band(book, price):
             self._reject(ev, trader, coid, symbol, _PRICE_OUT_OF_BAND, "limit price outside the price band")
             return
@@ -287,19 +283,24 @@ class Engine:
 
         self.last_order_id += 1
         order_id = self.last_order_id
-        if coid:
-            account.client_ids[coid] = order_id
-        order = Order(order_id, account, coid, symbol, side, price, qty, cmd.stp, order_type, cmd.tif, cmd.stop_price)
+        terms = terms_for(order_type, cmd.tif, cmd.stp, cmd.post_only)
         self.seq += 1
         ev.append(OrderAccepted(self.seq, order_id, trader, coid, symbol, side, order_type, cmd.tif, price, qty, cmd.stop_price))
         trades_before = self.last_trade_id
         if not is_stop:
+            order = Order(order_id, account, coid, symbol, side, price, qty, terms)
+            if coid:
+                account.client_ids[coid] = order
             self._execute(book, order, limit, ev)
-        elif _stop_reached(order, book.last_price):
-            self._fire_stop(book, order, ev)
         else:
-            (book.buy_stops if side is _BUY else book.sell_stops)[order_id] = order
-            account.open_orders[order_id] = order
+            stop = StopOrder(order_id, account, coid, symbol, side, price, qty, terms, cmd.stop_price)
+            if coid:
+                account.client_ids[coid] = stop
+            if _stop_reached(stop, book.last_price):
+                self._fire_stop(book, stop, book.last_price, ev)
+            else:
+                (book.buy_stops if side is _BUY else book.sell_stops)[order_id] = stop
+                account.open_orders[order_id] = stop
         if self.last_trade_id != trades_before and (book.buy_stops or book.sell_stops):
             self._trigger_stops(book, ev)
         self._flush_deltas(book, ev)
@@ -315,6 +316,31 @@ class Engine:
             cached = self._trader_risk[key] = (lots, notional, limits.max_open_orders)
         return cached
 
+    def _notional(self, book: OrderBook, side: Side, qty: int, price: int, limit: int) -> int:
+        """What the order could cost, in tick*lot units.
+
+        A priced order is valued at its price (a stop-market at its stop
+        price). A market order is valued at what it would pay sweeping the
+        book now, plus its unfilled rest at the worst price it may reach: the
+        band edge if there is one, else the worst price it would have paid.
+        """
+        if price:
+            return price * qty
+        notional = 0
+        worst = 0
+        remaining = qty
+        opposite = book.asks if side is _BUY else book.bids
+        for level_price in opposite.prices_best_first():
+            if limit and (level_price > limit if side is _BUY else level_price < limit):
+                break
+            take = min(remaining, opposite.levels[level_price].qty)
+            notional += take * level_price
+            worst = level_price
+            remaining -= take
+            if remaining == 0:
+                return notional
+        return notional + remaining * (limit or worst or book.reference_price())
+
     def _protection_limit(self, book: OrderBook, side: Side) -> int:
         """A market order may not trade outside the price band (0 = unbounded)."""
         band = book.instrument.price_band_bps
@@ -328,7 +354,8 @@ class Engine:
     # ---------------------------------------------------------- execution
     def _execute(self, book: OrderBook, taker: Order, limit: int, ev: list[Event]) -> None:
         """Match ``taker`` against the book, then rest or cancel what is left."""
-        tif = taker.tif
+        terms = taker.terms
+        tif = terms.tif
         if tif is _FOK and not self._fok_fillable(book, taker, limit):
             self._finish(taker, _FOK_NOT_FILLED, ev)
             return
@@ -337,7 +364,7 @@ class Engine:
         if taker.qty == 0:
             taker.account.open_orders.pop(taker.order_id, None)
             self._retire(taker, _STATUS_FILLED)
-        elif taker.order_type is _MARKET:
+        elif terms.order_type is _MARKET:
             self._finish(taker, _MARKET_REMAINDER, ev)
         elif tif is _IOC:
             self._finish(taker, _IOC_REMAINDER, ev)
@@ -347,10 +374,10 @@ class Engine:
             price = taker.price
             if taker.side is _BUY:
                 book.bids.level_for(price).append(taker)
-                touched = self._touched_bids
+                touched = book.touched_bids
             else:
                 book.asks.level_for(price).append(taker)
-                touched = self._touched_asks
+                touched = book.touched_asks
             if price not in touched:
                 touched.append(price)
             taker.account.open_orders[taker.order_id] = taker
@@ -368,10 +395,10 @@ class Engine:
         is_buy = taker.side is _BUY
         if is_buy:
             opposite = book.asks
-            touched = self._touched_asks
+            touched = book.touched_asks
         else:
             opposite = book.bids
-            touched = self._touched_bids
+            touched = book.touched_bids
         taker_account = taker.account
         symbol = book.symbol
         history = self.trades[symbol]
@@ -441,7 +468,7 @@ class Engine:
 
     def _prevent_self_trade(self, book: OrderBook, level: PriceLevel, maker: Order, taker: Order, ev: list[Event]) -> bool:
         """Apply the taker's self-trade prevention; False if the taker is done."""
-        mode = taker.stp
+        mode = taker.terms.stp
         if mode is _STP_DECREMENT:
             cut = maker.qty if maker.qty < taker.qty else taker.qty
             self._decrement_resting(level, maker, cut, ev)
@@ -486,7 +513,7 @@ class Engine:
         is_buy = taker.side is _BUY
         opposite = book.asks if is_buy else book.bids
         need = taker.qty
-        skip_own = taker.stp is _STP_CANCEL_OLDEST
+        skip_own = taker.terms.stp is _STP_CANCEL_OLDEST
         for price in opposite.prices_best_first():
             if limit and (price > limit if is_buy else price < limit):
                 break
@@ -503,6 +530,9 @@ class Engine:
         return False
 
     def _retire(self, order: Order, status: OrderStatus) -> None:
+        if order.client_order_id:
+            # Keep the id for duplicate detection; let the order itself go.
+            order.account.client_ids[order.client_order_id] = order.order_id
         terminal = self.terminal
         terminal[order.order_id] = (order, status)
         if len(terminal) > self.terminal_history:
@@ -513,8 +543,8 @@ class Engine:
         """Fire every stop the last trade price reached, repeating while new trades fire more."""
         while True:
             last = book.last_price
-            fired = [o for o in book.buy_stops.values() if o.stop_price <= last]
-            fired.extend(o for o in book.sell_stops.values() if o.stop_price >= last)
+            fired = [o for o in book.buy_stops.values() if o.stop <= last]
+            fired.extend(o for o in book.sell_stops.values() if o.stop >= last)
             if not fired:
                 return
             fired.sort(key=_order_id)
@@ -522,16 +552,22 @@ class Engine:
                 stops = book.buy_stops if order.side is _BUY else book.sell_stops
                 del stops[order.order_id]
             for order in fired:
-                self._fire_stop(book, order, ev)
+                self._fire_stop(book, order, last, ev)
 
-    def _fire_stop(self, book: OrderBook, order: Order, ev: list[Event]) -> None:
+    def _fire_stop(self, book: OrderBook, order: StopOrder, trigger_price: int, ev: list[Event]) -> None:
+        """Turn a stop into the market or limit order it becomes, and execute it.
+
+        ``trigger_price`` is the last trade price that reached the stop (stops
+        fired together all report the same one, even if an earlier one of them
+        has traded since).
+        """
         self.seq += 1
         ev.append(
-            StopTriggered(
-                self.seq, order.order_id, order.account.trader, order.client_order_id, order.symbol, order.stop_price, book.last_price
-            )
+            StopTriggered(self.seq, order.order_id, order.account.trader, order.client_order_id, order.symbol, order.stop, trigger_price)
         )
-        order.order_type = _LIMIT if order.order_type is _STOP_LIMIT else _MARKET
+        terms = order.terms
+        became = _LIMIT if terms.order_type is _STOP_LIMIT else _MARKET
+        order.terms = terms_for(became, terms.tif, terms.stp, terms.post_only)
         order.account.open_orders.pop(order.order_id, None)
         limit = order.price if order.price else self._protection_limit(book, order.side)
         self._execute(book, order, limit, ev)
@@ -542,7 +578,7 @@ class Engine:
         if account is None:
             return None
         if not order_id and client_order_id:
-            order_id = account.client_ids.get(client_order_id, 0)
+            order_id = _id_of(account.client_ids.get(client_order_id, 0))
         return account.open_orders.get(order_id)
 
     def _cancel(self, cmd: CancelOrder, ev: list[Event]) -> None:
@@ -555,7 +591,7 @@ class Engine:
         self._flush_deltas(book, ev)
 
     def _cancel_open(self, book: OrderBook, order: Order, reason: CancelReason, ev: list[Event]) -> None:
-        if order.order_type is _STOP_MARKET or order.order_type is _STOP_LIMIT:
+        if _is_pending_stop(order):
             del (book.buy_stops if order.side is _BUY else book.sell_stops)[order.order_id]
             self._finish(order, reason, ev)
             return
@@ -570,10 +606,10 @@ class Engine:
         self._retire(order, _STATUS_CANCELLED)
         price = level.price
         if order.side is _BUY:
-            touched = self._touched_bids
+            touched = book.touched_bids
             side = book.bids
         else:
-            touched = self._touched_asks
+            touched = book.touched_asks
             side = book.asks
         if price not in touched:
             touched.append(price)
@@ -588,7 +624,7 @@ class Engine:
             return
         symbol = order.symbol
         coid = order.client_order_id
-        if order.order_type is _STOP_MARKET or order.order_type is _STOP_LIMIT:
+        if _is_pending_stop(order):
             self._reject(ev, trader, coid, symbol, _ORDER_NOT_REPLACEABLE, "stop orders cannot be replaced", order.order_id)
             return
         book = self.books[symbol]
@@ -608,14 +644,17 @@ class Engine:
             self._reject(ev, trader, coid, symbol, _QUANTITY_ABOVE_MAX, "quantity above the instrument maximum", order.order_id)
             return
         max_lots, max_notional, _ = self._limits(trader, book)
-        if max_lots and qty > max_lots:
+        if qty > max_lots:
             self._reject(ev, trader, coid, symbol, _RISK_MAX_ORDER_QTY, f"quantity above the limit of {max_lots} lots", order.order_id)
             return
-        if max_notional and price * qty > max_notional:
+        if price * qty > max_notional:
             self._reject(ev, trader, coid, symbol, _RISK_MAX_NOTIONAL, "order notional above the limit", order.order_id)
             return
         if price != order.price and not _in_band(book, price):
             self._reject(ev, trader, coid, symbol, _PRICE_OUT_OF_BAND, "limit price outside the price band", order.order_id)
+            return
+        if order.terms.post_only and price != order.price and _would_take(book, order.side, price):
+            self._reject(ev, trader, coid, symbol, _POST_ONLY_WOULD_TAKE, "post-only order would take liquidity", order.order_id)
             return
         side = book.bids if order.side is _BUY else book.asks
         level = side.levels[order.price]
@@ -625,21 +664,23 @@ class Engine:
             order.qty = qty
             self.seq += 1
             ev.append(OrderReplaced(self.seq, order.order_id, trader, coid, symbol, order.side, price, qty, True))
-            touched = self._touched_bids if order.side is _BUY else self._touched_asks
+            touched = book.touched_bids if order.side is _BUY else book.touched_asks
             if price not in touched:
                 touched.append(price)
             self._flush_deltas(book, ev)
             return
         # Anything else loses priority: the old queue entry dies, a fresh one joins the back.
         level.kill(order)
-        touched = self._touched_bids if order.side is _BUY else self._touched_asks
+        touched = book.touched_bids if order.side is _BUY else book.touched_asks
         if order.price not in touched:
             touched.append(order.price)
         if level.count == 0:
             del side.levels[order.price]
         del order.account.open_orders[order.order_id]
-        fresh = Order(order.order_id, order.account, coid, symbol, order.side, price, qty, order.stp, _LIMIT, _GTC, 0)
+        fresh = Order(order.order_id, order.account, coid, symbol, order.side, price, qty, order.terms)
         fresh.filled = order.filled
+        if coid:
+            order.account.client_ids[coid] = fresh
         self.seq += 1
         ev.append(OrderReplaced(self.seq, order.order_id, trader, coid, symbol, order.side, price, qty, False))
         trades_before = self.last_trade_id
@@ -656,11 +697,13 @@ class Engine:
         by_symbol: dict[str, list[Order]] = {}
         for order in orders:
             by_symbol.setdefault(order.symbol, []).append(order)
+        # All cancels first, then the book deltas (the documented event order).
         for symbol in sorted(by_symbol):
             book = self.books[symbol]
             for order in by_symbol[symbol]:
                 self._cancel_open(book, order, _MASS_CANCEL, ev)
-            self._flush_deltas(book, ev)
+        for symbol in sorted(by_symbol):
+            self._flush_deltas(self.books[symbol], ev)
 
     # ---------------------------------------------------------- instruments
     def _add_instrument(self, instrument: Instrument, ev: list[Event]) -> None:
@@ -678,26 +721,28 @@ class Engine:
     # -------------------------------------------------------------- deltas
     def _flush_deltas(self, book: OrderBook, ev: list[Event]) -> None:
         symbol = book.symbol
-        if self._touched_bids:
+        touched = book.touched_bids
+        if touched:
             levels = book.bids.levels
-            for price in self._touched_bids:
+            for price in touched:
                 level = levels.get(price)
                 self.seq += 1
                 if level is None:
                     ev.append(BookDelta(self.seq, symbol, _BUY, price, 0, 0))
                 else:
                     ev.append(BookDelta(self.seq, symbol, _BUY, price, level.qty, level.count))
-            self._touched_bids.clear()
-        if self._touched_asks:
+            touched.clear()
+        touched = book.touched_asks
+        if touched:
             levels = book.asks.levels
-            for price in self._touched_asks:
+            for price in touched:
                 level = levels.get(price)
                 self.seq += 1
                 if level is None:
                     ev.append(BookDelta(self.seq, symbol, _SELL, price, 0, 0))
                 else:
                     ev.append(BookDelta(self.seq, symbol, _SELL, price, level.qty, level.count))
-            self._touched_asks.clear()
+            touched.clear()
 
 
 # ---------------------------------------------------------------- helpers
@@ -760,14 +805,24 @@ def _would_take(book: OrderBook, side: Side, price: int) -> bool:
     return best is not None and best.price >= price
 
 
-def _stop_reached(order: Order, last: int) -> bool:
+def _id_of(ref: Order | int) -> int:
+    """A ``client_ids`` value as an order id (it is the live order, or the id once finished)."""
+    return ref if isinstance(ref, int) else ref.order_id
+
+
+def _is_pending_stop(order: Order) -> bool:
+    order_type = order.terms.order_type
+    return order_type is _STOP_MARKET or order_type is _STOP_LIMIT
+
+
+def _stop_reached(order: StopOrder, last: int) -> bool:
     if not last:
         return False
-    return last >= order.stop_price if order.side is _BUY else last <= order.stop_price
+    return last >= order.stop if order.side is _BUY else last <= order.stop
 
 
 def _live_status(order: Order) -> OrderStatus:
-    if order.order_type is _STOP_MARKET or order.order_type is _STOP_LIMIT:
+    if _is_pending_stop(order):
         return _STATUS_PENDING_TRIGGER
     return _STATUS_PARTIALLY_FILLED if order.filled else _STATUS_NEW
 
@@ -779,8 +834,8 @@ def _view(order: Order, status: OrderStatus) -> OrderView:
         order.client_order_id,
         order.symbol,
         order.side,
-        order.order_type,
-        order.tif,
+        order.terms.order_type,
+        order.terms.tif,
         order.price,
         order.stop_price,
         order.qty,

@@ -7,55 +7,58 @@ Invariants:
   accept ``str`` (or ``int`` whole units) and raise on anything else.
 * Conversion is exact or it fails. ``"100.005"`` on a 0.01 tick is an
   ``InvalidDecimal`` error, never rounded to 100.00 or 100.01.
+* Only plain decimal strings are accepted (``-?digits[.digits]``, ASCII, at
+  most 30 digits each side): no exponents, whitespace or underscores.
 * ``format_price(parse_price(s))`` is the canonical spelling of ``s``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 from engine.errors import InvalidDecimal
 from engine.reasons import RejectReason
 
-# Large enough for any real price or quantity; small enough that a hostile
-# "1e999999" cannot allocate gigabytes.
-_MAX_DIGITS = 30
+# A decimal string on the wire: optional minus, ASCII digits, optional
+# fraction. No exponent, sign "+", whitespace, "_" or non-ASCII digits: a
+# price is exactly what it says. 30 digits either side is beyond any real
+# price or quantity and small enough that hostile input costs nothing.
+_DECIMAL = re.compile(r"-?[0-9]{1,30}(?:\.[0-9]{1,30})?")
+_LIMIT = 10**30
+# Exact arithmetic for anything the pattern admits (60 digits and more).
+_EXACT = Context(prec=100, traps=[InvalidOperation])
 
 
 def _to_decimal(text: object, what: str, reason: RejectReason) -> Decimal:
     if isinstance(text, bool) or not isinstance(text, (str, int)):
         raise InvalidDecimal(f"{what} must be a decimal string, got {type(text).__name__}", reason)
     if isinstance(text, int):
+        if not -_LIMIT < text < _LIMIT:
+            raise InvalidDecimal(f"{what} is out of range", reason)
         return Decimal(text)
-    if len(text) > 64:
-        raise InvalidDecimal(f"{what} is too long", reason)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise InvalidDecimal(f"{what} {text!r} is not a decimal number", reason) from None
-    if not value.is_finite():
-        raise InvalidDecimal(f"{what} {text!r} is not finite", reason)
-    if value.adjusted() > _MAX_DIGITS:
-        raise InvalidDecimal(f"{what} {text!r} is out of range", reason)
-    return value
+    if _DECIMAL.fullmatch(text) is None:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise InvalidDecimal(f'{what} {shown!r} is not a plain decimal number such as "100.25"', reason)
+    return Decimal(text)
 
 
 def _steps(text: object, step: Decimal, what: str, reason: RejectReason) -> int:
     value = _to_decimal(text, what, reason)
-    steps, rest = divmod(value, step)
-    if rest != 0:
-        raise InvalidDecimal(f"{what} {text} is not a multiple of {step}", reason)
     if value < 0:
         raise InvalidDecimal(f"{what} {text} is negative", reason)
+    steps, rest = _EXACT.divmod(value, step)
+    if rest != 0:
+        raise InvalidDecimal(f"{what} {text} is not a multiple of {step}", reason)
     return int(steps)
 
 
 def _format(steps: int, step: Decimal) -> str:
     exponent = step.as_tuple().exponent
-    value = Decimal(steps) * step
+    value = _EXACT.multiply(Decimal(steps), step)
     if isinstance(exponent, int) and exponent < 0:
-        value = value.quantize(Decimal(1).scaleb(exponent))
+        value = value.quantize(Decimal(1).scaleb(exponent), context=_EXACT)
     return format(value, "f")
 
 

@@ -20,7 +20,7 @@ import json
 from collections import deque
 from typing import Any
 
-from engine.book import Account, BookSide, Order, OrderBook
+from engine.book import Account, BookSide, Order, OrderBook, StopOrder, terms_for
 from engine.engine import Engine
 from engine.errors import SnapshotError
 from engine.events import TradeExecuted
@@ -41,10 +41,11 @@ def _order(o: Order) -> list[Any]:
         o.price,
         o.qty,
         o.filled,
-        int(o.stp),
-        int(o.order_type),
-        int(o.tif),
+        int(o.terms.stp),
+        int(o.terms.order_type),
+        int(o.terms.tif),
         o.stop_price,
+        o.terms.post_only,
     ]
 
 
@@ -96,18 +97,22 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "trade_history": engine.trade_history,
         "terminal_history": engine.terminal_history,
         "books": books,
-        "client_ids": {t: list(a.client_ids.items()) for t, a in engine.accounts.items()},
+        "client_ids": {
+            t: [[c, ref if isinstance(ref, int) else ref.order_id] for c, ref in a.client_ids.items()] for t, a in engine.accounts.items()
+        },
         "terminal": [[_order(o), int(status)] for o, status in engine.terminal.values()],
     }
 
 
 def restore(state: dict[str, Any]) -> Engine:
     """Rebuild an engine from ``snapshot()`` output. Raises ``SnapshotError`` if it is not one."""
+    if not isinstance(state, dict):
+        raise SnapshotError(f"a snapshot is a dict, not {type(state).__name__}")
     try:
         return _restore(state)
     except SnapshotError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except Exception as exc:  # any other failure means the input is not a snapshot we wrote
         raise SnapshotError(f"not a valid engine snapshot: {exc!r}") from exc
 
 
@@ -131,26 +136,18 @@ def _restore(state: dict[str, Any]) -> Engine:
         return acc
 
     def order(row: list[Any]) -> Order:
-        o = Order(
-            int(row[0]),
-            account(str(row[1])),
-            str(row[2]),
-            str(row[3]),
-            Side(row[4]),
-            int(row[5]),
-            int(row[6]),
-            SelfTradePrevention(row[8]),
-            OrderType(row[9]),
-            TimeInForce(row[10]),
-            int(row[11]),
-        )
+        terms = terms_for(OrderType(row[9]), TimeInForce(row[10]), SelfTradePrevention(row[8]), bool(row[12]))
+        args = (int(row[0]), account(str(row[1])), str(row[2]), str(row[3]), Side(row[4]), int(row[5]), int(row[6]), terms)
+        o = StopOrder(*args, int(row[11])) if int(row[11]) else Order(*args)
         o.filled = int(row[7])
         return o
 
+    client_ids: list[tuple[Account, str, int]] = []
     for trader, pairs in state["client_ids"].items():
-        acc = account(trader)
+        acc = account(str(trader))
         for coid, oid in pairs:
             acc.client_ids[str(coid)] = int(oid)
+            client_ids.append((acc, str(coid), int(oid)))
 
     for symbol, data in state["books"].items():
         instrument = Instrument.from_dict(data["instrument"])
@@ -166,10 +163,14 @@ def _restore(state: dict[str, Any]) -> Engine:
                 level = side.level_for(int(price))
                 for row in orders:
                     o = order(row)
+                    if o.side is not side.side or o.price != level.price or o.symbol != symbol or o.qty <= 0:
+                        raise SnapshotError(f"order {o.order_id} does not belong in {symbol} {side.side.name} {level.price}")
                     level.append(o)
                     o.account.open_orders[o.order_id] = o
         for row in data["stops"]:
             o = order(row)
+            if not isinstance(o, StopOrder) or o.symbol != symbol:
+                raise SnapshotError(f"order {o.order_id} is not a stop of {symbol}")
             (book.buy_stops if o.side is Side.BUY else book.sell_stops)[o.order_id] = o
             o.account.open_orders[o.order_id] = o
         for t in data["trades"]:
@@ -186,6 +187,11 @@ def _restore(state: dict[str, Any]) -> Engine:
     # Open orders are kept in order-id order (every query sorts them anyway).
     for acc in engine.accounts.values():
         acc.open_orders = dict(sorted(acc.open_orders.items()))
+    # A live order's client id points at the order itself, as in the live engine.
+    for acc, coid, oid in client_ids:
+        live = acc.open_orders.get(oid)
+        if live is not None and live.client_order_id == coid:
+            acc.client_ids[coid] = live
     return engine
 
 
