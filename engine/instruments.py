@@ -123,8 +123,8 @@ class Instrument:
     def to_dict(self) -> dict[str, object]:
         return {
             "symbol": self.symbol,
-            "tick_size": str(self.tick_size),
-            "lot_size": str(self.lot_size),
+            "tick_size": format(self.tick_size, "f"),
+            "lot_size": format(self.lot_size, "f"),
             "min_qty": self.format_qty(self.min_qty),
             "max_qty": self.format_qty(self.max_qty),
             "price_band_bps": self.price_band_bps,

@@ -9,6 +9,8 @@ Schema: docs/json-format.md. Rules:
 * Decoding is strict: a missing required field, a field of the wrong type or an
   unknown field raises ``MalformedMessage`` with a stable reason; it never
   raises anything else (``KeyError``, ``ValueError`` ... are bugs).
+* Decimal strings convert through ``decimals.converter`` (integer arithmetic
+  and a small cache, identical to the ``Instrument`` methods).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from engine import (
     TimeInForce,
     TradeExecuted,
 )
+from transports.codec.decimals import DecimalConverter, converter
 
 InstrumentLookup = Callable[[str], Instrument | None]
 E = TypeVar("E", bound=IntEnum)
@@ -161,7 +164,7 @@ _INSTRUMENT_KEYS = frozenset({"type", "symbol", "tick_size", "lot_size", "min_qt
 def _decode_place(data: dict[str, Any], instruments: InstrumentLookup, trader: str | None) -> PlaceOrder:
     _check_keys(data, _PLACE_KEYS)
     symbol = _text(data, "symbol")
-    instrument = _instrument(instruments, symbol)
+    conv = converter(_instrument(instruments, symbol))
     order_type = _enum(data, "order_type", OrderType, OrderType.LIMIT)
     raw_price = _decimal(data, "price")
     raw_stop = _decimal(data, "stop_price")
@@ -171,12 +174,12 @@ def _decode_place(data: dict[str, Any], instruments: InstrumentLookup, trader: s
         _text(data, "client_order_id", required=False),
         symbol,
         _required_enum(data, "side", Side),
-        instrument.parse_qty(raw_qty) if raw_qty is not None else _missing("qty"),
-        instrument.parse_price(raw_price) if raw_price is not None else 0,
+        conv.parse_qty(raw_qty) if raw_qty is not None else _missing("qty"),
+        conv.parse_price(raw_price) if raw_price is not None else 0,
         order_type,
         _enum(data, "tif", TimeInForce, TimeInForce.GTC),
         _bool(data, "post_only"),
-        instrument.parse_price(raw_stop) if raw_stop is not None else 0,
+        conv.parse_price(raw_stop) if raw_stop is not None else 0,
         _enum(data, "stp", SelfTradePrevention, SelfTradePrevention.CANCEL_NEWEST),
     )
 
@@ -188,7 +191,7 @@ def _missing(key: str) -> int:
 def _decode_replace(data: dict[str, Any], instruments: InstrumentLookup, trader: str | None) -> ReplaceOrder:
     _check_keys(data, _REPLACE_KEYS)
     symbol = _text(data, "symbol")
-    instrument = _instrument(instruments, symbol)
+    conv = converter(_instrument(instruments, symbol))
     raw_price = _decimal(data, "price")
     raw_qty = _decimal(data, "qty")
     if raw_price is None and raw_qty is None:
@@ -200,8 +203,8 @@ def _decode_replace(data: dict[str, Any], instruments: InstrumentLookup, trader:
     return ReplaceOrder(
         trader if trader is not None else _text(data, "trader"),
         order_id,
-        instrument.parse_price(raw_price) if raw_price is not None else 0,
-        instrument.parse_qty(raw_qty) if raw_qty is not None else 0,
+        conv.parse_price(raw_price) if raw_price is not None else 0,
+        conv.parse_qty(raw_qty) if raw_qty is not None else 0,
         symbol,
         client_order_id,
     )
@@ -267,21 +270,25 @@ def decode_commands(data: Any, instruments: InstrumentLookup, trader: str | None
     return [decode_command(item, instruments, trader) for item in data]
 
 
-def _price(instrument: Instrument | None, ticks: int) -> str | None:
-    if not ticks or instrument is None:
+def _conv(instrument: Instrument | None) -> DecimalConverter | None:
+    return converter(instrument) if instrument is not None else None
+
+
+def _price(conv: DecimalConverter | None, ticks: int) -> str | None:
+    if not ticks or conv is None:
         return None
-    return instrument.format_price(ticks)
+    return conv.format_price(ticks)
 
 
-def _qty(instrument: Instrument | None, lots: int) -> str:
-    if instrument is None:
+def _qty(conv: DecimalConverter | None, lots: int) -> str:
+    if conv is None:
         return str(lots)
-    return instrument.format_qty(lots)
+    return conv.format_qty(lots)
 
 
 def encode_command(command: Command, instruments: InstrumentLookup) -> dict[str, Any]:
     if isinstance(command, PlaceOrder):
-        inst = instruments(command.symbol)
+        inst = _conv(instruments(command.symbol))
         out: dict[str, Any] = {
             "type": "place",
             "trader": command.trader,
@@ -309,7 +316,7 @@ def encode_command(command: Command, instruments: InstrumentLookup) -> dict[str,
             out["client_order_id"] = command.client_order_id
         return out
     if isinstance(command, ReplaceOrder):
-        inst = instruments(command.symbol)
+        inst = _conv(instruments(command.symbol))
         out = {"type": "replace", "trader": command.trader, "symbol": command.symbol}
         if command.order_id:
             out["order_id"] = command.order_id
@@ -338,7 +345,7 @@ def encode_event(event: Event, instruments: InstrumentLookup) -> dict[str, Any]:
     kind = type(event)
     if kind is BookDelta:
         assert isinstance(event, BookDelta)
-        inst = instruments(event.symbol)
+        inst = _conv(instruments(event.symbol))
         return {
             "type": "book_delta",
             "seq": event.seq,
@@ -350,7 +357,7 @@ def encode_event(event: Event, instruments: InstrumentLookup) -> dict[str, Any]:
         }
     if kind is OrderAccepted:
         assert isinstance(event, OrderAccepted)
-        inst = instruments(event.symbol)
+        inst = _conv(instruments(event.symbol))
         return {
             "type": "accepted",
             "seq": event.seq,
@@ -367,7 +374,7 @@ def encode_event(event: Event, instruments: InstrumentLookup) -> dict[str, Any]:
         }
     if kind is TradeExecuted:
         assert isinstance(event, TradeExecuted)
-        inst = instruments(event.symbol)
+        inst = _conv(instruments(event.symbol))
         return {
             "type": "trade",
             "seq": event.seq,
@@ -387,7 +394,7 @@ def encode_event(event: Event, instruments: InstrumentLookup) -> dict[str, Any]:
         }
     if kind is OrderCancelled:
         assert isinstance(event, OrderCancelled)
-        inst = instruments(event.symbol)
+        inst = _conv(instruments(event.symbol))
         return {
             "type": "cancelled",
             "seq": event.seq,
@@ -414,7 +421,7 @@ def encode_event(event: Event, instruments: InstrumentLookup) -> dict[str, Any]:
         }
     if kind is OrderReplaced:
         assert isinstance(event, OrderReplaced)
-        inst = instruments(event.symbol)
+        inst = _conv(instruments(event.symbol))
         return {
             "type": "replaced",
             "seq": event.seq,
@@ -429,7 +436,7 @@ def encode_event(event: Event, instruments: InstrumentLookup) -> dict[str, Any]:
         }
     if kind is StopTriggered:
         assert isinstance(event, StopTriggered)
-        inst = instruments(event.symbol)
+        inst = _conv(instruments(event.symbol))
         return {
             "type": "stop_triggered",
             "seq": event.seq,
@@ -466,25 +473,25 @@ def decode_event(data: dict[str, Any], instruments: InstrumentLookup) -> Event:
         raise MalformedMessage(f"not an event: {exc!r}") from None
 
 
-def _p(instrument: Instrument | None, value: Any) -> int:
+def _p(conv: DecimalConverter | None, value: Any) -> int:
     if value is None:
         return 0
-    if instrument is None:
+    if conv is None:
         raise MalformedMessage("price for an unknown symbol")
-    return instrument.parse_price(value)
+    return conv.parse_price(value)
 
 
-def _q(instrument: Instrument | None, value: Any) -> int:
-    if instrument is None:
+def _q(conv: DecimalConverter | None, value: Any) -> int:
+    if conv is None:
         return int(value)
-    return instrument.parse_qty(value)
+    return conv.parse_qty(value)
 
 
 def _decode_event(d: dict[str, Any], instruments: InstrumentLookup) -> Event:
     kind = d["type"]
     if kind == "instrument_added":
         return InstrumentAdded(d["seq"], Instrument.from_dict({k: v for k, v in d.items() if k not in ("type", "seq")}))
-    inst = instruments(d.get("symbol") or "")
+    inst = _conv(instruments(d.get("symbol") or ""))
     if kind == "book_delta":
         return BookDelta(d["seq"], d["symbol"], _side(d["side"]), _p(inst, d["price"]), _q(inst, d["qty"]), d["order_count"])
     if kind == "accepted":

@@ -138,6 +138,7 @@ class Gateway:
         self._queued = 0  # commands in _pending
         self._wake = asyncio.Event()
         self._unsynced: list[list[_Pending]] = []
+        self._syncing: list[_Pending] = []  # taken by the syncer, fsync in flight
         self._sync_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
@@ -177,7 +178,11 @@ class Gateway:
         if not self._running:
             return
         self._closing = True
-        while self._pending or self._unsynced:
+        # Wait until every queued command is applied and every written group
+        # is released (including a group whose fsync is in flight right now).
+        while self._pending or self._unsynced or self._syncing:
+            if any(task.done() for task in self._tasks):
+                break  # a dead writer or syncer would never drain; fail the waiters below
             self._wake.set()
             self._sync_wake.set()
             await asyncio.sleep(0.001)
@@ -188,6 +193,10 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        leftover = [*self._pending, *(item for group in [*self._unsynced, self._syncing] for item in group)]
+        for item in leftover:
+            if not item.future.done():
+                item.future.set_exception(Overloaded("the gateway stopped before this submission was durable"))
         if self.journal is not None:
             self.journal.checkpoint(self.engine.seq, self.engine.state_hash())
             self.journal.close()
@@ -238,7 +247,7 @@ class Gateway:
                 transport = item.transport
                 replies = item.replies
                 for command in item.commands:
-                    events = handle(command)
+                    events = handle(command)  # total: a bad command is a reject event, never an exception
                     replies.append(events)
                     stats.count(command, events, transport)
                     for event in events:
@@ -276,12 +285,13 @@ class Gateway:
                 await self._sync_wake.wait()
                 continue
             groups, self._unsynced = self._unsynced, []
+            self._syncing = [item for group in groups for item in group]
             started = time.perf_counter_ns()
             await loop.run_in_executor(None, journal.sync)
             self.stats.fsyncs += 1
             self.stats.fsync_us.record((time.perf_counter_ns() - started) // 1000)
-            for group in groups:
-                self._release(group)
+            self._release(self._syncing)
+            self._syncing = []
 
     async def _interval_syncer(self) -> None:
         loop = asyncio.get_running_loop()

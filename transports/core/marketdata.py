@@ -22,30 +22,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from engine import BookDelta, BookDepth, TradeExecuted
+from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketUpdate
+
+__all__ = ["BookSnapshot", "Gap", "MarketData", "MarketDataHub", "MarketUpdate", "Subscription"]
 
 
-@dataclass(frozen=True, slots=True)
-class BookSnapshot:
-    symbol: str
-    md_seq: int
-    depth: BookDepth  # depth.seq is the engine sequence number it reflects
-
-
-@dataclass(frozen=True, slots=True)
-class MarketUpdate:
-    symbol: str
-    md_seq: int
-    event: BookDelta | TradeExecuted
-
-
-@dataclass(frozen=True, slots=True)
-class Gap:
-    symbol: str
-    last_md_seq: int  # the last update delivered before the gap
-    dropped: int
-
-
-MarketData = BookSnapshot | MarketUpdate | Gap
 SnapshotSource = Callable[[str], BookSnapshot]
 
 
