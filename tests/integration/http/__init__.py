@@ -1,0 +1,1 @@
+"""The HTTP transport against a real uvicorn server."""

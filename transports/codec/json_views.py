@@ -1,0 +1,102 @@
+"""JSON form of the engine's query views: book depth, order status, instruments.
+
+The companion of ``json_codec`` (commands and events) for what servers answer
+to queries; every JSON transport uses these, none spells its own. Same rules:
+prices and quantities are decimal strings formatted by the symbol's
+``Instrument`` (``null`` for an absent price), order vocabulary is lower case.
+
+A level is ``[price, qty, order_count]`` (a list, not an object: a snapshot of
+50 levels a side is the largest message a market-data subscriber receives).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import BookDepth, Instrument, L2Level, MalformedMessage, OrderStatus, OrderType, OrderView, Side, TimeInForce
+
+
+def _price(instrument: Instrument, ticks: int) -> str | None:
+    return instrument.format_price(ticks) if ticks else None
+
+
+def _levels(instrument: Instrument, levels: list[L2Level]) -> list[list[Any]]:
+    fp = instrument.format_price
+    fq = instrument.format_qty
+    return [[fp(lv.price), fq(lv.qty), lv.order_count] for lv in levels]
+
+
+def encode_depth(depth: BookDepth, instrument: Instrument, md_seq: int | None = None) -> dict[str, Any]:
+    """``{"symbol", "seq", "md_seq"?, "bids": [[price, qty, count], ...], "asks": [...], "last_price"}``."""
+    out: dict[str, Any] = {"symbol": depth.symbol, "seq": depth.seq}
+    if md_seq is not None:
+        out["md_seq"] = md_seq
+    out["bids"] = _levels(instrument, depth.bids)
+    out["asks"] = _levels(instrument, depth.asks)
+    out["last_price"] = _price(instrument, depth.last_price)
+    return out
+
+
+def decode_depth(data: dict[str, Any], instrument: Instrument) -> BookDepth:
+    """Inverse of ``encode_depth`` (``md_seq``, if present, is the caller's to read)."""
+    try:
+        pp = instrument.parse_price
+        pq = instrument.parse_qty
+        bids = [L2Level(pp(p), pq(q), int(c)) for p, q, c in data["bids"]]
+        asks = [L2Level(pp(p), pq(q), int(c)) for p, q, c in data["asks"]]
+        last = data.get("last_price")
+        return BookDepth(str(data["symbol"]), int(data["seq"]), bids, asks, pp(last) if last is not None else 0)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedMessage(f"not a book: {exc!r}") from None
+
+
+def encode_order_view(view: OrderView, instrument: Instrument) -> dict[str, Any]:
+    return {
+        "order_id": view.order_id,
+        "trader": view.trader,
+        "client_order_id": view.client_order_id,
+        "symbol": view.symbol,
+        "side": view.side.name.lower(),
+        "order_type": view.order_type.name.lower(),
+        "tif": view.tif.name.lower(),
+        "price": _price(instrument, view.price),
+        "stop_price": _price(instrument, view.stop_price),
+        "remaining": instrument.format_qty(view.remaining),
+        "filled": instrument.format_qty(view.filled),
+        "status": view.status.name.lower(),
+    }
+
+
+def decode_order_view(data: dict[str, Any], instrument: Instrument) -> OrderView:
+    try:
+        price = data["price"]
+        stop = data["stop_price"]
+        return OrderView(
+            int(data["order_id"]),
+            str(data["trader"]),
+            str(data["client_order_id"]),
+            str(data["symbol"]),
+            Side[str(data["side"]).upper()],
+            OrderType[str(data["order_type"]).upper()],
+            TimeInForce[str(data["tif"]).upper()],
+            instrument.parse_price(price) if price is not None else 0,
+            instrument.parse_price(stop) if stop is not None else 0,
+            instrument.parse_qty(data["remaining"]),
+            instrument.parse_qty(data["filled"]),
+            OrderStatus[str(data["status"]).upper()],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedMessage(f"not an order: {exc!r}") from None
+
+
+def encode_instruments(instruments: list[Instrument]) -> list[dict[str, object]]:
+    return [i.to_dict() for i in instruments]
+
+
+def decode_instruments(data: Any) -> list[Instrument]:
+    if not isinstance(data, list):
+        raise MalformedMessage("instruments must be a JSON array")
+    try:
+        return [Instrument.from_dict(item) for item in data]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MalformedMessage(f"not an instrument: {exc!r}") from None

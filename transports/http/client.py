@@ -1,0 +1,225 @@
+"""``HttpClient``: the ``TraderClient`` for turbo-dex over HTTP/1.1 keep-alive and a WebSocket.
+
+The server is ``url``, else ``$DEX_SERVER``, else http://127.0.0.1:8080.
+``connect()`` fetches the instruments once (tick and lot sizes are needed to
+write and read decimal strings); a command or event naming a symbol the
+client has not seen makes it fetch them again.
+
+Errors (``engine`` hierarchy; never an httpx or websockets exception):
+
+* ``NotConnected``: the server cannot be reached, or the connection broke.
+  After a broken ``submit`` the commands may or may not have been applied.
+* ``Overloaded``: 503, the gateway refused the submission whole; retry.
+* ``MalformedMessage``: the server could not decode the input (400, 404 for
+  an unknown symbol, 413); ``reason`` tells which rule.
+* ``ExchangeError`` with ``UNAUTHORIZED``: 401/403.
+
+Engine rejects are not errors: they come back as ``OrderRejected`` events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+import websockets
+from websockets.asyncio.client import connect as ws_connect
+
+from engine import (
+    AddInstrument,
+    BookDepth,
+    Command,
+    ExchangeError,
+    Instrument,
+    InstrumentAdded,
+    MalformedMessage,
+    NotConnected,
+    OrderView,
+    Overloaded,
+    PlaceOrder,
+    RejectReason,
+    ReplaceOrder,
+)
+from transports.codec.json_codec import decode_event, dumps, encode_command, loads
+from transports.codec.json_views import decode_depth, decode_instruments, decode_order_view
+from transports.core.client import Replies, TraderClient
+from transports.core.marketdata import MarketData
+from transports.http.market_data import decode_market_data
+from transports.http.settings import client_url
+
+_JSON_HEADERS = {"content-type": "application/json"}
+
+
+def error_from_reply(status: int, content: bytes) -> ExchangeError:
+    """The exception for a non-2xx reply (the inverse of ``json_codec.error_reply``)."""
+    try:
+        body = loads(content)
+    except MalformedMessage:
+        body = None
+    if isinstance(body, dict) and body.get("type") == "error":
+        reason = RejectReason.__members__.get(str(body.get("reason")), RejectReason.INTERNAL_ERROR)
+        message = str(body.get("message", ""))
+    elif status == 503:
+        reason, message = RejectReason.OVERLOADED, "service unavailable"
+    elif 400 <= status < 500:
+        reason, message = RejectReason.MALFORMED_MESSAGE, f"HTTP {status}"
+    else:
+        reason, message = RejectReason.INTERNAL_ERROR, f"HTTP {status}"
+    if reason is RejectReason.OVERLOADED:
+        return Overloaded(message)
+    if reason is RejectReason.UNAVAILABLE:
+        return NotConnected(message)
+    if reason in (RejectReason.UNAUTHORIZED, RejectReason.INTERNAL_ERROR):
+        return ExchangeError(message, reason)
+    return MalformedMessage(message, reason)
+
+
+class HttpClient(TraderClient):
+    transport: ClassVar[str] = "http"
+
+    def __init__(self, trader: str, url: str | None = None, *, timeout: float = 30.0) -> None:
+        super().__init__(trader)
+        self.url = client_url(url)
+        self.ws_url = "ws" + self.url.removeprefix("http") if self.url.startswith("http") else self.url
+        self.timeout = timeout
+        self._http: httpx.AsyncClient | None = None
+        self._instruments: dict[str, Instrument] = {}
+
+    # ----------------------------------------------------------- lifecycle
+    async def connect(self) -> None:
+        if self._http is not None:
+            return
+        self._http = httpx.AsyncClient(
+            base_url=self.url,
+            headers={"x-trader": self.trader},
+            timeout=httpx.Timeout(self.timeout, connect=5.0),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        )
+        try:
+            await self._fetch_instruments()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+    # ------------------------------------------------------------- wire
+    async def _request(
+        self, method: str, path: str, *, content: bytes | None = None, params: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        if self._http is None:
+            await self.connect()
+        assert self._http is not None
+        try:
+            return await self._http.request(method, path, content=content, params=params, headers=_JSON_HEADERS if content else None)
+        except httpx.TransportError as exc:  # connect, read, write, timeout, protocol
+            raise NotConnected(f"not connected to turbo-dex at {self.url} ({type(exc).__name__}: {exc})") from exc
+
+    async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        response = await self._request("GET", path, params=params)
+        if response.status_code != 200:
+            raise error_from_reply(response.status_code, response.content)
+        return loads(response.content)
+
+    async def _fetch_instruments(self) -> list[Instrument]:
+        data = await self._get("/instruments")
+        instruments = decode_instruments(data.get("instruments") if isinstance(data, dict) else None)
+        self._instruments = {i.symbol: i for i in instruments}
+        return instruments
+
+    async def _know(self, symbols: Iterable[str]) -> None:
+        """Fetch the instruments again if any of ``symbols`` is new to this client."""
+        if any(s and s not in self._instruments for s in symbols):
+            await self._fetch_instruments()
+
+    # ---------------------------------------------------------- commands
+    async def submit(self, commands: Sequence[Command]) -> Replies:
+        if not commands:
+            return []
+        if self._http is None:
+            await self.connect()
+        await self._know({c.symbol for c in commands if isinstance(c, PlaceOrder | ReplaceOrder)})
+        known = self._instruments
+        listing = {c.instrument.symbol: c.instrument for c in commands if isinstance(c, AddInstrument)}
+        lookup = {**known, **listing}.get if listing else known.get
+        body = dumps([encode_command(c, lookup) for c in commands])
+        response = await self._request("POST", "/orders/batch", content=body)
+        if response.status_code != 200:
+            raise error_from_reply(response.status_code, response.content)
+        data = loads(response.content)
+        try:
+            replies: Replies = [[decode_event(e, lookup) for e in reply["events"]] for reply in data["replies"]]
+        except (KeyError, TypeError) as exc:
+            raise MalformedMessage(f"not a batch reply: {exc!r}") from None
+        for events in replies:
+            for event in events:
+                if type(event) is InstrumentAdded:
+                    assert isinstance(event, InstrumentAdded)
+                    self._instruments[event.instrument.symbol] = event.instrument
+        return replies
+
+    # ----------------------------------------------------------- queries
+    async def book(self, symbol: str, depth: int = 10) -> BookDepth:
+        data = await self._get(f"/book/{quote(symbol, safe='')}", {"depth": depth})
+        await self._know([symbol])
+        instrument = self._instruments.get(symbol)
+        if instrument is None:
+            raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
+        return decode_depth(data, instrument)
+
+    async def order(self, order_id: int) -> OrderView | None:
+        response = await self._request("GET", f"/orders/{int(order_id)}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise error_from_reply(response.status_code, response.content)
+        data = loads(response.content)
+        symbol = str(data.get("symbol", "")) if isinstance(data, dict) else ""
+        await self._know([symbol])
+        instrument = self._instruments.get(symbol)
+        if instrument is None:
+            raise MalformedMessage(f"order {order_id} names an unknown symbol {symbol!r}")
+        return decode_order_view(data, instrument)
+
+    async def open_orders(self, symbol: str = "") -> list[OrderView]:
+        """This trader's open orders (all symbols, or one), oldest first."""
+        data = await self._get("/orders", {"symbol": symbol} if symbol else None)
+        orders = data["orders"]
+        await self._know(str(o["symbol"]) for o in orders)
+        return [decode_order_view(o, self._instruments[str(o["symbol"])]) for o in orders]
+
+    async def instruments(self) -> list[Instrument]:
+        return await self._fetch_instruments()
+
+    async def stats(self) -> dict[str, Any]:
+        data = await self._get("/stats")
+        if not isinstance(data, dict):
+            raise MalformedMessage("stats must be a JSON object")
+        return data
+
+    # ------------------------------------------------------- market data
+    async def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
+        if self._http is None:
+            await self.connect()
+        await self._know(symbols)
+        lookup = self._instruments.get
+        url = f"{self.ws_url}/ws/marketdata?symbols={quote(','.join(symbols), safe=',')}"
+        try:
+            ws = await ws_connect(url, open_timeout=5.0, max_size=16 * 1024 * 1024)
+        except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
+            raise NotConnected(f"not connected to turbo-dex at {self.url} ({type(exc).__name__}: {exc})") from exc
+        try:
+            async for message in ws:
+                data = loads(message)
+                if isinstance(data, dict) and data.get("type") == "error":
+                    raise error_from_reply(400, message.encode() if isinstance(message, str) else message)
+                yield decode_market_data(data, lookup)
+        except websockets.exceptions.ConnectionClosedError as exc:
+            raise NotConnected(f"market-data connection to turbo-dex at {self.url} lost ({exc})") from exc
+        finally:
+            await ws.close()

@@ -1,0 +1,97 @@
+"""Errors on the HTTP wire: every failure is ``{"type":"error","reason","code","message"}``.
+
+The status comes from the one table, ``transports.codec.status``; this module
+only adds the two refusals that exist before a command does (no identity,
+a body too large) and installs handlers so that nothing (FastAPI's own
+parameter validation, an unknown route, a bug) escapes in another shape.
+
+::
+
+    ExchangeError (engine)
+    ├── Unidentified      no X-Trader header: 401 UNAUTHORIZED
+    └── MalformedMessage
+        └── PayloadTooLarge   a body or batch over the limit: 413 MALFORMED_MESSAGE
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+
+from engine import ExchangeError, MalformedMessage, RejectReason
+from transports.codec.json_codec import dumps, error_reply
+from transports.codec.status import RETRY_AFTER_SECONDS, http_status, is_retryable
+
+JSON = "application/json"
+log = logging.getLogger("turbo-dex")
+
+
+class Unidentified(ExchangeError):
+    """The request names no trader."""
+
+    reason = RejectReason.UNAUTHORIZED
+
+
+class PayloadTooLarge(MalformedMessage):
+    """A body (or a batch) larger than the server accepts."""
+
+
+def error_response(error: ExchangeError, status: int | None = None) -> Response:
+    if status is None:
+        status = 413 if isinstance(error, PayloadTooLarge) else http_status(error.reason, identified=not isinstance(error, Unidentified))
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if is_retryable(error.reason) else None
+    return Response(dumps(error_reply(error)), status_code=status, media_type=JSON, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("path", "query", "header"))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI, errors: Counter[str]) -> None:
+    """Route every failure through ``error_response``; count them by reason in ``errors`` (for /metrics)."""
+
+    async def on_exchange_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ExchangeError)
+        errors[exc.reason.name] += 1
+        return error_response(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors[RejectReason.MALFORMED_MESSAGE.name] += 1
+        return error_response(MalformedMessage(_validation_message(exc)), 400)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        errors[RejectReason.MALFORMED_MESSAGE.name] += 1
+        message = f"{exc.detail}: {request.method} {request.url.path}"
+        response = error_response(MalformedMessage(message), exc.status_code)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    async def on_client_gone(request: Request, exc: Exception) -> Response:
+        # The client closed the connection while we read its body: nobody is
+        # left to answer, and it is not our bug. (Status 499, nginx's "client
+        # closed request", only shows in access logs.)
+        return Response(status_code=499)
+
+    async def on_bug(request: Request, exc: Exception) -> Response:
+        errors[RejectReason.INTERNAL_ERROR.name] += 1
+        log.exception("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(ExchangeError("internal error; see the server log"), 500)
+
+    app.add_exception_handler(ExchangeError, on_exchange_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
+    app.add_exception_handler(Exception, on_bug)

@@ -1,0 +1,63 @@
+"""Market data on the WebSocket: one JSON text message per ``MarketData`` item.
+
+::
+
+    {"type": "snapshot", "symbol", "md_seq", "seq", "bids": [[price, qty, count], ...], "asks": [...], "last_price"}
+    {"type": "update", "symbol", "md_seq", "event": {book_delta or trade, as json_codec.encode_event}}
+    {"type": "gap", "symbol", "last_md_seq", "dropped"}
+    {"type": "error", "reason", "code", "message"}          (then the server closes the socket)
+
+Per symbol, ``md_seq`` of the updates after a snapshot is the snapshot's + 1,
++ 2, ... with no holes; a ``gap`` (the subscriber fell behind and its queue
+was dropped) is always followed by a fresh snapshot. A snapshot holds at most
+50 levels a side (``MarketDataHub``): deltas to deeper levels keep a local
+book exact only down to that depth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import BookDelta, Instrument, MalformedMessage, TradeExecuted
+from transports.codec.json_codec import InstrumentLookup, decode_event, encode_event
+from transports.codec.json_views import decode_depth, encode_depth
+from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate
+
+
+def encode_market_data(item: MarketData, instruments: InstrumentLookup) -> dict[str, Any]:
+    if type(item) is MarketUpdate:
+        return {"type": "update", "symbol": item.symbol, "md_seq": item.md_seq, "event": encode_event(item.event, instruments)}
+    if type(item) is BookSnapshot:
+        instrument = _instrument(instruments, item.symbol)
+        depth = encode_depth(item.depth, instrument, item.md_seq)
+        return {"type": "snapshot", **depth}
+    assert isinstance(item, Gap)
+    return {"type": "gap", "symbol": item.symbol, "last_md_seq": item.last_md_seq, "dropped": item.dropped}
+
+
+def decode_market_data(data: Any, instruments: InstrumentLookup) -> MarketData:
+    """Inverse of ``encode_market_data`` (an ``error`` message is the caller's to handle)."""
+    if not isinstance(data, dict):
+        raise MalformedMessage("a market-data message must be a JSON object")
+    kind = data.get("type")
+    try:
+        if kind == "update":
+            event = decode_event(data["event"], instruments)
+            if not isinstance(event, BookDelta | TradeExecuted):
+                raise MalformedMessage(f"not a market-data event: {type(event).__name__}")
+            return MarketUpdate(str(data["symbol"]), int(data["md_seq"]), event)
+        if kind == "snapshot":
+            symbol = str(data["symbol"])
+            return BookSnapshot(symbol, int(data["md_seq"]), decode_depth(data, _instrument(instruments, symbol)))
+        if kind == "gap":
+            return Gap(str(data["symbol"]), int(data["last_md_seq"]), int(data["dropped"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedMessage(f"not a market-data message: {exc!r}") from None
+    raise MalformedMessage(f"unknown market-data message type {kind!r}")
+
+
+def _instrument(instruments: InstrumentLookup, symbol: str) -> Instrument:
+    instrument = instruments(symbol)
+    if instrument is None:
+        raise MalformedMessage(f"unknown symbol {symbol!r}")
+    return instrument

@@ -1,0 +1,198 @@
+"""``turbo-dex``: the matching engine behind HTTP (FastAPI on uvicorn, uvloop + httptools).
+
+One process, one engine, one gateway. Start-up recovers the journal (if
+any) before the socket listens, lists the default instruments that are not
+yet listed, and prints one line naming the URL. SIGTERM or SIGINT stops
+accepting connections, lets open requests finish (up to
+``graceful_shutdown_s``), then ``Gateway.stop()`` applies what is queued,
+fsyncs and writes a checkpoint.
+
+There is no ``--workers``/``--shards``: the engine is a single writer, and a
+second worker process would hold a second, separate order book.
+
+For tests and for a process that serves several transports over one
+gateway, ``serve_http(gateway, ...)`` runs the same server inside the
+caller's event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator, Generator, Sequence
+from dataclasses import replace
+
+import uvicorn
+import uvloop
+
+from engine import ExchangeError
+from transports.core.gateway import Gateway, GatewayConfig
+from transports.http.app import create_app
+from transports.http.settings import DEFAULT_HOST, DEFAULT_JOURNAL, DEFAULT_PORT, LOG_LEVELS, HttpServerSettings, http_url
+from transports.instruments import select_instruments
+
+log = logging.getLogger("turbo-dex")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus its signal handling when embedded.
+
+    Standalone, SIGTERM/SIGINT only ask it to exit (and are not re-raised
+    afterwards, so the gateway still stops cleanly); embedded, the host
+    process owns the signals.
+    """
+
+    def __init__(self, config: uvicorn.Config, *, handle_signals: bool) -> None:
+        super().__init__(config)
+        self.handle_signals = handle_signals
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if not self.handle_signals:
+            yield
+            return
+        import signal
+
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _uvicorn_config(gateway: Gateway, settings: HttpServerSettings, *, embedded: bool) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(gateway, settings),
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        lifespan="off",  # the gateway's lifetime is ours, not the app's
+        log_level=settings.log_level,
+        log_config=None if embedded else uvicorn.config.LOGGING_CONFIG,  # embedded: the host process owns logging
+        access_log=settings.log_level in ("debug", "trace"),
+        timeout_graceful_shutdown=settings.graceful_shutdown_s,
+        server_header=False,
+    )
+
+
+def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening TCP socket (port 0 picks a free one).
+
+    It listens at once, so that from the moment the start-up line names the
+    URL, connections are accepted (queued until uvicorn serves them).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def serve_http(
+    gateway: Gateway, settings: HttpServerSettings | None = None, *, sock: socket.socket | None = None
+) -> AsyncIterator[str]:
+    """Serve ``gateway`` over HTTP in the running event loop; yields the base URL.
+
+    The caller starts and stops the gateway. ``settings.port = 0`` picks a
+    free port. Leaving the block stops the server (open requests finish).
+    """
+    settings = settings if settings is not None else HttpServerSettings(port=0, log_level="warning")
+    sock = sock if sock is not None else bind(settings.host, settings.port)
+    url = http_url(settings.host, sock.getsockname()[1])
+    server = _Server(_uvicorn_config(gateway, settings, embedded=True), handle_signals=False)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]), name=f"turbo-dex {url}")
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # re-raise the start-up failure
+                raise RuntimeError(f"turbo-dex at {url} did not start")
+            await asyncio.sleep(0.005)
+        yield url
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def run_server(settings: HttpServerSettings) -> int:
+    """The ``turbo-dex`` process: recover, listen, serve until SIGTERM/SIGINT, stop cleanly."""
+    instruments = select_instruments(settings.symbols)
+    gateway = Gateway(config=GatewayConfig(buffer=settings.buffer, journal=settings.journal, fsync=settings.fsync))
+    try:
+        await gateway.start(instruments)
+    except (ExchangeError, OSError) as exc:
+        print(f"turbo-dex: cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        try:
+            sock = bind(settings.host, settings.port)
+        except OSError as exc:
+            print(f"turbo-dex: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
+            return 1
+        url = http_url(settings.host, sock.getsockname()[1])
+        server = _Server(_uvicorn_config(gateway, settings, embedded=False), handle_signals=True)
+        journal = f"journal {settings.journal} (fsync {settings.fsync}, {gateway.recovered_commands} commands recovered)"
+        print(
+            f"turbo-dex listening on {url} ({journal if settings.journal else 'no journal'};"
+            f" symbols {','.join(i.symbol for i in gateway.instruments)}; engine seq {gateway.engine.seq})",
+            flush=True,
+        )
+        await server.serve(sockets=[sock])
+    finally:
+        await gateway.stop()
+    print(f"turbo-dex stopped (engine seq {gateway.engine.seq})", flush=True)
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> HttpServerSettings:
+    defaults = HttpServerSettings()
+    parser = argparse.ArgumentParser(prog="turbo-dex", description="The matching engine behind HTTP (docs/http.md).")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST}; 0.0.0.0 = all)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port)")
+    parser.add_argument("--buffer", type=int, default=defaults.buffer, help="most commands waiting in the gateway queue before 503")
+    journal = parser.add_mutually_exclusive_group()
+    journal.add_argument("--journal", default=DEFAULT_JOURNAL, metavar="PATH", help=f"command journal (default {DEFAULT_JOURNAL})")
+    journal.add_argument("--no-journal", action="store_true", help="keep nothing across restarts")
+    parser.add_argument("--fsync", choices=("batch", "interval", "off"), default=defaults.fsync, help="journal durability (default batch)")
+    parser.add_argument("--symbols", default="", help="comma list of default instruments to list (default: all)")
+    parser.add_argument("--allow-admin", action="store_true", help="accept add_instrument commands over HTTP")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=defaults.log_level)
+    args = parser.parse_args(argv)
+    if args.buffer < 1:
+        parser.error("--buffer must be at least 1")
+    try:
+        select_instruments(args.symbols)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return replace(
+        defaults,
+        host=args.host,
+        port=args.port,
+        buffer=args.buffer,
+        journal=None if args.no_journal else args.journal,
+        fsync=args.fsync,
+        symbols=args.symbols,
+        allow_admin=args.allow_admin,
+        log_level=args.log_level,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run_server(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Every transport by name: how to build its client, and how to serve a gateway over it in-process.
+
+::
+
+    async with serve("http", gateway) as url:          # the caller starts/stops the gateway
+        async with make_client("http", "alice", url) as client:
+            await client.submit([...])
+
+Adding a transport adds one entry to ``TRANSPORTS`` (and its folder); the
+contract tests and the harness pick it up by name. Entries import their
+transport lazily, so using one never needs the libraries of the others.
+``inproc`` has no wire: its "URL" names a gateway served in this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from transports.core.client import TraderClient
+from transports.core.gateway import Gateway
+
+ClientFactory = Callable[[str, str | None], TraderClient]  # (trader, url or None for the default)
+ServerFactory = Callable[[Gateway], AbstractAsyncContextManager[str]]  # yields the URL clients use
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    name: str
+    client: ClientFactory
+    serve: ServerFactory
+
+
+# ------------------------------------------------------------------ inproc
+_INPROC_GATEWAYS: dict[str, Gateway] = {}
+
+
+def _inproc_client(trader: str, url: str | None) -> TraderClient:
+    from transports.inproc.client import InProcClient
+
+    gateway = _INPROC_GATEWAYS.get(url or "")
+    if gateway is None:
+        raise ValueError(f"no in-process gateway at {url!r}: use the URL that serve('inproc', gateway) yields")
+    return InProcClient(gateway, trader)
+
+
+@contextlib.asynccontextmanager
+async def _inproc_serve(gateway: Gateway) -> AsyncIterator[str]:
+    url = f"inproc://{id(gateway):x}"
+    _INPROC_GATEWAYS[url] = gateway
+    try:
+        yield url
+    finally:
+        _INPROC_GATEWAYS.pop(url, None)
+
+
+# -------------------------------------------------------------------- http
+def _http_client(trader: str, url: str | None) -> TraderClient:
+    from transports.http.client import HttpClient
+
+    return HttpClient(trader, url)
+
+
+def _http_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
+    from transports.http.server import serve_http
+
+    return serve_http(gateway)
+
+
+TRANSPORTS: Mapping[str, Transport] = MappingProxyType(
+    {
+        "inproc": Transport("inproc", _inproc_client, _inproc_serve),
+        "http": Transport("http", _http_client, _http_serve),
+    }
+)
+
+
+def transport(name: str) -> Transport:
+    entry = TRANSPORTS.get(name)
+    if entry is None:
+        raise ValueError(f"unknown transport {name!r}; known: {', '.join(TRANSPORTS)}")
+    return entry
+
+
+def make_client(name: str, trader: str, url: str | None = None) -> TraderClient:
+    """A client of transport ``name`` acting for ``trader`` (``url`` None = the transport's default/env)."""
+    return transport(name).client(trader, url)
+
+
+def serve(name: str, gateway: Gateway) -> AbstractAsyncContextManager[str]:
+    """Serve ``gateway`` over transport ``name`` in the running event loop, on a free loopback port."""
+    return transport(name).serve(gateway)
