@@ -1,6 +1,6 @@
-"""Compile the engine's hot modules with mypyc, in place.
+"""Compile the engine's and the codec's hot modules with mypyc, in place.
 
-The compiled modules (``engine/*.so``) shadow their ``.py`` sources on import;
+The compiled modules (``*.so`` beside their sources) shadow the ``.py`` files on import;
 the sources stay the single truth and are what the type checker and the
 import-linter contract read. ``make`` rebuilds whenever a source is newer
 than the build stamp; ``make clean-native`` returns to the interpreted engine.
@@ -19,12 +19,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Enum modules stay interpreted: mypyc mishandles IntEnum members in tuples.
-MODULES = ["record", "instruments", "risk", "commands", "events", "queries", "book", "engine"]
+MODULES = [
+    "engine/record.py",
+    "engine/instruments.py",
+    "engine/risk.py",
+    "engine/commands.py",
+    "engine/events.py",
+    "engine/queries.py",
+    "engine/book.py",
+    "engine/engine.py",
+    # The codec runs once per command and per event on every wire.
+    "transports/codec/decimals.py",
+    "transports/codec/json_codec.py",
+    "transports/codec/compact.py",
+]
+NATIVE_DIRS = ["engine", "transports/codec"]
 
 
 def clean() -> None:
-    for path in (ROOT / "engine").glob("*.so"):
-        path.unlink()
+    for folder in NATIVE_DIRS:
+        for path in (ROOT / folder).glob("*.so"):
+            path.unlink()
     for path in ROOT.glob("*__mypyc*.so"):
         path.unlink()
     shutil.rmtree(ROOT / "build" / "mypyc", ignore_errors=True)
@@ -35,7 +50,7 @@ def main() -> int:
         clean()
         return 0
     clean()
-    sources = [f"engine/{name}.py" for name in MODULES]
+    sources = MODULES
     env = dict(os.environ, MYPYC_OPT_LEVEL="3")
     cmd = [sys.executable, "-m", "mypyc", *sources]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
@@ -54,8 +69,8 @@ def main() -> int:
     for item in list(build.iterdir()):
         if item.name not in {"mypyc", ".native-stamp"}:
             shutil.move(str(item), target / item.name)
-    compiled = sorted(p.name for p in (ROOT / "engine").glob("*.so"))
-    print(f"compiled {len(compiled)} engine modules with mypyc")
+    compiled = [p for folder in NATIVE_DIRS for p in (ROOT / folder).glob("*.so")]
+    print(f"compiled {len(compiled)} modules with mypyc (engine and codec)")
     return 0
 
 
