@@ -1,0 +1,409 @@
+"""One contract, every transport.
+
+Each test runs once per transport registered in ``transports.registry`` (the
+in-process one included): a fresh gateway is served over the transport in this
+event loop, and clients built by the registry talk to it. A new transport
+registers and passes this suite without editing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import (
+    AddInstrument,
+    BookDelta,
+    CancelOrder,
+    CancelReason,
+    Command,
+    Engine,
+    Event,
+    ExchangeError,
+    Instrument,
+    OrderAccepted,
+    OrderCancelled,
+    OrderRejected,
+    OrderReplaced,
+    OrderStatus,
+    OrderType,
+    Overloaded,
+    PlaceOrder,
+    RejectReason,
+    ReplaceOrder,
+    RiskLimits,
+    Side,
+    TimeInForce,
+    TradeExecuted,
+)
+from transports.core.client import TraderClient
+from transports.core.gateway import Gateway, GatewayConfig
+from transports.core.marketdata import BookSnapshot, MarketUpdate
+from transports.registry import TRANSPORTS, make_client, serve
+
+SYM = "BTC-USD"
+# Tick 0.01 and lot 0.001; quantities between 0.001 and 100; 10% band around 30000.
+INSTRUMENT = Instrument.create(SYM, "0.01", "0.001", min_qty="0.002", max_qty="100", price_band_bps=1000, reference_price="30000.00")
+PX = 3_000_000  # 30000.00 in ticks
+BUY, SELL = Side.BUY, Side.SELL
+RISK = {"risky": RiskLimits(max_order_qty=Decimal("5"), max_notional=Decimal("60000"), max_open_orders=2)}
+
+
+@pytest.fixture(params=sorted(TRANSPORTS))
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class Venue:
+    """A gateway served over one transport, and a way to get clients for it."""
+
+    def __init__(self, transport: str, gateway: Gateway, url: str) -> None:
+        self.transport = transport
+        self.gateway = gateway
+        self.url = url
+        self._clients: list[TraderClient] = []
+
+    async def client(self, trader: str) -> TraderClient:
+        client = make_client(self.transport, trader, self.url)
+        await client.connect()
+        self._clients.append(client)
+        return client
+
+    async def close_clients(self) -> None:
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                await client.close()
+        self._clients.clear()
+
+
+@contextlib.asynccontextmanager
+async def venue(transport: str, journal: Path | None = None, **config: Any) -> AsyncIterator[Venue]:
+    gateway = Gateway(Engine(trader_limits=RISK), GatewayConfig(journal=str(journal) if journal else None, **config))
+    await gateway.start([INSTRUMENT])
+    try:
+        async with serve(transport, gateway) as url:
+            v = Venue(transport, gateway, url)
+            try:
+                yield v
+            finally:
+                await v.close_clients()
+    finally:
+        await gateway.stop()
+
+
+def run(transport: str, scenario: Callable[[Venue], Awaitable[None]], **config: Any) -> None:
+    async def main() -> None:
+        async with venue(transport, **config) as v:
+            await asyncio.wait_for(scenario(v), 60)
+
+    asyncio.run(main())
+
+
+def limit(coid: str, side: Side, qty: int, price: int, **kw: Any) -> PlaceOrder:
+    return PlaceOrder("", coid, SYM, side, qty, price, **kw)
+
+
+def of(kind: type[Any], events: list[Event]) -> list[Any]:
+    return [e for e in events if isinstance(e, kind)]
+
+
+async def one(client: TraderClient, command: Command) -> list[Event]:
+    return (await client.submit([command]))[0]
+
+
+async def reason_of(client: TraderClient, command: Command) -> RejectReason:
+    """The reject reason, whether the engine rejected it or the wire refused it before the engine."""
+    try:
+        events = await one(client, command)
+    except ExchangeError as exc:
+        return exc.reason
+    rejected = of(OrderRejected, events)
+    assert rejected, f"expected a reject, got {events}"
+    return rejected[0].reason
+
+
+# ------------------------------------------------------------------ basics
+def test_place_rests_and_shows_in_the_book(transport: str) -> None:
+    async def scenario(v: Venue) -> None:
+        alice = await v.client("alice")
+        events = await one(alice, limit("a1", BUY, 1500, PX - 100))
+        accepted = of(OrderAccepted, events)[0]
+        assert (accepted.trader, accepted.client_order_id, accepted.price, accepted.qty) == ("alice", "a1", PX - 100, 1500)
+        assert of(BookDelta, events)[0].qty == 1500
+        book = await alice.book(SYM, 5)
+        assert [(lvl.price, lvl.qty, lvl.order_count) for lvl in book.bids] == [(PX - 100, 1500, 1)]
+        status = await alice.order(accepted.order_id)
+        assert status is not None and status.status is OrderStatus.NEW and status.remaining == 1500
+
+    run(transport, scenario)
+
+
+def test_partial_then_full_fill_at_the_makers_price(transport: str) -> None:
+    async def scenario(v: Venue) -> None:
+        carol, alice, bob = await v.client("carol"), await v.client("alice"), await v.client("bob")
+        maker = of(OrderAccepted, await one(carol, limit("c1", SELL, 5000, PX)))[0]
+        first = of(TradeExecuted, await one(alice, limit("a1", BUY, 3000, PX + 500)))
+        assert [(t.price, t.qty, t.maker_trader, t.taker_trader, t.maker_remaining) for t in first] == [(PX, 3000, "carol", "alice", 2000)]
+        partial = await carol.order(maker.order_id)
+        assert partial is not None and partial.status is OrderStatus.PARTIALLY_FILLED and partial.filled == 3000
+        second = of(TradeExecuted, await one(bob, limit("b1", BUY, 2000, PX)))
+        assert [(t.qty, t.maker_remaining, t.taker_remaining) for t in second] == [(2000, 0, 0)]
+        done = await carol.order(maker.order_id)
+        assert done is not None and done.status is OrderStatus.FILLED
+        assert (await carol.book(SYM)).asks == []
+
+    run(transport, scenario)
+
+
+def test_cancel_own_order_and_not_anothers(transport: str) -> None:
+    async def scenario(v: Venue) -> None:
+        alice, mallory = await v.client("alice"), await v.client("mallory")
+        order_id = of(OrderAccepted, await one(alice, limit("a1", BUY, 1000, PX - 10)))[0].order_id
+        assert await reason_of(mallory, CancelOrder("", order_id)) is RejectReason.UNKNOWN_ORDER
+        assert await mallory.order(order_id) is None
+        cancelled = of(OrderCancelled, await alice.cancel(order_id))
+        assert [(c.order_id, c.reason, c.qty) for c in cancelled] == [(order_id, CancelReason.USER, 1000)]
+        assert (await alice.book(SYM)).bids == []
+
+    run(transport, scenario)
+
+
+def test_replace_keeps_priority_on_a_decrease_and_loses_it_on_a_price_change(transport: str) -> None:
+    async def scenario(v: Venue) -> None:
+        alice, bob, taker = await v.client("alice"), await v.client("bob"), await v.client("taker")
+        first = of(OrderAccepted, await one(alice, limit("a1", SELL, 4000, PX)))[0].order_id
+        of(OrderAccepted, await one(bob, limit("b1", SELL, 4000, PX)))
+        kept = of(OrderReplaced, await one(alice, ReplaceOrder("", first, 0, 2000, SYM)))[0]
+        assert kept.priority_kept and kept.qty == 2000
+        trades = of(TradeExecuted, await one(taker, limit("t1", BUY, 1000, PX)))
+        assert [t.maker_trader for t in trades] == ["alice"]  # still first in the queue
+        moved = of(OrderReplaced, await one(alice, ReplaceOrder("", first, PX + 1, 0, SYM)))[0]
+        assert not moved.priority_kept and moved.price == PX + 1
+        book = await alice.book(SYM)
+        assert [(lvl.price, lvl.qty) for lvl in book.asks] == [(PX, 4000), (PX + 1, 1000)]
+
+    run(transport, scenario)
+
+
+def test_mass_cancel_takes_only_the_callers_orders(transport: str) -> None:
+    async def scenario(v: Venue) -> None:
+        alice, bob = await v.client("alice"), await v.client("bob")
+        await alice.submit([limit(f"a{i}", BUY, 1000, PX - 10 - i) for i in range(3)])
+        await bob.submit([limit("b1", BUY, 1000, PX - 50)])
+        cancelled = of(OrderCancelled, await alice.mass_cancel(SYM))
+        assert len(cancelled) == 3 and {c.reason for c in cancelled} == {CancelReason.MASS_CANCEL}
+        assert [(lvl.price, lvl.qty) for lvl in (await bob.book(SYM)).bids] == [(PX - 50, 1000)]
+
+    run(transport, scenario)
+
+
+def test_ioc_fok_market_and_stop_orders(transport: str) -> None:
+    async def scenario(v: Venue) -> None:
+        maker, taker, hitter = await v.client("maker"), await v.client("taker"), await v.client("hitter")
+        await maker.submit([limit("m1", SELL, 2000, PX), limit("m2", SELL, 2000, PX + 100)])
+        fok = await one(taker, limit("t1", BUY, 9000, PX + 100, tif=TimeInForce.FOK))
+        assert not of(TradeExecuted, fok) and of(OrderCancelled, fok)[0].reason is CancelReason.FOK_NOT_FILLED
+        ioc = await one(taker, limit("t2", BUY, 3000, PX, tif=TimeInForce.IOC))
+        assert [t.qty for t in of(TradeExecuted, ioc)] == [2000]
+        assert of(OrderCancelled, ioc)[0].reason is CancelReason.IOC_REMAINDER
+        stop = await one(taker, PlaceOrder("", "t3", SYM, BUY, 500, 0, OrderType.STOP_MARKET, stop_price=PX + 100))
+        assert of(OrderAccepted, stop)
+        market = await one(hitter, PlaceOrder("", "h1", SYM, BUY, 500, 0, OrderType.MARKET))
+        kinds = [type(e).__name__ for e in market]
+        assert "StopTriggered" in kinds, kinds  # the market buy printed at PX+100 and fired the stop
+        # 2000 at PX+100, less 500 (the market buy) and 500 (the triggered stop).
+        assert [(lvl.price, lvl.qty) for lvl in (await taker.book(SYM)).asks] == [(PX + 100, 1000)]
+
+    run(transport, scenario)
+
+
+# ----------------------------------------------------------------- rejects
+def test_every_reject_reason_reaches_the_client(transport: str) -> None:
+    async def scenario(v: Venue) -> None:
+        alice, risky, other = await v.client("alice"), await v.client("risky"), await v.client("other")
+        assert await reason_of(alice, PlaceOrder("", "x1", "NOPE-USD", BUY, 1000, PX)) is RejectReason.UNKNOWN_SYMBOL
+        assert await reason_of(alice, limit("x2", BUY, 1000, 0)) is RejectReason.INVALID_PRICE
+        assert await reason_of(alice, limit("x3", BUY, 0, PX)) in (RejectReason.INVALID_QUANTITY, RejectReason.MALFORMED_MESSAGE)
+        assert await reason_of(alice, limit("x4", BUY, 1, PX)) is RejectReason.QUANTITY_BELOW_MIN
+        assert await reason_of(alice, limit("x5", BUY, 100_001, PX)) is RejectReason.QUANTITY_ABOVE_MAX
+        market_with_stop = PlaceOrder("", "x6", SYM, BUY, 1000, 0, OrderType.MARKET, stop_price=PX)
+        assert await reason_of(alice, market_with_stop) is RejectReason.INVALID_ORDER
+        assert await reason_of(alice, limit("x7", BUY, 1000, PX * 2)) is RejectReason.PRICE_OUT_OF_BAND
+        await one(alice, limit("dup", BUY, 1000, PX - 100))
+        assert await reason_of(alice, limit("dup", BUY, 1000, PX - 100)) is RejectReason.DUPLICATE_CLIENT_ORDER_ID
+        await one(other, limit("o1", SELL, 1000, PX))
+        assert await reason_of(alice, limit("x8", BUY, 1000, PX, post_only=True)) is RejectReason.POST_ONLY_WOULD_TAKE
+        assert await reason_of(alice, CancelOrder("", 999_999)) is RejectReason.UNKNOWN_ORDER
+        stop = of(OrderAccepted, await one(alice, PlaceOrder("", "s1", SYM, SELL, 1000, 0, OrderType.STOP_MARKET, stop_price=PX - 500)))
+        assert await reason_of(alice, ReplaceOrder("", stop[0].order_id, 0, 2000, SYM)) is RejectReason.ORDER_NOT_REPLACEABLE
+        assert await reason_of(risky, limit("r1", BUY, 6000, PX - 100)) is RejectReason.RISK_MAX_ORDER_QTY
+        assert await reason_of(risky, limit("r2", BUY, 2100, PX - 100)) is RejectReason.RISK_MAX_NOTIONAL
+        await risky.submit([limit("r3", BUY, 1000, PX - 100), limit("r4", BUY, 1000, PX - 100)])
+        assert await reason_of(risky, limit("r5", BUY, 1000, PX - 100)) is RejectReason.RISK_MAX_OPEN_ORDERS
+
+    run(transport, scenario)
+
+
+def test_a_full_gateway_refuses_a_batch_whole_and_applies_none_of_it(transport: str) -> None:
+    async def scenario(v: Venue) -> None:
+        alice = await v.client("alice")
+        # More than the whole queue holds: refused whole, as OVERLOADED or (by a
+        # server that knows it could never fit) MALFORMED_MESSAGE.
+        with pytest.raises(ExchangeError) as info:
+            await alice.submit([limit(f"a{i}", BUY, 1000, PX - 100) for i in range(50)])
+        assert info.value.reason in (RejectReason.OVERLOADED, RejectReason.MALFORMED_MESSAGE)
+        assert await alice.order(1) is None and (await alice.book(SYM)).bids == []
+        assert v.gateway.stats_dict()["orders"] == 0
+        assert len(await alice.submit([limit("ok", BUY, 1000, PX - 100)])) == 1
+
+    run(transport, scenario, buffer=20)
+
+
+def test_an_overloaded_gateway_says_retry(transport: str) -> None:
+    async def scenario(v: Venue) -> None:
+        alice = await v.client("alice")
+        v.gateway._queued = v.gateway.config.buffer  # the queue is full (others' work in flight)
+        try:
+            with pytest.raises(Overloaded) as info:
+                await alice.submit([limit("a1", BUY, 1000, PX - 100)])
+            assert info.value.reason is RejectReason.OVERLOADED
+        finally:
+            v.gateway._queued = 0
+        assert (await alice.book(SYM)).bids == []
+        assert of(OrderAccepted, (await alice.submit([limit("a1", BUY, 1000, PX - 100)]))[0])  # the retry goes through
+
+    run(transport, scenario, buffer=20)
+
+
+# ------------------------------------------------------------ batches, md
+def test_a_batch_of_ten_thousand_comes_back_in_order(transport: str) -> None:
+    async def scenario(v: Venue) -> None:
+        alice = await v.client("alice")
+        batch = [
+            limit(f"a{i}", BUY if i % 2 else SELL, 1000 + i % 7, PX - 1000 - i % 500 if i % 2 else PX + 1000 + i % 500)
+            for i in range(10_000)
+        ]
+        replies = await alice.submit(batch)
+        assert len(replies) == 10_000
+        assert [of(OrderAccepted, r)[0].client_order_id for r in replies] == [c.client_order_id for c in batch]
+        assert v.gateway.stats_dict()["accepted"] == 10_000
+
+    run(transport, scenario)
+
+
+def test_market_data_snapshot_plus_updates_equal_the_book(transport: str) -> None:
+    async def scenario(v: Venue) -> None:
+        alice, bob = await v.client("alice"), await v.client("bob")
+        await alice.submit([limit(f"a{i}", SELL, 1000, PX + i * 10) for i in range(5)])
+        stream = alice.market_data([SYM])
+        snapshot = await anext(stream)
+        assert isinstance(snapshot, BookSnapshot)
+        book = {(Side.SELL, lvl.price): lvl.qty for lvl in snapshot.depth.asks}
+        book.update({(Side.BUY, lvl.price): lvl.qty for lvl in snapshot.depth.bids})
+        await bob.submit([limit("b1", BUY, 2500, PX + 10), limit("b2", BUY, 1000, PX - 50)])
+        expected_md = snapshot.md_seq + 1
+        trades = 0
+        while True:
+            update = await asyncio.wait_for(anext(stream), 10)
+            assert isinstance(update, MarketUpdate) and update.md_seq == expected_md
+            expected_md += 1
+            if isinstance(update.event, TradeExecuted):
+                trades += 1
+                continue
+            delta = update.event
+            if delta.qty:
+                book[(delta.side, delta.price)] = delta.qty
+            else:
+                book.pop((delta.side, delta.price), None)
+            if (Side.BUY, PX - 50) in book:
+                break
+        await stream.aclose()
+        depth = await bob.book(SYM, 50)
+        expected = {(Side.SELL, lvl.price): lvl.qty for lvl in depth.asks}
+        expected.update({(Side.BUY, lvl.price): lvl.qty for lvl in depth.bids})
+        assert book == expected and trades == 2
+
+    run(transport, scenario)
+
+
+def test_a_client_that_disconnects_mid_stream_does_not_disturb_others(transport: str) -> None:
+    async def scenario(v: Venue) -> None:
+        quitter, stayer = await v.client("quitter"), await v.client("stayer")
+        stream = quitter.market_data([SYM])
+        await anext(stream)
+        pending = asyncio.ensure_future(quitter.submit([limit(f"q{i}", BUY, 1000, PX - 200 - i) for i in range(2000)]))
+        await asyncio.sleep(0)
+        await quitter.close()  # while its batch and its market data are in flight
+        with contextlib.suppress(BaseException):
+            await pending
+        with contextlib.suppress(BaseException):
+            await stream.aclose()
+        replies = await stayer.submit([limit("s1", SELL, 1000, PX + 300)])
+        assert of(OrderAccepted, replies[0])
+        assert (await stayer.book(SYM)).asks[0].price == PX + 300
+
+    run(transport, scenario)
+
+
+def test_server_restart_on_the_same_journal_keeps_every_acknowledged_order(transport: str, tmp_path: Path) -> None:
+    journal = tmp_path / "journal.log"
+
+    async def first_life() -> list[int]:
+        async with venue(transport, journal) as v:
+            alice = await v.client("alice")
+            replies = await alice.submit([limit(f"a{i}", BUY, 1000, PX - 100 - i) for i in range(50)])
+            return [of(OrderAccepted, r)[0].order_id for r in replies]
+
+    async def second_life(order_ids: list[int]) -> None:
+        async with venue(transport, journal) as v:
+            alice = await v.client("alice")
+            for order_id in order_ids:
+                status = await alice.order(order_id)
+                assert status is not None and status.status is OrderStatus.NEW
+            assert sum(lvl.qty for lvl in (await alice.book(SYM, 100)).bids) == 50 * 1000
+            again = await alice.submit([limit("a0", BUY, 1000, PX - 100)])
+            assert of(OrderRejected, again[0])[0].reason is RejectReason.DUPLICATE_CLIENT_ORDER_ID
+
+    ids = asyncio.run(first_life())
+    asyncio.run(second_life(ids))
+
+
+# ------------------------------------------------------- same engine, same answer
+def _digest(events: list[Event]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for event in events:
+        h.update(repr(event).encode())
+    return h.hexdigest()
+
+
+def test_the_same_workload_gives_the_same_events_and_state_as_the_engine_alone(transport: str) -> None:
+    from traders.workload import OrderFlow
+    from transports.core.trader_identity import bind_trader
+
+    batches = [OrderFlow(2026, "alice", [INSTRUMENT]).batch(250) for _ in range(12)]
+
+    reference = Engine(trader_limits=RISK)
+    expected: list[Event] = []
+    for command in [AddInstrument(INSTRUMENT), *(bind_trader(c, "alice") for b in batches for c in b)]:
+        expected.extend(reference.handle(command))
+    expected = expected[1:]  # the venue lists the instrument itself
+
+    async def scenario(v: Venue) -> None:
+        alice = await v.client("alice")
+        seen: list[Event] = []
+        for batch in batches:
+            for reply in await alice.submit(batch):
+                seen.extend(reply)
+        assert len(seen) == len(expected)
+        assert _digest(seen) == _digest(expected)
+        assert v.gateway.engine.state_hash() == reference.state_hash()
+
+    run(transport, scenario)
