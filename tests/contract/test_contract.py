@@ -109,6 +109,13 @@ def limit(coid: str, side: Side, qty: int, price: int, **kw: Any) -> PlaceOrder:
     return PlaceOrder("", coid, SYM, side, qty, price, **kw)
 
 
+async def aclose(stream: object) -> None:
+    """Close a market-data stream (every client returns an async generator)."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
 def of(kind: type[Any], events: list[Event]) -> list[Any]:
     return [e for e in events if isinstance(e, kind)]
 
@@ -123,7 +130,7 @@ async def reason_of(client: TraderClient, command: Command) -> RejectReason:
         events = await one(client, command)
     except ExchangeError as exc:
         return exc.reason
-    rejected = of(OrderRejected, events)
+    rejected: list[OrderRejected] = of(OrderRejected, events)
     assert rejected, f"expected a reject, got {events}"
     return rejected[0].reason
 
@@ -323,7 +330,7 @@ def test_market_data_snapshot_plus_updates_equal_the_book(transport: str) -> Non
                 book.pop((delta.side, delta.price), None)
             if (Side.BUY, PX - 50) in book:
                 break
-        await stream.aclose()
+        await aclose(stream)
         depth = await bob.book(SYM, 50)
         expected = {(Side.SELL, lvl.price): lvl.qty for lvl in depth.asks}
         expected.update({(Side.BUY, lvl.price): lvl.qty for lvl in depth.bids})
@@ -343,7 +350,7 @@ def test_a_client_that_disconnects_mid_stream_does_not_disturb_others(transport:
         with contextlib.suppress(BaseException):
             await pending
         with contextlib.suppress(BaseException):
-            await stream.aclose()
+            await aclose(stream)
         replies = await stayer.submit([limit("s1", SELL, 1000, PX + 300)])
         assert of(OrderAccepted, replies[0])
         assert (await stayer.book(SYM)).asks[0].price == PX + 300
