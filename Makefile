@@ -6,13 +6,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-EXTRAS := dev,bench,proto,http,harness
+EXTRAS := dev,bench,proto,http,harness,grpc,zmq
 
 DEPS_STAMP   := $(VENV)/.deps-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
 NATIVE_STAMP := build/.native-stamp
-ENGINE_SRC   := $(wildcard engine/*.py) scripts/build_native.py
+ENGINE_SRC   := $(wildcard engine/*.py) transports/codec/decimals.py transports/codec/json_codec.py transports/codec/compact.py scripts/build_native.py
 
-.PHONY: help setup demo test lint fmt unit bench-engine bench-http turbo-server dex-trader replay-example clean clean-native
+.PHONY: help setup demo test lint fmt unit bench-engine bench-http bench-grpc bench-zmq turbo-server grpc-server zmq-server zmq-trader dex-trader replay-example clean clean-native
 
 help: ## List every target with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -38,8 +38,8 @@ $(PROTO_STAMP): $(DEPS_STAMP) $(PROTO_SRC)
 
 setup: $(NATIVE_STAMP) $(PROTO_STAMP) ## Create .venv, install pinned dependencies, compile the engine, generate protobuf code (idempotent)
 
-demo: setup ## Run the engine on a seeded workload for a few seconds and print a summary
-	@$(PY) -m traders.demo --seconds 3
+demo: setup ## Start turbo-dex, trade over HTTP for ~10 s with live progress, print the summary and the books
+	@$(PY) -m traders.demo
 
 test: lint unit ## Lint (ruff, mypy, import-linter) and the whole pytest suite
 
@@ -67,6 +67,21 @@ dex-trader: setup ## Run the trader harness against DEX_SERVER (default http://1
 
 bench-http: setup ## HTTP server + harness on this machine; writes reports/bench-http.json
 	@$(PY) -m bench.http_bench --out reports/bench-http.json
+
+grpc-server: setup ## Start the gRPC exchange server (dex-grpc) on 127.0.0.1:50051
+	@$(PY) -m transports.grpc.server $(ARGS)
+
+bench-grpc: setup ## gRPC server + harness on this machine; writes reports/bench-grpc.json
+	@$(PY) -m bench.grpc_bench --out reports/bench-grpc.json
+
+zmq-server: setup ## Start the ZeroMQ exchange server (dex-zmq): orders on 127.0.0.1:5555, market data on 5556
+	@$(VENV)/bin/dex-zmq $(ARGS)
+
+zmq-trader: setup ## Run the trader harness over ZeroMQ against DEX_ZMQ_SERVER (default zmq://127.0.0.1:5555)
+	@$(VENV)/bin/dex-trader --transport zmq $(ARGS)
+
+bench-zmq: setup ## ZeroMQ server + harness on this machine; writes reports/bench-zmq.json
+	@$(PY) -m bench.zmq_bench --out reports/bench-zmq.json
 
 replay-example: setup ## Replay docs/examples/commands.jsonl through dex-engine
 	@$(VENV)/bin/dex-engine replay docs/examples/commands.jsonl

@@ -1,33 +1,49 @@
-"""``make demo`` (engine only): drive the in-process engine with the seeded
-workload for a few seconds and print what happened."""
+"""``make demo``: start ``turbo-dex``, trade against it over HTTP for about ten seconds, show what happened.
+
+The demo starts the HTTP server as a subprocess (127.0.0.1, a free port, a
+journal in a temporary directory), waits for ``/health``, runs the harness
+(``dex-trader --transport http``) with its live progress, prints the summary
+and the top of every book, and stops the server by its PID.
+
+``--engine-only`` drives the in-process engine directly instead (no server,
+no gateway) and reports the engine's own speed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
+import tempfile
 import time
 from collections import Counter
 
-from engine import AddInstrument, Engine, OrderAccepted, OrderRejected, TradeExecuted
+from engine import AddInstrument, BookDepth, Engine, Instrument, OrderAccepted, OrderRejected, TradeExecuted
+from traders.harness import cli
+from traders.harness.clients import remote_client
+from traders.harness.server import LocalServer, ServerStartError
 from traders.workload import OrderFlow
 from transports.instruments import DEFAULT_INSTRUMENTS
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--traders", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=42)
-    args = parser.parse_args(argv)
+def print_book(instrument: Instrument, depth: BookDepth) -> None:
+    print(f"{instrument.symbol}  last {instrument.format_price(depth.last_price) if depth.last_price else '-'}")
+    for ask in reversed(depth.asks):
+        print(f"    ask {instrument.format_price(ask.price):>12} x {instrument.format_qty(ask.qty):>12}  ({ask.order_count} order(s))")
+    for bid in depth.bids:
+        print(f"    bid {instrument.format_price(bid.price):>12} x {instrument.format_qty(bid.qty):>12}  ({bid.order_count} order(s))")
 
+
+def engine_only(seconds: float, traders: int, seed: int) -> int:
     engine = Engine()
     for instrument in DEFAULT_INSTRUMENTS:
         engine.handle(AddInstrument(instrument))
-    flows = [OrderFlow(args.seed, f"trader-{i}", DEFAULT_INSTRUMENTS) for i in range(args.traders)]
+    flows = [OrderFlow(seed, f"trader-{i}", DEFAULT_INSTRUMENTS) for i in range(traders)]
     counts: Counter[str] = Counter()
     rejects: Counter[str] = Counter()
     commands = 0
     busy = 0.0
-    deadline = time.monotonic() + args.seconds
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         batch = [flow.next_command() for flow in flows for _ in range(125)]
         started = time.perf_counter()
@@ -52,12 +68,56 @@ def main(argv: list[str] | None = None) -> int:
     for instrument in DEFAULT_INSTRUMENTS:
         depth = engine.depth(instrument.symbol, 3)
         assert depth is not None
-        print(f"{instrument.symbol}  last {instrument.format_price(depth.last_price) if depth.last_price else '-'}")
-        for ask in reversed(depth.asks):
-            print(f"    ask {instrument.format_price(ask.price):>12} x {instrument.format_qty(ask.qty):>12}  ({ask.order_count} order(s))")
-        for bid in depth.bids:
-            print(f"    bid {instrument.format_price(bid.price):>12} x {instrument.format_qty(bid.qty):>12}  ({bid.order_count} order(s))")
+        print_book(instrument, depth)
     return 0
+
+
+async def _books(url: str, levels: int) -> list[tuple[Instrument, BookDepth]]:
+    client = remote_client("http", "demo-viewer", url)
+    await client.connect()
+    try:
+        return [(instrument, await client.book(instrument.symbol, levels)) for instrument in await client.instruments()]
+    finally:
+        await client.close()
+
+
+def over_http(seconds: float, traders: int, seed: int) -> int:
+    warmup = min(1.0, seconds / 5)
+    with tempfile.TemporaryDirectory(prefix="dex-demo-") as workdir:
+        server = LocalServer(workdir)
+        try:
+            server.start()
+        except ServerStartError as exc:
+            print(f"demo: {exc}", file=sys.stderr)
+            return 2
+        try:
+            print(f"turbo-dex pid {server.pid} on {server.url} (journal {server.journal_path})\n")
+            code = cli.main(
+                [
+                    "--transport", "http", "--server", server.url, "--workers", str(traders), "--batch", "100",
+                    "--duration", f"{seconds - warmup:g}s", "--warmup", f"{warmup:g}s", "--seed", str(seed),
+                ]
+            )  # fmt: skip
+            if code == 0:
+                print("\ntop of the books:")
+                for instrument, depth in asyncio.run(_books(server.url, 3)):
+                    print_book(instrument, depth)
+        finally:
+            exit_code = server.stop()
+            print(f"\nturbo-dex pid {server.pid} stopped (exit code {exit_code})")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine-only", action="store_true", help="drive the in-process engine, no server")
+    parser.add_argument("--seconds", type=float, default=None, help="how long to trade (default: 10 over HTTP, 3 engine-only)")
+    parser.add_argument("--traders", type=int, default=None, help="traders (default: 4 over HTTP, 8 engine-only)")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    if args.engine_only:
+        return engine_only(args.seconds or 3.0, args.traders or 8, args.seed)
+    return over_http(args.seconds or 10.0, args.traders or 4, args.seed)
 
 
 if __name__ == "__main__":

@@ -70,10 +70,38 @@ def _http_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
     return serve_http(gateway)
 
 
+# -------------------------------------------------------------------- grpc
+def _grpc_client(trader: str, url: str | None) -> TraderClient:
+    from transports.grpc.client import GrpcClient
+
+    return GrpcClient(trader, url)
+
+
+def _grpc_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
+    from transports.grpc.server import serve_grpc
+
+    return serve_grpc(gateway)
+
+
+# --------------------------------------------------------------------- zmq
+def _zmq_client(trader: str, url: str | None) -> TraderClient:
+    from transports.zmq.client import ZmqClient
+
+    return ZmqClient(trader, url)
+
+
+def _zmq_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
+    from transports.zmq.server import serve_zmq
+
+    return serve_zmq(gateway)
+
+
 TRANSPORTS: Mapping[str, Transport] = MappingProxyType(
     {
         "inproc": Transport("inproc", _inproc_client, _inproc_serve),
         "http": Transport("http", _http_client, _http_serve),
+        "grpc": Transport("grpc", _grpc_client, _grpc_serve),
+        "zmq": Transport("zmq", _zmq_client, _zmq_serve),
     }
 )
 

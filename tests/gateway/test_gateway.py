@@ -341,3 +341,28 @@ def test_instruments_listed_in_the_journal_are_not_listed_again(tmp_path: Path) 
         assert isinstance(AddInstrument(extra), AddInstrument)
 
     run(scenario)
+
+
+def test_a_second_server_on_the_same_journal_is_refused(tmp_path: Path) -> None:
+    from transports.core.journal import JournalInUse
+
+    async def scenario() -> None:
+        first = await started(tmp_path)
+        with pytest.raises(JournalInUse):
+            await started(tmp_path)
+        await first.stop()
+        again = await started(tmp_path)  # free once the first has stopped
+        await again.stop()
+
+    run(scenario)
+
+
+def test_a_snapshot_holds_the_whole_book_not_just_the_top() -> None:
+    async def scenario() -> None:
+        gateway = await started()
+        await gateway.submit([limit("alice", f"a{i}", Side.BUY, 1, 10_000 - i) for i in range(300)])
+        snapshot = await gateway.subscribe([SYM]).next()
+        assert isinstance(snapshot, BookSnapshot) and len(snapshot.depth.bids) == 300
+        await gateway.stop()
+
+    run(scenario)

@@ -13,6 +13,8 @@ Invariants:
 
 * A command's record is written (and, with ``fsync="batch"``, fsynced)
   before the command's reply is released; see ``Gateway``.
+* One writer: the file is locked (``flock``) while open; a second server on
+  the same journal fails at start with ``JournalInUse``.
 * Recovery reads records until the end. A torn *last* record (short header,
   short payload, or bad checksum at the very end of the file) is the trace of
   a crash mid-write: it is truncated away, never half-applied. A bad record
@@ -21,6 +23,7 @@ Invariants:
 
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 import zlib
@@ -44,6 +47,12 @@ FsyncPolicy = Literal["batch", "interval", "off"]
 
 class JournalCorrupt(ExchangeError):
     reason = RejectReason.INTERNAL_ERROR
+
+
+class JournalInUse(ExchangeError):
+    """Another process holds the journal: two writers would interleave records."""
+
+    reason = RejectReason.UNAVAILABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,12 @@ class Journal:
         else:
             recovery = Recovery([], 0, 0)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = -1
+            raise JournalInUse(f"journal {self.path} is in use by another process") from None
         if recovery.valid_length == 0:
             os.ftruncate(self._fd, 0)
             os.write(self._fd, MAGIC)

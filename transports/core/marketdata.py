@@ -106,7 +106,7 @@ class Subscription:
 class MarketDataHub:
     """Numbers and fans out the market-data events of one engine."""
 
-    def __init__(self, depth_source: Callable[[str, int], BookDepth | None], snapshot_depth: int = 50) -> None:
+    def __init__(self, depth_source: Callable[[str, int], BookDepth | None], snapshot_depth: int = 1_000_000) -> None:
         self._depth_source = depth_source
         self._snapshot_depth = snapshot_depth
         self.md_seq: dict[str, int] = {}

@@ -1,0 +1,222 @@
+"""Running the traders: here (one process), or in ``--procs`` processes started with ``spawn``.
+
+One process drives at most one core; the client must not be what limits a
+measurement, so ``--procs P`` runs P copies of the workers, each with its own
+event loop and clients. The parent:
+
+1. reads the server's counters (the reconciliation baseline),
+2. starts the children; each connects its traders and reports ``ready``,
+3. when all are ready, publishes one start instant (``time.monotonic()`` is
+   shared by every process of a machine) and releases them together,
+4. merges their once-a-second progress into the live view, collects each
+   one's result (histograms travel as ``Histogram.to_dict``), and
+5. reads the server's counters again.
+
+A child that cannot reach the server reports it and the parent stops the
+others (by their own ``Process`` handles) and raises ``NotConnected``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import queue as queue_module
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from multiprocessing.context import SpawnProcess
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event as EventType
+from typing import Any
+
+from engine import ExchangeError, NotConnected
+from traders.harness.clients import open_exchange
+from traders.harness.config import ConfigError, HarnessConfig
+from traders.harness.progress import ProgressView
+from traders.harness.runner import ProcessRunner
+
+_START_DELAY_S = 0.05  # between "go" and the first send, so every process is waiting already
+_READY_TIMEOUT_S = 60.0
+_GRACE_S = 30.0  # how long after the scheduled end a child may still take to report
+
+
+class HarnessError(RuntimeError):
+    """A harness process failed for a reason other than the server being unreachable."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    results: list[dict[str, Any]]
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+def run(config: HarnessConfig, view: ProgressView) -> Outcome:
+    if config.procs == 1:
+        return asyncio.run(_run_here(config, view))
+    return _run_spawned(config, view)
+
+
+async def _run_here(config: HarnessConfig, view: ProgressView) -> Outcome:
+    def show(snapshot: dict[str, Any]) -> None:
+        view.update(snapshot)
+        view.render()
+
+    async with open_exchange(config.transport, config.server) as new_client:
+        control = new_client(f"{config.trader_prefix}-control")
+        await control.connect()
+        try:
+            before = await control.stats()
+            runner = ProcessRunner(config, 0, new_client, on_progress=show)
+            try:
+                await runner.prepare()
+                result = await runner.run(time.monotonic() + _START_DELAY_S)
+            finally:
+                await runner.close()
+            after = await control.stats()
+        finally:
+            await control.close()
+    return Outcome([result], before, after)
+
+
+async def read_stats(config: HarnessConfig) -> dict[str, Any]:
+    """The server's counters through a short-lived client."""
+    async with open_exchange(config.transport, config.server) as new_client:
+        client = new_client(f"{config.trader_prefix}-control")
+        try:
+            await client.connect()
+            return await client.stats()
+        finally:
+            await client.close()
+
+
+def _run_spawned(config: HarnessConfig, view: ProgressView) -> Outcome:
+    before = asyncio.run(read_stats(config))
+    ctx = multiprocessing.get_context("spawn")
+    messages: Queue[dict[str, Any]] = ctx.Queue()
+    go = ctx.Event()
+    start_at = ctx.Value("d", 0.0)
+    children = [
+        ctx.Process(target=child_main, args=(config.to_dict(), p, messages, go, start_at), name=f"dex-trader-{p}", daemon=True)
+        for p in range(config.procs)
+    ]
+    for child in children:
+        child.start()
+    try:
+        _await_ready(children, messages, view)
+        start_at.value = time.monotonic() + _START_DELAY_S
+        go.set()
+        results = _collect(config, children, messages, view)
+    except BaseException:
+        _stop(children)
+        raise
+    for child in children:
+        child.join(timeout=5.0)
+    _stop(children)
+    after = asyncio.run(read_stats(config))
+    return Outcome(sorted(results, key=lambda r: int(r["proc"])), before, after)
+
+
+def _await_ready(children: list[SpawnProcess], messages: Queue[dict[str, Any]], view: ProgressView) -> None:
+    ready: set[int] = set()
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    while len(ready) < len(children):
+        message = _next(children, messages, deadline)
+        if message["kind"] == "ready":
+            ready.add(int(message["proc"]))
+        else:
+            _handle(message, view, {})
+
+
+def _collect(
+    config: HarnessConfig, children: list[SpawnProcess], messages: Queue[dict[str, Any]], view: ProgressView
+) -> list[dict[str, Any]]:
+    results: dict[int, dict[str, Any]] = {}
+    deadline = time.monotonic() + config.warmup_s + config.duration_s + _GRACE_S
+    reported: set[int] = set()  # processes heard from since the last render
+    last_render = time.monotonic()
+    while len(results) < len(children):
+        message = _next(children, messages, deadline, results)
+        _handle(message, view, results)
+        if message["kind"] == "progress":
+            reported.add(int(message["proc"]))
+        # Render when every process has reported its second, or when one is late.
+        if len(reported) == len(children) or (reported and time.monotonic() - last_render > 1.5):
+            view.render()
+            reported.clear()
+            last_render = time.monotonic()
+    view.render()
+    return list(results.values())
+
+
+def _next(
+    children: list[SpawnProcess], messages: Queue[dict[str, Any]], deadline: float, done: Mapping[int, object] | None = None
+) -> dict[str, Any]:
+    """The next message; raises if a child died without reporting or the deadline passed."""
+    while True:
+        try:
+            return messages.get(timeout=0.2)
+        except queue_module.Empty:
+            pass
+        for p, child in enumerate(children):
+            if child.exitcode is not None and child.exitcode != 0 and (done is None or p not in done):
+                raise HarnessError(f"harness process {p} exited with code {child.exitcode} without a result")
+        if time.monotonic() > deadline:
+            raise HarnessError("harness processes did not finish in time")
+
+
+def _handle(message: dict[str, Any], view: ProgressView, results: dict[int, dict[str, Any]]) -> None:
+    kind = message["kind"]
+    if kind == "progress":
+        view.update(message)
+    elif kind == "result":
+        results[int(message["proc"])] = message["result"]
+    elif kind == "fatal":
+        text = str(message["message"])
+        if message["error"] == "NotConnected":
+            raise NotConnected(text)
+        if message["error"] == "ConfigError":
+            raise ConfigError(text)
+        raise HarnessError(f"harness process {message['proc']} failed: {text}")
+
+
+def _stop(children: list[SpawnProcess]) -> None:
+    for child in children:
+        if child.is_alive():
+            child.terminate()
+    for child in children:
+        child.join(timeout=2.0)
+        if child.is_alive():
+            child.kill()
+            child.join(timeout=2.0)
+
+
+def child_main(config_dict: dict[str, Any], proc: int, messages: Queue[dict[str, Any]], go: EventType, start_at: Any) -> None:
+    """Entry point of one spawned harness process."""
+    config = HarnessConfig.from_dict(config_dict)
+    try:
+        result = asyncio.run(_child(config, proc, messages, go, start_at))
+    except BaseException as exc:
+        error = "NotConnected" if isinstance(exc, NotConnected) else type(exc).__name__
+        text = exc.message if isinstance(exc, ExchangeError) else str(exc)
+        with contextlib.suppress(Exception):
+            messages.put({"kind": "fatal", "proc": proc, "error": error, "message": text})
+        return
+    messages.put({"kind": "result", "proc": proc, "result": result})
+
+
+async def _child(config: HarnessConfig, proc: int, messages: Queue[dict[str, Any]], go: EventType, start_at: Any) -> dict[str, Any]:
+    async with open_exchange(config.transport, config.server) as new_client:
+        runner = ProcessRunner(config, proc, new_client, on_progress=messages.put)
+        try:
+            await runner.prepare()
+            messages.put({"kind": "ready", "proc": proc})
+            loop = asyncio.get_running_loop()
+            while not await loop.run_in_executor(None, go.wait, 1.0):
+                parent = multiprocessing.parent_process()
+                if parent is not None and not parent.is_alive():
+                    raise HarnessError("the parent dex-trader process is gone")
+            return await runner.run(float(start_at.value))
+        finally:
+            await runner.close()

@@ -1,0 +1,200 @@
+"""Merging the processes' results, reconciling with the server, the JSON report and the summary.
+
+Reconciliation: the harness counts what its replies said; the server counts
+what its gateway applied (``Gateway.stats_dict``). Both are compared over the
+whole run, warm-up included, as the difference of the server's counters
+after and before the run, so a server that already had traffic reconciles.
+Another client sending to the same server during the run shows up as a
+difference; so does a request whose reply was lost.
+
+The report's headline counts (``orders_sent`` = commands sent, ``accepted``,
+``rejected``, ``trades``, ``errors``) and latencies cover the measured window
+only (after the warm-up); ``throughput_per_s`` is commands answered per second
+of that window.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from traders.harness.config import HarnessConfig
+from traders.harness.progress import format_us
+from traders.harness.runner import Counts
+from transports.core.histogram import Histogram
+
+RECONCILED = ("commands", "orders", "accepted", "rejected", "trades")
+_COMMAND_KINDS = ("place", "cancel", "replace", "mass_cancel")  # what traders send (not add_instrument)
+
+
+@dataclass(slots=True)
+class Merged:
+    total: Counts = field(default_factory=Counts)
+    measured: Counts = field(default_factory=Counts)
+    latency_us: Histogram = field(default_factory=Histogram)
+    service_latency_us: Histogram = field(default_factory=Histogram)
+    measured_elapsed_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def merge(results: Sequence[Mapping[str, Any]]) -> Merged:
+    """One result from every process's (``ProcessRunner.result``), histograms added bucket by bucket."""
+    merged = Merged()
+    for result in results:
+        merged.total.add(Counts.from_dict(result["total"]))
+        merged.measured.add(Counts.from_dict(result["measured"]))
+        merged.latency_us.merge(Histogram.from_dict(result["latency_us"]))
+        merged.service_latency_us.merge(Histogram.from_dict(result["service_latency_us"]))
+        merged.measured_elapsed_s = max(merged.measured_elapsed_s, float(result["measured_elapsed_s"]))
+        if result.get("first_error"):
+            merged.errors.append(f"process {result['proc']}: {result['first_error']}")
+    return merged
+
+
+def _int(stats: Mapping[str, Any], key: str) -> int:
+    value = stats.get(key, 0)
+    return int(value) if isinstance(value, (int, float)) else 0
+
+
+def server_counts(stats: Mapping[str, Any]) -> dict[str, int]:
+    """The reconciled counters from one ``stats_dict``."""
+    commands = stats.get("commands", {})
+    sent = sum(int(commands.get(kind, 0)) for kind in _COMMAND_KINDS) if isinstance(commands, Mapping) else 0
+    return {
+        "commands": sent,
+        "orders": _int(stats, "orders"),
+        "accepted": _int(stats, "accepted"),
+        "rejected": _int(stats, "rejected"),
+        "trades": _int(stats, "trades"),
+    }
+
+
+def reconcile(total: Counts, before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    harness = {
+        "commands": total.sent,
+        "orders": total.orders,
+        "accepted": total.accepted,
+        "rejected": total.rejected,
+        "trades": total.trades,
+    }
+    start, end = server_counts(before), server_counts(after)
+    server = {key: end[key] - start[key] for key in RECONCILED}
+    diff = {key: harness[key] - server[key] for key in RECONCILED if harness[key] != server[key]}
+    before_reasons = before.get("rejected_by_reason", {})
+    after_reasons = after.get("rejected_by_reason", {})
+    reasons: dict[str, int] = {}
+    if isinstance(before_reasons, Mapping) and isinstance(after_reasons, Mapping):
+        for reason, count in after_reasons.items():
+            delta = int(count) - int(before_reasons.get(reason, 0))
+            if delta:
+                reasons[str(reason)] = delta
+    return {"ok": not diff, "harness": harness, "server": server, "diff": diff, "server_rejected_by_reason": reasons}
+
+
+def build_report(config: HarnessConfig, merged: Merged, before: Mapping[str, Any], after: Mapping[str, Any], server: str) -> dict[str, Any]:
+    m = merged.measured
+    throughput = m.sent / merged.measured_elapsed_s if merged.measured_elapsed_s > 0 else 0.0
+    return {
+        "transport": config.transport,
+        "workers": config.workers,
+        "batch": config.batch,
+        "rate": config.rate,
+        "duration_s": round(merged.measured_elapsed_s, 6),
+        "orders_sent": m.sent,
+        "accepted": m.accepted,
+        "rejected": m.rejected,
+        "trades": m.trades,
+        "errors": m.errors,
+        "throughput_per_s": round(throughput, 1),
+        "latency_us": merged.latency_us.summary(),
+        "server_stats": dict(after),
+        "procs": config.procs,
+        "traders": config.traders,
+        "server": server,
+        "mode": "open" if config.open_loop else "closed",
+        "seed": config.seed,
+        "symbols": list(config.symbols),
+        "trader_prefix": config.trader_prefix,
+        "requested_duration_s": config.duration_s,
+        "warmup_s": config.warmup_s,
+        "requests": m.requests,
+        "places": m.orders,
+        "overloaded": m.overloaded,
+        "latency_mean_us": round(merged.latency_us.mean(), 1),
+        "service_latency_us": merged.service_latency_us.summary(),
+        "latency_histogram": merged.latency_us.to_dict(),
+        "warmup": merged.total.minus(m).to_dict(),
+        "total": merged.total.to_dict(),
+        "error_messages": merged.errors,
+        "reconciliation": reconcile(merged.total, before, after),
+    }
+
+
+def write_json(path: str | Path, report: Mapping[str, Any]) -> None:
+    target = Path(path)
+    if target.parent != Path():
+        target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def print_summary(report: Mapping[str, Any], console: Console) -> None:
+    lat = report["latency_us"]
+    svc = report["service_latency_us"]
+    mode = f"open loop at {report['rate']:,.0f}/s" if report["mode"] == "open" else "closed loop"
+    table = Table(
+        title=f"dex-trader: {report['transport']} {report['server']}, {report['procs']}x{report['workers']} traders, "
+        f"batch {report['batch']}, {mode}",
+        title_justify="left",
+        show_header=False,
+    )
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("measured", f"{report['duration_s']:.2f}s (after {report['warmup_s']:g}s warm-up)")
+    table.add_row("throughput", f"{report['throughput_per_s']:,.0f} commands/s")
+    table.add_row("commands sent", f"{report['orders_sent']:,} in {report['requests']:,} requests ({report['places']:,} places)")
+    table.add_row("accepted / rejected", f"{report['accepted']:,} / {report['rejected']:,}")
+    table.add_row("trades", f"{report['trades']:,}")
+    table.add_row("errors", f"{report['errors']:,} ({report['overloaded']:,} overloaded)")
+    latency = "  ".join(f"{k} {format_us(int(lat[k]))}" for k in ("p50", "p90", "p99", "p999", "max"))
+    table.add_row("latency", latency + ("  (from intended start)" if report["mode"] == "open" else ""))
+    if report["mode"] == "open":
+        table.add_row("service latency", "  ".join(f"{k} {format_us(int(svc[k]))}" for k in ("p50", "p99", "max")) + "  (from send)")
+    console.print(table)
+    if report["mode"] == "open" and report["throughput_per_s"] < 0.9 * float(report["rate"]):
+        console.print(
+            f"[yellow]the schedule fell behind: {report['throughput_per_s']:,.0f}/s sent of {report['rate']:,.0f}/s asked "
+            "(each trader waits for its reply before its next request: add --workers); the latency above includes the wait[/yellow]",
+            highlight=False,
+        )
+    print_reconciliation(report["reconciliation"], console)
+    for message in report["error_messages"]:
+        console.print(f"[yellow]first error in {message}[/yellow]", highlight=False)
+
+
+def print_reconciliation(rec: Mapping[str, Any], console: Console) -> None:
+    harness, server = rec["harness"], rec["server"]
+    if rec["ok"]:
+        console.print(
+            "[green]reconciled[/green] with the server: "
+            + ", ".join(f"{key} {harness[key]:,}" for key in RECONCILED)
+            + " (warm-up included)",
+            highlight=False,
+        )
+    else:
+        console.print("[bold red]reconciliation differs[/bold red] (harness - server, warm-up included):", highlight=False)
+        for key in RECONCILED:
+            mark = "  <-- differs" if key in rec["diff"] else ""
+            console.print(f"  {key:<9} harness {harness[key]:>12,}  server {server[key]:>12,}{mark}", highlight=False)
+    duplicates = int(rec["server_rejected_by_reason"].get("DUPLICATE_CLIENT_ORDER_ID", 0))
+    if duplicates:
+        console.print(
+            f"[yellow]{duplicates:,} orders rejected as DUPLICATE_CLIENT_ORDER_ID: this server already saw these trader ids "
+            "(use --trader-prefix to run as new traders)[/yellow]",
+            highlight=False,
+        )

@@ -1,0 +1,304 @@
+"""The workers of one process: each an asyncio task, one trader, one client, one ``OrderFlow``.
+
+Timing (all on ``time.monotonic()``, which every process of a machine shares):
+
+* The run starts at ``start``; batches whose start is before
+  ``start + warmup`` are sent and counted (they reach the server, so
+  reconciliation needs them) but not measured; sending stops at
+  ``start + warmup + duration``.
+* Closed loop (``rate == 0``): a trader sends its next batch as soon as the
+  previous reply arrives; latency = reply - send.
+* Open loop (``rate > 0``): trader ``g`` of ``T`` has intended send times
+  ``start + (g / T + k) * interval`` with ``interval = batch * T / rate``, a
+  fixed schedule that does not wait for replies. Latency = reply - intended
+  start, so a slow reply also charges the requests it delayed (corrected for
+  coordinated omission). ``service_latency`` is reply - actual send.
+* Latency is one sample per request (a batch is one request).
+
+Counting: a command counts as sent once its reply arrived; ``accepted``,
+``rejected`` and ``trades`` count ``OrderAccepted``, ``OrderRejected`` and
+``TradeExecuted`` events in the replies. The engine puts a trade only in the
+reply of the command that caused it (the taker's), so each trade is counted
+once, as the gateway's own counters do. An ``Overloaded`` refusal (nothing
+applied) is an error and the same batch is retried after a backoff; other
+``ExchangeError``s are errors and the batch is dropped; ``NotConnected`` ends
+the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from engine import Command, ExchangeError, Instrument, NotConnected, OrderAccepted, OrderRejected, Overloaded, PlaceOrder, TradeExecuted
+from traders.harness.clients import ClientFactory
+from traders.harness.config import ConfigError, HarnessConfig
+from traders.harness.pacing import Pacer
+from traders.workload import OrderFlow
+from transports.core.client import Replies, TraderClient
+from transports.core.histogram import Histogram
+
+ProgressSink = Callable[[dict[str, Any]], None]
+
+_BACKOFF_START_S = 0.001
+_BACKOFF_MAX_S = 0.1
+_PROGRESS_EVERY_S = 1.0
+
+
+@dataclass(slots=True)
+class Counts:
+    requests: int = 0  # submits answered
+    sent: int = 0  # commands answered
+    orders: int = 0  # place commands among them
+    accepted: int = 0
+    rejected: int = 0
+    trades: int = 0
+    errors: int = 0  # failed submits (overloaded included)
+    overloaded: int = 0
+
+    def add(self, other: Counts) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def minus(self, other: Counts) -> Counts:
+        return Counts(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Counts:
+        return Counts(**{f.name: int(data.get(f.name, 0)) for f in fields(Counts)})
+
+
+class Tally:
+    """What the workers of one process saw. Workers share it: they run on one event loop."""
+
+    def __init__(self) -> None:
+        self.total = Counts()  # warm-up included (reconciliation)
+        self.measured = Counts()  # after the warm-up only
+        self.latency_us = Histogram()  # measured, from intended start
+        self.service_us = Histogram()  # measured, from actual send
+        self.window_us = Histogram()  # since the last progress report, warm-up included
+        self.last_reply = 0.0  # monotonic time of the last measured reply
+        self.first_error = ""
+
+    def record(self, commands: Sequence[Command], replies: Replies, latency_s: float, service_s: float, measured: bool) -> None:
+        accepted = rejected = trades = orders = 0
+        for command in commands:
+            if type(command) is PlaceOrder:
+                orders += 1
+        for events in replies:
+            for event in events:
+                kind = type(event)
+                if kind is OrderAccepted:
+                    accepted += 1
+                elif kind is TradeExecuted:
+                    trades += 1
+                elif kind is OrderRejected:
+                    rejected += 1
+        targets = (self.total, self.measured) if measured else (self.total,)
+        for c in targets:
+            c.requests += 1
+            c.sent += len(commands)
+            c.orders += orders
+            c.accepted += accepted
+            c.rejected += rejected
+            c.trades += trades
+        latency_us = int(latency_s * 1e6)
+        self.window_us.record(latency_us)
+        if measured:
+            self.latency_us.record(latency_us)
+            self.service_us.record(int(service_s * 1e6))
+
+    def error(self, exc: BaseException, measured: bool, overloaded: bool) -> None:
+        if not self.first_error:
+            self.first_error = f"{type(exc).__name__}: {exc}"
+        targets = (self.total, self.measured) if measured else (self.total,)
+        for c in targets:
+            c.errors += 1
+            if overloaded:
+                c.overloaded += 1
+
+
+class ProcessRunner:
+    """Runs ``config.workers`` traders of process ``proc`` until the schedule ends."""
+
+    def __init__(self, config: HarnessConfig, proc: int, new_client: ClientFactory, on_progress: ProgressSink | None = None) -> None:
+        self.config = config
+        self.proc = proc
+        self.new_client = new_client
+        self.on_progress = on_progress
+        self.tally = Tally()
+        self.clients: list[TraderClient] = []
+        self.flows: list[OrderFlow] = []
+        self.instruments: list[Instrument] = []
+        self.start = self.measure_start = self.end = 0.0
+
+    async def prepare(self) -> None:
+        """Connect every trader's client and build its order flow (``NotConnected`` if the server is down)."""
+        config = self.config
+        for i in range(config.workers):
+            client = self.new_client(config.trader_id(self.proc, i))
+            self.clients.append(client)
+            await client.connect()
+        self.instruments = select_listed(await self.clients[0].instruments(), config.symbols)
+        self.flows = [OrderFlow(config.seed, client.trader, self.instruments) for client in self.clients]
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+
+    async def run(self, start: float) -> dict[str, Any]:
+        """Run from ``start`` (monotonic) to the end of the schedule; return this process's result."""
+        config = self.config
+        self.start = start
+        self.measure_start = start + config.warmup_s
+        self.end = self.measure_start + config.duration_s
+        loop = asyncio.get_running_loop()
+        pacer = Pacer(loop)
+        progress = loop.create_task(self._report_progress()) if self.on_progress is not None else None
+        try:
+            await pacer.sleep_until(start)
+            async with asyncio.TaskGroup() as group:
+                for i, (client, flow) in enumerate(zip(self.clients, self.flows, strict=True)):
+                    group.create_task(self._trade(client, flow, self.proc * config.workers + i, pacer))
+        except BaseExceptionGroup as group_error:
+            raise _first_cause(group_error) from None
+        finally:
+            pacer.close()
+            if progress is not None:
+                progress.cancel()
+        if self.on_progress is not None:
+            self.on_progress({**self.snapshot(), "final": True})
+        return self.result()
+
+    async def _trade(self, client: TraderClient, flow: OrderFlow, index: int, pacer: Pacer) -> None:
+        config = self.config
+        tally = self.tally
+        size = config.batch
+        interval = config.batch_interval_s
+        first = self.start + interval * index / config.traders
+        end = self.end
+        measure_start = self.measure_start
+        monotonic = time.monotonic
+        k = 0
+        while True:
+            # The batch is written before its send time: writing it is the trader's work, not the exchange's.
+            if interval:
+                intended = first + k * interval
+                if intended >= end:
+                    return
+                k += 1
+                commands = flow.batch(size)
+                await pacer.sleep_until(intended)
+                sent = monotonic()
+            else:
+                if monotonic() >= end:
+                    return
+                commands = flow.batch(size)
+                intended = sent = monotonic()
+            measured = intended >= measure_start
+            replies = await self._submit(client, commands, measured)
+            if replies is None:
+                continue
+            done = monotonic()
+            tally.record(commands, replies, done - intended, done - sent, measured)
+            if measured:
+                tally.last_reply = max(tally.last_reply, done)
+
+    async def _submit(self, client: TraderClient, commands: list[Command], measured: bool) -> Replies | None:
+        """The replies, retrying ``Overloaded`` (nothing was applied) until the run ends; None if dropped."""
+        backoff = _BACKOFF_START_S
+        while True:
+            try:
+                replies = await client.submit(commands)
+            except NotConnected:
+                raise
+            except Overloaded as exc:
+                self.tally.error(exc, measured, overloaded=True)
+                if time.monotonic() >= self.end:
+                    return None  # never applied: dropping it keeps reconciliation exact
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                continue
+            except ExchangeError as exc:
+                self.tally.error(exc, measured, overloaded=False)
+                return None
+            if len(replies) != len(commands):
+                self.tally.error(ExchangeError(f"{len(replies)} replies to {len(commands)} commands"), measured, overloaded=False)
+                return None
+            return replies
+
+    async def _report_progress(self) -> None:
+        assert self.on_progress is not None
+        tick = self.start
+        while True:
+            tick += _PROGRESS_EVERY_S
+            await asyncio.sleep(max(0.0, tick - time.monotonic()))
+            self.on_progress(self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Progress so far (the window histogram restarts at every snapshot)."""
+        tally = self.tally
+        now = time.monotonic()
+        window, tally.window_us = tally.window_us, Histogram()
+        return {
+            "kind": "progress",
+            "proc": self.proc,
+            "elapsed_s": now - self.start,
+            "measuring": now >= self.measure_start,
+            "total": tally.total.to_dict(),
+            "window_us": window.to_dict(),
+            "latency_us": tally.latency_us.to_dict(),
+        }
+
+    def result(self) -> dict[str, Any]:
+        tally = self.tally
+        elapsed = max(tally.last_reply, self.end) - self.measure_start if tally.measured.requests else 0.0
+        return {
+            "proc": self.proc,
+            "total": tally.total.to_dict(),
+            "measured": tally.measured.to_dict(),
+            "latency_us": tally.latency_us.to_dict(),
+            "service_latency_us": tally.service_us.to_dict(),
+            "measured_elapsed_s": elapsed,
+            "first_error": tally.first_error,
+        }
+
+
+def select_listed(listed: Sequence[Instrument], symbols: Sequence[str]) -> list[Instrument]:
+    """The server's instruments named in ``symbols`` (all of them when empty)."""
+    if not symbols:
+        if not listed:
+            raise ConfigError("the server lists no instruments")
+        return list(listed)
+    by_name = {i.symbol: i for i in listed}
+    unknown = [s for s in symbols if s not in by_name]
+    if unknown:
+        raise ConfigError(f"the server does not list {', '.join(unknown)}; it lists {', '.join(by_name) or 'nothing'}")
+    return [by_name[s] for s in symbols]
+
+
+def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that ended a task group: ``NotConnected`` first, then anything else."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for exc in leaves:
+        if isinstance(exc, NotConnected):
+            return exc
+    for exc in leaves:
+        if not isinstance(exc, asyncio.CancelledError):
+            return exc
+    return leaves[0] if leaves else group

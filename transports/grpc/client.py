@@ -1,0 +1,307 @@
+"""``GrpcClient``: the ``TraderClient`` for dex-grpc, over one HTTP/2 connection.
+
+The server is ``url`` (``grpc://host:port``), else ``$DEX_GRPC_SERVER``, else
+grpc://127.0.0.1:50051. ``connect()`` fetches the instruments once (tick and
+lot sizes are needed to write and read decimal strings), with a deadline:
+an unreachable server is ``NotConnected`` within ``connect_timeout``, never a
+hang.
+
+``submit`` goes over one long-lived bidirectional ``Trade`` stream, opened on
+first use. Submits are pipelined: each one writes its ``CommandBatch`` with
+the next ``batch_id`` and waits for the ``ReplyBatch`` carrying that id, so
+many may be in flight at once (the server answers them in order). Queries
+are unary calls; market data is the server stream ``MarketData``. Every call
+carries the ``x-trader`` metadata.
+
+Errors (``engine`` hierarchy; never a grpc exception):
+
+* ``NotConnected``: the server cannot be reached, or the stream broke. After
+  a broken ``submit`` its commands may or may not have been applied; the next
+  submit opens a new stream.
+* ``Overloaded``: the gateway refused the batch whole; nothing applied; retry.
+* ``MalformedMessage``: the server could not decode the input; ``reason``
+  tells which rule (``UNKNOWN_SYMBOL``, ``INVALID_PRICE``, ...).
+* ``ExchangeError`` with ``UNAUTHORIZED``: an operator command not allowed.
+
+Engine rejects are not errors: they come back as ``OrderRejected`` events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, ClassVar
+
+import grpc
+import grpc.aio
+from google.protobuf.message import Message
+
+from engine import (
+    AddInstrument,
+    BookDepth,
+    Command,
+    Instrument,
+    InstrumentAdded,
+    MalformedMessage,
+    NotConnected,
+    OrderView,
+    RejectReason,
+)
+from transports.codec.proto_codec import (
+    decode_book,
+    decode_instruments,
+    decode_market_data,
+    decode_order_status,
+    decode_replies,
+    decode_stats,
+    encode_commands,
+    pb,
+)
+from transports.core.client import Replies, TraderClient
+from transports.core.marketdata import MarketData
+from transports.grpc.errors import error_from_rpc
+from transports.grpc.settings import SERVICE_NAME, TRADER_METADATA, channel_target, client_options, client_url
+
+_PATH = f"/{SERVICE_NAME}/"
+
+TradeCall = grpc.aio.StreamStreamCall[Message, pb.ReplyBatch]  # the generated serializers are typed on Message
+
+
+class GrpcClient(TraderClient):
+    transport: ClassVar[str] = "grpc"
+
+    def __init__(self, trader: str, url: str | None = None, *, connect_timeout: float = 5.0, timeout: float = 30.0) -> None:
+        super().__init__(trader)
+        self.url = client_url(url)
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout  # deadline of each unary call, and how late a Trade reply may be
+        self._metadata = ((TRADER_METADATA, trader),)
+        self._channel: grpc.aio.Channel | None = None
+        self._instruments: dict[str, Instrument] = {}
+        self._stream: _TradeStream | None = None
+
+    # ----------------------------------------------------------- lifecycle
+    async def connect(self) -> None:
+        if self._channel is not None:
+            return
+        try:
+            target = channel_target(self.url)
+        except ValueError as exc:
+            raise NotConnected(f"not connected to the gRPC server at {self.url}: {exc}") from None
+        channel = grpc.aio.insecure_channel(target, options=client_options())
+        self._channel = channel
+        unary = channel.unary_unary
+        self._get_book = unary(_PATH + "GetBook", pb.BookRequest.SerializeToString, pb.BookDepth.FromString)
+        self._get_order = unary(_PATH + "GetOrder", pb.OrderStatusRequest.SerializeToString, pb.OrderStatusReply.FromString)
+        self._get_instruments = unary(_PATH + "GetInstruments", pb.InstrumentsRequest.SerializeToString, pb.InstrumentList.FromString)
+        self._get_stats = unary(_PATH + "GetStats", pb.StatsRequest.SerializeToString, pb.Stats.FromString)
+        self._market_data = channel.unary_stream(
+            _PATH + "MarketData", pb.MarketDataRequest.SerializeToString, pb.MarketDataMessage.FromString
+        )
+        self._trade = channel.stream_stream(_PATH + "Trade", pb.CommandBatch.SerializeToString, pb.ReplyBatch.FromString)
+        try:
+            await self._fetch_instruments(self.connect_timeout)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close(NotConnected(f"the client of the gRPC server at {self.url} was closed"))
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()
+
+    async def _ready(self) -> None:
+        if self._channel is None:
+            await self.connect()
+
+    # ------------------------------------------------------------- unary
+    async def _fetch_instruments(self, timeout: float | None = None) -> list[Instrument]:
+        try:
+            reply = await self._get_instruments(pb.InstrumentsRequest(), timeout=timeout or self.timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.url) from None
+        instruments = decode_instruments(reply)
+        self._instruments = {i.symbol: i for i in instruments}
+        return instruments
+
+    async def _know(self, symbols: Iterable[str]) -> None:
+        """Fetch the instruments again if any of ``symbols`` is new to this client."""
+        if any(s and s not in self._instruments for s in symbols):
+            await self._fetch_instruments()
+
+    # ---------------------------------------------------------- commands
+    async def submit(self, commands: Sequence[Command]) -> Replies:
+        if not commands:
+            return []
+        await self._ready()
+        stream = self._stream
+        if stream is None or stream.broken is not None:
+            stream = self._stream = _TradeStream(self._trade(metadata=self._metadata), self.url, self.timeout)
+        batch_id = stream.next_id()
+        lookup = self._instruments.get
+        listing: dict[str, Instrument] = {}
+        try:
+            batch = encode_commands(commands, lookup, batch_id)
+        except MalformedMessage as exc:
+            if exc.reason is not RejectReason.UNKNOWN_SYMBOL:
+                raise
+            # A symbol this client has not seen: listed since connect(), or by this very batch.
+            await self._fetch_instruments()
+            listing = {c.instrument.symbol: c.instrument for c in commands if isinstance(c, AddInstrument)}
+            lookup = {**self._instruments, **listing}.get
+            batch = encode_commands(commands, lookup, batch_id)
+        replies = decode_replies(await stream.send(batch), lookup)
+        if listing:
+            for events in replies:
+                for event in events:
+                    if isinstance(event, InstrumentAdded):
+                        self._instruments[event.instrument.symbol] = event.instrument
+        return replies
+
+    # ----------------------------------------------------------- queries
+    async def book(self, symbol: str, depth: int = 10) -> BookDepth:
+        await self._ready()
+        try:
+            reply = await self._get_book(pb.BookRequest(symbol=symbol, depth=depth), timeout=self.timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.url) from None
+        await self._know([symbol])
+        return decode_book(reply, self._instruments.get)
+
+    async def order(self, order_id: int) -> OrderView | None:
+        await self._ready()
+        request = pb.OrderStatusRequest(trader=self.trader, order_id=int(order_id))
+        try:
+            reply = await self._get_order(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.url) from None
+        if reply.HasField("order"):
+            await self._know([reply.order.symbol])
+        return decode_order_status(reply, self._instruments.get)
+
+    async def instruments(self) -> list[Instrument]:
+        await self._ready()
+        return await self._fetch_instruments()
+
+    async def stats(self) -> dict[str, Any]:
+        await self._ready()
+        try:
+            reply = await self._get_stats(pb.StatsRequest(), timeout=self.timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.url) from None
+        return decode_stats(reply)
+
+    # ------------------------------------------------------- market data
+    async def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
+        await self._ready()
+        await self._know(symbols)
+        lookup = self._instruments.get
+        call = self._market_data(pb.MarketDataRequest(symbols=list(symbols)), metadata=self._metadata)
+        try:
+            async for message in call:
+                yield decode_market_data(message, lookup)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.url) from None
+        finally:
+            call.cancel()
+
+
+class _TradeStream:
+    """One ``Trade`` call: one writer task sends batches in submit order; replies find their waiter by ``batch_id``.
+
+    Writes go through a task of their own because gRPC allows one write in
+    flight per call and cancels the whole call when a write is cancelled: a
+    caller that gives up waiting must not break the stream for the others.
+    Replies come in order, so one that is ``reply_timeout`` late holds up all
+    the others: the stream is then given up (``NotConnected``) and the next
+    submit opens a new one.
+    """
+
+    def __init__(self, call: TradeCall, url: str, reply_timeout: float) -> None:
+        self.call = call
+        self.url = url
+        self.reply_timeout = reply_timeout
+        self.broken: NotConnected | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[pb.ReplyBatch]] = {}
+        self._outbox: deque[pb.CommandBatch] = deque()
+        self._wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._writer = loop.create_task(self._write(), name=f"grpc-trade-batches {url}")
+        self._reader = loop.create_task(self._read(), name=f"grpc-trade-replies {url}")
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    async def send(self, batch: pb.CommandBatch) -> pb.ReplyBatch:
+        if self.broken is not None:
+            raise self.broken
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[pb.ReplyBatch] = loop.create_future()
+        self._waiting[batch.batch_id] = future
+        self._outbox.append(batch)
+        self._wake.set()
+        timer = loop.call_later(self.reply_timeout, self._late, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    def _late(self, future: asyncio.Future[pb.ReplyBatch]) -> None:
+        if not future.done():
+            self._fail(
+                NotConnected(f"no reply from the gRPC server at {self.url} within {self.reply_timeout:g}s; the Trade stream is given up")
+            )
+
+    async def _write(self) -> None:
+        outbox = self._outbox
+        wake = self._wake
+        write = self.call.write
+        try:
+            while True:
+                if not outbox:
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                await write(outbox.popleft())
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+            self._fail(self._broken_by(exc))
+
+    async def _read(self) -> None:
+        waiting = self._waiting
+        try:
+            async for reply in self.call:
+                future = waiting.pop(reply.batch_id, None)
+                if future is not None and not future.done():
+                    future.set_result(reply)
+            self._fail(NotConnected(f"the gRPC server at {self.url} ended the Trade stream"))
+        except grpc.aio.AioRpcError as exc:
+            self._fail(self._broken_by(exc))
+
+    def _broken_by(self, exc: BaseException) -> NotConnected:
+        if isinstance(exc, grpc.aio.AioRpcError):
+            error = error_from_rpc(exc, self.url)
+            if isinstance(error, NotConnected):
+                return error
+            return NotConnected(f"the Trade stream to the gRPC server at {self.url} broke: {error}")
+        return NotConnected(f"the Trade stream to the gRPC server at {self.url} broke ({type(exc).__name__}: {exc})")
+
+    def _fail(self, error: NotConnected) -> None:
+        if self.broken is None:
+            self.broken = error
+        self._outbox.clear()
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(self.broken)
+        self.call.cancel()
+        self._writer.cancel()
+
+    def close(self, error: NotConnected) -> None:
+        self._fail(error)
+        self._reader.cancel()

@@ -1,0 +1,185 @@
+"""``dex-grpc``: the matching engine behind gRPC (``grpc.aio``, the one schema protos/exchange/v1/exchange.proto).
+
+One process, one engine, one gateway. Start-up recovers the journal (if
+any) before the port listens, lists the default instruments that are not yet
+listed, and prints one line naming the URL. Besides ``exchange.v1.Exchange``
+the server answers the standard health check (``grpc.health.v1.Health``:
+SERVING for "" and for the service) and server reflection, so ``grpcurl``
+works without the .proto file.
+
+SIGTERM or SIGINT: health turns NOT_SERVING, no new call is accepted, open
+``Trade`` streams stop reading and answer what they read, open calls get up
+to ``graceful_shutdown_s`` to finish, then ``Gateway.stop()`` applies what is
+queued, fsyncs and writes a checkpoint.
+
+For tests and for a process that serves several transports over one
+gateway, ``serve_grpc(gateway, ...)`` runs the same server inside the
+caller's event loop (the caller starts and stops the gateway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from engine import ExchangeError
+from transports.core.gateway import Gateway, GatewayConfig
+from transports.grpc.service import ExchangeService
+from transports.grpc.settings import (
+    DEFAULT_HOST,
+    DEFAULT_JOURNAL,
+    DEFAULT_PORT,
+    LOG_LEVELS,
+    SERVICE_NAME,
+    GrpcServerSettings,
+    grpc_url,
+    server_options,
+)
+from transports.instruments import select_instruments
+
+log = logging.getLogger("dex-grpc")
+
+
+class ExchangeServer:
+    """A ``grpc.aio`` server of one gateway: the exchange service, health checking and reflection."""
+
+    def __init__(self, gateway: Gateway, settings: GrpcServerSettings) -> None:
+        self.gateway = gateway
+        self.settings = settings
+        self.service = ExchangeService(gateway, settings)
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(options=server_options())
+        self.server.add_registered_method_handlers(SERVICE_NAME, self.service.handlers())
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.port = 0
+
+    async def start(self) -> str:
+        """Listen and serve; the URL clients use. ``OSError`` if the address cannot be bound."""
+        address = (
+            f"[{self.settings.host}]:{self.settings.port}" if ":" in self.settings.host else f"{self.settings.host}:{self.settings.port}"
+        )
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError as exc:  # grpc reports a failed bind as RuntimeError
+            raise OSError(f"cannot listen on {address}: {exc}") from None
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self.server.start()
+        return grpc_url(self.settings.host, self.port)
+
+    async def stop(self) -> None:
+        """Stop accepting calls, let open ones finish (up to the grace period), and stop."""
+        await self.health.enter_graceful_shutdown()
+        self.service.shutdown()
+        await self.server.stop(self.settings.graceful_shutdown_s)
+
+
+@contextlib.asynccontextmanager
+async def serve_grpc(gateway: Gateway, settings: GrpcServerSettings | None = None) -> AsyncIterator[str]:
+    """Serve ``gateway`` over gRPC in the running event loop; yields the ``grpc://`` URL.
+
+    The caller starts and stops the gateway. ``settings.port = 0`` (the
+    default here) picks a free port. Leaving the block stops the server.
+    """
+    settings = settings if settings is not None else GrpcServerSettings(port=0, log_level="warning", graceful_shutdown_s=2.0)
+    server = ExchangeServer(gateway, settings)
+    url = await server.start()
+    try:
+        yield url
+    finally:
+        await server.stop()
+
+
+async def run_server(settings: GrpcServerSettings) -> int:
+    """The ``dex-grpc`` process: recover, listen, serve until SIGTERM/SIGINT, stop cleanly."""
+    instruments = select_instruments(settings.symbols)
+    gateway = Gateway(config=GatewayConfig(buffer=settings.buffer, journal=settings.journal, fsync=settings.fsync))
+    try:
+        await gateway.start(instruments)
+    except (ExchangeError, OSError) as exc:
+        print(f"dex-grpc: cannot start: {exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)  # kept until the end: a second signal does not cut the shutdown short
+    try:
+        server = ExchangeServer(gateway, settings)
+        try:
+            url = await server.start()
+        except OSError as exc:
+            print(f"dex-grpc: {exc}", file=sys.stderr)
+            return 1
+        journal = f"journal {settings.journal} (fsync {settings.fsync}, {gateway.recovered_commands} commands recovered)"
+        print(
+            f"dex-grpc listening on {url} ({journal if settings.journal else 'no journal'};"
+            f" symbols {','.join(i.symbol for i in gateway.instruments)}; engine seq {gateway.engine.seq})",
+            flush=True,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+    finally:
+        await gateway.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    print(f"dex-grpc stopped (engine seq {gateway.engine.seq})", flush=True)
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> GrpcServerSettings:
+    defaults = GrpcServerSettings()
+    parser = argparse.ArgumentParser(prog="dex-grpc", description="The matching engine behind gRPC (docs/grpc.md).")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST}; 0.0.0.0 = all)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port)")
+    parser.add_argument("--buffer", type=int, default=defaults.buffer, help="most commands waiting in the gateway queue before OVERLOADED")
+    journal = parser.add_mutually_exclusive_group()
+    journal.add_argument("--journal", default=DEFAULT_JOURNAL, metavar="PATH", help=f"command journal (default {DEFAULT_JOURNAL})")
+    journal.add_argument("--no-journal", action="store_true", help="keep nothing across restarts")
+    parser.add_argument("--fsync", choices=("batch", "interval", "off"), default=defaults.fsync, help="journal durability (default batch)")
+    parser.add_argument("--symbols", default="", help="comma list of default instruments to list (default: all)")
+    parser.add_argument("--allow-admin", action="store_true", help="accept add_instrument commands over gRPC")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=defaults.log_level)
+    args = parser.parse_args(argv)
+    if args.buffer < 1:
+        parser.error("--buffer must be at least 1")
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be between 0 and 65535")
+    try:
+        select_instruments(args.symbols)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return replace(
+        defaults,
+        host=args.host,
+        port=args.port,
+        buffer=args.buffer,
+        journal=None if args.no_journal else args.journal,
+        fsync=args.fsync,
+        symbols=args.symbols,
+        allow_admin=args.allow_admin,
+        log_level=args.log_level,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(run_server(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""The ``exchange.v1.Exchange`` service: decode, submit to the gateway, encode. Nothing else.
+
+``ExchangeService(gateway, settings).handlers()`` gives the method handlers
+to register on a ``grpc.aio`` server (``server.py`` does it, with health
+checking and reflection). Invariants:
+
+* Identity: the ``x-trader`` metadata names the acting trader; every order
+  call (``Trade``, ``PlaceOrder``, ``CancelOrder``, ``ReplaceOrder``,
+  ``SubmitBatch``, ``GetOrder``) needs it, and the codec binds every command to
+  it, whatever ``trader`` the message says. It is trusted: identity, not
+  authentication. Missing: UNAUTHENTICATED.
+* A unary call that does not decode, that the gateway refuses, or that is not
+  allowed ends with the status of ``transports.codec.status`` and the
+  serialized ``Error`` in the ``exchange-error-bin`` trailer (``errors.py``).
+  Engine rejects are ``OrderRejected`` events in an OK reply, as the schema
+  says. On the ``Trade`` stream every refusal is a ``ReplyBatch`` carrying the
+  ``Error``, and the stream goes on (``trade_stream.py``).
+* Requests are parsed by a deserializer that never raises: bytes that are not
+  the request message become ``MalformedMessage`` (INVALID_ARGUMENT, or an
+  ``Error`` reply on the stream) instead of an opaque INTERNAL from gRPC.
+* ``add_instrument`` is refused (PERMISSION_DENIED, UNAUTHORIZED) unless the
+  server allows admin commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+from google.protobuf.message import DecodeError, Message
+
+from engine import AddInstrument, Command, ExchangeError, MalformedMessage, NotConnected, RejectReason
+from transports.codec.proto_codec import (
+    decode_command,
+    decode_commands,
+    encode_book,
+    encode_instruments,
+    encode_market_data,
+    encode_order_status,
+    encode_replies,
+    encode_reply,
+    encode_stats,
+    pb,
+)
+from transports.core.gateway import Gateway
+from transports.core.marketdata import Subscription
+from transports.grpc.errors import Context, Unidentified, abort
+from transports.grpc.lookup import InstrumentIndex
+from transports.grpc.settings import MAX_TRADER_LENGTH, TRADER_METADATA, GrpcServerSettings
+from transports.grpc.trade_stream import TRANSPORT, TradeStream, admin_refusal
+
+M = TypeVar("M", bound=Message)
+
+DEFAULT_BOOK_DEPTH = 10
+
+
+def lenient(kind: type[M]) -> Callable[[bytes], M | MalformedMessage]:
+    """A request deserializer that returns ``MalformedMessage`` instead of raising."""
+    parse = kind.FromString
+    name = kind.DESCRIPTOR.name
+
+    def deserialize(data: bytes) -> M | MalformedMessage:
+        try:
+            return parse(data)
+        except DecodeError:
+            return MalformedMessage(f"not a valid {name} message")
+
+    return deserialize
+
+
+def trader_of(context: Context) -> str:
+    """The acting trader named by the call's metadata."""
+    for key, value in context.invocation_metadata() or ():
+        if key == TRADER_METADATA:
+            trader = value.strip() if isinstance(value, str) else ""
+            if not trader:
+                break
+            if len(trader) > MAX_TRADER_LENGTH:
+                raise MalformedMessage(f"x-trader is longer than {MAX_TRADER_LENGTH} characters")
+            return trader
+    raise Unidentified("the x-trader metadata is required: it names the acting trader")
+
+
+class ExchangeService:
+    def __init__(self, gateway: Gateway, settings: GrpcServerSettings | None = None) -> None:
+        self.gateway = gateway
+        self.settings = settings if settings is not None else GrpcServerSettings()
+        self.index = InstrumentIndex(gateway)
+        self._streams: set[TradeStream] = set()
+        self._subscriptions: set[Subscription] = set()
+        self.shutting_down = False
+
+    def handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+        """Method name -> handler, for ``server.add_registered_method_handlers(SERVICE_NAME, ...)``."""
+        unary, out = grpc.unary_unary_rpc_method_handler, _serialize
+        return {
+            "Trade": grpc.stream_stream_rpc_method_handler(self.trade, lenient(pb.CommandBatch), out),
+            "PlaceOrder": unary(self.place_order, lenient(pb.PlaceOrder), out),
+            "CancelOrder": unary(self.cancel_order, lenient(pb.CancelOrder), out),
+            "ReplaceOrder": unary(self.replace_order, lenient(pb.ReplaceOrder), out),
+            "SubmitBatch": unary(self.submit_batch, lenient(pb.CommandBatch), out),
+            "MarketData": grpc.unary_stream_rpc_method_handler(self.market_data, lenient(pb.MarketDataRequest), out),
+            "GetBook": unary(self.get_book, lenient(pb.BookRequest), out),
+            "GetOrder": unary(self.get_order, lenient(pb.OrderStatusRequest), out),
+            "GetInstruments": unary(self.get_instruments, lenient(pb.InstrumentsRequest), out),
+            "GetStats": unary(self.get_stats, lenient(pb.StatsRequest), out),
+        }
+
+    def shutdown(self) -> None:
+        """Stop reading Trade streams (what was read is answered) and end market-data streams (UNAVAILABLE)."""
+        self.shutting_down = True
+        for stream in list(self._streams):
+            stream.shutdown()
+        for sub in list(self._subscriptions):
+            sub.close()
+
+    # ---------------------------------------------------------- commands
+    async def trade(self, request_iterator: object, context: Context) -> None:
+        try:
+            trader = trader_of(context)
+        except ExchangeError as exc:
+            await abort(context, exc)
+        stream = TradeStream(
+            self.gateway, self.index, context, trader, allow_admin=self.settings.allow_admin, max_inflight=self.settings.max_inflight
+        )
+        self._streams.add(stream)
+        stream.shutting_down = self.shutting_down  # a stream that starts while the server stops ends at once
+        try:
+            await stream.run()
+        finally:
+            self._streams.discard(stream)
+
+    async def place_order(self, request: pb.PlaceOrder | MalformedMessage, context: Context) -> pb.Reply:
+        return await self._one(request, context)
+
+    async def cancel_order(self, request: pb.CancelOrder | MalformedMessage, context: Context) -> pb.Reply:
+        return await self._one(request, context)
+
+    async def replace_order(self, request: pb.ReplaceOrder | MalformedMessage, context: Context) -> pb.Reply:
+        return await self._one(request, context)
+
+    async def _one(self, request: pb.PlaceOrder | pb.CancelOrder | pb.ReplaceOrder | MalformedMessage, context: Context) -> pb.Reply:
+        gateway = self.gateway
+        try:
+            trader = trader_of(context)
+            if isinstance(request, MalformedMessage):
+                raise request
+            command = self.index.apply(lambda lookup: decode_command(request, lookup, trader))
+            events = (await gateway.submit([command], TRANSPORT))[0]
+        except ExchangeError as exc:
+            await abort(context, exc)
+        return self.index.apply(lambda lookup: encode_reply(events, lookup))
+
+    async def submit_batch(self, request: pb.CommandBatch | MalformedMessage, context: Context) -> pb.ReplyBatch:
+        gateway = self.gateway
+        try:
+            trader = trader_of(context)
+            if isinstance(request, MalformedMessage):
+                raise request
+            commands: list[Command] = self.index.apply(lambda lookup: decode_commands(request, lookup, trader))
+            if not self.settings.allow_admin and any(type(c) is AddInstrument for c in commands):
+                raise admin_refusal()
+            replies = await gateway.submit(commands, TRANSPORT) if commands else []
+        except ExchangeError as exc:
+            await abort(context, exc)
+        return self.index.apply(lambda lookup: encode_replies(replies, lookup, request.batch_id))
+
+    # ------------------------------------------------------- market data
+    async def market_data(self, request: pb.MarketDataRequest | MalformedMessage, context: Context) -> None:
+        gateway = self.gateway
+        try:
+            if isinstance(request, MalformedMessage):
+                raise request
+            if self.shutting_down:
+                raise NotConnected("the server is shutting down")
+            symbols = list(dict.fromkeys(request.symbols))
+            if not symbols:
+                raise MalformedMessage("name at least one symbol")
+            try:
+                sub = gateway.subscribe(symbols)
+            except KeyError as exc:
+                raise MalformedMessage(f"unknown symbol {exc.args[0]!r}", RejectReason.UNKNOWN_SYMBOL) from None
+        except ExchangeError as exc:
+            await abort(context, exc)
+        self._subscriptions.add(sub)
+        lookup = gateway.instrument
+        write = context.write
+        try:
+            async for item in sub:  # ends only when shutdown() closes it
+                await write(encode_market_data(item, lookup))
+        finally:
+            self._subscriptions.discard(sub)
+            gateway.unsubscribe(sub)
+        # Only shutdown closes a subscription: tell the client the server went away.
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+
+    # ----------------------------------------------------------- queries
+    async def get_book(self, request: pb.BookRequest | MalformedMessage, context: Context) -> pb.BookDepth:
+        gateway = self.gateway
+        try:
+            if isinstance(request, MalformedMessage):
+                raise request
+            levels = min(request.depth or DEFAULT_BOOK_DEPTH, self.settings.max_book_depth)
+            depth = gateway.depth(request.symbol, levels) if request.symbol else None
+            if depth is None:
+                raise MalformedMessage(f"unknown symbol {request.symbol!r}", RejectReason.UNKNOWN_SYMBOL)
+        except ExchangeError as exc:
+            await abort(context, exc)
+        return encode_book(depth, gateway.instrument)
+
+    async def get_order(self, request: pb.OrderStatusRequest | MalformedMessage, context: Context) -> pb.OrderStatusReply:
+        gateway = self.gateway
+        try:
+            trader = trader_of(context)
+            if isinstance(request, MalformedMessage):
+                raise request
+        except ExchangeError as exc:
+            await abort(context, exc)
+        return encode_order_status(gateway.order_status(trader, request.order_id), gateway.instrument)
+
+    async def get_instruments(self, request: pb.InstrumentsRequest | MalformedMessage, context: Context) -> pb.InstrumentList:
+        return encode_instruments(self.gateway.instruments)
+
+    async def get_stats(self, request: pb.StatsRequest | MalformedMessage, context: Context) -> pb.Stats:
+        return encode_stats(self.gateway.stats_dict())
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()

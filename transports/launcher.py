@@ -1,0 +1,147 @@
+"""``turbo-dex``: one process, one gateway, one book, served over any set of transports.
+
+``turbo-dex`` alone is the HTTP server (``transports.http.server``, docs/http.md).
+``turbo-dex --transports http,grpc,zmq`` serves the *same* gateway over each
+listed transport at once: an order sent over gRPC trades against one sent
+over ZeroMQ or HTTP, each submitter gets its own events, and every market-data
+subscriber, whatever its wire, sees the same sequenced stream.
+
+This module sits beside ``registry`` (outside the transport folders) because
+it is the one place that knows several transports; the folders themselves
+never import each other (an import-linter contract).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+
+import uvloop
+
+from engine import ExchangeError
+from transports.core.gateway import Gateway, GatewayConfig
+from transports.instruments import select_instruments
+
+KNOWN = ("http", "grpc", "zmq")
+DEFAULT_JOURNAL = "var/journal.log"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="turbo-dex",
+        description="The matching engine behind HTTP, gRPC and/or ZeroMQ, one gateway for all (docs/http.md, docs/grpc.md, docs/zmq.md).",
+    )
+    parser.add_argument("--transports", default="http", help="comma list of transports to serve: http, grpc, zmq (default http)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind for every transport (default 127.0.0.1; 0.0.0.0 = all)")
+    parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    parser.add_argument("--grpc-port", type=int, default=50051, help="gRPC port (default 50051)")
+    parser.add_argument("--zmq-port", type=int, default=5555, help="ZeroMQ ROUTER port for orders (default 5555)")
+    parser.add_argument("--zmq-pub-port", type=int, default=5556, help="ZeroMQ PUB port for market data (default 5556)")
+    parser.add_argument("--buffer", type=int, default=100_000, help="most commands waiting in the gateway queue")
+    journal = parser.add_mutually_exclusive_group()
+    journal.add_argument("--journal", default=DEFAULT_JOURNAL, metavar="PATH", help=f"command journal (default {DEFAULT_JOURNAL})")
+    journal.add_argument("--no-journal", action="store_true", help="keep nothing across restarts")
+    parser.add_argument("--fsync", choices=("batch", "interval", "off"), default="batch", help="journal durability (default batch)")
+    parser.add_argument("--symbols", default="", help="comma list of default instruments to list (default: all)")
+    parser.add_argument("--allow-admin", action="store_true", help="accept add_instrument commands")
+    parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug", "trace"))
+    return parser
+
+
+def _serve(name: str, gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextManager[str]:
+    if name == "http":
+        from transports.http.server import serve_http
+        from transports.http.settings import HttpServerSettings
+
+        return serve_http(
+            gateway, HttpServerSettings(host=args.host, port=args.port, allow_admin=args.allow_admin, log_level=args.log_level)
+        )
+    if name == "grpc":
+        from transports.grpc.server import serve_grpc
+        from transports.grpc.settings import GrpcServerSettings
+
+        settings = GrpcServerSettings(host=args.host, port=args.grpc_port, allow_admin=args.allow_admin, log_level=args.log_level)
+        return serve_grpc(gateway, settings)
+    from transports.zmq.server import serve_zmq
+    from transports.zmq.settings import ZmqServerSettings
+
+    settings_zmq = ZmqServerSettings(
+        host=args.host, port=args.zmq_port, pub_port=args.zmq_pub_port, allow_admin=args.allow_admin, log_level=args.log_level
+    )
+    return serve_zmq(gateway, settings_zmq)
+
+
+async def serve_all(args: argparse.Namespace, names: Sequence[str]) -> int:
+    journal = None if args.no_journal else args.journal
+    gateway = Gateway(config=GatewayConfig(buffer=args.buffer, journal=journal, fsync=args.fsync))
+    try:
+        await gateway.start(select_instruments(args.symbols))
+    except (ExchangeError, OSError) as exc:
+        print(f"turbo-dex: cannot start: {exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            urls = []
+            for name in names:
+                try:
+                    urls.append(await stack.enter_async_context(_serve(name, gateway, args)))
+                except OSError as exc:
+                    print(f"turbo-dex: cannot serve {name}: {exc}", file=sys.stderr)
+                    return 1
+            described = (
+                f"journal {journal} (fsync {args.fsync}, {gateway.recovered_commands} commands recovered)" if journal else "no journal"
+            )
+            print(
+                f"turbo-dex listening on {', '.join(urls)} (one gateway; {described};"
+                f" symbols {','.join(i.symbol for i in gateway.instruments)}; engine seq {gateway.engine.seq})",
+                flush=True,
+            )
+            await stop.wait()
+    finally:
+        await gateway.stop()
+    print(f"turbo-dex stopped (engine seq {gateway.engine.seq})", flush=True)
+    return 0
+
+
+def _without_transports(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--transports":
+            skip = True
+        elif not arg.startswith("--transports="):
+            out.append(arg)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, _ = _parser().parse_known_args(argv)
+    names = [n.strip() for n in args.transports.split(",") if n.strip()]
+    unknown = [n for n in names if n not in KNOWN]
+    if unknown or not names:
+        print(f"turbo-dex: unknown transport(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(KNOWN)}", file=sys.stderr)
+        return 2
+    if names == ["http"]:
+        # The HTTP-only server, with every option it has (docs/http.md).
+        from transports.http.server import main as http_main
+
+        return http_main(_without_transports(argv))
+    args = _parser().parse_args(argv)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(serve_all(args, names))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

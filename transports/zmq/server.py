@@ -1,0 +1,511 @@
+"""``dex-zmq``: the matching engine behind ZeroMQ (ROUTER for orders and queries, XPUB for market data).
+
+Thin, like every server: frames -> ``proto_codec`` -> ``Gateway`` -> ``proto_codec``
+-> frames. The frame layout is ``protocol.py`` (docs/zmq.md). Invariants:
+
+* Every request gets exactly one reply while the client is connected: a
+  ``ReplyBatch`` with the request's ``batch_id`` (an ``Error`` inside when the
+  batch was refused whole: it did not decode, named an unknown symbol, had an
+  inexact decimal, came from a connection that never said hello, or the
+  gateway was overloaded), or ``[kind, corr, ...]`` / ``[b"error", corr, Error]``
+  for the other requests. Malformed input never raises out of the reader.
+* Identity: a connection says ``hello`` with its trader once; the ROUTER's
+  routing id of that connection is bound to the trader, and every command of
+  every later batch is decoded as that trader's (the codec's ``trader``
+  argument, the same rule as ``bind_trader``). Identity, not authentication.
+* The hot path pays no ``zmq.asyncio``: the ROUTER is a sync socket drained
+  from ``loop.add_reader`` with ``recv(NOBLOCK)`` (``loop_socket.py``); each
+  batch is parsed once (``CommandBatch.FromString``) and handed to the codec
+  as a message. Replies go out with ``NOBLOCK``; ROUTER_MANDATORY turns a
+  client's full queue into a per-client outbox (in order, bounded) and a
+  vanished client into a dropped reply, so one client never holds up another.
+* Shutdown (SIGTERM/SIGINT): stop reading, let in-flight batches finish and
+  their replies go out, close the sockets (bounded linger), then
+  ``Gateway.stop()`` applies what is queued, fsyncs and writes a checkpoint.
+
+``serve_zmq(gateway, settings)`` runs the same server inside the caller's
+event loop (tests, the registry, a process serving several transports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import sys
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import uvloop
+import zmq
+from google.protobuf.message import DecodeError, Message
+
+from engine import AddInstrument, Command, ExchangeError, MalformedMessage, RejectReason
+from transports.codec.proto_codec import (
+    decode_commands,
+    encode_book,
+    encode_instruments,
+    encode_market_data,
+    encode_order_status,
+    encode_refused,
+    encode_replies,
+    encode_stats,
+    error_reply,
+    pb,
+)
+from transports.core.gateway import Gateway, GatewayConfig
+from transports.instruments import select_instruments
+from transports.zmq import protocol as proto
+from transports.zmq.loop_socket import LoopSocket
+from transports.zmq.publisher import MarketDataPublisher
+from transports.zmq.settings import (
+    DEFAULT_HOST,
+    DEFAULT_JOURNAL,
+    DEFAULT_PORT,
+    DEFAULT_PUB_PORT,
+    LOG_LEVELS,
+    MAX_TRADER_LENGTH,
+    ZmqServerSettings,
+    tcp_endpoint,
+    zmq_url,
+)
+
+TRANSPORT = "zmq"
+log = logging.getLogger("dex-zmq")
+
+_DRAIN_BUDGET = 512  # requests read per wake-up before other tasks (the gateway writer) get a turn
+_RETRY_S = 0.002  # how soon a stalled client's outbox is retried
+_DEFAULT_DEPTH = 10
+_MAX_DEPTH = 1000
+
+Frames = list[bytes]
+Handler = Callable[[bytes, Frames], Sequence[bytes]]
+
+
+def _parse(kind: type[pb.BookRequest] | type[pb.OrderStatusRequest] | type[pb.MarketDataRequest], body: Frames) -> Any:
+    message = kind()
+    if body:
+        try:
+            message.ParseFromString(body[0])
+        except DecodeError:
+            raise MalformedMessage(f"not a valid {kind.__name__} message") from None
+    return message
+
+
+def _bytes(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+class ZmqServer:
+    """The ROUTER and XPUB sockets of one gateway, in the running event loop."""
+
+    def __init__(self, gateway: Gateway, settings: ZmqServerSettings | None = None, context: zmq.Context[Any] | None = None) -> None:
+        self.gateway = gateway
+        self.settings = settings if settings is not None else ZmqServerSettings(port=0, pub_port=0, journal=None)
+        self._own_context = context is None
+        self.context: zmq.Context[Any] = context if context is not None else zmq.Context()
+        self._lookup = gateway.instrument
+        self._submit = gateway.submit
+        self._max_batch = min(self.settings.max_batch, gateway.config.buffer)
+        self._allow_admin = self.settings.allow_admin
+        self._traders: dict[bytes, str] = {}  # routing id -> trader (insertion order: oldest first)
+        self._outboxes: dict[bytes, deque[Frames]] = {}
+        self._retry: asyncio.TimerHandle | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._handlers: dict[bytes, Handler] = {
+            proto.HELLO: self._hello,
+            proto.PING: lambda peer, body: (),
+            proto.INFO: lambda peer, body: (self.pub_endpoint.encode(),),
+            proto.BOOK: self._book,
+            proto.ORDER: self._order,
+            proto.INSTRUMENTS: lambda peer, body: (_bytes(encode_instruments(self.gateway.instruments)),),
+            proto.STATS: lambda peer, body: (_bytes(encode_stats(self.stats_dict())),),
+            proto.SNAPSHOT: self._snapshot,
+        }
+        self.dropped_replies = 0  # to clients that vanished or stopped reading
+        self.errors = 0  # requests answered with an Error
+        self._router: zmq.Socket[Any] | None = None
+        self._reader: LoopSocket | None = None
+        self._publisher: MarketDataPublisher | None = None
+        self.orders_endpoint = ""
+        self.pub_endpoint = ""
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Bind both sockets (raises ``zmq.ZMQError`` if a port is taken) and start serving."""
+        s = self.settings
+        router = self.context.socket(zmq.ROUTER)
+        xpub = self.context.socket(zmq.XPUB)
+        try:
+            router.setsockopt(zmq.LINGER, 0)
+            router.setsockopt(zmq.RCVHWM, s.router_rcvhwm)
+            router.setsockopt(zmq.SNDHWM, s.router_sndhwm)
+            router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full or vanished client is an error we see, not a silent drop
+            router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client reconnecting with its routing id takes it over
+            router.setsockopt(zmq.MAXMSGSIZE, s.max_message_bytes)
+            xpub.setsockopt(zmq.LINGER, 0)
+            xpub.setsockopt(zmq.SNDHWM, s.pub_sndhwm)
+            xpub.setsockopt(zmq.MAXMSGSIZE, 4096)  # subscribers only send subscriptions
+            self.orders_endpoint = _bind(router, s.host, s.port)
+            self.pub_endpoint = _bind(xpub, s.host, s.pub_port)
+        except zmq.ZMQError:
+            router.close(0)
+            xpub.close(0)
+            raise
+        self._router = router
+        self._reader = LoopSocket(router, self._on_readable)
+        self._publisher = MarketDataPublisher(self.gateway, xpub)
+
+    @property
+    def url(self) -> str:
+        """What a client connects to (``zmq://host:port``)."""
+        host, _, port = self.orders_endpoint.removeprefix("tcp://").rpartition(":")
+        return zmq_url(host.strip("[]"), int(port))
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop reading, answer what is in flight, close the sockets. The gateway is the caller's to stop."""
+        if self._reader is None or self._router is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._reader.pause()
+        deadline = loop.time() + timeout
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=timeout)
+        while self._outboxes and loop.time() < deadline:
+            self._flush_outboxes()
+            if self._outboxes:
+                await asyncio.sleep(_RETRY_S)
+        if self._retry is not None:
+            self._retry.cancel()
+        if self._publisher is not None:
+            await self._publisher.close()
+        # Replies already handed to ZeroMQ get close_linger_ms to reach connected clients.
+        self._reader.close(self.settings.close_linger_ms)
+        self._reader = None
+        self._router = None
+        if self._own_context:
+            await loop.run_in_executor(None, self.context.term)
+
+    def stats_dict(self) -> dict[str, Any]:
+        return self.gateway.stats_dict()
+
+    # ------------------------------------------------------------ receiving
+    def _on_readable(self) -> None:
+        router = self._router
+        reader = self._reader
+        if router is None or reader is None:
+            return
+        recv = router.recv_multipart
+        for _ in range(_DRAIN_BUDGET):
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                if len(frames) == 2:
+                    self._on_batch(frames[0], frames[1])
+                else:
+                    self._on_request(frames)
+            except Exception:  # a bug in one request must not stop the server
+                log.exception("internal error on a request of %d frames", len(frames))
+                self._refuse_unattributable(frames[0], ExchangeError("internal error; see the server log"))
+        reader.schedule()  # more may be waiting: come back after the other tasks had a turn
+
+    def _on_batch(self, peer: bytes, frame: bytes) -> None:
+        try:
+            batch = pb.CommandBatch.FromString(frame)
+        except DecodeError:
+            self._refuse_unattributable(peer, MalformedMessage("a one-frame request must be a serialized CommandBatch"))
+            return
+        batch_id = batch.batch_id
+        trader = self._traders.get(peer)
+        if trader is None:
+            self._refuse(peer, batch_id, ExchangeError("say hello first: this connection has no trader", RejectReason.UNAUTHORIZED))
+            return
+        count = len(batch.commands)
+        if count == 0:
+            self._refuse(peer, batch_id, MalformedMessage("an empty batch"))
+            return
+        if count > self._max_batch:
+            self._refuse(peer, batch_id, MalformedMessage(f"a batch holds at most {self._max_batch} commands, got {count}"))
+            return
+        try:
+            commands = decode_commands(batch, self._lookup, trader)
+        except ExchangeError as exc:
+            self._refuse(peer, batch_id, exc)
+            return
+        if not self._allow_admin:
+            for command in commands:
+                if type(command) is AddInstrument:
+                    reason = RejectReason.UNAUTHORIZED
+                    self._refuse(peer, batch_id, ExchangeError("add_instrument needs a server started with --allow-admin", reason))
+                    return
+        task = asyncio.get_running_loop().create_task(self._apply(peer, batch_id, commands))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _apply(self, peer: bytes, batch_id: int, commands: list[Command]) -> None:
+        try:
+            replies = await self._submit(commands, TRANSPORT)
+        except ExchangeError as exc:  # Overloaded: nothing applied
+            self._refuse(peer, batch_id, exc)
+            return
+        try:
+            reply = encode_replies(replies, self._lookup, batch_id)
+        except Exception:
+            log.exception("cannot encode the replies of batch %d (applied)", batch_id)
+            self._refuse(peer, batch_id, ExchangeError("internal error encoding the replies; the batch was applied"))
+            return
+        self._send(peer, [reply.SerializeToString()])
+
+    def _refuse(self, peer: bytes, batch_id: int, error: ExchangeError) -> None:
+        self.errors += 1
+        self._send(peer, [encode_refused(error, batch_id).SerializeToString()])
+
+    def _refuse_unattributable(self, peer: bytes, error: ExchangeError, corr: bytes = b"") -> None:
+        self.errors += 1
+        self._send(peer, [proto.ERROR, corr, _bytes(error_reply(error))])
+
+    def _on_request(self, frames: Frames) -> None:
+        peer = frames[0]
+        if len(frames) < 3:
+            self._refuse_unattributable(peer, MalformedMessage("a request is one CommandBatch frame, or [kind, corr, *body]"))
+            return
+        kind, corr = frames[1], frames[2]
+        if len(corr) > proto.MAX_CORR:
+            self._refuse_unattributable(peer, MalformedMessage(f"a correlation frame holds at most {proto.MAX_CORR} bytes"))
+            return
+        handler = self._handlers.get(kind)
+        if handler is None:
+            self._refuse_unattributable(peer, MalformedMessage(f"unknown request kind {kind[:32]!r}"), corr)
+            return
+        try:
+            body = handler(peer, frames[3:])
+        except ExchangeError as exc:
+            self._refuse_unattributable(peer, exc, corr)
+            return
+        self._send(peer, [kind, corr, *body])
+
+    # ------------------------------------------------------------- requests
+    def _hello(self, peer: bytes, body: Frames) -> Sequence[bytes]:
+        try:
+            trader = body[0].decode().strip() if body else ""
+        except UnicodeDecodeError:
+            raise MalformedMessage("the trader must be UTF-8 text") from None
+        if not trader:
+            raise ExchangeError("hello needs a trader", RejectReason.UNAUTHORIZED)
+        if len(trader) > MAX_TRADER_LENGTH:
+            raise MalformedMessage(f"a trader is at most {MAX_TRADER_LENGTH} characters")
+        traders = self._traders
+        traders.pop(peer, None)
+        traders[peer] = trader
+        if len(traders) > self.settings.max_peers:
+            del traders[next(iter(traders))]  # forgotten: its next batch is refused and its client says hello again
+        return (trader.encode(),)
+
+    def _book(self, peer: bytes, body: Frames) -> Sequence[bytes]:
+        request = _parse(pb.BookRequest, body)
+        depth = self.gateway.depth(request.symbol, min(request.depth or _DEFAULT_DEPTH, _MAX_DEPTH))
+        if depth is None:
+            raise MalformedMessage(f"unknown symbol {request.symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
+        return (_bytes(encode_book(depth, self._lookup)),)
+
+    def _order(self, peer: bytes, body: Frames) -> Sequence[bytes]:
+        trader = self._traders.get(peer)
+        if trader is None:
+            raise ExchangeError("say hello first: this connection has no trader", RejectReason.UNAUTHORIZED)
+        request = _parse(pb.OrderStatusRequest, body)
+        return (_bytes(encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup)),)
+
+    def _snapshot(self, peer: bytes, body: Frames) -> Sequence[bytes]:
+        request = _parse(pb.MarketDataRequest, body)
+        if not request.symbols:
+            raise MalformedMessage("name the symbols to snapshot")
+        out = []
+        for symbol in request.symbols:
+            try:
+                snapshot = self.gateway.marketdata.snapshot(symbol)
+            except KeyError:
+                raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL) from None
+            out.append(_bytes(encode_market_data(snapshot, self._lookup)))
+        return out
+
+    # -------------------------------------------------------------- sending
+    def _send(self, peer: bytes, frames: Frames) -> None:
+        box = self._outboxes.get(peer)
+        if box is not None:
+            self._enqueue(peer, box, frames)
+            return
+        router = self._router
+        if router is None:
+            self.dropped_replies += 1
+            return
+        try:
+            router.send_multipart([peer, *frames], zmq.NOBLOCK)
+        except zmq.Again:  # this client's queue is at its HWM: it waits here, in order
+            self._outboxes[peer] = deque([frames])
+            self._schedule_retry()
+        except zmq.ZMQError as exc:
+            if exc.errno != errno.EHOSTUNREACH:
+                log.error("cannot send a reply: %s", exc)
+            self._forget(peer)  # the client is gone (EHOSTUNREACH); nobody is left to answer
+        if self._reader is not None:
+            self._reader.rearm()
+
+    def _enqueue(self, peer: bytes, box: deque[Frames], frames: Frames) -> None:
+        if len(box) >= self.settings.max_outbox:
+            self.dropped_replies += 1
+            if self.dropped_replies == 1 or self.dropped_replies % 10_000 == 0:
+                log.warning("a client is not reading its replies; %d dropped so far", self.dropped_replies)
+            return
+        box.append(frames)
+
+    def _forget(self, peer: bytes) -> None:
+        self.dropped_replies += 1 + len(self._outboxes.pop(peer, ()))
+        self._traders.pop(peer, None)
+
+    def _schedule_retry(self) -> None:
+        if self._retry is None and self._reader is not None:
+            self._retry = self._reader.loop.call_later(_RETRY_S, self._flush_outboxes)
+
+    def _flush_outboxes(self) -> None:
+        self._retry = None
+        router = self._router
+        if router is None:
+            return
+        for peer, box in list(self._outboxes.items()):
+            try:
+                while box:
+                    router.send_multipart([peer, *box[0]], zmq.NOBLOCK)
+                    box.popleft()
+            except zmq.Again:
+                continue
+            except zmq.ZMQError as exc:
+                if exc.errno != errno.EHOSTUNREACH:
+                    log.error("cannot send a reply: %s", exc)
+                self._forget(peer)
+                continue
+            del self._outboxes[peer]
+        if self._outboxes:
+            self._schedule_retry()
+        if self._reader is not None:
+            self._reader.rearm()
+
+
+def _bind(sock: zmq.Socket[Any], host: str, port: int) -> str:
+    """Bind ``host:port`` (port 0: any free one); the endpoint actually bound."""
+    if ":" in host:
+        sock.setsockopt(zmq.IPV6, 1)
+    sock.bind(tcp_endpoint(host, port or "*"))
+    return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+
+@contextlib.asynccontextmanager
+async def serve_zmq(gateway: Gateway, settings: ZmqServerSettings | None = None) -> AsyncIterator[str]:
+    """Serve ``gateway`` over ZeroMQ in the running event loop; yields the client URL (``zmq://host:port``).
+
+    The caller starts and stops the gateway. Port 0 (the default here) picks
+    free ports; the market-data endpoint comes from the server (``info``).
+    """
+    server = ZmqServer(gateway, settings)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
+
+
+# ------------------------------------------------------------------ process
+async def run_server(settings: ZmqServerSettings) -> int:
+    """The ``dex-zmq`` process: recover, bind, serve until SIGTERM/SIGINT, stop cleanly."""
+    instruments = select_instruments(settings.symbols)
+    gateway = Gateway(config=GatewayConfig(buffer=settings.buffer, journal=settings.journal, fsync=settings.fsync))
+    try:
+        await gateway.start(instruments)
+    except (ExchangeError, OSError) as exc:
+        print(f"dex-zmq: cannot start: {exc}", file=sys.stderr)
+        return 1
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    try:
+        server = ZmqServer(gateway, settings)
+        try:
+            server.start()
+        except zmq.ZMQError as exc:
+            print(f"dex-zmq: cannot listen on {settings.host} ports {settings.port}/{settings.pub_port}: {exc}", file=sys.stderr)
+            return 1
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        journal = f"journal {settings.journal} (fsync {settings.fsync}, {gateway.recovered_commands} commands recovered)"
+        print(
+            f"dex-zmq listening on {server.url} (orders {server.orders_endpoint}, market data {server.pub_endpoint};"
+            f" {journal if settings.journal else 'no journal'}; symbols {','.join(i.symbol for i in gateway.instruments)};"
+            f" engine seq {gateway.engine.seq})",
+            flush=True,
+        )
+        await stopping.wait()
+        await server.stop()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await gateway.stop()
+    print(f"dex-zmq stopped (engine seq {gateway.engine.seq})", flush=True)
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ZmqServerSettings:
+    defaults = ZmqServerSettings()
+    parser = argparse.ArgumentParser(prog="dex-zmq", description="The matching engine behind ZeroMQ (docs/zmq.md).")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST}; 0.0.0.0 = all)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"orders and queries, ROUTER (default {DEFAULT_PORT}; 0 = any free)")
+    parser.add_argument(
+        "--pub-port", type=int, default=DEFAULT_PUB_PORT, help=f"market data, PUB (default {DEFAULT_PUB_PORT}; 0 = any free)"
+    )
+    parser.add_argument("--buffer", type=int, default=defaults.buffer, help="most commands waiting in the gateway queue before OVERLOADED")
+    journal = parser.add_mutually_exclusive_group()
+    journal.add_argument("--journal", default=DEFAULT_JOURNAL, metavar="PATH", help=f"command journal (default {DEFAULT_JOURNAL})")
+    journal.add_argument("--no-journal", action="store_true", help="keep nothing across restarts")
+    parser.add_argument("--fsync", choices=("batch", "interval", "off"), default=defaults.fsync, help="journal durability (default batch)")
+    parser.add_argument("--symbols", default="", help="comma list of default instruments to list (default: all)")
+    parser.add_argument("--allow-admin", action="store_true", help="accept add_instrument commands")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=defaults.log_level)
+    args = parser.parse_args(argv)
+    if args.buffer < 1:
+        parser.error("--buffer must be at least 1")
+    for name in ("port", "pub_port"):
+        if not 0 <= getattr(args, name) < 65536:
+            parser.error(f"--{name.replace('_', '-')} must be a TCP port (0 = any free)")
+    if args.port == args.pub_port and args.port != 0:
+        parser.error("--port and --pub-port must differ")
+    try:
+        select_instruments(args.symbols)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return replace(
+        defaults,
+        host=args.host,
+        port=args.port,
+        pub_port=args.pub_port,
+        buffer=args.buffer,
+        journal=None if args.no_journal else args.journal,
+        fsync=args.fsync,
+        symbols=args.symbols,
+        allow_admin=args.allow_admin,
+        log_level=args.log_level,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run_server(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""Settings of the ZeroMQ transport: the server's options, the client's URL, and the high-water marks.
+
+The server binds 127.0.0.1 unless told otherwise (orders and queries on 5555,
+market data on 5556); the client reads ``DEX_ZMQ_SERVER`` when no URL is given.
+
+High-water marks are set on every socket, on purpose (ZeroMQ's default of
+1000 messages is a guess about nobody's workload):
+
+* ROUTER receive HWM, per client: how many requests ZeroMQ queues for one
+  client before it stops reading that client's TCP connection. It bounds the
+  memory one client can make the server hold, and pushes back on that client
+  alone (TCP flow control), never on the others.
+* ROUTER send HWM, per client: replies ZeroMQ queues for a client that does
+  not read. The server sets ROUTER_MANDATORY, so a full queue is an EAGAIN it
+  sees (the reply waits in a bounded per-client outbox), never a reply
+  dropped in silence.
+* PUB send HWM, per subscriber: how far a subscriber may fall behind before
+  ZeroMQ starts dropping its market data. Dropping is what PUB does; the
+  per-symbol ``md_seq`` makes every drop visible, and the subscriber then
+  resynchronises from a snapshot (docs/zmq.md).
+* DEALER and SUB HWMs on the client mirror those.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
+
+from transports.core.journal import FsyncPolicy
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5555
+DEFAULT_PUB_PORT = 5556
+DEFAULT_URL = f"zmq://{DEFAULT_HOST}:{DEFAULT_PORT}"
+# Not turbo-dex's journal: two servers appending to one file would corrupt it.
+DEFAULT_JOURNAL = "var/zmq-journal.log"
+SERVER_ENV = "DEX_ZMQ_SERVER"
+URL_SCHEMES = ("zmq", "tcp")
+MAX_TRADER_LENGTH = 64
+
+# High-water marks, in messages (see the module docstring for why each).
+ROUTER_RCVHWM = 1_000  # per client: 1,000 batches of 1,000 orders is about 42 MB
+ROUTER_SNDHWM = 1_000
+PUB_SNDHWM = 50_000  # per subscriber: a few seconds of a busy symbol (~100 B each)
+DEALER_HWM = 1_000
+SUB_RCVHWM = 50_000
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LOG_LEVELS: tuple[LogLevel, ...] = ("critical", "error", "warning", "info", "debug")
+
+
+@dataclass(frozen=True, slots=True)
+class ZmqServerSettings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT  # orders and queries (ROUTER); 0 = any free port
+    pub_port: int = DEFAULT_PUB_PORT  # market data (XPUB); 0 = any free port
+    buffer: int = 100_000  # gateway queue bound, in commands
+    journal: str | None = DEFAULT_JOURNAL  # None = no journal: nothing survives a restart
+    fsync: FsyncPolicy = "batch"
+    symbols: str = ""  # comma list of default instruments; "" = all
+    allow_admin: bool = False  # accept add_instrument commands
+    log_level: LogLevel = "info"
+    max_batch: int = 10_000  # commands per CommandBatch (and never more than buffer)
+    max_message_bytes: int = 16 * 1024 * 1024  # ZMQ_MAXMSGSIZE: a larger frame drops that peer's connection
+    router_rcvhwm: int = ROUTER_RCVHWM
+    router_sndhwm: int = ROUTER_SNDHWM
+    pub_sndhwm: int = PUB_SNDHWM
+    max_outbox: int = 10_000  # replies held for one client that does not read; beyond, they are dropped and logged
+    max_peers: int = 65_536  # connection -> trader bindings kept; the oldest is forgotten (it says hello again)
+    close_linger_ms: int = 500  # on shutdown, how long ZeroMQ may still flush replies already handed to it
+
+
+def tcp_endpoint(host: str, port: int | str) -> str:
+    return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ZmqAddress:
+    """Where a client connects: the ROUTER endpoint, and the PUB port if the URL names one."""
+
+    url: str  # as given (for messages)
+    host: str
+    port: int
+    pub_port: int | None  # None: ask the server ("info")
+
+    @property
+    def orders_endpoint(self) -> str:
+        return tcp_endpoint(self.host, self.port)
+
+    def pub_endpoint(self, port: int) -> str:
+        return tcp_endpoint(self.host, port)
+
+
+def client_url(url: str | None = None) -> str:
+    """The server a client talks to: ``url``, else ``$DEX_ZMQ_SERVER``, else the default."""
+    return (url or os.environ.get(SERVER_ENV) or DEFAULT_URL).rstrip("/")
+
+
+def parse_url(url: str) -> ZmqAddress:
+    """``zmq://host:port`` (or ``tcp://``), optionally ``?pub=PORT``; ValueError if it is not one."""
+    parts = urlsplit(url)
+    if parts.scheme not in URL_SCHEMES or not parts.hostname:
+        raise ValueError(f"not a ZeroMQ URL: {url!r} (expected zmq://host:port, e.g. {DEFAULT_URL})")
+    try:
+        port = parts.port or DEFAULT_PORT
+        pub = parse_qs(parts.query).get("pub")
+        pub_port = int(pub[-1]) if pub else None
+    except ValueError:
+        raise ValueError(f"not a ZeroMQ URL: {url!r} (bad port)") from None
+    if pub_port is not None and not 0 < pub_port < 65536:
+        raise ValueError(f"not a ZeroMQ URL: {url!r} (bad pub port)")
+    return ZmqAddress(url, parts.hostname, port, pub_port)
+
+
+def zmq_url(host: str, port: int) -> str:
+    return f"zmq://[{host}]:{port}" if ":" in host else f"zmq://{host}:{port}"
