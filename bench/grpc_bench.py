@@ -23,100 +23,39 @@ does, nothing is extrapolated. The server is stopped by its PID after each run.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
-from bench.e2e import ROOT, Benchmark, main
+from bench.e2e import Benchmark, main
+from transports.core.local_server import LocalServerProcess, ServerStartError
+
+__all__ = ["BENCHMARK", "LocalGrpcServer", "ServerStartError", "run"]
 
 TARGET_BATCH_PER_S = 150_000
 TARGET_SINGLE_P99_US = 800
 _LISTENING = re.compile(r"dex-grpc listening on (grpc://\S+)")
 
 
-class ServerStartError(RuntimeError):
-    """dex-grpc exited, or did not say it listens in time."""
-
-
-class LocalGrpcServer:
+class LocalGrpcServer(LocalServerProcess):
     """One ``dex-grpc`` subprocess on 127.0.0.1 and a port it picks, journaling into ``workdir``; stopped by PID.
 
     Ready once its start-up line names the URL: it prints the line after the
     port listens and the gateway has recovered the journal.
     """
 
-    def __init__(self, workdir: str | Path, extra_args: tuple[str, ...] = (), host: str = "127.0.0.1") -> None:
-        self.workdir = Path(workdir)
-        self.extra_args = extra_args
-        self.host = host
-        self.url = ""
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = self.workdir / "dex-grpc.log"
-        self.journal_path = self.workdir / "journal.log"
+    name = "dex-grpc"
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid if self.process is not None else 0
-
-    def start(self, timeout: float = 30.0) -> LocalGrpcServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+    def command(self) -> list[str]:
         command = [sys.executable, "-m", "transports.grpc.server", "--host", self.host, "--port", "0"]
-        command += ["--journal", str(self.journal_path), "--log-level", "warning", *self.extra_args]
-        with self.log_path.open("ab") as log:
-            start = log.tell()  # a restart in the same directory appends to the log: read only this start's lines
-            self.process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            match = _LISTENING.search(self._log_since(start))
-            if match:
-                self.url = match.group(1)
-                return self
-            if self.process.poll() is not None:
-                raise ServerStartError(f"dex-grpc exited with code {self.process.returncode}:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServerStartError(f"dex-grpc did not start within {timeout:g}s:\n{self.log_tail()}")
-            time.sleep(0.05)
+        return [*command, "--journal", str(self.journal_path), "--log-level", "warning", *self.extra_args]
 
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM, then SIGKILL after ``timeout``; the exit code (None if it was never started)."""
-        process = self.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(5.0)
-        return process.returncode
-
-    def _log_since(self, offset: int) -> str:
-        try:
-            with self.log_path.open("rb") as log:
-                log.seek(offset)
-                return log.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def __enter__(self) -> LocalGrpcServer:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
+    def ready(self, output: str) -> bool:
+        match = _LISTENING.search(output)
+        if match:
+            self.url = match.group(1)
+        return match is not None
 
 
 BENCHMARK = Benchmark(

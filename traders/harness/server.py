@@ -8,21 +8,14 @@ SIGTERM to that one PID, then SIGKILL after a timeout.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
-
-class ServerStartError(RuntimeError):
-    """turbo-dex is not installed, exited, or did not answer /health in time."""
+from transports.core.local_server import LocalServerProcess, ServerStartError
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,71 +43,19 @@ def health_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-class LocalServer:
-    def __init__(self, workdir: str | Path, extra_args: tuple[str, ...] = (), host: str = "127.0.0.1") -> None:
-        self.workdir = Path(workdir)
-        self.extra_args = extra_args
-        self.host = host
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = self.workdir / "turbo-dex.log"
-        self.journal_path = self.workdir / "journal.log"
+class LocalServer(LocalServerProcess):
+    """turbo-dex on a free port; ready when ``GET /health`` answers 200."""
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    name = "turbo-dex"
+    port = 0
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid if self.process is not None else 0
-
-    def start(self, timeout: float = 30.0) -> LocalServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+    def command(self) -> list[str]:
         self.port = free_port(self.host)
-        command = [
-            *turbo_dex_command(),
-            "--host",
-            self.host,
-            "--port",
-            str(self.port),
-            "--journal",
-            str(self.journal_path),
-            *self.extra_args,
-        ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while not health_ok(self.url):
-            if self.process.poll() is not None:
-                raise ServerStartError(f"turbo-dex exited with code {self.process.returncode}:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServerStartError(f"turbo-dex did not answer {self.url}/health within {timeout:g}s:\n{self.log_tail()}")
-            time.sleep(0.05)
-        return self
+        self.url = f"http://{self.host}:{self.port}"
+        return [*turbo_dex_command(), "--host", self.host, "--port", str(self.port), "--journal", str(self.journal_path), *self.extra_args]
 
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM, then SIGKILL after ``timeout``; the exit code (None if it was never started)."""
-        process = self.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(5.0)
-        return process.returncode
+    def ready(self, output: str) -> bool:
+        return health_ok(self.url)
 
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
-    def __enter__(self) -> LocalServer:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
+__all__ = ["LocalServer", "ServerStartError", "free_port", "health_ok", "turbo_dex_command"]
