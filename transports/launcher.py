@@ -25,6 +25,7 @@ import uvloop
 
 from engine import ExchangeError
 from transports.core.gateway import Gateway, GatewayConfig
+from transports.core.server_cli import add_gateway_options
 from transports.instruments import select_instruments
 
 KNOWN = ("http", "grpc", "zmq")
@@ -37,19 +38,11 @@ def _parser() -> argparse.ArgumentParser:
         description="The matching engine behind HTTP, gRPC and/or ZeroMQ, one gateway for all (docs/http.md, docs/grpc.md, docs/zmq.md).",
     )
     parser.add_argument("--transports", default="http", help="comma list of transports to serve: http, grpc, zmq (default http)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind for every transport (default 127.0.0.1; 0.0.0.0 = all)")
+    add_gateway_options(parser, default_journal=DEFAULT_JOURNAL)
     parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     parser.add_argument("--grpc-port", type=int, default=50051, help="gRPC port (default 50051)")
     parser.add_argument("--zmq-port", type=int, default=5555, help="ZeroMQ ROUTER port for orders (default 5555)")
     parser.add_argument("--zmq-pub-port", type=int, default=5556, help="ZeroMQ PUB port for market data (default 5556)")
-    parser.add_argument("--buffer", type=int, default=100_000, help="most commands waiting in the gateway queue")
-    journal = parser.add_mutually_exclusive_group()
-    journal.add_argument("--journal", default=DEFAULT_JOURNAL, metavar="PATH", help=f"command journal (default {DEFAULT_JOURNAL})")
-    journal.add_argument("--no-journal", action="store_true", help="keep nothing across restarts")
-    parser.add_argument("--fsync", choices=("batch", "interval", "off"), default="batch", help="journal durability (default batch)")
-    parser.add_argument("--symbols", default="", help="comma list of default instruments to list (default: all)")
-    parser.add_argument("--allow-admin", action="store_true", help="accept add_instrument commands")
-    parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug", "trace"))
     return parser
 
 

@@ -23,8 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
-import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
@@ -33,20 +31,18 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from engine import ExchangeError
-from transports.core.gateway import Gateway, GatewayConfig
+from transports.core.gateway import Gateway
+from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 from transports.grpc.service import ExchangeService
 from transports.grpc.settings import (
     DEFAULT_HOST,
     DEFAULT_JOURNAL,
     DEFAULT_PORT,
-    LOG_LEVELS,
     SERVICE_NAME,
     GrpcServerSettings,
     grpc_url,
     server_options,
 )
-from transports.instruments import select_instruments
 
 log = logging.getLogger("dex-grpc")
 
@@ -104,75 +100,26 @@ async def serve_grpc(gateway: Gateway, settings: GrpcServerSettings | None = Non
 
 async def run_server(settings: GrpcServerSettings) -> int:
     """The ``dex-grpc`` process: recover, listen, serve until SIGTERM/SIGINT, stop cleanly."""
-    instruments = select_instruments(settings.symbols)
-    gateway = Gateway(config=GatewayConfig(buffer=settings.buffer, journal=settings.journal, fsync=settings.fsync))
-    try:
-        await gateway.start(instruments)
-    except (ExchangeError, OSError) as exc:
-        print(f"dex-grpc: cannot start: {exc}", file=sys.stderr)
-        return 1
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)  # kept until the end: a second signal does not cut the shutdown short
-    try:
+
+    async def listen(gateway: Gateway) -> Listener:
         server = ExchangeServer(gateway, settings)
-        try:
-            url = await server.start()
-        except OSError as exc:
-            print(f"dex-grpc: {exc}", file=sys.stderr)
-            return 1
-        journal = f"journal {settings.journal} (fsync {settings.fsync}, {gateway.recovered_commands} commands recovered)"
-        print(
-            f"dex-grpc listening on {url} ({journal if settings.journal else 'no journal'};"
-            f" symbols {','.join(i.symbol for i in gateway.instruments)}; engine seq {gateway.engine.seq})",
-            flush=True,
-        )
-        try:
-            await stop.wait()
-        finally:
-            await server.stop()
-    finally:
-        await gateway.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    print(f"dex-grpc stopped (engine seq {gateway.engine.seq})", flush=True)
-    return 0
+        url = await server.start()
+        return f"{url} ({describe(gateway, settings.journal, settings.fsync)})", server.stop
+
+    return await run_process(
+        "dex-grpc", buffer=settings.buffer, journal=settings.journal, fsync=settings.fsync, symbols=settings.symbols, listen=listen
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> GrpcServerSettings:
-    defaults = GrpcServerSettings()
     parser = argparse.ArgumentParser(prog="dex-grpc", description="The matching engine behind gRPC (docs/grpc.md).")
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST}; 0.0.0.0 = all)")
+    add_gateway_options(parser, default_journal=DEFAULT_JOURNAL, default_host=DEFAULT_HOST, what="over gRPC")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port)")
-    parser.add_argument("--buffer", type=int, default=defaults.buffer, help="most commands waiting in the gateway queue before OVERLOADED")
-    journal = parser.add_mutually_exclusive_group()
-    journal.add_argument("--journal", default=DEFAULT_JOURNAL, metavar="PATH", help=f"command journal (default {DEFAULT_JOURNAL})")
-    journal.add_argument("--no-journal", action="store_true", help="keep nothing across restarts")
-    parser.add_argument("--fsync", choices=("batch", "interval", "off"), default=defaults.fsync, help="journal durability (default batch)")
-    parser.add_argument("--symbols", default="", help="comma list of default instruments to list (default: all)")
-    parser.add_argument("--allow-admin", action="store_true", help="accept add_instrument commands over gRPC")
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default=defaults.log_level)
     args = parser.parse_args(argv)
-    if args.buffer < 1:
-        parser.error("--buffer must be at least 1")
+    common = gateway_options(parser, args)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
-    try:
-        select_instruments(args.symbols)
-    except ValueError as exc:
-        parser.error(str(exc))
-    return replace(
-        defaults,
-        host=args.host,
-        port=args.port,
-        buffer=args.buffer,
-        journal=None if args.no_journal else args.journal,
-        fsync=args.fsync,
-        symbols=args.symbols,
-        allow_admin=args.allow_admin,
-        log_level=args.log_level,
-    )
+    return replace(GrpcServerSettings(), port=args.port, **common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

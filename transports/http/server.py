@@ -31,8 +31,9 @@ import uvloop
 
 from engine import ExchangeError
 from transports.core.gateway import Gateway, GatewayConfig
+from transports.core.server_cli import add_gateway_options, describe, gateway_options
 from transports.http.app import create_app
-from transports.http.settings import DEFAULT_HOST, DEFAULT_JOURNAL, DEFAULT_PORT, LOG_LEVELS, HttpServerSettings, http_url
+from transports.http.settings import DEFAULT_HOST, DEFAULT_JOURNAL, DEFAULT_PORT, HttpServerSettings, http_url
 from transports.instruments import select_instruments
 
 log = logging.getLogger("turbo-dex")
@@ -142,12 +143,7 @@ async def run_server(settings: HttpServerSettings) -> int:
             return 1
         url = http_url(settings.host, sock.getsockname()[1])
         server = _Server(_uvicorn_config(gateway, settings, embedded=False), handle_signals=True)
-        journal = f"journal {settings.journal} (fsync {settings.fsync}, {gateway.recovered_commands} commands recovered)"
-        print(
-            f"turbo-dex listening on {url} ({journal if settings.journal else 'no journal'};"
-            f" symbols {','.join(i.symbol for i in gateway.instruments)}; engine seq {gateway.engine.seq})",
-            flush=True,
-        )
+        print(f"turbo-dex listening on {url} ({describe(gateway, settings.journal, settings.fsync)})", flush=True)
         await server.serve(sockets=[sock])
     finally:
         await gateway.stop()
@@ -156,36 +152,11 @@ async def run_server(settings: HttpServerSettings) -> int:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> HttpServerSettings:
-    defaults = HttpServerSettings()
     parser = argparse.ArgumentParser(prog="turbo-dex", description="The matching engine behind HTTP (docs/http.md).")
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST}; 0.0.0.0 = all)")
+    add_gateway_options(parser, default_journal=DEFAULT_JOURNAL, default_host=DEFAULT_HOST, what="over HTTP")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port)")
-    parser.add_argument("--buffer", type=int, default=defaults.buffer, help="most commands waiting in the gateway queue before 503")
-    journal = parser.add_mutually_exclusive_group()
-    journal.add_argument("--journal", default=DEFAULT_JOURNAL, metavar="PATH", help=f"command journal (default {DEFAULT_JOURNAL})")
-    journal.add_argument("--no-journal", action="store_true", help="keep nothing across restarts")
-    parser.add_argument("--fsync", choices=("batch", "interval", "off"), default=defaults.fsync, help="journal durability (default batch)")
-    parser.add_argument("--symbols", default="", help="comma list of default instruments to list (default: all)")
-    parser.add_argument("--allow-admin", action="store_true", help="accept add_instrument commands over HTTP")
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default=defaults.log_level)
     args = parser.parse_args(argv)
-    if args.buffer < 1:
-        parser.error("--buffer must be at least 1")
-    try:
-        select_instruments(args.symbols)
-    except ValueError as exc:
-        parser.error(str(exc))
-    return replace(
-        defaults,
-        host=args.host,
-        port=args.port,
-        buffer=args.buffer,
-        journal=None if args.no_journal else args.journal,
-        fsync=args.fsync,
-        symbols=args.symbols,
-        allow_admin=args.allow_admin,
-        log_level=args.log_level,
-    )
+    return replace(HttpServerSettings(), port=args.port, **gateway_options(parser, args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

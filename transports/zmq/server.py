@@ -34,8 +34,6 @@ import asyncio
 import contextlib
 import errno
 import logging
-import signal
-import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
@@ -58,8 +56,8 @@ from transports.codec.proto_codec import (
     error_reply,
     pb,
 )
-from transports.core.gateway import Gateway, GatewayConfig
-from transports.instruments import select_instruments
+from transports.core.gateway import Gateway
+from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 from transports.zmq import protocol as proto
 from transports.zmq.loop_socket import LoopSocket
 from transports.zmq.publisher import MarketDataPublisher
@@ -68,7 +66,6 @@ from transports.zmq.settings import (
     DEFAULT_JOURNAL,
     DEFAULT_PORT,
     DEFAULT_PUB_PORT,
-    LOG_LEVELS,
     MAX_TRADER_LENGTH,
     ZmqServerSettings,
     tcp_endpoint,
@@ -423,81 +420,37 @@ async def serve_zmq(gateway: Gateway, settings: ZmqServerSettings | None = None)
 # ------------------------------------------------------------------ process
 async def run_server(settings: ZmqServerSettings) -> int:
     """The ``dex-zmq`` process: recover, bind, serve until SIGTERM/SIGINT, stop cleanly."""
-    instruments = select_instruments(settings.symbols)
-    gateway = Gateway(config=GatewayConfig(buffer=settings.buffer, journal=settings.journal, fsync=settings.fsync))
-    try:
-        await gateway.start(instruments)
-    except (ExchangeError, OSError) as exc:
-        print(f"dex-zmq: cannot start: {exc}", file=sys.stderr)
-        return 1
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    try:
+
+    async def listen(gateway: Gateway) -> Listener:
         server = ZmqServer(gateway, settings)
         try:
             server.start()
         except zmq.ZMQError as exc:
-            print(f"dex-zmq: cannot listen on {settings.host} ports {settings.port}/{settings.pub_port}: {exc}", file=sys.stderr)
-            return 1
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopping.set)
-        journal = f"journal {settings.journal} (fsync {settings.fsync}, {gateway.recovered_commands} commands recovered)"
-        print(
-            f"dex-zmq listening on {server.url} (orders {server.orders_endpoint}, market data {server.pub_endpoint};"
-            f" {journal if settings.journal else 'no journal'}; symbols {','.join(i.symbol for i in gateway.instruments)};"
-            f" engine seq {gateway.engine.seq})",
-            flush=True,
-        )
-        await stopping.wait()
-        await server.stop()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await gateway.stop()
-    print(f"dex-zmq stopped (engine seq {gateway.engine.seq})", flush=True)
-    return 0
+            raise OSError(f"{settings.host} ports {settings.port}/{settings.pub_port}: {exc}") from exc
+        endpoints = f"orders {server.orders_endpoint}, market data {server.pub_endpoint}"
+        where = f"{server.url} ({endpoints}; {describe(gateway, settings.journal, settings.fsync)})"
+        return where, server.stop
+
+    return await run_process(
+        "dex-zmq", buffer=settings.buffer, journal=settings.journal, fsync=settings.fsync, symbols=settings.symbols, listen=listen
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ZmqServerSettings:
-    defaults = ZmqServerSettings()
     parser = argparse.ArgumentParser(prog="dex-zmq", description="The matching engine behind ZeroMQ (docs/zmq.md).")
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST}; 0.0.0.0 = all)")
+    add_gateway_options(parser, default_journal=DEFAULT_JOURNAL, default_host=DEFAULT_HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"orders and queries, ROUTER (default {DEFAULT_PORT}; 0 = any free)")
     parser.add_argument(
         "--pub-port", type=int, default=DEFAULT_PUB_PORT, help=f"market data, PUB (default {DEFAULT_PUB_PORT}; 0 = any free)"
     )
-    parser.add_argument("--buffer", type=int, default=defaults.buffer, help="most commands waiting in the gateway queue before OVERLOADED")
-    journal = parser.add_mutually_exclusive_group()
-    journal.add_argument("--journal", default=DEFAULT_JOURNAL, metavar="PATH", help=f"command journal (default {DEFAULT_JOURNAL})")
-    journal.add_argument("--no-journal", action="store_true", help="keep nothing across restarts")
-    parser.add_argument("--fsync", choices=("batch", "interval", "off"), default=defaults.fsync, help="journal durability (default batch)")
-    parser.add_argument("--symbols", default="", help="comma list of default instruments to list (default: all)")
-    parser.add_argument("--allow-admin", action="store_true", help="accept add_instrument commands")
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default=defaults.log_level)
     args = parser.parse_args(argv)
-    if args.buffer < 1:
-        parser.error("--buffer must be at least 1")
+    common = gateway_options(parser, args)
     for name in ("port", "pub_port"):
         if not 0 <= getattr(args, name) < 65536:
             parser.error(f"--{name.replace('_', '-')} must be a TCP port (0 = any free)")
     if args.port == args.pub_port and args.port != 0:
         parser.error("--port and --pub-port must differ")
-    try:
-        select_instruments(args.symbols)
-    except ValueError as exc:
-        parser.error(str(exc))
-    return replace(
-        defaults,
-        host=args.host,
-        port=args.port,
-        pub_port=args.pub_port,
-        buffer=args.buffer,
-        journal=None if args.no_journal else args.journal,
-        fsync=args.fsync,
-        symbols=args.symbols,
-        allow_admin=args.allow_admin,
-        log_level=args.log_level,
-    )
+    return replace(ZmqServerSettings(), port=args.port, pub_port=args.pub_port, **common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
