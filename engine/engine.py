@@ -113,6 +113,7 @@ class Engine:
         # Finished orders, newest last, for status queries (bounded).
         self.terminal: OrderedDict[int, tuple[Order, OrderStatus]] = OrderedDict()
         self._trader_risk: dict[tuple[str, str], tuple[int, int, int]] = {}
+        self._last_terms = terms_for(_LIMIT, _GTC, SelfTradePrevention.CANCEL_NEWEST, False)
 
     # ------------------------------------------------------------------ API
     def handle(self, command: object) -> list[Event]:
@@ -283,7 +284,9 @@ class Engine:
 
         self.last_order_id += 1
         order_id = self.last_order_id
-        terms = terms_for(order_type, cmd.tif, cmd.stp, cmd.post_only)
+        terms = self._last_terms  # most orders repeat the previous order's terms: skip the lookup
+        if terms.order_type is not order_type or terms.tif is not cmd.tif or terms.stp is not cmd.stp or terms.post_only != cmd.post_only:
+            terms = self._last_terms = terms_for(order_type, cmd.tif, cmd.stp, cmd.post_only)
         self.seq += 1
         ev.append(OrderAccepted(self.seq, order_id, trader, coid, symbol, side, order_type, cmd.tif, price, qty, cmd.stop_price))
         trades_before = self.last_trade_id

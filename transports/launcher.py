@@ -25,7 +25,7 @@ import uvloop
 
 from engine import ExchangeError
 from transports.core.gateway import Gateway, GatewayConfig
-from transports.core.server_cli import add_gateway_options
+from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap
 from transports.instruments import select_instruments
 
 KNOWN = ("http", "grpc", "zmq")
@@ -77,6 +77,7 @@ async def serve_all(args: argparse.Namespace, names: Sequence[str]) -> int:
     except (ExchangeError, OSError) as exc:
         print(f"turbo-dex: cannot start: {exc}", file=sys.stderr)
         return 1
+    freeze_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -90,14 +91,7 @@ async def serve_all(args: argparse.Namespace, names: Sequence[str]) -> int:
                 except OSError as exc:
                     print(f"turbo-dex: cannot serve {name}: {exc}", file=sys.stderr)
                     return 1
-            described = (
-                f"journal {journal} (fsync {args.fsync}, {gateway.recovered_commands} commands recovered)" if journal else "no journal"
-            )
-            print(
-                f"turbo-dex listening on {', '.join(urls)} (one gateway; {described};"
-                f" symbols {','.join(i.symbol for i in gateway.instruments)}; engine seq {gateway.engine.seq})",
-                flush=True,
-            )
+            print(f"turbo-dex listening on {', '.join(urls)} (one gateway; {describe(gateway, journal, args.fsync)})", flush=True)
             await stop.wait()
     finally:
         await gateway.stop()

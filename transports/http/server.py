@@ -31,7 +31,7 @@ import uvloop
 
 from engine import ExchangeError
 from transports.core.gateway import Gateway, GatewayConfig
-from transports.core.server_cli import add_gateway_options, describe, gateway_options
+from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_options
 from transports.http.app import create_app
 from transports.http.settings import DEFAULT_HOST, DEFAULT_JOURNAL, DEFAULT_PORT, HttpServerSettings, http_url
 from transports.instruments import select_instruments
@@ -135,6 +135,7 @@ async def run_server(settings: HttpServerSettings) -> int:
     except (ExchangeError, OSError) as exc:
         print(f"turbo-dex: cannot start: {exc}", file=sys.stderr)
         return 1
+    freeze_startup_heap()
     try:
         try:
             sock = bind(settings.host, settings.port)
