@@ -15,16 +15,19 @@ transport lazily, so using one never needs the libraries of the others.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from engine import RejectReason
 from transports.core.client import TraderClient
 from transports.core.gateway import Gateway
 
 ClientFactory = Callable[[str, str | None], TraderClient]  # (trader, url or None for the default)
 ServerFactory = Callable[[Gateway], AbstractAsyncContextManager[str]]  # yields the URL clients use
+# Sends bytes that are not a command over the wire; returns the reason the server answered with.
+MalformedProbe = Callable[[str], Awaitable[RejectReason]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,7 @@ class Transport:
     name: str
     client: ClientFactory
     serve: ServerFactory
+    send_malformed: MalformedProbe | None = None  # None: no wire (inproc)
 
 
 # ------------------------------------------------------------------ inproc
@@ -96,12 +100,30 @@ def _zmq_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
     return serve_zmq(gateway)
 
 
+async def _http_malformed(url: str) -> RejectReason:
+    from transports.http.probe import send_malformed
+
+    return await send_malformed(url)
+
+
+async def _grpc_malformed(url: str) -> RejectReason:
+    from transports.grpc.probe import send_malformed
+
+    return await send_malformed(url)
+
+
+async def _zmq_malformed(url: str) -> RejectReason:
+    from transports.zmq.probe import send_malformed
+
+    return await send_malformed(url)
+
+
 TRANSPORTS: Mapping[str, Transport] = MappingProxyType(
     {
         "inproc": Transport("inproc", _inproc_client, _inproc_serve),
-        "http": Transport("http", _http_client, _http_serve),
-        "grpc": Transport("grpc", _grpc_client, _grpc_serve),
-        "zmq": Transport("zmq", _zmq_client, _zmq_serve),
+        "http": Transport("http", _http_client, _http_serve, _http_malformed),
+        "grpc": Transport("grpc", _grpc_client, _grpc_serve, _grpc_malformed),
+        "zmq": Transport("zmq", _zmq_client, _zmq_serve, _zmq_malformed),
     }
 )
 

@@ -414,3 +414,20 @@ def test_the_same_workload_gives_the_same_events_and_state_as_the_engine_alone(t
         assert v.gateway.engine.state_hash() == reference.state_hash()
 
     run(transport, scenario)
+
+
+def test_malformed_input_gets_a_clear_reason_and_the_server_keeps_serving(transport: str) -> None:
+    probe = TRANSPORTS[transport].send_malformed
+
+    async def scenario(v: Venue) -> None:
+        alice = await v.client("alice")
+        if probe is None:  # no wire to send bytes over: the gateway refuses what is not a command
+            with pytest.raises(ExchangeError) as info:
+                await v.gateway.submit([b"\xff not a command"])  # type: ignore[list-item]
+            reason = info.value.reason
+        else:
+            reason = await probe(v.url)
+        assert reason is RejectReason.MALFORMED_MESSAGE
+        assert of(OrderAccepted, (await alice.submit([limit("a1", BUY, 1000, PX - 100)]))[0])
+
+    run(transport, scenario)

@@ -41,6 +41,7 @@ from engine import (
     Engine,
     Event,
     Instrument,
+    MalformedMessage,
     MassCancel,
     OrderAccepted,
     OrderCancelled,
@@ -57,6 +58,7 @@ from transports.core.journal import CHECKPOINT, COMMAND, FsyncPolicy, Journal, J
 from transports.core.marketdata import MarketDataHub, Subscription
 
 Replies = list[list[Event]]
+_COMMAND_TYPES = frozenset({PlaceOrder, CancelOrder, ReplaceOrder, MassCancel, AddInstrument})
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,9 @@ class Gateway:
         """
         if not commands:
             return []
+        for command in commands:
+            if type(command) not in _COMMAND_TYPES:
+                raise MalformedMessage(f"not a command: {type(command).__name__}")
         if not self._running or self._closing:
             raise Overloaded("the gateway is not running")
         if self._queued + len(commands) > self.config.buffer:
