@@ -6,13 +6,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-EXTRAS := dev,bench,proto,http,harness,grpc,zmq
+EXTRAS := dev,bench,proto,http,harness,grpc,zmq,nats,amqp,dht,obs,report
 
 DEPS_STAMP   := $(VENV)/.deps-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
 NATIVE_STAMP := build/.native-stamp
 ENGINE_SRC   := $(wildcard engine/*.py) transports/codec/decimals.py transports/codec/json_codec.py transports/codec/compact.py scripts/build_native.py
 
-.PHONY: help setup demo test lint fmt unit bench-engine bench-http bench-grpc bench-zmq turbo-server grpc-server zmq-server zmq-trader dex-trader replay-example clean clean-native
+.PHONY: help setup demo test test-faults lint fmt unit bench-engine bench-http bench-grpc bench-zmq turbo-server grpc-server zmq-server zmq-trader dex-trader replay-example clean clean-native
 
 help: ## List every target with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -36,7 +36,12 @@ $(PROTO_STAMP): $(DEPS_STAMP) $(PROTO_SRC)
 	$(if $(PROTO_SRC),@$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC))
 	@mkdir -p build && touch $@
 
-setup: $(NATIVE_STAMP) $(PROTO_STAMP) ## Create .venv, install pinned dependencies, compile the engine, generate protobuf code (idempotent)
+# Each subsystem keeps its targets in scripts/mk/<name>.mk and adds the set-up
+# steps it needs (system packages, npm packages, brokers) to SETUP_STEPS.
+SETUP_STEPS :=
+include $(sort $(wildcard scripts/mk/*.mk))
+
+setup: $(NATIVE_STAMP) $(PROTO_STAMP) $(SETUP_STEPS) ## Create .venv, install pinned dependencies, compile the engine, generate protobuf code (idempotent)
 
 demo: setup ## Start turbo-dex, trade over HTTP for ~10 s with live progress, print the summary and the books
 	@$(PY) -m traders.demo
@@ -53,8 +58,11 @@ fmt: setup ## Format and auto-fix with ruff
 	@$(VENV)/bin/ruff format .
 	@$(VENV)/bin/ruff check --fix .
 
-unit: setup ## The pytest suite only
-	@$(PY) -m pytest -q
+unit: setup ## The pytest suite only (fault tests excluded: make test-faults)
+	@$(PY) -m pytest -q -m "not faults"
+
+test-faults: setup ## Fault tests with real processes: kill -9, SIGSTOP, partitions (tests/faults)
+	@$(PY) -m pytest -q -m faults tests/faults
 
 bench-engine: setup ## In-process engine benchmark vs peers; writes reports/bench-engine.json
 	@$(PY) -m bench.engine_bench --out reports/bench-engine.json

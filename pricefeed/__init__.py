@@ -1,1 +1,1 @@
-"""Price sources and the publisher onto pub/sub transports (see README.md)."""
+"""Price sources (seeded walk, file replay, public tickers) and the publisher onto pub/sub transports."""

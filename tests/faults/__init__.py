@@ -1,0 +1,1 @@
+"""Fault tests: real processes killed, paused or partitioned (``make test-faults``)."""

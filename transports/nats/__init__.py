@@ -1,0 +1,1 @@
+"""NATS transport: core request/reply, JetStream durable order path, and ``nats-auto`` (docs/nats.md)."""
