@@ -51,7 +51,7 @@ test: lint unit ## Lint (ruff, mypy, import-linter) and the whole pytest suite
 lint: setup ## ruff check + format check, mypy --strict, import-linter contracts
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/mypy engine transports traders bench scripts
+	@$(VENV)/bin/mypy engine transports traders pricefeed bench scripts
 	@$(VENV)/bin/lint-imports
 
 fmt: setup ## Format and auto-fix with ruff

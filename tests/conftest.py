@@ -12,6 +12,9 @@ from typing import Any, TypeVar
 
 import pytest
 
+# Broker fixtures (a real nats-server, a real RabbitMQ) usable from every test folder.
+pytest_plugins = ["tests.plugins.nats", "tests.plugins.rabbitmq"]
+
 from engine import (
     AddInstrument,
     BookDelta,
