@@ -12,9 +12,6 @@ from typing import Any, TypeVar
 
 import pytest
 
-# Broker fixtures (a real nats-server, a real RabbitMQ) usable from every test folder.
-pytest_plugins = ["tests.plugins.nats", "tests.plugins.rabbitmq"]
-
 from engine import (
     AddInstrument,
     BookDelta,
@@ -29,6 +26,9 @@ from engine import (
     Side,
     TimeInForce,
 )
+
+# Broker fixtures (a real nats-server, a real RabbitMQ) usable from every test folder.
+pytest_plugins = ["tests.plugins.nats", "tests.plugins.rabbitmq"]
 
 SYMBOL = "BTC-USD"
 BUY = Side.BUY
