@@ -25,7 +25,7 @@ import uvloop
 
 from engine import ExchangeError
 from transports.core.gateway import Gateway, GatewayConfig
-from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap
+from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_options, start_metrics
 from transports.instruments import select_instruments
 
 KNOWN = ("http", "grpc", "zmq")
@@ -91,7 +91,12 @@ async def serve_all(args: argparse.Namespace, names: Sequence[str]) -> int:
                 except OSError as exc:
                     print(f"turbo-dex: cannot serve {name}: {exc}", file=sys.stderr)
                     return 1
-            print(f"turbo-dex listening on {', '.join(urls)} (one gateway; {describe(gateway, journal, args.fsync)})", flush=True)
+            try:
+                metrics = await start_metrics(stack, gateway)
+            except OSError as exc:
+                print(f"turbo-dex: cannot serve metrics: {exc}", file=sys.stderr)
+                return 1
+            print(f"turbo-dex listening on {', '.join(urls)} (one gateway; {describe(gateway, journal, args.fsync)}{metrics})", flush=True)
             await stop.wait()
     finally:
         await gateway.stop()
@@ -125,7 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from transports.http.server import main as http_main
 
         return http_main(_without_transports(argv))
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    gateway_options(parser, args)  # validates the shared options; configures logging and metrics
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(serve_all(args, names))
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
@@ -57,6 +58,8 @@ from transports.core.histogram import Histogram
 from transports.core.journal import CHECKPOINT, COMMAND, FsyncPolicy, Journal, JournalCorrupt, iter_payloads
 from transports.core.marketdata import MarketDataHub, Subscription
 
+_log = logging.getLogger("dex.gateway")
+
 Replies = list[list[Event]]
 _COMMAND_TYPES = frozenset({PlaceOrder, CancelOrder, ReplaceOrder, MassCancel, AddInstrument})
 
@@ -89,6 +92,8 @@ class GatewayStats:
         self.orders = 0  # place commands
         self.accepted = 0
         self.rejected: Counter[str] = Counter()  # by reason name
+        self.rejected_by: Counter[tuple[str, str]] = Counter()  # by (transport, reason name)
+        self.transport_errors: Counter[tuple[str, str]] = Counter()  # refused before the engine, by (transport, reason name)
         self.trades = 0
         self.cancelled: Counter[str] = Counter()  # by cancel reason
         self.overloaded = 0  # submissions refused whole
@@ -96,6 +101,11 @@ class GatewayStats:
         self.fsyncs = 0
         self.fsync_us = Histogram()
         self.latency_us = Histogram()  # submit -> reply, per command
+        self.latency_by_transport: dict[str, Histogram] = {}
+
+    def refused(self, transport: str, reason: str) -> None:
+        """A request a transport refused before it reached the engine (undecodable, unidentified, ...)."""
+        self.transport_errors[(transport, reason)] += 1
 
     def count(self, command: Command, events: list[Event], transport: str) -> None:
         kind = type(command)
@@ -121,7 +131,22 @@ class GatewayStats:
                 self.trades += 1
             elif ek is OrderRejected:
                 assert isinstance(event, OrderRejected)
-                self.rejected[event.reason.name] += 1
+                reason = event.reason.name
+                self.rejected[reason] += 1
+                self.rejected_by[(transport, reason)] += 1
+                if _log.isEnabledFor(logging.DEBUG):
+                    _log.debug(
+                        "order_rejected",
+                        extra={
+                            "transport": transport,
+                            "trader": event.trader,
+                            "client_order_id": event.client_order_id,
+                            "order_id": event.order_id,
+                            "symbol": event.symbol,
+                            "reason": reason,
+                            "detail": event.message,
+                        },
+                    )
             elif ek is OrderCancelled:
                 assert isinstance(event, OrderCancelled)
                 self.cancelled[event.reason.name] += 1
@@ -174,6 +199,15 @@ class Gateway:
                 mark = orjson.loads(body)
                 if mark["seq"] == engine.seq and mark["state_hash"] != engine.state_hash():
                     raise JournalCorrupt(f"replay of {journal.path} does not reproduce the state hash at seq {mark['seq']}")
+        _log.info(
+            "journal_recovered",
+            extra={
+                "journal": str(journal.path),
+                "commands": self.recovered_commands,
+                "truncated_bytes": self.truncated_bytes,
+                "engine_seq": engine.seq,
+            },
+        )
 
     async def stop(self) -> None:
         """Apply what is queued, make it durable, write a checkpoint, and stop."""
@@ -218,6 +252,9 @@ class Gateway:
             raise Overloaded("the gateway is not running")
         if self._queued + len(commands) > self.config.buffer:
             self.stats.overloaded += 1
+            refused = self.stats.overloaded
+            if refused & (refused - 1) == 0:  # the 1st, 2nd, 4th, 8th ...: a storm cannot flood the log
+                _log.warning("gateway_overloaded", extra={"transport": transport, "queued": self._queued, "refused_so_far": refused})
             raise Overloaded(f"queue full ({self._queued} commands waiting); retry later")
         future: asyncio.Future[Replies] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(commands, future, transport, time.perf_counter_ns()))
@@ -274,10 +311,16 @@ class Gateway:
     def _release(self, group: list[_Pending]) -> None:
         now = time.perf_counter_ns()
         latency = self.stats.latency_us
+        by_transport = self.stats.latency_by_transport
         for item in group:
             if not item.future.done():
                 item.future.set_result(item.replies)
-            latency.record((now - item.started_ns) // 1000, len(item.commands))
+            micros = (now - item.started_ns) // 1000
+            latency.record(micros, len(item.commands))
+            hist = by_transport.get(item.transport)
+            if hist is None:
+                hist = by_transport[item.transport] = Histogram()
+            hist.record(micros, len(item.commands))
 
     async def _batch_syncer(self) -> None:
         """Group commit: one fsync covers every group written before it started."""

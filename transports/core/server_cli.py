@@ -5,6 +5,13 @@ own options (ports, ...) to the same gateway options, and runs the same
 lifecycle: recover the journal, listen, print one start-up line naming the
 URL, serve until SIGTERM/SIGINT, stop the listener, stop the gateway (apply
 what is queued, fsync, checkpoint), print one line, exit 0.
+
+Observability is process-wide and shared too: ``--log-format console|json``
+and ``--log-level`` configure structured logs (``transports.core.logs``) as
+soon as the options are parsed (``gateway_options``), and ``--metrics-port``
+serves Prometheus metrics (``transports.core.metrics``) for the whole life of
+the process (``run_process``; ``turbo-dex`` also answers ``/metrics`` on its
+HTTP port).
 """
 
 from __future__ import annotations
@@ -15,11 +22,15 @@ import gc
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 from engine import ExchangeError
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.journal import FsyncPolicy
+from transports.core.logs import LOG_FORMATS, LogFormat, configure_logging
+from transports.core.metrics import serve_metrics
 from transports.instruments import select_instruments
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -39,12 +50,38 @@ def add_gateway_options(parser: argparse.ArgumentParser, *, default_journal: str
     parser.add_argument("--symbols", default="", help="comma list of default instruments to list (default: all)")
     parser.add_argument("--allow-admin", action="store_true", help=f"accept add_instrument commands {what}".rstrip())
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="console", help="structured logs on stderr (default console)")
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, metavar="PORT", help="serve Prometheus metrics on http://HOST:PORT/metrics (0 = any free)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessOptions:
+    """Process-wide options every server shares beyond its settings: where metrics are served."""
+
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no metrics endpoint of its own
+
+
+_process = ProcessOptions()
+
+
+def process_options() -> ProcessOptions:
+    """What ``gateway_options`` read last (the defaults when a server is embedded and parsed no options)."""
+    return _process
 
 
 def gateway_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
     """Validate the shared options; return them as settings fields (every server's settings has these)."""
+    global _process  # noqa: PLW0603 - one set of process-wide options per process, read by run_process
     if args.buffer < 1:
         parser.error("--buffer must be at least 1")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        parser.error("--metrics-port must be between 0 and 65535")
+    log_format: LogFormat = args.log_format
+    configure_logging(args.log_level, log_format)
+    _process = ProcessOptions(metrics_host=args.host, metrics_port=args.metrics_port)
     try:
         select_instruments(args.symbols)
     except ValueError as exc:
@@ -66,6 +103,15 @@ def freeze_startup_heap() -> None:
     over a large book are the worst latency spikes otherwise."""
     gc.collect()
     gc.freeze()
+
+
+async def start_metrics(stack: AsyncExitStack, gateway: Gateway) -> str:
+    """Serve metrics if ``--metrics-port`` asked for it (stopped with ``stack``); the start-up line's mention of it."""
+    options = process_options()
+    if options.metrics_port is None:
+        return ""
+    url = await stack.enter_async_context(serve_metrics(gateway, options.metrics_host, options.metrics_port))
+    return f"; metrics {url}"
 
 
 def describe(gateway: Gateway, journal: str | None, fsync: str) -> str:
@@ -90,16 +136,16 @@ async def run_process(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)  # kept until the end: a second signal does not cut the shutdown short
     try:
-        try:
-            where, close = await listen(gateway)
-        except OSError as exc:
-            print(f"{name}: cannot listen: {exc}", file=sys.stderr)
-            return 1
-        print(f"{name} listening on {where}", flush=True)
-        try:
+        async with AsyncExitStack() as extras:
+            try:
+                where, close = await listen(gateway)
+                extras.push_async_callback(close)
+                where += await start_metrics(extras, gateway)
+            except OSError as exc:
+                print(f"{name}: cannot listen: {exc}", file=sys.stderr)
+                return 1
+            print(f"{name} listening on {where}", flush=True)
             await stop.wait()
-        finally:
-            await close()
     finally:
         await gateway.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):

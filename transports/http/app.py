@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request, WebSocket, WebSocketDisconnect
@@ -38,11 +37,11 @@ from transports.codec.json_views import encode_depth, encode_instruments, encode
 from transports.codec.status import http_status
 from transports.core.gateway import Gateway
 from transports.core.marketdata import Subscription
+from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from transports.core.metrics import metrics_registry, render
 from transports.http import openapi as doc
 from transports.http.errors import PayloadTooLarge, Unidentified, install_error_handlers
 from transports.http.market_data import encode_market_data
-from transports.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from transports.http.metrics import metrics_registry, render
 from transports.http.settings import MAX_TRADER_LENGTH, TRADER_HEADER, HttpServerSettings
 
 TRANSPORT = "http"
@@ -81,9 +80,8 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
     """The API for ``gateway`` (started and stopped by the caller)."""
     settings = settings if settings is not None else HttpServerSettings()
     app = FastAPI(title="turbo-dex", version="1", description=_DESCRIPTION, docs_url="/docs", redoc_url=None)
-    transport_errors: Counter[str] = Counter()
-    install_error_handlers(app, transport_errors)
-    registry = metrics_registry(gateway, transport_errors)
+    install_error_handlers(app, lambda reason: gateway.stats.refused("http", reason))
+    registry = metrics_registry(gateway)
     lookup = gateway.instrument
     submit = gateway.submit
     allow_admin = settings.allow_admin

@@ -16,7 +16,7 @@ parameter validation, an unknown route, a bug) escapes in another shape.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -57,22 +57,22 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def install_error_handlers(app: FastAPI, errors: Counter[str]) -> None:
-    """Route every failure through ``error_response``; count them by reason in ``errors`` (for /metrics)."""
+def install_error_handlers(app: FastAPI, count: Callable[[str], None]) -> None:
+    """Route every failure through ``error_response``; ``count`` each by reason name (for /metrics)."""
 
     async def on_exchange_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ExchangeError)
-        errors[exc.reason.name] += 1
+        count(exc.reason.name)
         return error_response(exc)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        errors[RejectReason.MALFORMED_MESSAGE.name] += 1
+        count(RejectReason.MALFORMED_MESSAGE.name)
         return error_response(MalformedMessage(_validation_message(exc)), 400)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        errors[RejectReason.MALFORMED_MESSAGE.name] += 1
+        count(RejectReason.MALFORMED_MESSAGE.name)
         message = f"{exc.detail}: {request.method} {request.url.path}"
         response = error_response(MalformedMessage(message), exc.status_code)
         for name, value in (exc.headers or {}).items():
@@ -86,7 +86,7 @@ def install_error_handlers(app: FastAPI, errors: Counter[str]) -> None:
         return Response(status_code=499)
 
     async def on_bug(request: Request, exc: Exception) -> Response:
-        errors[RejectReason.INTERNAL_ERROR.name] += 1
+        count(RejectReason.INTERNAL_ERROR.name)
         log.exception("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(ExchangeError("internal error; see the server log"), 500)
 

@@ -24,6 +24,7 @@ import logging
 import socket
 import sys
 from collections.abc import AsyncIterator, Generator, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import replace
 
 import uvicorn
@@ -31,7 +32,7 @@ import uvloop
 
 from engine import ExchangeError
 from transports.core.gateway import Gateway, GatewayConfig
-from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_options
+from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_options, start_metrics
 from transports.http.app import create_app
 from transports.http.settings import DEFAULT_HOST, DEFAULT_JOURNAL, DEFAULT_PORT, HttpServerSettings, http_url
 from transports.instruments import select_instruments
@@ -66,7 +67,7 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _uvicorn_config(gateway: Gateway, settings: HttpServerSettings, *, embedded: bool) -> uvicorn.Config:
+def _uvicorn_config(gateway: Gateway, settings: HttpServerSettings) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(gateway, settings),
         loop="uvloop",
@@ -74,7 +75,7 @@ def _uvicorn_config(gateway: Gateway, settings: HttpServerSettings, *, embedded:
         ws="websockets-sansio",
         lifespan="off",  # the gateway's lifetime is ours, not the app's
         log_level=settings.log_level,
-        log_config=None if embedded else uvicorn.config.LOGGING_CONFIG,  # embedded: the host process owns logging
+        log_config=None,  # the process owns logging (transports.core.logs): uvicorn's records share its format
         access_log=settings.log_level in ("debug", "trace"),
         timeout_graceful_shutdown=settings.graceful_shutdown_s,
         server_header=False,
@@ -111,7 +112,7 @@ async def serve_http(
     settings = settings if settings is not None else HttpServerSettings(port=0, log_level="warning")
     sock = sock if sock is not None else bind(settings.host, settings.port)
     url = http_url(settings.host, sock.getsockname()[1])
-    server = _Server(_uvicorn_config(gateway, settings, embedded=True), handle_signals=False)
+    server = _Server(_uvicorn_config(gateway, settings), handle_signals=False)
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]), name=f"turbo-dex {url}")
     try:
         while not server.started:
@@ -143,9 +144,15 @@ async def run_server(settings: HttpServerSettings) -> int:
             print(f"turbo-dex: cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
             return 1
         url = http_url(settings.host, sock.getsockname()[1])
-        server = _Server(_uvicorn_config(gateway, settings, embedded=False), handle_signals=True)
-        print(f"turbo-dex listening on {url} ({describe(gateway, settings.journal, settings.fsync)})", flush=True)
-        await server.serve(sockets=[sock])
+        server = _Server(_uvicorn_config(gateway, settings), handle_signals=True)
+        async with AsyncExitStack() as extras:
+            try:
+                metrics = await start_metrics(extras, gateway)  # also on GET /metrics of the API port
+            except OSError as exc:
+                print(f"turbo-dex: cannot serve metrics: {exc}", file=sys.stderr)
+                return 1
+            print(f"turbo-dex listening on {url} ({describe(gateway, settings.journal, settings.fsync)}{metrics})", flush=True)
+            await server.serve(sockets=[sock])
     finally:
         await gateway.stop()
     print(f"turbo-dex stopped (engine seq {gateway.engine.seq})", flush=True)

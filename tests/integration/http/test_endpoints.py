@@ -189,16 +189,21 @@ def test_metrics_expose_gateway_counters_histograms_and_transport_errors(http: h
         'dex_commands_total{transport="http"} 3.0',
         "dex_orders_total 3.0",
         "dex_trades_total 1.0",
-        'dex_rejects_total{reason="PRICE_OUT_OF_BAND"} 1.0',
+        'dex_rejects_total{reason="PRICE_OUT_OF_BAND",transport="http"} 1.0',
         'dex_transport_errors_total{reason="MALFORMED_MESSAGE",transport="http"} 1.0',
         "dex_gateway_queue_depth 0.0",
-        'dex_command_latency_seconds_bucket{le="+Inf"} 6.0',  # 3 default instruments listed at start + 3 orders
-        "dex_command_latency_seconds_count 6.0",
+        'dex_command_latency_seconds_bucket{le="+Inf",transport="config"} 3.0',  # the 3 default instruments listed at start
+        'dex_command_latency_seconds_bucket{le="+Inf",transport="http"} 3.0',  # the 3 orders
+        'dex_command_latency_seconds_count{transport="http"} 3.0',
         "dex_journal_fsync_seconds_count 0.0",
     ):
         assert line in text, line
-    buckets = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("dex_command_latency_seconds_bucket")]
-    assert buckets == sorted(buckets) and buckets[-1] == 6
+    buckets = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("dex_command_latency_seconds_bucket") and 'transport="http"' in line
+    ]
+    assert buckets == sorted(buckets) and buckets[-1] == 3
 
 
 def test_health_instruments_and_docs(http: httpx.Client, server: LiveServer) -> None:
