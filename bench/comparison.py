@@ -1,0 +1,299 @@
+"""``dex-bench`` (``make bench``): every registered transport against the same engine, one run, one report.
+
+For the in-process gateway (the ceiling: the harness and the engine in one
+process, no wire) and every transport in ``transports.registry``, with the
+same seed and the same ``dex-trader`` harness, three modes:
+
+* ``single``: one trader, one order at a time, closed loop: the round-trip
+  latency of one order on an idle server.
+* ``rate``: 16 traders, one order per submit, open loop at ``--rate`` orders/s
+  in total: latency under a fixed load, measured from each order's intended
+  send time (coordinated omission corrected: a stall delays the orders
+  queued behind it and they are charged for it).
+* ``batch``: 4 traders, ``--batch`` (1,000) orders per submit, closed loop:
+  throughput, every order's reply matched.
+
+Each transport's server (and broker) is started by the transport's own
+benchmark module (``bench/<name>_bench.py``, its ``BENCHMARK.server``): a
+fresh server per transport and repeat, journal in a temporary directory,
+default durability (every reply waits for its journal fsync), stopped by PID
+when its modes are done. The modes run single → rate → batch on it, so the
+large book batch mode leaves behind never weighs on the latency modes.
+Repeats are interleaved over the transports, so a noisy minute on this shared
+machine hits every transport alike; every point reports min/median/max.
+
+Efficiency is a transport's median batch throughput divided by the in-process
+median batch throughput of the same run. A transport registered later joins
+by itself once it has a ``bench/<name>_bench.py`` with a ``BENCHMARK``; one
+without is reported as such (and ``--quick``, which ``make test`` runs, fails).
+
+Writes ``transport-comparison.json``, ``.md`` and ``.html`` (charts inline)
+and two PNG charts into ``--out-dir`` (default ``reports/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.e2e import ROOT, Benchmark, BenchServer
+from bench.engine_bench import machine
+from bench.versions import component_versions
+from transports.registry import TRANSPORTS
+
+INPROC = "inproc"
+MODES = ("single", "rate", "batch")
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    transports: tuple[str, ...]
+    duration_s: float
+    warmup_s: float
+    repeat: int
+    rate: float
+    batch: int
+    seed: int
+    quick: bool
+
+    def harness_args(self, mode: str) -> list[str]:
+        common = ["--duration", f"{self.duration_s:g}s", "--warmup", f"{self.warmup_s:g}s", "--seed", str(self.seed)]
+        if mode == "single":
+            return [*common, "--batch", "1", "--workers", "1", "--rate", "0"]
+        if mode == "rate":
+            return [*common, "--batch", "1", "--workers", "16", "--rate", f"{self.rate:g}"]
+        return [*common, "--batch", str(self.batch), "--workers", "4", "--rate", "0"]
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "duration_s": self.duration_s,
+            "warmup_s": self.warmup_s,
+            "repeat": self.repeat,
+            "seed": self.seed,
+            "rate": self.rate,
+            "batch": self.batch,
+            "modes": {m: self.harness_args(m) for m in MODES},
+            "quick": self.quick,
+        }
+
+
+def benchmark_of(transport: str) -> Benchmark:
+    """The transport's own benchmark description (how to start its server), from ``bench/<name>_bench.py``."""
+    try:
+        module = importlib.import_module(f"bench.{transport}_bench")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"bench.{transport}_bench":
+            raise
+        raise LookupError(f"transport {transport!r} has no bench/{transport}_bench.py") from exc
+    bench = getattr(module, "BENCHMARK", None)
+    if not isinstance(bench, Benchmark):
+        raise LookupError(f"bench/{transport}_bench.py defines no BENCHMARK")
+    return bench
+
+
+@contextlib.contextmanager
+def _no_server() -> Iterator[None]:
+    yield None
+
+
+def run_harness(transport: str, server_url: str | None, args: Sequence[str], out: Path, timeout: float) -> dict[str, Any]:
+    """One ``dex-trader`` process; its JSON report (``server_url`` None: the in-process gateway)."""
+    command = [sys.executable, "-m", "traders.harness", "--transport", transport, "--quiet", "--json", str(out), *args]
+    if server_url is not None:
+        command[5:5] = ["--server", server_url]
+    try:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"dex-trader did not finish within {timeout:.0f} s") from exc
+    if done.returncode != 0 or not out.exists():
+        raise RuntimeError(f"dex-trader exited with {done.returncode}: {(done.stderr or done.stdout).strip()[-2000:]}")
+    report: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return report
+
+
+def _run_point(report: dict[str, Any], mode: str, repeat: int) -> dict[str, Any]:
+    """What the comparison keeps of one harness report."""
+    return {
+        "mode": mode,
+        "repeat": repeat,
+        "throughput_per_s": report["throughput_per_s"],
+        "latency_us": report["latency_us"],
+        "latency_histogram": report.get("latency_histogram"),
+        "orders_sent": report["orders_sent"],
+        "accepted": report["accepted"],
+        "trades": report["trades"],
+        "errors": report["errors"],
+        "error_messages": report.get("error_messages", [])[:3],
+        "reconciled": report["reconciliation"]["ok"],
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def run_transport(transport: str, plan: Plan, repeat: int, log: Any) -> list[dict[str, Any]]:
+    """Start the transport's server once, run the three modes on it, stop it; one point per mode (or an error)."""
+    points: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix=f"dex-bench-{transport}-") as tmp:
+        workdir = Path(tmp)
+        try:
+            server_cm: AbstractContextManager[BenchServer | None] = (
+                _no_server() if transport == INPROC else benchmark_of(transport).server(workdir, ())
+            )
+            with server_cm as server:
+                url = None if server is None else server.url
+                for mode in MODES:
+                    started = time.monotonic()
+                    try:
+                        report = run_harness(
+                            transport,
+                            url,
+                            plan.harness_args(mode),
+                            workdir / f"{mode}.json",
+                            timeout=(plan.duration_s + plan.warmup_s) * 4 + 90,
+                        )
+                        point = _run_point(report, mode, repeat)
+                    except (RuntimeError, OSError, KeyError, ValueError) as exc:
+                        point = {"mode": mode, "repeat": repeat, "error": str(exc)}
+                    point["wall_s"] = round(time.monotonic() - started, 2)
+                    points.append(point)
+                    log(transport, point)
+        except Exception as exc:  # a server or broker that cannot start is a result to report, not a crash
+            reason = f"{type(exc).__name__}: {exc}"
+            for mode in MODES:
+                if not any(p["mode"] == mode for p in points):
+                    point = {"mode": mode, "repeat": repeat, "error": reason}
+                    points.append(point)
+                    log(transport, point)
+    return points
+
+
+# ---------------------------------------------------------------- summary
+def _spread(values: Sequence[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"min": min(values), "median": float(statistics.median(values)), "max": max(values)}
+
+
+def summarize(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per mode: min/median/max of throughput and of each latency percentile over the repeats."""
+    out: dict[str, Any] = {}
+    for mode in MODES:
+        ok = [p for p in points if p["mode"] == mode and "error" not in p]
+        errors = [p["error"] for p in points if p["mode"] == mode and "error" in p]
+        out[mode] = {
+            "runs": len(ok),
+            "failed_runs": len(errors),
+            "failures": errors[:3],
+            "throughput_per_s": _spread([float(p["throughput_per_s"]) for p in ok]),
+            "latency_us": {q: _spread([float(p["latency_us"][q]) for p in ok]) for q in ("p50", "p90", "p99", "p999", "max")},
+            "order_errors": sum(int(p["errors"]) for p in ok),
+            "all_reconciled": bool(ok) and all(p["reconciled"] for p in ok),
+        }
+    return out
+
+
+def efficiency(summary: dict[str, Any]) -> dict[str, float | None]:
+    """Median batch throughput of each transport ÷ the in-process median from the same run."""
+    ceiling = (summary.get(INPROC, {}).get("batch", {}).get("throughput_per_s") or {}).get("median")
+    result: dict[str, float | None] = {}
+    for name, modes in summary.items():
+        median = (modes["batch"]["throughput_per_s"] or {}).get("median")
+        result[name] = round(median / ceiling, 4) if ceiling and median is not None else None
+    return result
+
+
+# ------------------------------------------------------------------- main
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="dex-bench", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--transports", default="", help=f"comma list (default: all registered: {', '.join(TRANSPORTS)})")
+    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per point (default 5)")
+    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each point (default 1)")
+    p.add_argument("--repeat", type=int, default=3, help="repeats of every point; min/median/max reported (default 3)")
+    p.add_argument("--rate", type=float, default=1000.0, help="orders/s in the open-loop mode (default 1000)")
+    p.add_argument("--batch", type=int, default=1000, help="orders per submit in batch mode (default 1000)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--quick", action="store_true", help="smoke run of every transport in under 2 minutes (1 s points, one repeat)")
+    p.add_argument("--out-dir", type=Path, default=ROOT / "reports", help="where the report files go (default reports/)")
+    args = p.parse_args(argv)
+    names = tuple(n.strip() for n in args.transports.split(",") if n.strip()) or tuple(TRANSPORTS)
+    unknown = [n for n in names if n not in TRANSPORTS]
+    if unknown:
+        p.error(f"unknown transport(s) {', '.join(unknown)}; registered: {', '.join(TRANSPORTS)}")
+    if INPROC not in names:
+        names = (INPROC, *names)  # the ceiling every efficiency is measured against
+    if args.quick:
+        args.duration, args.warmup, args.repeat = min(args.duration, 1.0), min(args.warmup, 0.3), 1
+    if args.duration <= 0 or args.repeat < 1 or args.rate <= 0 or args.batch < 1:
+        p.error("--duration, --rate and --batch must be positive; --repeat at least 1")
+    args.plan = Plan(names, args.duration, args.warmup, args.repeat, args.rate, args.batch, args.seed, args.quick)
+    return args
+
+
+def _print_point(transport: str, point: dict[str, Any]) -> None:
+    if "error" in point:
+        print(f"  {transport:<7} {point['mode']:<6} FAILED: {point['error'][:200]}", flush=True)
+        return
+    lat = point["latency_us"]
+    print(
+        f"  {transport:<7} {point['mode']:<6} {point['throughput_per_s']:>11,.0f} orders/s  p50 {lat['p50']:>9,} µs  "
+        f"p99 {lat['p99']:>9,} µs  errors {point['errors']:,}  reconciled {'yes' if point['reconciled'] else 'NO'}",
+        flush=True,
+    )
+
+
+def run(plan: Plan) -> dict[str, Any]:
+    started = time.time()
+    host = machine()
+    points: dict[str, list[dict[str, Any]]] = {name: [] for name in plan.transports}
+    for repeat in range(plan.repeat):
+        print(f"repeat {repeat + 1}/{plan.repeat}", flush=True)
+        for name in plan.transports:
+            points[name].extend(run_transport(name, plan, repeat, _print_point))
+    summary = {name: summarize(runs) for name, runs in points.items()}
+    return {
+        "report": "transport-comparison",
+        "started_at_unix": round(started, 3),
+        "elapsed_s": round(time.time() - started, 1),
+        "machine": host,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "versions": component_versions(),
+        "parameters": plan.parameters(),
+        "transports": list(plan.transports),
+        "summary": summary,
+        "efficiency": efficiency(summary),
+        "runs": points,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from bench.comparison_report import write_reports
+
+    args = parse_args(argv)
+    plan: Plan = args.plan
+    print(
+        f"dex-bench: {', '.join(plan.transports)}; modes {', '.join(MODES)}; {plan.repeat} repeat(s) of {plan.duration_s:g} s", flush=True
+    )
+    result = run(plan)
+    files = write_reports(result, args.out_dir)
+    failed = [name for name, modes in result["summary"].items() if any(m["failed_runs"] or not m["runs"] for m in modes.values())]
+    print(f"dex-bench: done in {result['elapsed_s']:.0f} s; wrote {', '.join(str(f) for f in files)}", flush=True)
+    if failed:
+        print(f"dex-bench: points failed for {', '.join(failed)} (see the report)", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

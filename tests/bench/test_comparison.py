@@ -1,0 +1,132 @@
+"""``dex-bench``: the transport comparison report.
+
+The quick run goes over every registered transport with real servers and
+brokers, so the report can never silently break: a transport that joins the
+registry without a working benchmark fails this test.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.comparison import MODES, efficiency, summarize
+from bench.comparison_report import findings, markdown, percentile_curves
+from transports.core.histogram import Histogram
+from transports.registry import TRANSPORTS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _point(mode: str, repeat: int, throughput: float, p50: int, p99: int, reconciled: bool = True) -> dict[str, Any]:
+    hist = Histogram()
+    hist.record(p50, 50)
+    hist.record(p99, 50)
+    return {
+        "mode": mode,
+        "repeat": repeat,
+        "throughput_per_s": throughput,
+        "latency_us": {"p50": p50, "p90": p99, "p99": p99, "p999": p99, "max": p99},
+        "latency_histogram": hist.to_dict(),
+        "errors": 0,
+        "reconciled": reconciled,
+    }
+
+
+def _result(points: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    summary = {name: summarize(runs) for name, runs in points.items()}
+    return {
+        "transports": list(points),
+        "summary": summary,
+        "efficiency": efficiency(summary),
+        "runs": points,
+        "parameters": {"rate": 1000.0},
+    }
+
+
+def test_summary_reports_min_median_max_and_efficiency_against_the_in_process_ceiling() -> None:
+    points = {
+        "inproc": [_point("batch", r, t, 10, 20) for r, t in enumerate((100_000.0, 90_000.0, 110_000.0))],
+        "zmq": [_point("batch", r, t, 500, 900) for r, t in enumerate((40_000.0, 20_000.0, 30_000.0))],
+    }
+    result = _result(points)
+    spread = result["summary"]["zmq"]["batch"]["throughput_per_s"]
+    assert spread == {"min": 20_000.0, "median": 30_000.0, "max": 40_000.0}
+    assert result["efficiency"] == {"inproc": 1.0, "zmq": 0.3}
+    assert result["summary"]["zmq"]["single"]["runs"] == 0  # no single runs: nothing invented
+
+
+def _report_context() -> dict[str, Any]:
+    return {
+        "machine": {"cpu": "test", "cores": 2, "memory_bytes": 2**30, "platform": "linux", "load_average_at_start": [0.0]},
+        "load_average_at_end": [0.0],
+        "versions": {"python": "CPython 3.11", "libraries": {"grpcio": "1"}, "brokers": {"nats-server": "2"}},
+        "parameters": {"repeat": 1, "duration_s": 1.0, "warmup_s": 0.1, "seed": 1, "quick": True, "rate": 1000.0},
+        "elapsed_s": 1.0,
+    }
+
+
+def test_findings_name_the_measured_winners_and_skip_unreconciled_runs() -> None:
+    points = {
+        "inproc": [_point(m, 0, 100_000.0, 10, 20) for m in MODES],
+        "grpc": [_point("single", 0, 900, 900, 2_000), _point("rate", 0, 1000, 1_200, 2_400), _point("batch", 0, 40_000, 0, 0)],
+        "zmq": [_point("single", 0, 1200, 700, 2_500), _point("rate", 0, 1000, 800, 1_600), _point("batch", 0, 45_000, 0, 0)],
+        # fastest on paper, but its figures did not reconcile with the server: never named a winner
+        "http": [_point(m, 0, 999_999.0, 1, 1, reconciled=False) for m in MODES],
+    }
+    lines = findings(_result(points))
+    text = "\n".join(lines)
+    assert "**Lowest latency, one order at a time:** zmq: median p50 700 µs" in text
+    assert "**Highest throughput:** zmq: 45,000 orders/s" in text
+    assert "45% of the in-process ceiling" in text
+    winners = [line for line in lines if line.startswith(("**Lowest", "**Highest"))]
+    assert len(winners) == 3 and not any("http" in line for line in winners)
+    md = markdown({**_result(points), **_report_context()}, {"throughput": "t.png", "latency": "l.png"})
+    assert "| http |" in md and "| NO |" in md  # the unreconciled transport is shown, and flagged
+
+
+def test_percentile_curves_come_from_the_merged_histograms() -> None:
+    points = {"zmq": [_point("single", 0, 1, 100, 1_000), _point("single", 1, 1, 100, 1_000)]}
+    curves = percentile_curves(_result(points), "single")
+    (zmq,) = curves.values()
+    assert zmq[0] <= 101  # p50: half the samples at 100 µs (bucket precision 1/64)
+    assert 1_000 <= zmq[-1] <= 1_016  # p99.9 at the slow half
+
+
+@pytest.mark.slow
+def test_quick_run_covers_every_registered_transport_and_writes_the_report(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.comparison", "--quick", "--out-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "transport-comparison.json").read_text())
+    assert report["transports"][0] == "inproc"
+    assert set(report["transports"]) == set(TRANSPORTS)
+    for name in TRANSPORTS:
+        for mode in MODES:
+            point = report["summary"][name][mode]
+            assert point["runs"] == 1 and point["failed_runs"] == 0, (name, mode, point)
+            assert point["all_reconciled"], (name, mode)
+            assert point["throughput_per_s"]["median"] > 0
+    assert report["efficiency"]["inproc"] == 1.0
+    assert all(report["efficiency"][n] > 0 for n in TRANSPORTS)
+    assert report["versions"]["libraries"]["grpcio"] != "not installed"
+    assert report["machine"]["cores"] >= 1
+    md = (tmp_path / "transport-comparison.md").read_text()
+    assert "## Which transport for what" in md and "**Highest throughput:**" in md
+    for name in TRANSPORTS:
+        assert f"| {name} |" in md
+    page = (tmp_path / "transport-comparison.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 2
+    for chart in ("throughput", "latency"):
+        assert (tmp_path / f"transport-comparison-{chart}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
