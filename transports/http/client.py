@@ -1,11 +1,11 @@
-"""``HttpClient``: the ``TraderClient`` for turbo-dex over HTTP/1.1 keep-alive and a WebSocket.
+"""``HttpClient``: the ``TraderClient`` for turbo-dex over HTTP/1.1 keep-alive (``connection.py``) and a WebSocket.
 
 The server is ``url``, else ``$DEX_SERVER``, else http://127.0.0.1:8080.
 ``connect()`` fetches the instruments once (tick and lot sizes are needed to
 write and read decimal strings); a command or event naming a symbol the
 client has not seen makes it fetch them again.
 
-Errors (``engine`` hierarchy; never an httpx or websockets exception):
+Errors (``engine`` hierarchy; never a socket or websockets exception):
 
 * ``NotConnected``: the server cannot be reached, or the connection broke.
   After a broken ``submit`` the commands may or may not have been applied.
@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import httpx
 import websockets
 from websockets.asyncio.client import connect as ws_connect
 
@@ -46,10 +45,11 @@ from transports.codec.json_codec import decode_event, dumps, encode_command, loa
 from transports.codec.json_views import decode_depth, decode_instruments, decode_order_view
 from transports.core.client import Replies, TraderClient
 from transports.core.marketdata import MarketData
+from transports.http.connection import ConnectionPool, Reply
 from transports.http.market_data import decode_market_data
 from transports.http.settings import client_url
 
-_JSON_HEADERS = {"content-type": "application/json"}
+_JSON = "application/json"
 
 
 def error_from_reply(status: int, content: bytes) -> ExchangeError:
@@ -84,19 +84,17 @@ class HttpClient(TraderClient):
         self.url = client_url(url)
         self.ws_url = "ws" + self.url.removeprefix("http") if self.url.startswith("http") else self.url
         self.timeout = timeout
-        self._http: httpx.AsyncClient | None = None
+        self._http: ConnectionPool | None = None
         self._instruments: dict[str, Instrument] = {}
 
     # ----------------------------------------------------------- lifecycle
     async def connect(self) -> None:
         if self._http is not None:
             return
-        self._http = httpx.AsyncClient(
-            base_url=self.url,
-            headers={"x-trader": self.trader},
-            timeout=httpx.Timeout(self.timeout, connect=5.0),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-        )
+        try:
+            self._http = ConnectionPool(self.url, {"x-trader": self.trader}, timeout=self.timeout, connect_timeout=5.0)
+        except ValueError as exc:
+            raise NotConnected(f"not connected to turbo-dex at {self.url} ({exc})") from exc
         try:
             await self._fetch_instruments()
         except BaseException:
@@ -109,15 +107,13 @@ class HttpClient(TraderClient):
             await http.aclose()
 
     # ------------------------------------------------------------- wire
-    async def _request(
-        self, method: str, path: str, *, content: bytes | None = None, params: dict[str, Any] | None = None
-    ) -> httpx.Response:
+    async def _request(self, method: str, path: str, *, content: bytes | None = None, params: dict[str, Any] | None = None) -> Reply:
         if self._http is None:
             await self.connect()
         assert self._http is not None
         try:
-            return await self._http.request(method, path, content=content, params=params, headers=_JSON_HEADERS if content else None)
-        except httpx.TransportError as exc:  # connect, read, write, timeout, protocol
+            return await self._http.request(method, path, body=content, params=params, content_type=_JSON if content is not None else None)
+        except (OSError, TimeoutError) as exc:  # connect, read, write, timeout, protocol (ConnectionError is an OSError)
             raise NotConnected(f"not connected to turbo-dex at {self.url} ({type(exc).__name__}: {exc})") from exc
 
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:

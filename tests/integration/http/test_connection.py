@@ -1,0 +1,174 @@
+"""The HTTP client's keep-alive connection pool against scripted servers on loopback.
+
+Each server answers with the bytes a test chooses, so the cases a real server
+produces now and then (chunked bodies, ``Connection: close``, a kept-alive
+socket closed while idle, garbage, silence) are each exercised on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from transports.http.connection import ConnectionPool, ProtocolViolation
+
+Script = Callable[[bytes], bytes | None]  # request head+body -> bytes to answer (None: close without answering)
+
+
+@asynccontextmanager
+async def scripted(script: Script, *, close_after: int = 0) -> AsyncIterator[tuple[str, list[int]]]:
+    """A server answering ``script(request)``; closes each connection after ``close_after`` requests (0: never)."""
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        served = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                request = head + (await reader.readexactly(length) if length else b"")
+                answer = script(request)
+                if answer is None:
+                    break
+                writer.write(answer)
+                await writer.drain()
+                served += 1
+                if close_after and served >= close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", connections
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def ok(body: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+
+
+def test_keep_alive_reuses_one_connection_and_sends_the_fixed_headers() -> None:
+    seen: list[bytes] = []
+
+    def script(request: bytes) -> bytes:
+        seen.append(request)
+        return ok(b'{"n": %d}' % len(seen))
+
+    async def scenario() -> None:
+        async with scripted(script) as (url, connections):
+            pool = ConnectionPool(url, {"X-Trader": "alice"}, timeout=5)
+            replies = [await pool.request("POST", "/orders", body=b'{"a":1}', content_type="application/json") for _ in range(3)]
+            await pool.aclose()
+        assert [r.content for r in replies] == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}']
+        assert len(connections) == 1
+        assert seen[0].startswith(b"POST /orders HTTP/1.1\r\n")
+        assert b"x-trader: alice\r\n" in seen[0] and b"content-type: application/json\r\n" in seen[0]
+        assert seen[0].endswith(b'\r\n\r\n{"a":1}')
+
+    asyncio.run(scenario())
+
+
+def test_chunked_bodies_and_query_parameters() -> None:
+    def script(request: bytes) -> bytes:
+        assert request.startswith(b"GET /book/BTC-USD?depth=5 HTTP/1.1")
+        return b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+
+    async def scenario() -> None:
+        async with scripted(script) as (url, _):
+            pool = ConnectionPool(url, {}, timeout=5)
+            reply = await pool.request("GET", "/book/BTC-USD", params={"depth": 5})
+            again = await pool.request("GET", "/book/BTC-USD", params={"depth": 5})  # the chunked reply was read whole
+            await pool.aclose()
+        assert reply.content == b"hello world" == again.content
+
+    asyncio.run(scenario())
+
+
+def test_connection_close_and_a_socket_closed_while_idle_lead_to_a_fresh_connection() -> None:
+    async def scenario() -> None:
+        async with scripted(lambda _: ok(b"x"), close_after=1) as (url, connections):
+            pool = ConnectionPool(url, {}, timeout=5)
+            for _ in range(3):
+                assert (await pool.request("POST", "/orders", body=b"{}")).content == b"x"
+                await asyncio.sleep(0.05)  # the server's close reaches us while the connection is idle
+            await pool.aclose()
+        assert len(connections) == 3
+
+    asyncio.run(scenario())
+
+
+def test_a_post_whose_connection_dies_is_an_error_never_a_silent_resend() -> None:
+    calls: list[int] = []
+
+    def script(_: bytes) -> bytes | None:
+        calls.append(1)
+        return ok(b"first") if len(calls) == 1 else None  # the second request is swallowed, the socket closed
+
+    async def scenario() -> None:
+        async with scripted(script) as (url, _):
+            pool = ConnectionPool(url, {}, timeout=5)
+            await pool.request("POST", "/orders", body=b"{}")
+            with pytest.raises(ConnectionError):
+                await pool.request("POST", "/orders", body=b"{}")
+            await pool.aclose()
+        assert len(calls) == 2  # not sent a third time behind the caller's back
+
+    asyncio.run(scenario())
+
+
+def test_garbage_silence_and_no_server_are_errors_not_hangs() -> None:
+    async def scenario() -> None:
+        async with scripted(lambda _: b"SSH-2.0-OpenSSH\r\n\r\n") as (url, _):
+            pool = ConnectionPool(url, {}, timeout=5)
+            with pytest.raises(ProtocolViolation):
+                await pool.request("GET", "/health")
+            await pool.aclose()
+
+        def never(_: bytes) -> bytes:
+            raise AssertionError("unreachable")
+
+        async with scripted(never) as (url, _):
+            server_url = url
+        pool = ConnectionPool(server_url, {}, timeout=5, connect_timeout=2)
+        with pytest.raises(OSError):
+            await pool.request("GET", "/health")  # nothing listens there any more
+
+    asyncio.run(scenario())
+
+
+def test_a_silent_server_times_out() -> None:
+    async def scenario() -> None:
+        hold = asyncio.Event()
+
+        async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await hold.wait()
+            writer.close()
+
+        server = await asyncio.start_server(mute, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = ConnectionPool(f"http://127.0.0.1:{port}", {}, timeout=0.3)
+        with pytest.raises(TimeoutError):
+            await pool.request("GET", "/health")
+        hold.set()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(scenario())
+
+
+def test_only_http_urls_are_accepted() -> None:
+    with pytest.raises(ValueError, match="not an http:// URL"):
+        ConnectionPool("https://example.invalid", {}, timeout=1)
