@@ -1,0 +1,346 @@
+"""``AmqpClient``: the ``TraderClient`` for ``dex-amqp`` over RabbitMQ (RPC on a durable queue, market data on a topic exchange).
+
+The broker is ``url``, else ``$DEX_AMQP_URL``, else amqp://guest:guest@127.0.0.1:5672/;
+a ``#name`` fragment names the exchange on the broker (queue ``<name>.commands``,
+exchange ``<name>.md``; default ``dex``). Layout: ``protocol.py``, docs/amqp.md.
+
+Invariants:
+
+* One robust connection (``connection.py``: reconnect with backoff), one
+  channel in publisher-confirm mode. A batch is published persistent to the
+  durable commands queue and ``submit`` waits for the broker's confirm first:
+  a confirmed batch is in the queue on disk, and survives a broker restart.
+* RPC by ``reply_to`` + ``correlation_id``: this client's reply queue
+  (``<name>.reply.<id>``, exclusive, auto-deleted, named by us so that it can
+  be declared again after a reconnect). Any number of requests may be in
+  flight; each future is keyed by its correlation id.
+* Never hang: no connection within ``connect_timeout`` -> ``NotConnected``
+  ("not connected to RabbitMQ at URL"); a publish not confirmed within
+  ``connect_timeout`` (the broker is away) -> ``NotConnected``; no reply
+  within ``timeout`` -> ``NoReply``, a ``NotConnected`` (the publish was
+  confirmed: the batch is or will be applied: ask ``order`` by client order id, or resend it — the
+  engine rejects a duplicate client order id).
+* Market data: a private queue bound to ``*.<symbol>`` (bounded: the oldest
+  messages are dropped beyond ``md_queue_max``), then a snapshot per symbol
+  over RPC; updates with ``md_seq`` <= the snapshot's are discarded; a jump in
+  ``md_seq`` or a ``Gap`` yields ``Gap``, then a fresh snapshot.
+
+Errors (``engine`` hierarchy, never an aio-pika exception): ``NotConnected``,
+``Overloaded`` (nothing applied; retry), ``MalformedMessage``, ``ExchangeError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import secrets
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, ClassVar
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aiormq import spec
+
+from engine import AddInstrument, BookDepth, Command, Instrument, InstrumentAdded, MalformedMessage, NotConnected, OrderView, RejectReason
+from transports.amqp import protocol as proto
+from transports.amqp.connection import BackoffRobustConnection, connect, not_connected, publish_raw, strip_name
+from transports.amqp.settings import CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, AmqpNames, client_url, default_names, routing_symbol
+from transports.codec.json_codec import InstrumentLookup
+from transports.codec.proto_codec import (
+    decode_book,
+    decode_error,
+    decode_instruments,
+    decode_market_data,
+    decode_order_status,
+    decode_replies,
+    decode_stats,
+    encode_commands,
+    pb,
+)
+from transports.core.client import Replies, TraderClient
+from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate
+
+
+class NoReply(NotConnected):
+    """The broker confirmed the request (a batch: it is in the durable queue and will be applied) but no reply came in time."""
+
+
+MD_QUEUE_MAX = 100_000  # market-data messages a subscriber's queue holds before the oldest are dropped
+
+
+class AmqpClient(TraderClient):
+    transport: ClassVar[str] = "amqp"
+
+    def __init__(
+        self,
+        trader: str,
+        url: str | None = None,
+        *,
+        timeout: float = REQUEST_TIMEOUT_S,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        md_queue_max: int = MD_QUEUE_MAX,
+    ) -> None:
+        super().__init__(trader)
+        base, named = strip_name(client_url(url))
+        self.url = base
+        self.names = AmqpNames(named) if named else default_names()
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.md_queue_max = md_queue_max
+        self._session = secrets.token_hex(6)
+        self._ids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[tuple[str, bytes]]] = {}
+        self._instruments: dict[str, Instrument] = {}
+        self._connection: BackoffRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._headers: dict[str, Any] = {proto.TRADER_HEADER: trader}
+        self._reply_name = f"{self.names.name}.reply.{self._session}"
+        self._connecting: asyncio.Future[None] | None = None
+
+    # ----------------------------------------------------------- lifecycle
+    async def connect(self) -> None:
+        """Connect, declare the reply queue, fetch the instruments; ``NotConnected`` (and nothing left open) on failure."""
+        if self._connection is not None:
+            return
+        if self._connecting is not None:
+            await asyncio.shield(self._connecting)
+            return
+        connecting = self._connecting = asyncio.get_running_loop().create_future()
+        try:
+            connection = await connect(self.url, self.connect_timeout, name=f"dex client {self.trader}")
+            try:
+                channel = await connection.channel(publisher_confirms=True)
+                await channel.declare_queue(self.names.commands, durable=True)
+                reply_queue = await channel.declare_queue(self._reply_name, exclusive=True, auto_delete=True)
+                await reply_queue.consume(self._on_reply, no_ack=True)
+                self._connection, self._channel = connection, channel
+                await self._fetch_instruments()  # the first round trip: is an exchange server there?
+            except BaseException as exc:
+                self._connection = self._channel = None
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), self.connect_timeout)
+                if isinstance(exc, NotConnected) or not isinstance(exc, Exception):
+                    raise
+                raise not_connected(self.url, exc) from exc
+            connecting.set_result(None)
+        except BaseException as exc:
+            self._connecting = None
+            if not connecting.done():
+                connecting.set_exception(exc if isinstance(exc, Exception) else NotConnected("connect cancelled"))
+                connecting.exception()  # retrieved: a caller waiting on it re-raises it
+            raise
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        self._connecting = None
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(NotConnected("the client was closed"))
+                future.exception()  # retrieved here: a caller that stopped waiting must not log it
+        self._pending.clear()
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), self.connect_timeout)
+
+    async def _ready(self) -> AbstractChannel:
+        if self._channel is None or self._connection is None:
+            await self.connect()
+        assert self._channel is not None
+        return self._channel
+
+    # ----------------------------------------------------------------- RPC
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._pending.get(message.correlation_id or "")
+        if future is not None and not future.done():
+            future.set_result((message.type or "", message.body))
+
+    async def _call(self, kind: str, body: bytes = b"", *, persistent: bool = False, message_id: str | None = None) -> bytes:
+        """Publish a request (waiting for the broker's confirm) and return the reply body; errors raised."""
+        channel = await self._ready()
+        corr = f"{self._session}-{next(self._ids)}"
+        future: asyncio.Future[tuple[str, bytes]] = asyncio.get_running_loop().create_future()
+        self._pending[corr] = future
+        try:
+            properties = spec.Basic.Properties(
+                message_type=kind,
+                correlation_id=corr,
+                reply_to=self._reply_name,
+                message_id=message_id or corr,
+                headers=self._headers,
+                delivery_mode=2 if persistent else 1,  # 2: persistent (written to disk before the confirm)
+            )
+            try:
+                await asyncio.wait_for(publish_raw(channel, body, self.names.commands, properties), self.connect_timeout)
+            except TimeoutError:
+                raise not_connected(self.url, f"the broker did not confirm a request within {self.connect_timeout:g}s") from None
+            except NotConnected:
+                raise
+            except Exception as exc:  # a closed channel, a nack: not in the queue
+                raise not_connected(self.url, exc) from exc
+            try:
+                reply_kind, reply = await asyncio.wait_for(future, self.timeout)
+            except TimeoutError:
+                raise NoReply(
+                    f"no answer from the exchange on queue {self.names.commands} at RabbitMQ {self.url.rpartition('@')[2]} "
+                    f"within {self.timeout:g}s (is dex-amqp running?)"
+                ) from None
+        finally:
+            self._pending.pop(corr, None)
+        if reply_kind == proto.ERROR:
+            raise decode_error(reply)
+        return reply
+
+    # ------------------------------------------------------------ commands
+    async def submit(self, commands: Sequence[Command]) -> Replies:
+        if not commands:
+            return []
+        await self._ready()
+        batch_id = next(self._ids)
+        lookup: InstrumentLookup = self._instruments.get
+        try:
+            body = encode_commands(commands, lookup, batch_id).SerializeToString()
+        except MalformedMessage as exc:  # a symbol this client has not seen (yet): ask the server, once
+            if exc.reason is not RejectReason.UNKNOWN_SYMBOL:
+                raise
+            lookup = await self._lookup_for(commands)
+            body = encode_commands(commands, lookup, batch_id).SerializeToString()
+        reply = await self._call(proto.BATCH, body, persistent=True, message_id=f"{self._session}-b{batch_id}")
+        try:
+            replies = decode_replies(reply, lookup)
+        except MalformedMessage as exc:
+            if exc.reason is not RejectReason.UNKNOWN_SYMBOL:
+                raise
+            await self._fetch_instruments()  # an event names a symbol listed since
+            replies = decode_replies(reply, self._instruments.get)
+        for events in replies:
+            for event in events:
+                if type(event) is InstrumentAdded:
+                    assert isinstance(event, InstrumentAdded)
+                    self._instruments[event.instrument.symbol] = event.instrument
+        return replies
+
+    async def _lookup_for(self, commands: Sequence[Command]) -> InstrumentLookup:
+        await self._fetch_instruments()
+        listing = {c.instrument.symbol: c.instrument for c in commands if isinstance(c, AddInstrument)}
+        return {**self._instruments, **listing}.get if listing else self._instruments.get
+
+    # ------------------------------------------------------------- queries
+    async def _fetch_instruments(self) -> list[Instrument]:
+        instruments = decode_instruments(await self._call(proto.INSTRUMENTS))
+        self._instruments = {i.symbol: i for i in instruments}
+        return instruments
+
+    async def _know(self, symbols: Iterable[str]) -> None:
+        if any(s and s not in self._instruments for s in symbols):
+            await self._fetch_instruments()
+
+    async def instruments(self) -> list[Instrument]:
+        return await self._fetch_instruments()
+
+    async def book(self, symbol: str, depth: int = 10) -> BookDepth:
+        reply = await self._call(proto.BOOK, pb.BookRequest(symbol=symbol, depth=depth).SerializeToString())
+        await self._know([symbol])
+        return decode_book(reply, self._instruments.get)
+
+    async def order(self, order_id: int) -> OrderView | None:
+        reply = pb.OrderStatusReply.FromString(
+            await self._call(proto.ORDER, pb.OrderStatusRequest(order_id=int(order_id)).SerializeToString())
+        )
+        if reply.HasField("order"):
+            await self._know([reply.order.symbol])
+        return decode_order_status(reply, self._instruments.get)
+
+    async def stats(self) -> dict[str, Any]:
+        return decode_stats(await self._call(proto.STATS))
+
+    async def ping(self) -> None:
+        """One round trip to the server through the broker (``NotConnected`` if there is none)."""
+        await self._call(proto.PING)
+
+    async def snapshots(self, symbols: Sequence[str]) -> list[BookSnapshot]:
+        """A fresh ``BookSnapshot`` of each symbol, over RPC (it also makes the server publish them)."""
+        await self._know(symbols)
+        reply = await self._call(proto.SNAPSHOT, pb.MarketDataRequest(symbols=list(symbols)).SerializeToString())
+        try:
+            frames = proto.unpack_frames(reply)
+        except ValueError as exc:
+            raise MalformedMessage(f"a snapshot reply that does not unpack: {exc}") from None
+        out = []
+        for frame in frames:
+            item = decode_market_data(frame, self._instruments.get)
+            if not isinstance(item, BookSnapshot):
+                raise MalformedMessage("a snapshot reply holds a non-snapshot message")
+            out.append(item)
+        return out
+
+    # --------------------------------------------------------- market data
+    async def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
+        await self._ready()
+        wanted = list(dict.fromkeys(symbols))
+        if not wanted:
+            raise MalformedMessage("name the symbols to subscribe to")
+        await self._know(wanted)
+        for symbol in wanted:
+            if symbol not in self._instruments:
+                raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
+        assert self._connection is not None
+        channel = await self._connection.channel(publisher_confirms=False)
+        arrived: asyncio.Queue[bytes] = asyncio.Queue(self.md_queue_max)
+        try:
+            exchange = await channel.declare_exchange(self.names.market_data, aio_pika.ExchangeType.TOPIC, durable=True)
+            queue = await channel.declare_queue(
+                f"{self.names.name}.md.{self._session}.{next(self._ids)}",
+                exclusive=True,
+                auto_delete=True,
+                arguments={"x-max-length": self.md_queue_max, "x-overflow": "drop-head"},
+            )
+            for symbol in wanted:
+                await queue.bind(exchange, routing_key=f"*.{routing_symbol(symbol)}")
+
+            async def on_market_data(message: AbstractIncomingMessage) -> None:
+                # Bounded here too: beyond md_queue_max the message is dropped, and md_seq shows the loss (Gap, snapshot).
+                with contextlib.suppress(asyncio.QueueFull):
+                    arrived.put_nowait(message.body)
+
+            await queue.consume(on_market_data, no_ack=True)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await channel.close()
+            raise not_connected(self.url, exc) from exc
+        lookup = self._instruments.get
+        last: dict[str, int] = {}
+        try:
+            # Bind first, then snapshot: an update published in between is
+            # either in the snapshot (md_seq <= its) or arrives after it.
+            for snapshot in await self.snapshots(wanted):
+                last[snapshot.symbol] = snapshot.md_seq
+                yield snapshot
+            while True:
+                item = decode_market_data(await arrived.get(), lookup)
+                symbol = item.symbol
+                if symbol not in last:
+                    continue
+                while True:
+                    if isinstance(item, MarketUpdate):
+                        if item.md_seq <= last[symbol]:
+                            break  # already in the snapshot
+                        if item.md_seq == last[symbol] + 1:
+                            last[symbol] = item.md_seq
+                            yield item
+                            break
+                        gap = Gap(symbol, last[symbol], item.md_seq - last[symbol] - 1)
+                    elif isinstance(item, Gap):
+                        gap = Gap(symbol, last[symbol], item.dropped)
+                    else:
+                        break  # snapshots are never published; ignore
+                    yield gap
+                    (snapshot,) = await self.snapshots([symbol])
+                    last[symbol] = snapshot.md_seq
+                    yield snapshot
+                    if not isinstance(item, MarketUpdate):
+                        break
+                    # the update that showed the gap: in the snapshot, next after it, or another gap
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(channel.close(), self.connect_timeout)

@@ -1,0 +1,467 @@
+"""``dex-amqp``: the matching engine behind RabbitMQ (RPC on a durable queue, market data on a topic exchange).
+
+Thin, like every server: message -> ``proto_codec`` -> ``Gateway`` -> ``proto_codec``
+-> reply. The message layout is ``protocol.py`` (docs/amqp.md). Invariants:
+
+* Every request that names a ``reply_to`` gets exactly one reply (while the
+  broker and the client's reply queue are up): the answer, or ``type=error``
+  with an ``Error``. Malformed input never raises out of the consumer.
+* Order of application = order of delivery: the consumer hands each batch to
+  ``Gateway.submit`` before its first ``await`` (aio-pika delivers each message
+  as a task, started in delivery order), and the gateway is single-writer.
+* A request is acknowledged only after its reply was published (and those
+  of all requests delivered before it on its channel: acknowledgements go out
+  in runs, ``multiple=True``, one per event-loop turn): a server or broker
+  that dies in between leaves it in the durable queue, and it is delivered
+  again. A redelivered batch whose ``message_id`` this process has answered
+  (or is applying) is answered from the reply cache (or with that answer),
+  never applied twice; one from before a server restart is applied again,
+  and the engine's duplicate client-order-id check rejects its places (no
+  doubled order).
+* The broker connection is robust (``connection.py``): after a broker
+  restart the queue, the exchange and the consumer are declared again and
+  serving resumes; unacknowledged requests come back.
+* Market data: a symbol is published once somebody asked for its snapshot
+  (every subscriber does, first), so nobody pays encoding for unread symbols.
+* Shutdown (SIGTERM/SIGINT): cancel the consumer, let in-flight requests
+  finish and reply, close the connection, then ``Gateway.stop()``.
+
+``serve_amqp(gateway)`` runs the same server inside the caller's event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aio_pika
+import uvloop
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aiormq import spec
+from google.protobuf.message import DecodeError, Message
+
+from engine import AddInstrument, ExchangeError, MalformedMessage, RejectReason
+from transports.amqp import protocol as proto
+from transports.amqp.connection import BackoffRobustConnection, connect, publish_raw, strip_name
+from transports.amqp.md_publisher import MarketDataPublisher
+from transports.amqp.settings import (
+    DEFAULT_JOURNAL,
+    MAX_TRADER_LENGTH,
+    PREFETCH,
+    AmqpNames,
+    client_url,
+    default_names,
+    redact,
+)
+from transports.codec.proto_codec import (
+    decode_commands,
+    encode_book,
+    encode_instruments,
+    encode_market_data,
+    encode_order_status,
+    encode_replies,
+    encode_stats,
+    error_reply,
+    pb,
+)
+from transports.core.gateway import Gateway
+from transports.core.journal import FsyncPolicy
+from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
+
+TRANSPORT = "amqp"
+log = logging.getLogger("dex-amqp")
+
+_DEFAULT_DEPTH = 10
+_MAX_DEPTH = 1000
+_REPLY_CACHE = 1024  # batches answered, by message_id (a redelivery is answered from here)
+
+Handler = Callable[[str, bytes], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class AmqpServerSettings:
+    url: str | None = None  # None: $DEX_AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/
+    name: str | None = None  # None: $DEX_AMQP_NAME, else "dex" (queue/exchange prefix)
+    host: str = "127.0.0.1"  # where --metrics-port binds (the broker is where clients connect)
+    buffer: int = 100_000
+    journal: str | None = DEFAULT_JOURNAL
+    fsync: FsyncPolicy = "batch"
+    symbols: str = ""
+    allow_admin: bool = False
+    log_level: str = "info"
+    max_batch: int = 10_000
+    prefetch: int = PREFETCH
+
+
+def _parse(kind: type[Any], body: bytes) -> Any:
+    message = kind()
+    if body:
+        try:
+            message.ParseFromString(body)
+        except DecodeError:
+            raise MalformedMessage(f"not a valid {kind.__name__} message") from None
+    return message
+
+
+def _bytes(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+class AmqpServer:
+    """The RPC consumer and the market-data publisher of one gateway, in the running event loop."""
+
+    def __init__(self, gateway: Gateway, settings: AmqpServerSettings | None = None) -> None:
+        self.gateway = gateway
+        self.settings = settings or AmqpServerSettings(journal=None)
+        base, named = strip_name(client_url(self.settings.url))
+        self.broker_url = base
+        chosen = self.settings.name or named
+        self.names = AmqpNames(chosen) if chosen else default_names()
+        self._lookup = gateway.instrument
+        self._max_batch = min(self.settings.max_batch, gateway.config.buffer)
+        self._handlers: dict[str, Handler] = {
+            proto.PING: lambda trader, body: b"",
+            proto.BOOK: self._book,
+            proto.ORDER: self._order,
+            proto.INSTRUMENTS: lambda trader, body: _bytes(encode_instruments(self.gateway.instruments)),
+            proto.STATS: lambda trader, body: _bytes(encode_stats(self.gateway.stats_dict())),
+            proto.SNAPSHOT: self._snapshot,
+        }
+        self._answered: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._applying: dict[str, asyncio.Future[tuple[str, bytes]]] = {}  # batches being applied, by message_id
+        # Requests in delivery order, each with "answered" (see _settle): acknowledged in runs, multiple=True.
+        self._unacked: deque[list[Any]] = deque()
+        self._ack_scheduled = False
+        self._poisoned: set[int] = set()  # ids of channels on which a reply could not be published
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._connection: BackoffRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._publisher: MarketDataPublisher | None = None
+        self.errors = 0  # requests answered with an Error
+        self.dropped = 0  # requests without reply_to, replies that could not be published
+        self.redelivered = 0
+
+    @property
+    def url(self) -> str:
+        """What a client connects to: the broker URL, with ``#<name>`` unless the name is the default."""
+        return f"{self.broker_url}#{self.names.name}"
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Connect, declare the queue and the exchange, start consuming (``NotConnected`` if the broker is unreachable)."""
+        self._connection = await connect(self.broker_url, name=f"dex-amqp server {self.names.name}")
+        channel = await self._connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=self.settings.prefetch)
+        self._channel = channel
+        self._queue = await channel.declare_queue(self.names.commands, durable=True)
+        md = await channel.declare_exchange(self.names.market_data, aio_pika.ExchangeType.TOPIC, durable=True)
+        self._publisher = MarketDataPublisher(self.gateway, md)
+        self._consumer_tag = await self._queue.consume(self._on_message)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop consuming, answer what is in flight, close the connection. The gateway is the caller's to stop."""
+        if self._connection is None:
+            return
+        broker_up = self._connection.connected.is_set()  # with the broker away, nothing below may wait for it
+        if broker_up and self._queue is not None and self._consumer_tag is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._queue.cancel(self._consumer_tag), min(timeout, 3.0))
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=timeout if broker_up else 1.0)
+        self._settle()  # the acknowledgements of the last answers, now rather than on the next loop turn
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=min(timeout, 3.0) if broker_up else 0.5)
+        if self._publisher is not None:
+            await self._publisher.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._connection.close(), min(timeout, 3.0) if broker_up else 0.5)
+        self._connection = None
+
+    # ------------------------------------------------------------ receiving
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            channel: object = message.channel
+        except Exception:  # closed already: it will be delivered again; never acknowledged here
+            channel = None
+        entry = [message, False, channel is None, channel]  # message, finished, not to acknowledge, its channel
+        self._unacked.append(entry)
+        try:
+            await self._handle(message)
+        except Exception:  # a bug in one request must not stop the server
+            log.exception("internal error on a %r request", message.type)
+            with contextlib.suppress(Exception):
+                await self._answer(message, proto.ERROR, _bytes(error_reply(ExchangeError("internal error; see the server log"))))
+        finally:
+            entry[1] = True
+            self._schedule_acks()
+            if task is not None:
+                self._inflight.discard(task)
+
+    def _mark_unanswered(self, message: AbstractIncomingMessage) -> None:
+        for entry in self._unacked:
+            if entry[0] is message:
+                entry[2] = True
+                return
+
+    def _schedule_acks(self) -> None:
+        if not self._ack_scheduled:
+            self._ack_scheduled = True
+            asyncio.get_running_loop().call_soon(self._settle)
+
+    def _settle(self) -> None:
+        """Acknowledge the run of finished requests at the head, with one ``basic.ack multiple=True`` per channel.
+
+        Only a contiguous run from the oldest is acknowledged (``multiple`` covers
+        every earlier delivery of that channel). A request whose reply could not
+        be published is never acknowledged: it is delivered again; later
+        requests of its channel are then acknowledged one by one.
+        """
+        self._ack_scheduled = False
+        unacked = self._unacked
+        last: AbstractIncomingMessage | None = None
+        last_channel: object = None
+        while unacked and unacked[0][1]:
+            message, _, unanswered, channel = unacked.popleft()
+            if unanswered or id(channel) in self._poisoned:
+                if last is not None:
+                    self._ack(last, multiple=True)
+                    last = None
+                if unanswered:
+                    self._poisoned.add(id(channel))
+                else:
+                    self._ack(message, multiple=False)
+                continue
+            if last is not None and channel is not last_channel:
+                self._ack(last, multiple=True)
+            last, last_channel = message, channel
+        if last is not None:
+            self._ack(last, multiple=True)
+        if len(self._poisoned) > 64:
+            self._poisoned.clear()  # channels long gone (each reconnect makes new ones)
+
+    def _ack(self, message: AbstractIncomingMessage, multiple: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._ack_up_to(message, multiple))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    @staticmethod
+    async def _ack_up_to(message: AbstractIncomingMessage, multiple: bool) -> None:
+        try:
+            await message.ack(multiple=multiple)
+        except Exception as exc:  # its channel closed: the broker requeues what it had not seen acknowledged
+            log.warning("cannot acknowledge requests (%s)", exc)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        # Nothing before the gateway's submit may await: delivery order is application order.
+        if not message.reply_to:
+            self.dropped += 1  # nobody to answer, and never applied: it names no reply queue (acknowledged all the same)
+            return
+        kind = message.type or ""
+        trader = self._trader(message)
+        if kind == proto.BATCH:
+            message_id = message.message_id or ""
+            if message.redelivered and message_id in self._answered:
+                self.redelivered += 1
+                await self._answer(message, *self._answered[message_id])
+                return
+            applying = self._applying.get(message_id) if message.redelivered else None
+            if applying is not None:  # its first delivery is still being applied: answer with that, never apply it twice
+                self.redelivered += 1
+                await self._answer(message, *(await asyncio.shield(applying)))
+                return
+            future: asyncio.Future[tuple[str, bytes]] | None = None
+            if message_id:
+                future = self._applying[message_id] = asyncio.get_running_loop().create_future()
+            try:
+                reply = await self._batch(message, trader)
+            finally:
+                if future is not None:
+                    del self._applying[message_id]
+            if future is not None:
+                future.set_result(reply)
+                if reply[0] == proto.BATCH:  # refusals are not cached: a redelivered refused batch is tried again
+                    self._answered[message_id] = reply
+                    while len(self._answered) > _REPLY_CACHE:
+                        self._answered.popitem(last=False)
+            await self._answer(message, *reply)
+            return
+        handler = self._handlers.get(kind)
+        if handler is None:
+            await self._refuse(message, MalformedMessage(f"unknown request type {kind[:32]!r}"))
+            return
+        try:
+            body = handler(trader if isinstance(trader, str) else "", message.body)
+        except ExchangeError as exc:
+            await self._refuse(message, exc)
+            return
+        await self._answer(message, kind, body)
+
+    def _trader(self, message: AbstractIncomingMessage) -> str | ExchangeError:
+        value = (message.headers or {}).get(proto.TRADER_HEADER)
+        if isinstance(value, bytes):
+            try:
+                value = value.decode()
+            except UnicodeDecodeError:
+                return MalformedMessage("the trader must be UTF-8 text")
+        if not isinstance(value, str) or not value.strip():
+            return ExchangeError("name the trader in the 'trader' header", RejectReason.UNAUTHORIZED)
+        if len(value) > MAX_TRADER_LENGTH:
+            return MalformedMessage(f"a trader is at most {MAX_TRADER_LENGTH} characters")
+        return value.strip()
+
+    async def _batch(self, message: AbstractIncomingMessage, trader: str | ExchangeError) -> tuple[str, bytes]:
+        """Apply a batch; its reply (``batch``, ReplyBatch) or refusal (``error``, Error). No await before the submit."""
+        try:
+            batch = pb.CommandBatch.FromString(message.body)
+        except DecodeError:
+            return self._refusal(MalformedMessage("a batch body must be a serialized CommandBatch"))
+        if isinstance(trader, ExchangeError):
+            return self._refusal(trader)
+        count = len(batch.commands)
+        if count == 0:
+            return self._refusal(MalformedMessage("an empty batch"))
+        if count > self._max_batch:
+            return self._refusal(MalformedMessage(f"a batch holds at most {self._max_batch} commands, got {count}"))
+        try:
+            commands = decode_commands(batch, self._lookup, trader)
+        except ExchangeError as exc:
+            return self._refusal(exc)
+        if not self.settings.allow_admin and any(type(c) is AddInstrument for c in commands):
+            return self._refusal(ExchangeError("add_instrument needs a server started with --allow-admin", RejectReason.UNAUTHORIZED))
+        try:
+            replies = await self.gateway.submit(commands, TRANSPORT)
+        except ExchangeError as exc:  # Overloaded: nothing applied
+            return self._refusal(exc)
+        try:
+            return proto.BATCH, _bytes(encode_replies(replies, self._lookup, batch.batch_id))
+        except Exception:
+            log.exception("cannot encode the replies of batch %d (applied)", batch.batch_id)
+            return self._refusal(ExchangeError("internal error encoding the replies; the batch was applied"))
+
+    def _refusal(self, error: ExchangeError) -> tuple[str, bytes]:
+        self.errors += 1
+        return proto.ERROR, _bytes(error_reply(error))
+
+    async def _refuse(self, message: AbstractIncomingMessage, error: ExchangeError) -> None:
+        self.errors += 1
+        await self._answer(message, proto.ERROR, _bytes(error_reply(error)))
+
+    async def _answer(self, message: AbstractIncomingMessage, kind: str, body: bytes) -> None:
+        """Publish the reply, then acknowledge the request (unacknowledged, it comes back after a failure)."""
+        channel = self._channel
+        if channel is None:
+            return
+        properties = spec.Basic.Properties(message_type=kind, correlation_id=message.correlation_id, delivery_mode=1, message_id="r")
+        try:
+            await publish_raw(channel, body, message.reply_to or "", properties)
+        except Exception as exc:  # the channel is gone: the request stays unacknowledged and is delivered again
+            self.dropped += 1
+            self._mark_unanswered(message)
+            log.warning("cannot publish a reply (%s); the request will be delivered again", exc)
+
+    # ------------------------------------------------------------- requests
+    def _book(self, trader: str, body: bytes) -> bytes:
+        request = _parse(pb.BookRequest, body)
+        depth = self.gateway.depth(request.symbol, min(request.depth or _DEFAULT_DEPTH, _MAX_DEPTH))
+        if depth is None:
+            raise MalformedMessage(f"unknown symbol {request.symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
+        return _bytes(encode_book(depth, self._lookup))
+
+    def _order(self, trader: str, body: bytes) -> bytes:
+        if not trader:
+            raise ExchangeError("name the trader in the 'trader' header", RejectReason.UNAUTHORIZED)
+        request = _parse(pb.OrderStatusRequest, body)
+        return _bytes(encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup))
+
+    def _snapshot(self, trader: str, body: bytes) -> bytes:
+        request = _parse(pb.MarketDataRequest, body)
+        if not request.symbols:
+            raise MalformedMessage("name the symbols to snapshot")
+        known = {i.symbol for i in self.gateway.instruments}
+        for symbol in request.symbols:
+            if symbol not in known:
+                raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
+        if self._publisher is not None:
+            # Before the snapshot, in the same step: every update after it is published.
+            self._publisher.want(request.symbols)
+        frames = [_bytes(encode_market_data(self.gateway.marketdata.snapshot(s), self._lookup)) for s in request.symbols]
+        return proto.pack_frames(frames)
+
+
+@contextlib.asynccontextmanager
+async def serve_amqp(gateway: Gateway, settings: AmqpServerSettings | None = None) -> AsyncIterator[str]:
+    """Serve ``gateway`` over RabbitMQ in the running event loop; yields the client URL (``amqp://...#name``).
+
+    The caller starts and stops the gateway. Without settings, the broker is
+    ``$DEX_AMQP_URL`` (else a process-wide ``LocalRabbitMQ``, ``local.py``) and
+    the queue/exchange prefix is a fresh unique name, so that servers in one
+    process or one test session never share a queue.
+    """
+    if settings is None:
+        from transports.amqp.local import shared_broker_url
+
+        url = await shared_broker_url()
+        settings = AmqpServerSettings(url=url, name=f"dex-{secrets.token_hex(4)}", journal=None)
+    server = AmqpServer(gateway, settings)
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
+
+
+# ------------------------------------------------------------------ process
+async def run_server(settings: AmqpServerSettings) -> int:
+    """The ``dex-amqp`` process: recover, connect, serve until SIGTERM/SIGINT, stop cleanly."""
+
+    async def listen(gateway: Gateway) -> Listener:
+        server = AmqpServer(gateway, settings)
+        try:
+            await server.start()
+        except ExchangeError as exc:
+            raise OSError(str(exc)) from exc
+        where = (
+            f"{redact(server.url)} (queue {server.names.commands}, market data exchange {server.names.market_data}; "
+            f"{describe(gateway, settings.journal, settings.fsync)})"
+        )
+        return where, server.stop
+
+    return await run_process(
+        "dex-amqp", buffer=settings.buffer, journal=settings.journal, fsync=settings.fsync, symbols=settings.symbols, listen=listen
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> AmqpServerSettings:
+    parser = argparse.ArgumentParser(prog="dex-amqp", description="The matching engine behind RabbitMQ (docs/amqp.md).")
+    add_gateway_options(parser, default_journal=DEFAULT_JOURNAL, what="over AMQP")
+    parser.add_argument("--url", default=None, help="the broker (default $DEX_AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/)")
+    parser.add_argument("--name", default=None, help="queue/exchange prefix on the broker (default $DEX_AMQP_NAME, else dex)")
+    parser.add_argument("--prefetch", type=int, default=PREFETCH, help=f"requests held unacknowledged (default {PREFETCH})")
+    parser.add_argument("--max-batch", type=int, default=10_000, help="commands per batch (default 10000)")
+    args = parser.parse_args(argv)
+    common = gateway_options(parser, args)
+    if args.prefetch < 1 or args.max_batch < 1:
+        parser.error("--prefetch and --max-batch must be at least 1")
+    return replace(AmqpServerSettings(), url=args.url, name=args.name, prefetch=args.prefetch, max_batch=args.max_batch, **common)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run_server(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
