@@ -1,0 +1,247 @@
+"""The node's HTTP API: our binary API (``/v1/...``, protobuf through ``proto_codec``) and Grenache's JSON RPC (``POST /``).
+
+Thin: bytes -> codec -> ``Replica.submit`` (writes: replicated, sequenced by
+the owner) or the local ``Gateway`` (reads: this replica's copy, which may be
+behind the owner by the entries not yet applied here) -> codec -> bytes.
+Invariants: every request gets one answer; input that does not decode is a
+``MALFORMED_MESSAGE`` error (HTTP 400) and nothing of it is applied; a
+batch is bound to the trader named by the ``X-Trader`` header (Grenache: the
+payload's ``trader``); identity, not authentication, as on every transport.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import struct
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from google.protobuf.message import DecodeError
+
+from engine import AddInstrument, Command, ExchangeError, MalformedMessage, RejectReason
+from transports.codec import json_codec
+from transports.codec.json_views import encode_depth
+from transports.codec.proto_codec import (
+    decode_commands,
+    encode_book,
+    encode_instruments,
+    encode_market_data,
+    encode_order_status,
+    encode_refused,
+    encode_replies,
+    encode_stats,
+    error_reply,
+    pb,
+)
+from transports.core.gateway import Gateway
+from transports.dht.httpd import Request, Response
+from transports.dht.replica import Replica
+
+log = logging.getLogger("dex-node.api")
+
+PROTO = "application/x-protobuf"
+MAX_TRADER_LENGTH = 64
+MAX_DEPTH = 1000
+_STATUS = {
+    RejectReason.MALFORMED_MESSAGE: 400,
+    RejectReason.UNKNOWN_SYMBOL: 404,
+    RejectReason.UNAUTHORIZED: 403,
+    RejectReason.OVERLOADED: 503,
+    RejectReason.UNAVAILABLE: 503,
+}
+
+
+def frame(message: bytes) -> bytes:
+    """One market-data frame on the stream: 4-byte big-endian length, then the message."""
+    return struct.pack(">I", len(message)) + message
+
+
+def _error(exc: ExchangeError) -> Response:
+    return Response(_STATUS.get(exc.reason, 400), error_reply(exc).SerializeToString(), PROTO)
+
+
+def _trader(request: Request) -> str:
+    trader = request.headers.get("x-trader", "").strip()
+    if not trader:
+        raise ExchangeError("name the trader in the X-Trader header", RejectReason.UNAUTHORIZED)
+    if len(trader) > MAX_TRADER_LENGTH:
+        raise MalformedMessage(f"a trader is at most {MAX_TRADER_LENGTH} characters")
+    return trader
+
+
+def _int(request: Request, name: str, default: int | None = None) -> int:
+    text = request.query.get(name)
+    if text is None:
+        if default is None:
+            raise MalformedMessage(f"missing query parameter {name!r}")
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise MalformedMessage(f"{name} must be an integer") from None
+
+
+def _grenache_reply(message: list[Any], compressed: bool) -> Response:
+    body = orjson.dumps(message)
+    return Response(200, gzip.compress(body, 1) if compressed else body, "application/json")
+
+
+class NodeApi:
+    def __init__(self, gateway: Gateway, replica: Replica, *, allow_admin: bool = False, service: str = "dex:exchange") -> None:
+        self.gateway = gateway
+        self.replica = replica
+        self.allow_admin = allow_admin
+        self.service = service
+        self.peers: Callable[[], Awaitable[list[str]]] | None = None  # the discovery's lookup, when there is one
+        self._lookup = gateway.instrument
+        self.errors = 0
+        self._routes = {
+            ("GET", "/v1/book"): self._book,
+            ("GET", "/v1/order"): self._order,
+            ("GET", "/v1/instruments"): self._instruments,
+            ("GET", "/v1/stats"): self._stats,
+            ("GET", "/v1/snapshot"): self._snapshot,
+            ("GET", "/v1/cluster"): self._cluster,
+        }
+
+    async def handle(self, request: Request) -> Response:
+        if request.method == "POST" and request.path == "/v1/batch":
+            return await self._batch(request)
+        if request.method == "POST" and request.path == "/":
+            return await self._grenache(request)
+        if request.method == "GET" and request.path == "/v1/peers":
+            found = await self.peers() if self.peers is not None else []
+            return Response(200, orjson.dumps(sorted(found)), "application/json")
+        if request.method == "GET" and request.path == "/v1/md":
+            try:
+                return self._market_data(request)
+            except ExchangeError as exc:
+                return _error(exc)
+        route = self._routes.get((request.method, request.path))
+        if route is None:
+            return Response(404, error_reply(MalformedMessage(f"no route {request.method} {request.path[:64]}")).SerializeToString(), PROTO)
+        try:
+            return Response(200, route(request), PROTO)
+        except ExchangeError as exc:
+            self.errors += 1
+            return _error(exc)
+
+    # ------------------------------------------------------------- writes
+    def _check_admin(self, commands: list[Command]) -> None:
+        if not self.allow_admin and any(type(c) is AddInstrument for c in commands):
+            raise ExchangeError("add_instrument needs a node started with --allow-admin", RejectReason.UNAUTHORIZED)
+
+    async def _batch(self, request: Request) -> Response:
+        batch_id = 0
+        try:
+            trader = _trader(request)
+            try:
+                batch = pb.CommandBatch.FromString(request.body)
+            except DecodeError:
+                raise MalformedMessage("the body must be a serialized CommandBatch") from None
+            batch_id = batch.batch_id
+            if not batch.commands:
+                raise MalformedMessage("an empty batch")
+            commands = decode_commands(batch, self._lookup, trader)
+            self._check_admin(commands)
+            replies = await self.replica.submit(commands)
+        except ExchangeError as exc:
+            self.errors += 1
+            status = 400 if exc.reason is RejectReason.MALFORMED_MESSAGE else 200
+            return Response(status, encode_refused(exc, batch_id).SerializeToString(), PROTO)
+        return Response(200, encode_replies(replies, self._lookup, batch_id).SerializeToString(), PROTO)
+
+    async def _grenache(self, request: Request) -> Response:
+        """Grenache RPC: ``[rid, key, payload]`` -> ``[rid, error or null, result]`` (always HTTP 200, JSON)."""
+        rid: Any = None
+        compressed = request.headers.get("grc-compress", "none") == "gzip"
+        try:
+            try:
+                body = gzip.decompress(request.body) if compressed else request.body
+                message = orjson.loads(body)
+            except (orjson.JSONDecodeError, OSError, EOFError, zlib.error):
+                raise MalformedMessage("the body must be JSON [rid, key, payload]") from None
+            if not isinstance(message, list) or len(message) != 3 or not isinstance(message[2], dict):
+                raise MalformedMessage("the body must be JSON [rid, key, payload]")
+            rid, key, payload = message
+            if key != self.service:
+                raise MalformedMessage(f"this node serves {self.service!r}, not {str(key)[:64]!r}")
+            result = await self._grenache_action(payload)
+        except ExchangeError as exc:
+            self.errors += 1
+            return _grenache_reply([rid, f"ERR_{exc.reason.name}: {exc.message}", None], compressed)
+        return _grenache_reply([rid, None, result], compressed)
+
+    async def _grenache_action(self, payload: dict[str, Any]) -> Any:
+        action = payload.get("action")
+        if action == "submit":
+            trader = payload.get("trader")
+            if not isinstance(trader, str) or not trader.strip() or len(trader) > MAX_TRADER_LENGTH:
+                raise ExchangeError("submit needs a trader", RejectReason.UNAUTHORIZED)
+            commands = json_codec.decode_commands(payload.get("commands"), self._lookup, trader.strip())
+            if not commands:
+                raise MalformedMessage("an empty batch")
+            self._check_admin(commands)
+            replies = await self.replica.submit(commands)
+            return [json_codec.encode_events(events, self._lookup) for events in replies]
+        if action == "book":
+            symbol = str(payload.get("symbol", ""))
+            instrument = self.gateway.instrument(symbol)
+            depth = self.gateway.depth(symbol, min(int(payload.get("depth") or 10), MAX_DEPTH))
+            if depth is None or instrument is None:
+                raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
+            return encode_depth(depth, instrument)
+        if action == "cluster":
+            return self.replica.status()
+        raise MalformedMessage("action must be submit, book or cluster")
+
+    # -------------------------------------------------------------- reads
+    def _book(self, request: Request) -> bytes:
+        symbol = request.query.get("symbol", "")
+        depth = self.gateway.depth(symbol, max(1, min(_int(request, "depth", 10), MAX_DEPTH)))
+        if depth is None:
+            raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
+        return encode_book(depth, self._lookup).SerializeToString()
+
+    def _order(self, request: Request) -> bytes:
+        view = self.gateway.order_status(_trader(request), _int(request, "id"))
+        return encode_order_status(view, self._lookup).SerializeToString()
+
+    def _instruments(self, request: Request) -> bytes:
+        return encode_instruments(self.gateway.instruments).SerializeToString()
+
+    def _stats(self, request: Request) -> bytes:
+        return encode_stats(self.gateway.stats_dict()).SerializeToString()
+
+    def _snapshot(self, request: Request) -> bytes:
+        symbol = request.query.get("symbol", "")
+        try:
+            snapshot = self.gateway.marketdata.snapshot(symbol)
+        except KeyError:
+            raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL) from None
+        return encode_market_data(snapshot, self._lookup).SerializeToString()
+
+    def _cluster(self, request: Request) -> bytes:
+        return orjson.dumps(self.replica.status())
+
+    def _market_data(self, request: Request) -> Response:
+        symbols = [s for s in request.query.get("symbols", "").split(",") if s]
+        if not symbols:
+            raise MalformedMessage("name the symbols to subscribe to")
+        for symbol in symbols:
+            if self.gateway.instrument(symbol) is None:
+                raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
+        subscription = self.gateway.subscribe(symbols)
+        gateway, lookup = self.gateway, self._lookup
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                async for item in subscription:
+                    yield frame(encode_market_data(item, lookup).SerializeToString())
+            finally:
+                gateway.unsubscribe(subscription)
+
+        return Response(200, content_type=PROTO, stream=stream())

@@ -1,0 +1,184 @@
+"""``DhtClient``: the ``TraderClient`` of a dex-node cluster (HTTP API, protobuf through ``proto_codec``).
+
+URL: ``dht://host:port[,host:port...]`` (node API endpoints; default
+``$DEX_DHT_URL`` or ``dht://127.0.0.1:7700``). A client talks to one node,
+chosen by its trader's hash so that many traders spread over all nodes; any
+node accepts orders (the owner sequences them). It moves to the next node
+only when a connection could not be made (nothing was sent, so nothing can
+be applied twice). ``NotConnected`` after a request was sent means "outcome
+unknown": resubmitting with the same client order ids is safe (duplicates
+are rejected by the engine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import os
+import struct
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from engine import AddInstrument, BookDepth, Command, Instrument, InstrumentAdded, MalformedMessage, NotConnected, OrderView
+from transports.codec.proto_codec import (
+    decode_book,
+    decode_error,
+    decode_instruments,
+    decode_market_data,
+    decode_order_status,
+    decode_replies,
+    decode_stats,
+    encode_commands,
+)
+from transports.core.client import Replies, TraderClient
+from transports.core.marketdata import MarketData
+from transports.dht.wire import Broken, Endpoint, StreamRefused, Unreachable
+
+DEFAULT_URL = "dht://127.0.0.1:7700"
+URL_ENV = "DEX_DHT_URL"
+PROTO = "application/x-protobuf"
+
+
+def endpoints(url: str) -> list[tuple[str, int]]:
+    """``dht://a:1,b:2`` -> ``[("a", 1), ("b", 2)]``."""
+    rest = url.removeprefix("dht://").removeprefix("http://").strip("/")
+    out = []
+    for item in rest.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if item.strip():
+            if not sep or not port.isdigit():
+                raise ValueError(f"expected host:port in {url!r}, got {item!r}")
+            out.append((host.strip("[]"), int(port)))
+    if not out:
+        raise ValueError(f"no node endpoint in {url!r}")
+    return out
+
+
+class DhtClient(TraderClient):
+    transport = "dht"
+
+    def __init__(self, trader: str, url: str | None = None, *, timeout: float = 30.0) -> None:
+        super().__init__(trader)
+        self.url = url or os.environ.get(URL_ENV, DEFAULT_URL)
+        self.endpoints = [Endpoint(host, port) for host, port in endpoints(self.url)]
+        start = int.from_bytes(hashlib.sha256(trader.encode()).digest()[:4], "big") % len(self.endpoints)
+        self._order = self.endpoints[start:] + self.endpoints[:start]
+        self.timeout = timeout
+        self._headers = {"X-Trader": self.trader, "Content-Type": PROTO}
+        self._instruments: dict[str, Instrument] = {}
+        self._ids = itertools.count(1)
+
+    # ------------------------------------------------------------ lifecycle
+    async def connect(self) -> None:
+        await self._fetch_instruments()
+
+    async def close(self) -> None:
+        for endpoint in self.endpoints:
+            endpoint.close()
+
+    async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, content: bytes = b"") -> tuple[int, bytes]:
+        last: Exception | None = None
+        for i, endpoint in enumerate(self._order):
+            try:
+                reply = await asyncio.wait_for(
+                    endpoint.request(method, path, params=params, headers=self._headers, body=content), self.timeout
+                )
+            except Unreachable as exc:  # nothing was sent: the next node is safe to try
+                last = exc
+                continue
+            except (Broken, TimeoutError) as exc:
+                raise NotConnected(f"{endpoint!r}: {exc!r}; outcome unknown, resubmit (duplicates are rejected)") from None
+            if i:
+                self._order = self._order[i:] + self._order[:i]  # stay with the node that answered
+            return reply
+        raise NotConnected(f"no dex-node reachable at {self.url}: {last}")
+
+    async def _get(self, path: str, **params: Any) -> bytes:
+        status, body = await self._request("GET", path, params=params)
+        if status != 200:
+            raise decode_error(body)
+        return body
+
+    # -------------------------------------------------------------- orders
+    async def submit(self, commands: Sequence[Command]) -> Replies:
+        if not commands:
+            return []
+        await self._know(getattr(c, "symbol", "") for c in commands)
+        listing = {c.instrument.symbol: c.instrument for c in commands if isinstance(c, AddInstrument)}
+        lookup = {**self._instruments, **listing}.get
+        batch_id = next(self._ids)
+        body = encode_commands(commands, lookup, batch_id).SerializeToString()
+        status, reply = await self._request("POST", "/v1/batch", content=body)
+        try:
+            replies = decode_replies(reply, lookup)
+        except MalformedMessage:
+            if status != 200:
+                raise
+            await self._fetch_instruments()  # an event names a symbol listed since
+            replies = decode_replies(reply, {**self._instruments, **listing}.get)
+        for events in replies:
+            for event in events:
+                if isinstance(event, InstrumentAdded):
+                    self._instruments[event.instrument.symbol] = event.instrument
+        return replies
+
+    # ------------------------------------------------------------- queries
+    async def _fetch_instruments(self) -> list[Instrument]:
+        instruments = decode_instruments(await self._get("/v1/instruments"))
+        self._instruments = {i.symbol: i for i in instruments}
+        return instruments
+
+    async def _know(self, symbols: Iterable[str]) -> None:
+        if any(s and s not in self._instruments for s in symbols):
+            await self._fetch_instruments()
+
+    async def instruments(self) -> list[Instrument]:
+        return await self._fetch_instruments()
+
+    async def book(self, symbol: str, depth: int = 10) -> BookDepth:
+        data = await self._get("/v1/book", symbol=symbol, depth=depth)
+        await self._know([symbol])
+        return decode_book(data, self._instruments.get)
+
+    async def order(self, order_id: int) -> OrderView | None:
+        data = await self._get("/v1/order", id=int(order_id))
+        from transports.codec.proto_codec import pb
+
+        reply = pb.OrderStatusReply.FromString(data)
+        if reply.HasField("order"):
+            await self._know([reply.order.symbol])
+        return decode_order_status(reply, self._instruments.get)
+
+    async def stats(self) -> dict[str, Any]:
+        return decode_stats(await self._get("/v1/stats"))
+
+    async def cluster(self) -> dict[str, Any]:
+        """The node's view of its replica group (owner, epoch, state hash)."""
+        _, body = await self._request("GET", "/v1/cluster")
+        data: dict[str, Any] = orjson.loads(body)
+        return data
+
+    # --------------------------------------------------------- market data
+    async def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
+        wanted = list(dict.fromkeys(symbols))
+        if not wanted:
+            raise MalformedMessage("name the symbols to subscribe to")
+        await self._know(wanted)
+        endpoint = self._order[0]
+        buffer = b""
+        try:
+            async for chunk in endpoint.stream("/v1/md", params={"symbols": ",".join(wanted)}, headers=self._headers):
+                buffer += chunk
+                while len(buffer) >= 4:
+                    (length,) = struct.unpack(">I", buffer[:4])
+                    if len(buffer) < 4 + length:
+                        break
+                    message, buffer = buffer[4 : 4 + length], buffer[4 + length :]
+                    yield decode_market_data(message, self._instruments.get)
+        except StreamRefused as exc:
+            raise decode_error(exc.body) from None
+        except (Broken, Unreachable) as exc:
+            raise NotConnected(f"market-data stream from {endpoint!r} closed: {exc}") from None

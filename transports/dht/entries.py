@@ -1,0 +1,56 @@
+"""The bytes of one replicated log entry: who proposed it, and the commands it carries.
+
+Layout (all of it ours, no pickle)::
+
+    b"DX2" | origin: 8 bytes | n: 4 bytes | n x (request: 8 bytes, count: 4 bytes) | record\\n record\\n ...
+
+(integers big-endian). A node coalesces the batches its clients submitted
+in the same event-loop turn into one entry (group commit): ``n`` requests,
+the first ``count`` records belonging to the first request, and so on. Each
+record is ``transports.codec.compact`` (the journal's format: integers in
+ticks and lots, the trader already bound by the node that accepted the
+batch). ``origin`` + ``request`` let the proposing node find its waiting
+clients when the entry comes back committed; every other node only applies
+it. Invariant: ``decode_entry(encode_entry(o, rs)) == (o, rs)``; anything
+else raises ``MalformedMessage`` (a node never applies half an entry).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+from engine import Command, MalformedMessage
+from transports.codec.compact import decode_compact, encode_compact
+
+MAGIC = b"DX2"
+_GROUP = struct.Struct(">QI")
+_HEAD = len(MAGIC) + 8 + 4
+
+Request = tuple[int, Sequence[Command]]  # (request number, its commands)
+
+
+def encode_entry(origin: bytes, requests: Sequence[Request]) -> bytes:
+    if len(origin) != 8:
+        raise ValueError("origin is 8 bytes")
+    if not requests or any(not commands for _, commands in requests):
+        raise ValueError("an entry carries at least one request, each of at least one command")
+    head = [MAGIC, origin, len(requests).to_bytes(4, "big")]
+    head.extend(_GROUP.pack(request, len(commands)) for request, commands in requests)
+    return b"".join(head) + b"\n".join(encode_compact(c) for _, commands in requests for c in commands)
+
+
+def decode_entry(entry: bytes) -> tuple[bytes, list[tuple[int, int]], list[Command]]:
+    """(origin, [(request, command count)], every command in order)."""
+    if not isinstance(entry, bytes) or len(entry) <= _HEAD or not entry.startswith(MAGIC):
+        raise MalformedMessage("not a dex log entry")
+    origin = entry[3:11]
+    n = int.from_bytes(entry[11:15], "big")
+    body = _HEAD + n * _GROUP.size
+    if n < 1 or len(entry) <= body:
+        raise MalformedMessage("a dex log entry with a bad request table")
+    groups = [_GROUP.unpack_from(entry, _HEAD + i * _GROUP.size) for i in range(n)]
+    commands = [decode_compact(record) for record in entry[body:].split(b"\n")]
+    if sum(count for _, count in groups) != len(commands):
+        raise MalformedMessage("a dex log entry whose request table does not match its records")
+    return origin, groups, commands
