@@ -34,8 +34,8 @@ from transports.codec.proto_codec import (
     encode_commands,
 )
 from transports.core.client import Replies, TraderClient
+from transports.core.http_wire import Broken, HttpEndpoint, StreamRefused, Unreachable
 from transports.core.marketdata import MarketData
-from transports.dht.wire import Broken, Endpoint, StreamRefused, Unreachable
 
 DEFAULT_URL = "dht://127.0.0.1:7700"
 URL_ENV = "DEX_DHT_URL"
@@ -63,7 +63,7 @@ class DhtClient(TraderClient):
     def __init__(self, trader: str, url: str | None = None, *, timeout: float = 30.0) -> None:
         super().__init__(trader)
         self.url = url or os.environ.get(URL_ENV, DEFAULT_URL)
-        self.endpoints = [Endpoint(host, port) for host, port in endpoints(self.url)]
+        self.endpoints = [HttpEndpoint(host, port) for host, port in endpoints(self.url)]
         start = int.from_bytes(hashlib.sha256(trader.encode()).digest()[:4], "big") % len(self.endpoints)
         self._order = self.endpoints[start:] + self.endpoints[:start]
         self.timeout = timeout

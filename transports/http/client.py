@@ -44,12 +44,12 @@ from engine import (
 from transports.codec.json_codec import decode_event, dumps, encode_command, loads
 from transports.codec.json_views import decode_depth, decode_instruments, decode_order_view
 from transports.core.client import Replies, TraderClient
+from transports.core.http_wire import HttpEndpoint
 from transports.core.marketdata import MarketData
-from transports.http.connection import ConnectionPool, Reply
 from transports.http.market_data import decode_market_data
 from transports.http.settings import client_url
 
-_JSON = "application/json"
+_JSON_HEADERS = {"content-type": "application/json"}
 
 
 def error_from_reply(status: int, content: bytes) -> ExchangeError:
@@ -84,7 +84,7 @@ class HttpClient(TraderClient):
         self.url = client_url(url)
         self.ws_url = "ws" + self.url.removeprefix("http") if self.url.startswith("http") else self.url
         self.timeout = timeout
-        self._http: ConnectionPool | None = None
+        self._http: HttpEndpoint | None = None
         self._instruments: dict[str, Instrument] = {}
 
     # ----------------------------------------------------------- lifecycle
@@ -92,7 +92,7 @@ class HttpClient(TraderClient):
         if self._http is not None:
             return
         try:
-            self._http = ConnectionPool(self.url, {"x-trader": self.trader}, timeout=self.timeout, connect_timeout=5.0)
+            self._http = HttpEndpoint.from_url(self.url, headers={"x-trader": self.trader}, timeout=self.timeout, connect_timeout=5.0)
         except ValueError as exc:
             raise NotConnected(f"not connected to turbo-dex at {self.url} ({exc})") from exc
         try:
@@ -104,23 +104,27 @@ class HttpClient(TraderClient):
     async def close(self) -> None:
         if self._http is not None:
             http, self._http = self._http, None
-            await http.aclose()
+            http.close()
 
     # ------------------------------------------------------------- wire
-    async def _request(self, method: str, path: str, *, content: bytes | None = None, params: dict[str, Any] | None = None) -> Reply:
+    async def _request(
+        self, method: str, path: str, *, content: bytes | None = None, params: dict[str, Any] | None = None
+    ) -> tuple[int, bytes]:
         if self._http is None:
             await self.connect()
         assert self._http is not None
         try:
-            return await self._http.request(method, path, body=content, params=params, content_type=_JSON if content is not None else None)
+            if content is None:
+                return await self._http.request(method, path, params=params)
+            return await self._http.request(method, path, params=params, headers=_JSON_HEADERS, body=content)
         except (OSError, TimeoutError) as exc:  # connect, read, write, timeout, protocol (ConnectionError is an OSError)
             raise NotConnected(f"not connected to turbo-dex at {self.url} ({type(exc).__name__}: {exc})") from exc
 
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        response = await self._request("GET", path, params=params)
-        if response.status_code != 200:
-            raise error_from_reply(response.status_code, response.content)
-        return loads(response.content)
+        status, content = await self._request("GET", path, params=params)
+        if status != 200:
+            raise error_from_reply(status, content)
+        return loads(content)
 
     async def _fetch_instruments(self) -> list[Instrument]:
         data = await self._get("/instruments")
@@ -144,10 +148,10 @@ class HttpClient(TraderClient):
         listing = {c.instrument.symbol: c.instrument for c in commands if isinstance(c, AddInstrument)}
         lookup = {**known, **listing}.get if listing else known.get
         body = dumps([encode_command(c, lookup) for c in commands])
-        response = await self._request("POST", "/orders/batch", content=body)
-        if response.status_code != 200:
-            raise error_from_reply(response.status_code, response.content)
-        data = loads(response.content)
+        status, content = await self._request("POST", "/orders/batch", content=body)
+        if status != 200:
+            raise error_from_reply(status, content)
+        data = loads(content)
         try:
             replies: Replies = [[decode_event(e, lookup) for e in reply["events"]] for reply in data["replies"]]
         except (KeyError, TypeError) as exc:
@@ -169,12 +173,12 @@ class HttpClient(TraderClient):
         return decode_depth(data, instrument)
 
     async def order(self, order_id: int) -> OrderView | None:
-        response = await self._request("GET", f"/orders/{int(order_id)}")
-        if response.status_code == 404:
+        status, content = await self._request("GET", f"/orders/{int(order_id)}")
+        if status == 404:
             return None
-        if response.status_code != 200:
-            raise error_from_reply(response.status_code, response.content)
-        data = loads(response.content)
+        if status != 200:
+            raise error_from_reply(status, content)
+        data = loads(content)
         symbol = str(data.get("symbol", "")) if isinstance(data, dict) else ""
         await self._know([symbol])
         instrument = self._instruments.get(symbol)

@@ -1,4 +1,4 @@
-"""The HTTP client's keep-alive connection pool against scripted servers on loopback.
+"""The lean HTTP/1.1 client (``transports/core/http_wire.py``, used by the HTTP and DHT clients) against scripted servers.
 
 Each server answers with the bytes a test chooses, so the cases a real server
 produces now and then (chunked bodies, ``Connection: close``, a kept-alive
@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from transports.http.connection import ConnectionPool, ProtocolViolation
+from transports.core.http_wire import Broken, HttpEndpoint, ProtocolViolation, StreamRefused, Unreachable
 
 Script = Callable[[bytes], bytes | None]  # request head+body -> bytes to answer (None: close without answering)
 
@@ -69,10 +69,12 @@ def test_keep_alive_reuses_one_connection_and_sends_the_fixed_headers() -> None:
 
     async def scenario() -> None:
         async with scripted(script) as (url, connections):
-            pool = ConnectionPool(url, {"X-Trader": "alice"}, timeout=5)
-            replies = [await pool.request("POST", "/orders", body=b'{"a":1}', content_type="application/json") for _ in range(3)]
-            await pool.aclose()
-        assert [r.content for r in replies] == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}']
+            pool = HttpEndpoint.from_url(url, headers={"X-Trader": "alice"}, timeout=5)
+            replies = [
+                await pool.request("POST", "/orders", body=b'{"a":1}', headers={"content-type": "application/json"}) for _ in range(3)
+            ]
+            pool.close()
+        assert replies == [(200, b'{"n": 1}'), (200, b'{"n": 2}'), (200, b'{"n": 3}')]
         assert len(connections) == 1
         assert seen[0].startswith(b"POST /orders HTTP/1.1\r\n")
         assert b"x-trader: alice\r\n" in seen[0] and b"content-type: application/json\r\n" in seen[0]
@@ -88,11 +90,13 @@ def test_chunked_bodies_and_query_parameters() -> None:
 
     async def scenario() -> None:
         async with scripted(script) as (url, _):
-            pool = ConnectionPool(url, {}, timeout=5)
+            pool = HttpEndpoint.from_url(url, timeout=5)
             reply = await pool.request("GET", "/book/BTC-USD", params={"depth": 5})
             again = await pool.request("GET", "/book/BTC-USD", params={"depth": 5})  # the chunked reply was read whole
-            await pool.aclose()
-        assert reply.content == b"hello world" == again.content
+            chunks = [chunk async for chunk in pool.stream("/book/BTC-USD", params={"depth": 5})]
+            pool.close()
+        assert reply == (200, b"hello world") == again
+        assert chunks == [b"hello", b" world"]
 
     asyncio.run(scenario())
 
@@ -100,11 +104,11 @@ def test_chunked_bodies_and_query_parameters() -> None:
 def test_connection_close_and_a_socket_closed_while_idle_lead_to_a_fresh_connection() -> None:
     async def scenario() -> None:
         async with scripted(lambda _: ok(b"x"), close_after=1) as (url, connections):
-            pool = ConnectionPool(url, {}, timeout=5)
+            pool = HttpEndpoint.from_url(url, timeout=5)
             for _ in range(3):
-                assert (await pool.request("POST", "/orders", body=b"{}")).content == b"x"
+                assert await pool.request("POST", "/orders", body=b"{}") == (200, b"x")
                 await asyncio.sleep(0.05)  # the server's close reaches us while the connection is idle
-            await pool.aclose()
+            pool.close()
         assert len(connections) == 3
 
     asyncio.run(scenario())
@@ -119,11 +123,11 @@ def test_a_post_whose_connection_dies_is_an_error_never_a_silent_resend() -> Non
 
     async def scenario() -> None:
         async with scripted(script) as (url, _):
-            pool = ConnectionPool(url, {}, timeout=5)
+            pool = HttpEndpoint.from_url(url, timeout=5)
             await pool.request("POST", "/orders", body=b"{}")
-            with pytest.raises(ConnectionError):
+            with pytest.raises(Broken):  # outcome unknown: the caller must not assume it was not applied
                 await pool.request("POST", "/orders", body=b"{}")
-            await pool.aclose()
+            pool.close()
         assert len(calls) == 2  # not sent a third time behind the caller's back
 
     asyncio.run(scenario())
@@ -132,19 +136,19 @@ def test_a_post_whose_connection_dies_is_an_error_never_a_silent_resend() -> Non
 def test_garbage_silence_and_no_server_are_errors_not_hangs() -> None:
     async def scenario() -> None:
         async with scripted(lambda _: b"SSH-2.0-OpenSSH\r\n\r\n") as (url, _):
-            pool = ConnectionPool(url, {}, timeout=5)
+            pool = HttpEndpoint.from_url(url, timeout=5)
             with pytest.raises(ProtocolViolation):
                 await pool.request("GET", "/health")
-            await pool.aclose()
+            pool.close()
 
         def never(_: bytes) -> bytes:
             raise AssertionError("unreachable")
 
         async with scripted(never) as (url, _):
             server_url = url
-        pool = ConnectionPool(server_url, {}, timeout=5, connect_timeout=2)
-        with pytest.raises(OSError):
-            await pool.request("GET", "/health")  # nothing listens there any more
+        pool = HttpEndpoint.from_url(server_url, timeout=5, connect_timeout=2)
+        with pytest.raises(Unreachable):
+            await pool.request("GET", "/health")  # nothing listens there any more: nothing was sent
 
     asyncio.run(scenario())
 
@@ -159,7 +163,7 @@ def test_a_silent_server_times_out() -> None:
 
         server = await asyncio.start_server(mute, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        pool = ConnectionPool(f"http://127.0.0.1:{port}", {}, timeout=0.3)
+        pool = HttpEndpoint("127.0.0.1", port, timeout=0.3)
         with pytest.raises(TimeoutError):
             await pool.request("GET", "/health")
         hold.set()
@@ -169,6 +173,18 @@ def test_a_silent_server_times_out() -> None:
     asyncio.run(scenario())
 
 
+def test_a_refused_stream_carries_the_status_and_body() -> None:
+    async def scenario() -> None:
+        async with scripted(lambda _: b"HTTP/1.1 404 Not Found\r\ncontent-length: 7\r\n\r\nunknown") as (url, _):
+            pool = HttpEndpoint.from_url(url, timeout=5)
+            with pytest.raises(StreamRefused) as refused:
+                async for _chunk in pool.stream("/marketdata"):
+                    pass
+        assert refused.value.status == 404 and refused.value.body == b"unknown"
+
+    asyncio.run(scenario())
+
+
 def test_only_http_urls_are_accepted() -> None:
     with pytest.raises(ValueError, match="not an http:// URL"):
-        ConnectionPool("https://example.invalid", {}, timeout=1)
+        HttpEndpoint.from_url("https://example.invalid")
