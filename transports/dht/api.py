@@ -37,6 +37,9 @@ from transports.codec.proto_codec import (
     pb,
 )
 from transports.core.gateway import Gateway
+from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from transports.core.metrics import metrics_registry
+from transports.core.metrics import render as render_metrics
 from transports.dht.httpd import Request, Response
 from transports.dht.replica import Replica
 
@@ -98,6 +101,7 @@ class NodeApi:
         self.peers: Callable[[], Awaitable[list[str]]] | None = None  # the discovery's lookup, when there is one
         self._lookup = gateway.instrument
         self.errors = 0
+        self._metrics = metrics_registry(gateway)  # this replica's gateway: every node applies every command
         self._routes = {
             ("GET", "/v1/book"): self._book,
             ("GET", "/v1/order"): self._order,
@@ -112,6 +116,8 @@ class NodeApi:
             return await self._batch(request)
         if request.method == "POST" and request.path == "/":
             return await self._grenache(request)
+        if request.method == "GET" and request.path == "/metrics":
+            return Response(200, render_metrics(self._metrics), METRICS_CONTENT_TYPE)
         if request.method == "GET" and request.path == "/v1/peers":
             found = await self.peers() if self.peers is not None else []
             return Response(200, orjson.dumps(sorted(found)), "application/json")

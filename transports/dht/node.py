@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator
 
 from engine import ExchangeError
 from transports.core.gateway import Gateway, GatewayConfig
+from transports.core.logs import LOG_FORMATS, configure_logging
 from transports.core.server_cli import LOG_LEVELS, freeze_startup_heap
 from transports.dht.api import NodeApi
 from transports.dht.discovery import GrapeDiscovery, KademliaDiscovery, parse_endpoints
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--buffer", type=int, default=100_000, help="most commands waiting to be applied before OVERLOADED")
     p.add_argument("--allow-admin", action="store_true", help="accept add_instrument commands")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default="console", help="structured logs on stderr (default console)")
     return p
 
 
@@ -182,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     # pysyncobj's tick thread and our event loop hand every entry to each other: with the default 5 ms GIL
     # switch interval each hand-over can wait that long; a short interval keeps commits in the sub-ms range.
     sys.setswitchinterval(0.0005)
-    level = "DEBUG" if args.log_level == "trace" else args.log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(args.log_level, args.log_format)
     logging.getLogger("kademlia").setLevel(logging.ERROR)
     try:
         import uvloop

@@ -112,3 +112,24 @@ def test_a_reproposed_entry_committed_twice_is_applied_once_on_every_member() ->
             await gateway.stop()
 
     assert asyncio.run(member()) == asyncio.run(member())
+
+
+def test_a_node_serves_prometheus_metrics_of_its_replica() -> None:
+    async def scenario() -> None:
+        gateway = Gateway(Engine())
+        await gateway.start(select_instruments(SYM))
+        try:
+            async with serve_dht(gateway) as url:
+                async with DhtClient("alice", url) as alice:
+                    await alice.submit([PlaceOrder("", "m1", SYM, Side.BUY, 1, 3_000_000), PlaceOrder("", "m2", SYM, Side.BUY, 1, 1)])
+                async with httpx.AsyncClient(timeout=10) as http:
+                    response = await http.get("http://" + url.removeprefix("dht://") + "/metrics")
+        finally:
+            await gateway.stop()
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+        lines = response.text.splitlines()
+        assert "dex_orders_total 2.0" in lines
+        rejects = [line for line in lines if line.startswith("dex_rejects_total{")]
+        assert len(rejects) == 1 and rejects[0].endswith(" 1.0")  # the order priced at one tick, far outside the band
+
+    asyncio.run(scenario())
