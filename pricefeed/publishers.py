@@ -1,0 +1,149 @@
+"""Publishers of price updates onto the pub/sub transports.
+
+=========  =====================================================================
+transport  where an update goes
+=========  =====================================================================
+amqp       topic exchange ``price_updates`` (durable), routing key = pair,
+           persistent message, ``message_id`` = ``<pair>-<seq>``, publisher
+           confirms (``publish`` returns once the broker has the message)
+nats       subject ``prices.<pair>``
+zmq        PUB socket: two frames, ``[pair, body]`` (subscribe by pair prefix)
+=========  =====================================================================
+
+The body is always ``PriceUpdate.to_json()`` (decimal strings). Each publisher
+is opened by ``connect`` and closed by ``close``; a broker that cannot be
+reached raises ``PublisherUnavailable`` with the URL in the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pricefeed.update import PriceUpdate
+
+PRICE_EXCHANGE = "price_updates"
+NATS_PREFIX = "prices."
+
+
+class PublisherUnavailable(Exception):
+    """A broker could not be reached."""
+
+
+class Publisher(Protocol):
+    name: str
+
+    async def connect(self) -> None: ...
+
+    async def publish(self, update: PriceUpdate) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class AmqpPublisher:
+    name = "amqp"
+
+    def __init__(self, url: str, exchange: str = PRICE_EXCHANGE) -> None:
+        self.url = url
+        self.exchange_name = exchange
+        self._connection: Any = None
+        self._exchange: Any = None
+
+    async def connect(self) -> None:
+        import aio_pika
+
+        try:
+            self._connection = await aio_pika.connect_robust(self.url, timeout=10)
+        except Exception as exc:  # aio-pika raises several unrelated types for "cannot connect"
+            raise PublisherUnavailable(f"amqp: cannot connect to {self.url}: {exc}") from exc
+        channel = await self._connection.channel(publisher_confirms=True)
+        self._exchange = await channel.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+
+    async def publish(self, update: PriceUpdate) -> None:
+        import aio_pika
+
+        message = aio_pika.Message(
+            update.to_json(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=f"{update.pair}-{update.seq}",
+        )
+        await self._exchange.publish(message, routing_key=update.pair)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+
+class NatsPublisher:
+    name = "nats"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client: Any = None
+
+    async def connect(self) -> None:
+        import nats
+
+        try:
+            self._client = await nats.connect(self.url, connect_timeout=5, max_reconnect_attempts=3, allow_reconnect=True)
+        except Exception as exc:  # nats-py raises its own and OS errors
+            raise PublisherUnavailable(f"nats: cannot connect to {self.url}: {exc}") from exc
+
+    async def publish(self, update: PriceUpdate) -> None:
+        await self._client.publish(NATS_PREFIX + update.pair, update.to_json())
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.drain()
+            self._client = None
+
+
+class ZmqPublisher:
+    """Binds a PUB socket (``tcp://127.0.0.1:0`` picks a free port; ``endpoint`` tells which)."""
+
+    name = "zmq"
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self._context: Any = None
+        self._socket: Any = None
+
+    async def connect(self) -> None:
+        import zmq
+
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.PUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        host_port = self.endpoint.rsplit(":", 1)
+        if host_port[-1] in ("0", "*"):
+            port = self._socket.bind_to_random_port(host_port[0])
+            self.endpoint = f"{host_port[0]}:{port}"
+        else:
+            self._socket.bind(self.endpoint)
+
+    async def publish(self, update: PriceUpdate) -> None:
+        import zmq
+
+        # PUB never blocks: a slow subscriber loses updates (its high-water mark), never the feed.
+        self._socket.send_multipart([update.pair.encode(), update.to_json()], zmq.NOBLOCK)
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(0)
+            self._context.term()
+            self._socket = None
+
+
+def make_publishers(names: str, *, amqp_url: str, nats_url: str, zmq_endpoint: str, exchange: str = PRICE_EXCHANGE) -> list[Publisher]:
+    out: list[Publisher] = []
+    for name in [n.strip() for n in names.split(",") if n.strip()]:
+        if name == "amqp":
+            out.append(AmqpPublisher(amqp_url, exchange))
+        elif name == "nats":
+            out.append(NatsPublisher(nats_url))
+        elif name == "zmq":
+            out.append(ZmqPublisher(zmq_endpoint))
+        else:
+            raise ValueError(f"unknown publish target {name!r}; known: amqp, nats, zmq")
+    return out
