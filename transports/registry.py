@@ -100,6 +100,27 @@ def _zmq_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
     return serve_zmq(gateway)
 
 
+# -------------------------------------------------------------------- amqp
+# A broker is needed: serve() uses $DEX_AMQP_URL (set by the rabbitmq_broker test
+# fixture), else starts one LocalRabbitMQ per process (transports/amqp/local.py).
+def _amqp_client(trader: str, url: str | None) -> TraderClient:
+    from transports.amqp.client import AmqpClient
+
+    return AmqpClient(trader, url)
+
+
+def _amqp_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
+    from transports.amqp.server import serve_amqp
+
+    return serve_amqp(gateway)
+
+
+async def _amqp_malformed(url: str) -> RejectReason:
+    from transports.amqp.probe import send_malformed
+
+    return await send_malformed(url)
+
+
 async def _http_malformed(url: str) -> RejectReason:
     from transports.http.probe import send_malformed
 
@@ -118,12 +139,53 @@ async def _zmq_malformed(url: str) -> RejectReason:
     return await send_malformed(url)
 
 
+# -------------------------------------------------------------------- nats
+def _nats_client(trader: str, url: str | None) -> TraderClient:
+    from transports.nats.client import NatsClient
+
+    return NatsClient(trader, url)
+
+
+def _nats_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
+    from transports.nats.server import serve_nats
+
+    return serve_nats(gateway)  # no URL: a private nats-server, stopped by PID afterwards
+
+
+async def _nats_malformed(url: str) -> RejectReason:
+    from transports.nats.probe import send_malformed
+
+    return await send_malformed(url)
+
+
+# --------------------------------------------------------------------- dht
+def _dht_client(trader: str, url: str | None) -> TraderClient:
+    from transports.dht.client import DhtClient
+
+    return DhtClient(trader, url)
+
+
+def _dht_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
+    from transports.dht.node import serve_dht
+
+    return serve_dht(gateway)
+
+
+async def _dht_malformed(url: str) -> RejectReason:
+    from transports.dht.probe import send_malformed
+
+    return await send_malformed(url)
+
+
 TRANSPORTS: Mapping[str, Transport] = MappingProxyType(
     {
         "inproc": Transport("inproc", _inproc_client, _inproc_serve),
         "http": Transport("http", _http_client, _http_serve, _http_malformed),
         "grpc": Transport("grpc", _grpc_client, _grpc_serve, _grpc_malformed),
         "zmq": Transport("zmq", _zmq_client, _zmq_serve, _zmq_malformed),
+        "amqp": Transport("amqp", _amqp_client, _amqp_serve, _amqp_malformed),
+        "nats": Transport("nats", _nats_client, _nats_serve, _nats_malformed),
+        "dht": Transport("dht", _dht_client, _dht_serve, _dht_malformed),
     }
 )
 

