@@ -13,13 +13,25 @@ zmq        PUB socket: two frames, ``[pair, body]`` (subscribe by pair prefix)
 The body is always ``PriceUpdate.to_json()`` (decimal strings). Each publisher
 is opened by ``connect`` and closed by ``close``; a broker that cannot be
 reached raises ``PublisherUnavailable`` with the URL in the message.
+
+The AMQP publisher rides out a broker restart: its connection is robust
+(aio-pika reconnects and re-declares the exchange), and ``publish`` retries
+the same update with a growing back-off for up to ``retry_for`` seconds
+before it gives up with ``PublisherUnavailable``. An update is never dropped
+silently; one whose confirm was lost may reach the queue twice, which the bots
+tolerate (an order's client id derives from the update, so the second
+placement is refused as a duplicate).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any, Protocol
 
 from pricefeed.update import PriceUpdate
+
+log = logging.getLogger("dex-pricefeed")
 
 PRICE_EXCHANGE = "price_updates"
 NATS_PREFIX = "prices."
@@ -42,9 +54,10 @@ class Publisher(Protocol):
 class AmqpPublisher:
     name = "amqp"
 
-    def __init__(self, url: str, exchange: str = PRICE_EXCHANGE) -> None:
+    def __init__(self, url: str, exchange: str = PRICE_EXCHANGE, retry_for: float = 120.0) -> None:
         self.url = url
         self.exchange_name = exchange
+        self.retry_for = retry_for
         self._connection: Any = None
         self._exchange: Any = None
 
@@ -67,7 +80,20 @@ class AmqpPublisher:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=f"{update.pair}-{update.seq}",
         )
-        await self._exchange.publish(message, routing_key=update.pair)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_for
+        delay = 0.1
+        while True:
+            try:
+                await self._exchange.publish(message, routing_key=update.pair)
+                return
+            except Exception as exc:  # aio-pika/aiormq raise many unrelated types while the broker is away
+                if loop.time() + delay > deadline:
+                    raise PublisherUnavailable(f"amqp: cannot publish to {self.url} for {self.retry_for:g} s: {exc}") from exc
+                if delay == 0.1:
+                    log.warning("amqp: publish failed (%s); retrying while the connection recovers", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -143,15 +143,33 @@ async def _run_worker(settings: WorkerSettings) -> None:
     await worker.run(stop)
 
 
+RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # a worker that keeps dying is restarted ever more slowly
+STEADY_S = 30.0  # a worker that lived this long restarts from the first step again
+
+
 def _run_workers(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    """Start ``--workers`` worker processes; forward SIGTERM; report (and do not restart) a worker that dies."""
+    """Supervise ``--workers`` worker processes until SIGTERM/SIGINT.
+
+    A worker that exits (killed, or its RabbitMQ connection lost when the broker
+    restarts) is reported and started again after a growing back-off; meanwhile
+    the broker hands its partitions to the live workers (single active
+    consumer), and the restarted worker joins as a standby. Nothing is lost
+    across the gap: updates wait in the durable partition queues, and an
+    update a dead worker had taken but not acknowledged is redelivered (its
+    orders' client ids make a second placement a refused duplicate).
+    """
     passthrough = list(argv[argv.index("run") + 1 :])
-    children: list[subprocess.Popen[bytes]] = []
-    for index in range(args.workers):
+
+    def spawn(index: int) -> subprocess.Popen[bytes]:
         out = [a.replace("{worker}", str(index)) for a in passthrough]
-        command = [sys.executable, "-m", "traders.bots.cli", "worker", "--worker", str(index), *out]
-        children.append(subprocess.Popen(command))
-        print(f"dex-bots: worker {index} pid {children[-1].pid}", flush=True)
+        child = subprocess.Popen([sys.executable, "-m", "traders.bots.cli", "worker", "--worker", str(index), *out])
+        print(f"dex-bots: worker {index} pid {child.pid}", flush=True)
+        return child
+
+    children = [spawn(i) for i in range(args.workers)]
+    started = [time.monotonic()] * args.workers
+    failures = [0] * args.workers
+    restart_at: dict[int, float] = {}
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -163,17 +181,26 @@ def _run_workers(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    reported: set[int] = set()
-    while any(c.poll() is None for c in children):
+    while not stopping or any(c.poll() is None for c in children):
+        now = time.monotonic()
         for index, child in enumerate(children):
-            if child.returncode is not None and index not in reported and not stopping:
-                reported.add(index)
+            if stopping or child.poll() is None:
+                continue
+            if index not in restart_at:
+                failures[index] = 0 if now - started[index] >= STEADY_S else failures[index] + 1
+                delay = RESTART_BACKOFF_S[min(failures[index], len(RESTART_BACKOFF_S) - 1)]
+                restart_at[index] = now + delay
                 print(
-                    f"dex-bots: worker {index} (pid {child.pid}) exited with {child.returncode}; its partitions move to the others",
+                    f"dex-bots: worker {index} (pid {child.pid}) exited with {child.returncode}; its partitions move to the "
+                    f"others; restarting it in {delay:g} s",
                     flush=True,
                 )
+            elif now >= restart_at[index]:
+                del restart_at[index]
+                children[index] = spawn(index)
+                started[index] = now
         time.sleep(0.2)
-    return 0 if stopping else max(c.returncode or 0 for c in children)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
