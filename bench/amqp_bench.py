@@ -22,8 +22,9 @@ harness share this machine's cores: the figures are what this machine does.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench.e2e import Benchmark, main
@@ -36,10 +37,26 @@ __all__ = ["BENCHMARK", "run"]
 TARGET_BATCH_PER_S = 50_000
 TARGET_SINGLE_P99_US = 5_000
 
+
+@contextlib.contextmanager
+def rabbitmq_broker() -> Iterator[LocalRabbitMQ]:
+    """One RabbitMQ node for every run, named to ``dex-amqp`` and the harness by ``$DEX_AMQP_URL``; stopped by PID."""
+    with LocalRabbitMQ() as broker:
+        previous = os.environ.get(URL_ENV)
+        os.environ[URL_ENV] = broker.url  # LocalAmqpServer and the harness's AMQP client read it
+        try:
+            yield broker
+        finally:
+            if previous is None:
+                os.environ.pop(URL_ENV, None)
+            else:
+                os.environ[URL_ENV] = previous
+
+
 BENCHMARK = Benchmark(
     name="amqp",
     transport="amqp",
-    server=LocalAmqpServer,  # on the broker named by $DEX_AMQP_URL, which run() sets
+    server=LocalAmqpServer,  # on the broker named by $DEX_AMQP_URL, which rabbitmq_broker() sets
     target_batch_per_s=TARGET_BATCH_PER_S,
     target_single_p99_us=TARGET_SINGLE_P99_US,
     default_out=Path("reports/bench-amqp.json"),
@@ -48,20 +65,13 @@ BENCHMARK = Benchmark(
         "Each harness trader has its own AMQP connection; a batch is one persistent message with a publisher confirm,"
         " answered on the trader's reply queue.",
     ),
+    broker=rabbitmq_broker,
 )
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    with LocalRabbitMQ() as broker:
-        previous = os.environ.get(URL_ENV)
-        os.environ[URL_ENV] = broker.url  # LocalAmqpServer and nothing else reads it
-        try:
-            return main(BENCHMARK, argv, __doc__.split("\n\n")[0] if __doc__ else None)
-        finally:
-            if previous is None:
-                os.environ.pop(URL_ENV, None)
-            else:
-                os.environ[URL_ENV] = previous
+    with rabbitmq_broker():
+        return main(BENCHMARK, argv, __doc__.split("\n\n")[0] if __doc__ else None)
 
 
 if __name__ == "__main__":

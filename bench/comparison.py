@@ -13,9 +13,10 @@ same seed and the same ``dex-trader`` harness, three modes:
 * ``batch``: 4 traders, ``--batch`` (1,000) orders per submit, closed loop:
   throughput, every order's reply matched.
 
-Each transport's server (and broker) is started by the transport's own
-benchmark module (``bench/<name>_bench.py``, its ``BENCHMARK.server``): a
-fresh server per transport and repeat, journal in a temporary directory,
+Each transport's server is started by the transport's own benchmark module
+(``bench/<name>_bench.py``, its ``BENCHMARK.server``; a broker it needs,
+``BENCHMARK.broker``, once for the whole run): a fresh server per transport
+and repeat, journal in a temporary directory,
 default durability (every reply waits for its journal fsync), stopped by PID
 when its modes are done. The modes run single → rate → batch on it, so the
 large book batch mode leaves behind never weighs on the latency modes.
@@ -253,14 +254,36 @@ def _print_point(transport: str, point: dict[str, Any]) -> None:
     )
 
 
+def _start_brokers(stack: contextlib.ExitStack, plan: Plan) -> dict[str, str]:
+    """Start, once for the whole run, the broker each transport's runs need; the transports whose broker failed."""
+    failed: dict[str, str] = {}
+    for name in plan.transports:
+        if name == INPROC:
+            continue
+        try:
+            broker = benchmark_of(name).broker
+            if broker is not None:
+                print(f"  {name:<7} starting its broker", flush=True)
+                stack.enter_context(broker())
+        except Exception as exc:  # a broker that cannot start fails that transport's points, not the report
+            failed[name] = f"broker: {type(exc).__name__}: {exc}"
+    return failed
+
+
 def run(plan: Plan) -> dict[str, Any]:
     started = time.time()
     host = machine()
     points: dict[str, list[dict[str, Any]]] = {name: [] for name in plan.transports}
-    for repeat in range(plan.repeat):
-        print(f"repeat {repeat + 1}/{plan.repeat}", flush=True)
-        for name in plan.transports:
-            points[name].extend(run_transport(name, plan, repeat, _print_point))
+    with contextlib.ExitStack() as brokers:
+        no_broker = _start_brokers(brokers, plan)
+        for repeat in range(plan.repeat):
+            print(f"repeat {repeat + 1}/{plan.repeat}", flush=True)
+            for name in plan.transports:
+                if name in no_broker:
+                    failed = [{"mode": mode, "repeat": repeat, "error": no_broker[name]} for mode in MODES]
+                    points[name].extend(failed)
+                    continue
+                points[name].extend(run_transport(name, plan, repeat, _print_point))
     summary = {name: summarize(runs) for name, runs in points.items()}
     return {
         "report": "transport-comparison",

@@ -127,6 +127,8 @@ class Benchmark:
     target_single_p99_us: float
     default_out: Path
     notes: tuple[str, ...] = ()
+    # What every run of this transport needs running first (a broker), started once for all of them.
+    broker: Callable[[], AbstractContextManager[object]] | None = None
 
 
 def parse_args(bench: Benchmark, argv: Sequence[str] | None, description: str | None) -> argparse.Namespace:
