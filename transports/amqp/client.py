@@ -35,30 +35,27 @@ import asyncio
 import contextlib
 import itertools
 import secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from aiormq import spec
 
-from engine import AddInstrument, BookDepth, Command, Instrument, InstrumentAdded, MalformedMessage, NotConnected, OrderView, RejectReason
+from engine import BookDepth, Command, Instrument, MalformedMessage, NotConnected, OrderView, RejectReason
 from transports.amqp import protocol as proto
 from transports.amqp.connection import BackoffRobustConnection, connect, not_connected, publish_raw, strip_name
 from transports.amqp.settings import CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, AmqpNames, client_url, default_names, routing_symbol
-from transports.codec.json_codec import InstrumentLookup
 from transports.codec.proto_codec import (
     decode_book,
     decode_error,
-    decode_instruments,
     decode_market_data,
     decode_order_status,
-    decode_replies,
     decode_stats,
-    encode_commands,
     pb,
 )
 from transports.core.client import Replies, TraderClient
+from transports.core.instruments_cache import InstrumentsCache
 from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate
 
 
@@ -91,7 +88,7 @@ class AmqpClient(TraderClient):
         self._session = secrets.token_hex(6)
         self._ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[tuple[str, bytes]]] = {}
-        self._instruments: dict[str, Instrument] = {}
+        self._catalog = InstrumentsCache(self._instrument_list)
         self._connection: BackoffRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._headers: dict[str, Any] = {proto.TRADER_HEADER: trader}
@@ -115,7 +112,7 @@ class AmqpClient(TraderClient):
                 reply_queue = await channel.declare_queue(self._reply_name, exclusive=True, auto_delete=True)
                 await reply_queue.consume(self._on_reply, no_ack=True)
                 self._connection, self._channel = connection, channel
-                await self._fetch_instruments()  # the first round trip: is an exchange server there?
+                await self._catalog.refresh()  # the first round trip: is an exchange server there?
             except BaseException as exc:
                 self._connection = self._channel = None
                 with contextlib.suppress(Exception):
@@ -197,59 +194,30 @@ class AmqpClient(TraderClient):
             return []
         await self._ready()
         batch_id = next(self._ids)
-        lookup: InstrumentLookup = self._instruments.get
-        try:
-            body = encode_commands(commands, lookup, batch_id).SerializeToString()
-        except MalformedMessage as exc:  # a symbol this client has not seen (yet): ask the server, once
-            if exc.reason is not RejectReason.UNKNOWN_SYMBOL:
-                raise
-            lookup = await self._lookup_for(commands)
-            body = encode_commands(commands, lookup, batch_id).SerializeToString()
+        body, lookup = await self._catalog.encode(commands, batch_id)
         reply = await self._call(proto.BATCH, body, persistent=True, message_id=f"{self._session}-b{batch_id}")
-        try:
-            replies = decode_replies(reply, lookup)
-        except MalformedMessage as exc:
-            if exc.reason is not RejectReason.UNKNOWN_SYMBOL:
-                raise
-            await self._fetch_instruments()  # an event names a symbol listed since
-            replies = decode_replies(reply, self._instruments.get)
-        for events in replies:
-            for event in events:
-                if type(event) is InstrumentAdded:
-                    assert isinstance(event, InstrumentAdded)
-                    self._instruments[event.instrument.symbol] = event.instrument
-        return replies
-
-    async def _lookup_for(self, commands: Sequence[Command]) -> InstrumentLookup:
-        await self._fetch_instruments()
-        listing = {c.instrument.symbol: c.instrument for c in commands if isinstance(c, AddInstrument)}
-        return {**self._instruments, **listing}.get if listing else self._instruments.get
+        return await self._catalog.decode(reply, lookup)
 
     # ------------------------------------------------------------- queries
-    async def _fetch_instruments(self) -> list[Instrument]:
-        instruments = decode_instruments(await self._call(proto.INSTRUMENTS))
-        self._instruments = {i.symbol: i for i in instruments}
-        return instruments
 
-    async def _know(self, symbols: Iterable[str]) -> None:
-        if any(s and s not in self._instruments for s in symbols):
-            await self._fetch_instruments()
+    async def _instrument_list(self) -> bytes:
+        return await self._call(proto.INSTRUMENTS)
 
     async def instruments(self) -> list[Instrument]:
-        return await self._fetch_instruments()
+        return await self._catalog.refresh()
 
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:
         reply = await self._call(proto.BOOK, pb.BookRequest(symbol=symbol, depth=depth).SerializeToString())
-        await self._know([symbol])
-        return decode_book(reply, self._instruments.get)
+        await self._catalog.know([symbol])
+        return decode_book(reply, self._catalog.by_symbol.get)
 
     async def order(self, order_id: int) -> OrderView | None:
         reply = pb.OrderStatusReply.FromString(
             await self._call(proto.ORDER, pb.OrderStatusRequest(order_id=int(order_id)).SerializeToString())
         )
         if reply.HasField("order"):
-            await self._know([reply.order.symbol])
-        return decode_order_status(reply, self._instruments.get)
+            await self._catalog.know([reply.order.symbol])
+        return decode_order_status(reply, self._catalog.by_symbol.get)
 
     async def stats(self) -> dict[str, Any]:
         return decode_stats(await self._call(proto.STATS))
@@ -260,7 +228,7 @@ class AmqpClient(TraderClient):
 
     async def snapshots(self, symbols: Sequence[str]) -> list[BookSnapshot]:
         """A fresh ``BookSnapshot`` of each symbol, over RPC (it also makes the server publish them)."""
-        await self._know(symbols)
+        await self._catalog.know(symbols)
         reply = await self._call(proto.SNAPSHOT, pb.MarketDataRequest(symbols=list(symbols)).SerializeToString())
         try:
             frames = proto.unpack_frames(reply)
@@ -268,7 +236,7 @@ class AmqpClient(TraderClient):
             raise MalformedMessage(f"a snapshot reply that does not unpack: {exc}") from None
         out = []
         for frame in frames:
-            item = decode_market_data(frame, self._instruments.get)
+            item = decode_market_data(frame, self._catalog.by_symbol.get)
             if not isinstance(item, BookSnapshot):
                 raise MalformedMessage("a snapshot reply holds a non-snapshot message")
             out.append(item)
@@ -280,9 +248,9 @@ class AmqpClient(TraderClient):
         wanted = list(dict.fromkeys(symbols))
         if not wanted:
             raise MalformedMessage("name the symbols to subscribe to")
-        await self._know(wanted)
+        await self._catalog.know(wanted)
         for symbol in wanted:
-            if symbol not in self._instruments:
+            if symbol not in self._catalog.by_symbol:
                 raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
         assert self._connection is not None
         channel = await self._connection.channel(publisher_confirms=False)
@@ -308,7 +276,7 @@ class AmqpClient(TraderClient):
             with contextlib.suppress(Exception):
                 await channel.close()
             raise not_connected(self.url, exc) from exc
-        lookup = self._instruments.get
+        lookup = self._catalog.by_symbol.get
         last: dict[str, int] = {}
         try:
             # Bind first, then snapshot: an update published in between is

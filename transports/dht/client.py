@@ -17,24 +17,23 @@ import hashlib
 import itertools
 import os
 import struct
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
 
-from engine import AddInstrument, BookDepth, Command, Instrument, InstrumentAdded, MalformedMessage, NotConnected, OrderView
+from engine import AddInstrument, BookDepth, Command, Instrument, MalformedMessage, NotConnected, OrderView
 from transports.codec.proto_codec import (
     decode_book,
     decode_error,
-    decode_instruments,
     decode_market_data,
     decode_order_status,
-    decode_replies,
     decode_stats,
     encode_commands,
 )
 from transports.core.client import Replies, TraderClient
 from transports.core.http_wire import Broken, HttpEndpoint, StreamRefused, Unreachable
+from transports.core.instruments_cache import InstrumentsCache
 from transports.core.marketdata import MarketData
 
 DEFAULT_URL = "dht://127.0.0.1:7700"
@@ -68,12 +67,12 @@ class DhtClient(TraderClient):
         self._order = self.endpoints[start:] + self.endpoints[:start]
         self.timeout = timeout
         self._headers = {"X-Trader": self.trader, "Content-Type": PROTO}
-        self._instruments: dict[str, Instrument] = {}
+        self._catalog = InstrumentsCache(self._instrument_list)
         self._ids = itertools.count(1)
 
     # ------------------------------------------------------------ lifecycle
     async def connect(self) -> None:
-        await self._fetch_instruments()
+        await self._catalog.refresh()
 
     async def close(self) -> None:
         for endpoint in self.endpoints:
@@ -106,42 +105,26 @@ class DhtClient(TraderClient):
     async def submit(self, commands: Sequence[Command]) -> Replies:
         if not commands:
             return []
-        await self._know(getattr(c, "symbol", "") for c in commands)
+        await self._catalog.know(getattr(c, "symbol", "") for c in commands)
         listing = {c.instrument.symbol: c.instrument for c in commands if isinstance(c, AddInstrument)}
-        lookup = {**self._instruments, **listing}.get
+        lookup = {**self._catalog.by_symbol, **listing}.get
         batch_id = next(self._ids)
         body = encode_commands(commands, lookup, batch_id).SerializeToString()
-        status, reply = await self._request("POST", "/v1/batch", content=body)
-        try:
-            replies = decode_replies(reply, lookup)
-        except MalformedMessage:
-            if status != 200:
-                raise
-            await self._fetch_instruments()  # an event names a symbol listed since
-            replies = decode_replies(reply, {**self._instruments, **listing}.get)
-        for events in replies:
-            for event in events:
-                if isinstance(event, InstrumentAdded):
-                    self._instruments[event.instrument.symbol] = event.instrument
-        return replies
+        _status, reply = await self._request("POST", "/v1/batch", content=body)
+        return await self._catalog.decode(reply, lookup)
 
     # ------------------------------------------------------------- queries
-    async def _fetch_instruments(self) -> list[Instrument]:
-        instruments = decode_instruments(await self._get("/v1/instruments"))
-        self._instruments = {i.symbol: i for i in instruments}
-        return instruments
 
-    async def _know(self, symbols: Iterable[str]) -> None:
-        if any(s and s not in self._instruments for s in symbols):
-            await self._fetch_instruments()
+    async def _instrument_list(self) -> bytes:
+        return await self._get("/v1/instruments")
 
     async def instruments(self) -> list[Instrument]:
-        return await self._fetch_instruments()
+        return await self._catalog.refresh()
 
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:
         data = await self._get("/v1/book", symbol=symbol, depth=depth)
-        await self._know([symbol])
-        return decode_book(data, self._instruments.get)
+        await self._catalog.know([symbol])
+        return decode_book(data, self._catalog.by_symbol.get)
 
     async def order(self, order_id: int) -> OrderView | None:
         data = await self._get("/v1/order", id=int(order_id))
@@ -149,8 +132,8 @@ class DhtClient(TraderClient):
 
         reply = pb.OrderStatusReply.FromString(data)
         if reply.HasField("order"):
-            await self._know([reply.order.symbol])
-        return decode_order_status(reply, self._instruments.get)
+            await self._catalog.know([reply.order.symbol])
+        return decode_order_status(reply, self._catalog.by_symbol.get)
 
     async def stats(self) -> dict[str, Any]:
         return decode_stats(await self._get("/v1/stats"))
@@ -166,7 +149,7 @@ class DhtClient(TraderClient):
         wanted = list(dict.fromkeys(symbols))
         if not wanted:
             raise MalformedMessage("name the symbols to subscribe to")
-        await self._know(wanted)
+        await self._catalog.know(wanted)
         endpoint = self._order[0]
         buffer = b""
         try:
@@ -177,7 +160,7 @@ class DhtClient(TraderClient):
                     if len(buffer) < 4 + length:
                         break
                     message, buffer = buffer[4 : 4 + length], buffer[4 + length :]
-                    yield decode_market_data(message, self._instruments.get)
+                    yield decode_market_data(message, self._catalog.by_symbol.get)
         except StreamRefused as exc:
             raise decode_error(exc.body) from None
         except (Broken, Unreachable) as exc:

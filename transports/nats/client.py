@@ -35,7 +35,6 @@ from engine import (
     BookDepth,
     Command,
     Instrument,
-    InstrumentAdded,
     MalformedMessage,
     NotConnected,
     OrderView,
@@ -45,15 +44,14 @@ from transports.codec.json_codec import InstrumentLookup
 from transports.codec.proto_codec import (
     decode_book,
     decode_error,
-    decode_instruments,
     decode_market_data,
     decode_order_status,
-    decode_replies,
     decode_stats,
     encode_commands,
     pb,
 )
 from transports.core.client import Replies, TraderClient
+from transports.core.instruments_cache import InstrumentsCache
 from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate
 from transports.nats.connection import ConnectionErrors, connect
 from transports.nats.settings import (
@@ -90,7 +88,7 @@ class NatsClient(TraderClient):
         self._nc: Client | None = None
         self._ids = itertools.count(1)
         self._headers = {TRADER_HEADER: trader}
-        self._instruments: dict[str, Instrument] = {}
+        self._catalog = InstrumentsCache(self._instrument_list)
         self._connecting: asyncio.Lock | None = None
 
     # ----------------------------------------------------------- lifecycle
@@ -103,7 +101,7 @@ class NatsClient(TraderClient):
             nc = await connect(self.url, f"dex-trader {self.trader}", self.errors, timeout=self.connect_timeout)
             self._nc = nc
             try:
-                await self._fetch_instruments()
+                await self._catalog.refresh()
             except BaseException:
                 await self.close()
                 raise
@@ -152,14 +150,14 @@ class NatsClient(TraderClient):
         if not commands:
             return []
         await self._ready()
-        lookup: InstrumentLookup = self._instruments.get
+        lookup: InstrumentLookup = self._catalog.by_symbol.get
         chunks = [commands[i : i + MAX_COMMANDS_PER_REQUEST] for i in range(0, len(commands), MAX_COMMANDS_PER_REQUEST)]
         try:
             frames = [self._frame(chunk, lookup) for chunk in chunks]
         except MalformedMessage as exc:  # a symbol this client has not seen (yet): ask the server, once
             if exc.reason is not RejectReason.UNKNOWN_SYMBOL:
                 raise
-            lookup = await self._lookup_for(commands)
+            lookup = await self._catalog.lookup_for(commands)
             frames = [self._frame(chunk, lookup) for chunk in chunks]
         # Pipelined: the requests leave in order on one connection, so they apply in order.
         futures = [asyncio.ensure_future(self._request(subject, frame)) for subject, _, frame in frames]
@@ -174,54 +172,32 @@ class NatsClient(TraderClient):
             reply = pb.ReplyBatch.FromString(msg.data)
             if reply.batch_id != batch_id and not reply.HasField("error"):
                 raise MalformedMessage(f"a reply to batch {reply.batch_id} came for batch {batch_id}")
-            try:
-                part = decode_replies(reply, lookup)
-            except MalformedMessage as exc:
-                if exc.reason is not RejectReason.UNKNOWN_SYMBOL or reply.HasField("error"):
-                    raise
-                await self._fetch_instruments()  # an event names a symbol listed since
-                part = decode_replies(reply, self._instruments.get)
-            replies.extend(part)
-        for events in replies:
-            for event in events:
-                if type(event) is InstrumentAdded:
-                    assert isinstance(event, InstrumentAdded)
-                    self._instruments[event.instrument.symbol] = event.instrument
+            replies.extend(await self._catalog.decode(reply, lookup))
         return replies
 
     def _frame(self, chunk: Sequence[Command], lookup: InstrumentLookup) -> tuple[str, int, bytes]:
         batch_id = next(self._ids)
         return self.subjects.command(_symbol_of(chunk[0])), batch_id, encode_commands(chunk, lookup, batch_id).SerializeToString()
 
-    async def _lookup_for(self, commands: Sequence[Command]) -> InstrumentLookup:
-        await self._fetch_instruments()
-        listing = {c.instrument.symbol: c.instrument for c in commands if isinstance(c, AddInstrument)}
-        return {**self._instruments, **listing}.get if listing else self._instruments.get
-
     # ------------------------------------------------------------- queries
-    async def _fetch_instruments(self) -> list[Instrument]:
-        instruments = decode_instruments((await self._query("instruments"))[0])
-        self._instruments = {i.symbol: i for i in instruments}
-        return instruments
 
-    async def _know(self, symbols: Sequence[str]) -> None:
-        if any(s and s not in self._instruments for s in symbols):
-            await self._fetch_instruments()
+    async def _instrument_list(self) -> bytes:
+        return (await self._query("instruments"))[0]
 
     async def instruments(self) -> list[Instrument]:
-        return await self._fetch_instruments()
+        return await self._catalog.refresh()
 
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:
         data = (await self._query("book", pb.BookRequest(symbol=symbol, depth=depth).SerializeToString()))[0]
-        await self._know([symbol])
-        return decode_book(data, self._instruments.get)
+        await self._catalog.know([symbol])
+        return decode_book(data, self._catalog.by_symbol.get)
 
     async def order(self, order_id: int) -> OrderView | None:
         data = (await self._query("order", pb.OrderStatusRequest(order_id=int(order_id)).SerializeToString()))[0]
         reply = pb.OrderStatusReply.FromString(data)
         if reply.HasField("order"):
-            await self._know([reply.order.symbol])
-        return decode_order_status(reply, self._instruments.get)
+            await self._catalog.know([reply.order.symbol])
+        return decode_order_status(reply, self._catalog.by_symbol.get)
 
     async def stats(self) -> dict[str, Any]:
         msg = await self._request(self.subjects.query("stats"), b"")
@@ -235,11 +211,11 @@ class NatsClient(TraderClient):
         await self._request(self.subjects.query("ping"), b"", self.connect_timeout)
 
     async def snapshots(self, symbols: Sequence[str]) -> list[BookSnapshot]:
-        await self._know(symbols)
+        await self._catalog.know(symbols)
         parts = await self._query("snapshot", pb.MarketDataRequest(symbols=list(symbols)).SerializeToString())
         out = []
         for part in parts:
-            item = decode_market_data(part, self._instruments.get)
+            item = decode_market_data(part, self._catalog.by_symbol.get)
             if not isinstance(item, BookSnapshot):
                 raise MalformedMessage("a snapshot reply holds a non-snapshot message")
             out.append(item)
@@ -251,9 +227,9 @@ class NatsClient(TraderClient):
         wanted = list(dict.fromkeys(symbols))
         if not wanted:
             raise MalformedMessage("name the symbols to subscribe to")
-        await self._know(wanted)
+        await self._catalog.know(wanted)
         for symbol in wanted:
-            if symbol not in self._instruments:
+            if symbol not in self._catalog.by_symbol:
                 raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
         queue: asyncio.Queue[Msg] = asyncio.Queue()
 
@@ -266,7 +242,7 @@ class NatsClient(TraderClient):
             )
             for s in wanted
         ]
-        lookup = self._instruments.get
+        lookup = self._catalog.by_symbol.get
         last: dict[str, int] = {}
         try:
             await nc.flush(max(1, round(self.connect_timeout)))  # the subscriptions are in place before the snapshots are taken

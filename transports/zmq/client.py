@@ -39,7 +39,7 @@ import asyncio
 import itertools
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -47,29 +47,26 @@ import zmq
 from google.protobuf.message import DecodeError
 
 from engine import (
-    AddInstrument,
     BookDepth,
     Command,
     Instrument,
-    InstrumentAdded,
     MalformedMessage,
     NotConnected,
     OrderView,
     RejectReason,
 )
-from transports.codec.json_codec import InstrumentLookup
 from transports.codec.proto_codec import (
     decode_book,
     decode_error,
     decode_instruments,
     decode_market_data,
     decode_order_status,
-    decode_replies,
     decode_stats,
     encode_commands,
     pb,
 )
 from transports.core.client import Replies, TraderClient
+from transports.core.instruments_cache import InstrumentsCache
 from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate
 from transports.zmq import protocol as proto
 from transports.zmq.loop_socket import LoopSocket
@@ -110,7 +107,7 @@ class ZmqClient(TraderClient):
         self._outbox: deque[list[bytes]] = deque()  # sends refused at the HWM, in order
         self._retry: asyncio.TimerHandle | None = None
         self._watchdog: asyncio.TimerHandle | None = None
-        self._instruments: dict[str, Instrument] = {}
+        self._catalog = InstrumentsCache(self._instrument_list)
         self._connecting: asyncio.Future[None] | None = None
         self._streams: dict[LoopSocket, asyncio.Event] = {}
 
@@ -151,7 +148,7 @@ class ZmqClient(TraderClient):
             else:
                 info.cancel()
             self.pub_endpoint = self._address.pub_endpoint(port)
-            self._instruments = {i.symbol: i for i in decode_instruments((await listing)[0])}
+            self._catalog.by_symbol = {i.symbol: i for i in decode_instruments((await listing)[0])}
         except BaseException as exc:
             for step in (hello, info, listing):
                 if not step.done():
@@ -306,14 +303,7 @@ class ZmqClient(TraderClient):
             return []
         await self._ready()
         batch_id = next(self._ids)
-        lookup: InstrumentLookup = self._instruments.get
-        try:
-            frame = encode_commands(commands, lookup, batch_id).SerializeToString()
-        except MalformedMessage as exc:  # a symbol this client has not seen (yet): ask the server, once
-            if exc.reason is not RejectReason.UNKNOWN_SYMBOL:
-                raise
-            lookup = await self._lookup_for(commands)
-            frame = encode_commands(commands, lookup, batch_id).SerializeToString()
+        frame, lookup = await self._catalog.encode(commands, batch_id)
         reply: pb.ReplyBatch = await self._batch(batch_id, frame)
         if reply.HasField("error"):
             error = decode_error(reply.error)
@@ -323,55 +313,32 @@ class ZmqClient(TraderClient):
             await self._request(proto.HELLO, [self.trader.encode()])
             batch_id = next(self._ids)
             reply = await self._batch(batch_id, encode_commands(commands, lookup, batch_id).SerializeToString())
-        try:
-            replies = decode_replies(reply, lookup)
-        except MalformedMessage as exc:
-            if exc.reason is not RejectReason.UNKNOWN_SYMBOL:
-                raise
-            await self._fetch_instruments()  # an event names a symbol listed since (a stop, a trade of another's)
-            replies = decode_replies(reply, self._instruments.get)
-        for events in replies:
-            for event in events:
-                if type(event) is InstrumentAdded:
-                    assert isinstance(event, InstrumentAdded)
-                    self._instruments[event.instrument.symbol] = event.instrument
-        return replies
+        return await self._catalog.decode(reply, lookup)
 
     def _batch(self, batch_id: int, frame: bytes) -> asyncio.Future[pb.ReplyBatch]:
         future = self._expect(batch_id, self.timeout)
         self._send([frame])
         return future
 
-    async def _lookup_for(self, commands: Sequence[Command]) -> InstrumentLookup:
-        """The instruments as the server lists them now, plus those the batch itself lists."""
-        await self._fetch_instruments()
-        listing = {c.instrument.symbol: c.instrument for c in commands if isinstance(c, AddInstrument)}
-        return {**self._instruments, **listing}.get if listing else self._instruments.get
-
     # ------------------------------------------------------------- queries
-    async def _fetch_instruments(self) -> list[Instrument]:
-        instruments = decode_instruments((await self._query(proto.INSTRUMENTS))[0])
-        self._instruments = {i.symbol: i for i in instruments}
-        return instruments
 
-    async def _know(self, symbols: Iterable[str]) -> None:
-        if any(s and s not in self._instruments for s in symbols):
-            await self._fetch_instruments()
+    async def _instrument_list(self) -> bytes:
+        return (await self._query(proto.INSTRUMENTS))[0]
 
     async def instruments(self) -> list[Instrument]:
-        return await self._fetch_instruments()
+        return await self._catalog.refresh()
 
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:
         frames = await self._query(proto.BOOK, [pb.BookRequest(symbol=symbol, depth=depth).SerializeToString()])
-        await self._know([symbol])
-        return decode_book(frames[0], self._instruments.get)
+        await self._catalog.know([symbol])
+        return decode_book(frames[0], self._catalog.by_symbol.get)
 
     async def order(self, order_id: int) -> OrderView | None:
         frames = await self._query(proto.ORDER, [pb.OrderStatusRequest(order_id=int(order_id)).SerializeToString()])
         reply = pb.OrderStatusReply.FromString(frames[0])
         if reply.HasField("order"):
-            await self._know([reply.order.symbol])
-        return decode_order_status(reply, self._instruments.get)
+            await self._catalog.know([reply.order.symbol])
+        return decode_order_status(reply, self._catalog.by_symbol.get)
 
     async def stats(self) -> dict[str, Any]:
         return decode_stats((await self._query(proto.STATS))[0])
@@ -383,11 +350,11 @@ class ZmqClient(TraderClient):
 
     async def snapshots(self, symbols: Sequence[str]) -> list[BookSnapshot]:
         """A fresh ``BookSnapshot`` of each symbol, from the ROUTER."""
-        await self._know(symbols)
+        await self._catalog.know(symbols)
         frames = await self._query(proto.SNAPSHOT, [pb.MarketDataRequest(symbols=list(symbols)).SerializeToString()])
         out = []
         for frame in frames:
-            item = decode_market_data(frame, self._instruments.get)
+            item = decode_market_data(frame, self._catalog.by_symbol.get)
             if not isinstance(item, BookSnapshot):
                 raise MalformedMessage("a snapshot reply holds a non-snapshot message")
             out.append(item)
@@ -399,9 +366,9 @@ class ZmqClient(TraderClient):
         wanted = list(dict.fromkeys(symbols))
         if not wanted:
             raise MalformedMessage("name the symbols to subscribe to")
-        await self._know(wanted)
+        await self._catalog.know(wanted)
         for symbol in wanted:
-            if symbol not in self._instruments:
+            if symbol not in self._catalog.by_symbol:
                 raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
         sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
@@ -414,7 +381,7 @@ class ZmqClient(TraderClient):
         arrived = asyncio.Event()
         stream = LoopSocket(sub, arrived.set, reader.loop)
         self._streams[stream] = arrived
-        lookup = self._instruments.get
+        lookup = self._catalog.by_symbol.get
         last: dict[str, int] = {}
         try:
             # Subscribe first, then snapshot: an update published in between is
