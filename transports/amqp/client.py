@@ -56,7 +56,7 @@ from transports.codec.proto_codec import (
 )
 from transports.core.client import Replies, TraderClient
 from transports.core.instruments_cache import InstrumentsCache
-from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate
+from transports.core.marketdata import BookSnapshot, MarketData, in_sequence
 
 
 class NoReply(NotConnected):
@@ -277,38 +277,14 @@ class AmqpClient(TraderClient):
                 await channel.close()
             raise not_connected(self.url, exc) from exc
         lookup = self._catalog.by_symbol.get
-        last: dict[str, int] = {}
-        try:
-            # Bind first, then snapshot: an update published in between is
-            # either in the snapshot (md_seq <= its) or arrives after it.
-            for snapshot in await self.snapshots(wanted):
-                last[snapshot.symbol] = snapshot.md_seq
-                yield snapshot
+
+        async def arrivals() -> AsyncIterator[MarketData]:
             while True:
-                item = decode_market_data(await arrived.get(), lookup)
-                symbol = item.symbol
-                if symbol not in last:
-                    continue
-                while True:
-                    if isinstance(item, MarketUpdate):
-                        if item.md_seq <= last[symbol]:
-                            break  # already in the snapshot
-                        if item.md_seq == last[symbol] + 1:
-                            last[symbol] = item.md_seq
-                            yield item
-                            break
-                        gap = Gap(symbol, last[symbol], item.md_seq - last[symbol] - 1)
-                    elif isinstance(item, Gap):
-                        gap = Gap(symbol, last[symbol], item.dropped)
-                    else:
-                        break  # snapshots are never published; ignore
-                    yield gap
-                    (snapshot,) = await self.snapshots([symbol])
-                    last[symbol] = snapshot.md_seq
-                    yield snapshot
-                    if not isinstance(item, MarketUpdate):
-                        break
-                    # the update that showed the gap: in the snapshot, next after it, or another gap
+                yield decode_market_data(await arrived.get(), lookup)
+
+        try:
+            async for item in in_sequence(arrivals(), self.snapshots, wanted):  # bound above: snapshots now
+                yield item
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(channel.close(), self.connect_timeout)

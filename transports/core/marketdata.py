@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from engine import BookDelta, BookDepth, TradeExecuted
@@ -152,3 +152,46 @@ class MarketDataHub:
 
     def gap_count(self) -> int:
         return sum(s.gaps for subs in self._subscribers.values() for s in subs)
+
+
+async def in_sequence(
+    arrivals: AsyncIterator[MarketData], snapshots: Callable[[Sequence[str]], Awaitable[list[BookSnapshot]]], symbols: Sequence[str]
+) -> AsyncIterator[MarketData]:
+    """What a client's ``market_data`` yields, from what its wire delivers: the same rules on every transport.
+
+    Call it once the wire subscription is in place: it takes the snapshots
+    then, so an update published in between is either in a snapshot
+    (``md_seq`` not above it: skipped) or arrives after it. Then each update
+    is yielded exactly when it is the next ``md_seq`` of its symbol; a jump, or
+    a ``Gap`` the server sent, yields a ``Gap`` and a fresh snapshot of that
+    symbol, and the update that showed the jump is judged again against the
+    new snapshot (skipped, yielded, or another gap). Symbols not asked for are
+    ignored, and so are snapshots on the wire (never published).
+    """
+    last: dict[str, int] = {}
+    for snapshot in await snapshots(symbols):
+        last[snapshot.symbol] = snapshot.md_seq
+        yield snapshot
+    async for item in arrivals:
+        symbol = item.symbol
+        if symbol not in last:
+            continue
+        while True:
+            if isinstance(item, MarketUpdate):
+                if item.md_seq <= last[symbol]:
+                    break  # already in the snapshot
+                if item.md_seq == last[symbol] + 1:
+                    last[symbol] = item.md_seq
+                    yield item
+                    break
+                gap = Gap(symbol, last[symbol], item.md_seq - last[symbol] - 1)
+            elif isinstance(item, Gap):
+                gap = Gap(symbol, last[symbol], item.dropped)
+            else:
+                break
+            yield gap
+            (snapshot,) = await snapshots([symbol])
+            last[symbol] = snapshot.md_seq
+            yield snapshot
+            if not isinstance(item, MarketUpdate):
+                break

@@ -52,7 +52,7 @@ from transports.codec.proto_codec import (
 )
 from transports.core.client import Replies, TraderClient
 from transports.core.instruments_cache import InstrumentsCache
-from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate
+from transports.core.marketdata import BookSnapshot, MarketData, in_sequence
 from transports.nats.connection import ConnectionErrors, connect
 from transports.nats.settings import (
     DEFAULT_PREFIX,
@@ -243,36 +243,17 @@ class NatsClient(TraderClient):
             for s in wanted
         ]
         lookup = self._catalog.by_symbol.get
-        last: dict[str, int] = {}
-        try:
-            await nc.flush(max(1, round(self.connect_timeout)))  # the subscriptions are in place before the snapshots are taken
-            for snapshot in await self.snapshots(wanted):
-                last[snapshot.symbol] = snapshot.md_seq
-                yield snapshot
+
+        async def arrivals() -> AsyncIterator[MarketData]:
             while True:
                 if self._nc is None:
                     raise NotConnected("the client was closed")
-                msg = await queue.get()
-                item = decode_market_data(msg.data, lookup)
-                symbol = item.symbol
-                if symbol not in last:
-                    continue
-                if isinstance(item, MarketUpdate):
-                    if item.md_seq <= last[symbol]:
-                        continue  # already in the snapshot
-                    if item.md_seq == last[symbol] + 1:
-                        last[symbol] = item.md_seq
-                        yield item
-                        continue
-                    gap = Gap(symbol, last[symbol], item.md_seq - last[symbol] - 1)
-                elif isinstance(item, Gap):
-                    gap = Gap(symbol, last[symbol], item.dropped)
-                else:
-                    continue  # snapshots are never published
-                yield gap
-                (snapshot,) = await self.snapshots([symbol])
-                last[symbol] = snapshot.md_seq
-                yield snapshot
+                yield decode_market_data((await queue.get()).data, lookup)
+
+        try:
+            await nc.flush(max(1, round(self.connect_timeout)))  # the subscriptions are in place before the snapshots are taken
+            async for item in in_sequence(arrivals(), self.snapshots, wanted):
+                yield item
         finally:
             for sub in subs:
                 with contextlib.suppress(Exception):  # the connection is closed already

@@ -67,7 +67,7 @@ from transports.codec.proto_codec import (
 )
 from transports.core.client import Replies, TraderClient
 from transports.core.instruments_cache import InstrumentsCache
-from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate
+from transports.core.marketdata import BookSnapshot, MarketData, in_sequence
 from transports.zmq import protocol as proto
 from transports.zmq.loop_socket import LoopSocket
 from transports.zmq.settings import DEALER_HWM, SUB_RCVHWM, ZmqAddress, client_url, parse_url
@@ -382,13 +382,8 @@ class ZmqClient(TraderClient):
         stream = LoopSocket(sub, arrived.set, reader.loop)
         self._streams[stream] = arrived
         lookup = self._catalog.by_symbol.get
-        last: dict[str, int] = {}
-        try:
-            # Subscribe first, then snapshot: an update published in between is
-            # either in the snapshot (md_seq <= its) or arrives after it.
-            for snapshot in await self.snapshots(wanted):
-                last[snapshot.symbol] = snapshot.md_seq
-                yield snapshot
+
+        async def arrivals() -> AsyncIterator[MarketData]:
             while True:
                 try:
                     frames = sub.recv_multipart(zmq.NOBLOCK)
@@ -398,33 +393,12 @@ class ZmqClient(TraderClient):
                     continue
                 except zmq.ZMQError as exc:
                     raise self._unreachable(f"market-data stream closed: {exc}") from None
-                if len(frames) != 2:
-                    continue
-                item = decode_market_data(frames[1], lookup)
-                symbol = item.symbol
-                if symbol not in last:
-                    continue
-                while True:
-                    if isinstance(item, MarketUpdate):
-                        if item.md_seq <= last[symbol]:
-                            break  # already in the snapshot
-                        if item.md_seq == last[symbol] + 1:
-                            last[symbol] = item.md_seq
-                            yield item
-                            break
-                        gap = Gap(symbol, last[symbol], item.md_seq - last[symbol] - 1)
-                    else:
-                        assert isinstance(item, Gap | BookSnapshot)
-                        if isinstance(item, BookSnapshot):
-                            break  # never published; ignore
-                        gap = Gap(symbol, last[symbol], item.dropped)
-                    yield gap
-                    (snapshot,) = await self.snapshots([symbol])
-                    last[symbol] = snapshot.md_seq
-                    yield snapshot
-                    if not isinstance(item, MarketUpdate):
-                        break
-                    # the update that showed the gap: in the snapshot, next after it, or another gap
+                if len(frames) == 2:
+                    yield decode_market_data(frames[1], lookup)
+
+        try:
+            async for item in in_sequence(arrivals(), self.snapshots, wanted):  # subscribed above: snapshots now
+                yield item
         finally:
             self._streams.pop(stream, None)
             stream.close(0)
