@@ -42,7 +42,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from aiormq import spec
 
-from engine import BookDepth, Command, Instrument, MalformedMessage, NotConnected, OrderView, RejectReason
+from engine import BookDepth, Command, Instrument, MalformedMessage, NotConnected, OrderView
 from transports.amqp import protocol as proto
 from transports.amqp.connection import BackoffRobustConnection, connect, not_connected, publish_raw, strip_name
 from transports.amqp.settings import CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, AmqpNames, client_url, default_names, routing_symbol
@@ -234,24 +234,12 @@ class AmqpClient(TraderClient):
             frames = proto.unpack_frames(reply)
         except ValueError as exc:
             raise MalformedMessage(f"a snapshot reply that does not unpack: {exc}") from None
-        out = []
-        for frame in frames:
-            item = decode_market_data(frame, self._catalog.by_symbol.get)
-            if not isinstance(item, BookSnapshot):
-                raise MalformedMessage("a snapshot reply holds a non-snapshot message")
-            out.append(item)
-        return out
+        return self._catalog.snapshots(frames)
 
     # --------------------------------------------------------- market data
     async def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
         await self._ready()
-        wanted = list(dict.fromkeys(symbols))
-        if not wanted:
-            raise MalformedMessage("name the symbols to subscribe to")
-        await self._catalog.know(wanted)
-        for symbol in wanted:
-            if symbol not in self._catalog.by_symbol:
-                raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
+        wanted = await self._catalog.subscribable(symbols)
         assert self._connection is not None
         channel = await self._connection.channel(publisher_confirms=False)
         arrived: asyncio.Queue[bytes] = asyncio.Queue(self.md_queue_max)

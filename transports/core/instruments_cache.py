@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from engine import AddInstrument, Command, Instrument, InstrumentAdded, MalformedMessage, RejectReason
 from transports.codec.json_codec import InstrumentLookup
-from transports.codec.proto_codec import decode_instruments, decode_replies, encode_commands, pb
+from transports.codec.proto_codec import decode_instruments, decode_market_data, decode_replies, encode_commands, pb
 from transports.core.client import Replies
+from transports.core.marketdata import BookSnapshot
 
 
 class InstrumentsCache:
@@ -79,3 +80,24 @@ class InstrumentsCache:
                     assert isinstance(event, InstrumentAdded)
                     self.by_symbol[event.instrument.symbol] = event.instrument
         return replies
+
+    async def subscribable(self, symbols: Iterable[str]) -> list[str]:
+        """``symbols`` without repeats, each one listed (``MalformedMessage`` otherwise): what a subscription may ask for."""
+        wanted = list(dict.fromkeys(symbols))
+        if not wanted:
+            raise MalformedMessage("name the symbols to subscribe to")
+        await self.know(wanted)
+        for symbol in wanted:
+            if symbol not in self.by_symbol:
+                raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
+        return wanted
+
+    def snapshots(self, frames: Iterable[bytes]) -> list[BookSnapshot]:
+        """The ``BookSnapshot`` each frame of a snapshot reply holds (anything else is ``MalformedMessage``)."""
+        out = []
+        for frame in frames:
+            item = decode_market_data(frame, self.by_symbol.get)
+            if not isinstance(item, BookSnapshot):
+                raise MalformedMessage("a snapshot reply holds a non-snapshot message")
+            out.append(item)
+        return out

@@ -213,24 +213,12 @@ class NatsClient(TraderClient):
     async def snapshots(self, symbols: Sequence[str]) -> list[BookSnapshot]:
         await self._catalog.know(symbols)
         parts = await self._query("snapshot", pb.MarketDataRequest(symbols=list(symbols)).SerializeToString())
-        out = []
-        for part in parts:
-            item = decode_market_data(part, self._catalog.by_symbol.get)
-            if not isinstance(item, BookSnapshot):
-                raise MalformedMessage("a snapshot reply holds a non-snapshot message")
-            out.append(item)
-        return out
+        return self._catalog.snapshots(parts)
 
     # --------------------------------------------------------- market data
     async def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
         nc = await self._ready()
-        wanted = list(dict.fromkeys(symbols))
-        if not wanted:
-            raise MalformedMessage("name the symbols to subscribe to")
-        await self._catalog.know(wanted)
-        for symbol in wanted:
-            if symbol not in self._catalog.by_symbol:
-                raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
+        wanted = await self._catalog.subscribable(symbols)
         queue: asyncio.Queue[Msg] = asyncio.Queue()
 
         async def arrived(msg: Msg) -> None:

@@ -50,7 +50,6 @@ from engine import (
     BookDepth,
     Command,
     Instrument,
-    MalformedMessage,
     NotConnected,
     OrderView,
     RejectReason,
@@ -352,24 +351,12 @@ class ZmqClient(TraderClient):
         """A fresh ``BookSnapshot`` of each symbol, from the ROUTER."""
         await self._catalog.know(symbols)
         frames = await self._query(proto.SNAPSHOT, [pb.MarketDataRequest(symbols=list(symbols)).SerializeToString()])
-        out = []
-        for frame in frames:
-            item = decode_market_data(frame, self._catalog.by_symbol.get)
-            if not isinstance(item, BookSnapshot):
-                raise MalformedMessage("a snapshot reply holds a non-snapshot message")
-            out.append(item)
-        return out
+        return self._catalog.snapshots(frames)
 
     # --------------------------------------------------------- market data
     async def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
         reader = await self._ready()
-        wanted = list(dict.fromkeys(symbols))
-        if not wanted:
-            raise MalformedMessage("name the symbols to subscribe to")
-        await self._catalog.know(wanted)
-        for symbol in wanted:
-            if symbol not in self._catalog.by_symbol:
-                raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
+        wanted = await self._catalog.subscribable(symbols)
         sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, self.sub_rcvhwm)
