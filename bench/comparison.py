@@ -37,10 +37,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.e2e import ROOT, Benchmark, BenchServer
+from bench.e2e import ROOT, Benchmark, BenchServer, run_harness
 from bench.engine_bench import machine
 from bench.versions import component_versions
 from transports.registry import TRANSPORTS
@@ -110,21 +108,6 @@ def _no_server() -> Iterator[None]:
     yield None
 
 
-def run_harness(transport: str, server_url: str | None, args: Sequence[str], out: Path, timeout: float) -> dict[str, Any]:
-    """One ``dex-trader`` process; its JSON report (``server_url`` None: the in-process gateway)."""
-    command = [sys.executable, "-m", "traders.harness", "--transport", transport, "--quiet", "--json", str(out), *args]
-    if server_url is not None:
-        command[5:5] = ["--server", server_url]
-    try:
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"dex-trader did not finish within {timeout:.0f} s") from exc
-    if done.returncode != 0 or not out.exists():
-        raise RuntimeError(f"dex-trader exited with {done.returncode}: {(done.stderr or done.stdout).strip()[-2000:]}")
-    report: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
-    return report
-
-
 def _run_point(report: dict[str, Any], mode: str, repeat: int) -> dict[str, Any]:
     """What the comparison keeps of one harness report."""
     return {
@@ -166,7 +149,7 @@ def run_transport(transport: str, plan: Plan, repeat: int, log: Any) -> list[dic
                         )
                         point = _run_point(report, mode, repeat)
                     except (RuntimeError, OSError, KeyError, ValueError) as exc:
-                        point = {"mode": mode, "repeat": repeat, "error": str(exc)}
+                        point = {"mode": mode, "repeat": repeat, "error": str(exc)[-2000:]}
                     point["wall_s"] = round(time.monotonic() - started, 2)
                     points.append(point)
                     log(transport, point)

@@ -37,22 +37,14 @@ from bench.engine_bench import machine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_harness(transport: str, server_url: str, args: Sequence[str], out: Path, timeout: float) -> dict[str, Any]:
-    """One ``dex-trader`` run in its own process; its JSON report."""
-    command = [
-        sys.executable,
-        "-m",
-        "traders.harness",
-        "--transport",
-        transport,
-        "--server",
-        server_url,
-        "--quiet",
-        "--json",
-        str(out),
-        *args,
-    ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+def run_harness(transport: str, server_url: str | None, args: Sequence[str], out: Path, timeout: float) -> dict[str, Any]:
+    """One ``dex-trader`` run in its own process; its JSON report (``server_url`` None: the in-process gateway)."""
+    server = ["--server", server_url] if server_url is not None else []
+    command = [sys.executable, "-m", "traders.harness", "--transport", transport, *server, "--quiet", "--json", str(out), *args]
+    try:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"dex-trader did not finish within {timeout:.0f} s") from exc
     if done.returncode != 0 or not out.exists():
         raise RuntimeError(f"dex-trader exited with {done.returncode}:\n{done.stdout}\n{done.stderr}")
     report: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
