@@ -142,6 +142,7 @@ class ZmqServer:
             router.setsockopt(zmq.LINGER, 0)
             router.setsockopt(zmq.RCVHWM, s.router_rcvhwm)
             router.setsockopt(zmq.SNDHWM, s.router_sndhwm)
+            router.setsockopt(zmq.SNDBUF, s.router_sndbuf)
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full or vanished client is an error we see, not a silent drop
             router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client reconnecting with its routing id takes it over
             router.setsockopt(zmq.MAXMSGSIZE, s.max_message_bytes)
@@ -170,13 +171,20 @@ class ZmqServer:
             return
         loop = asyncio.get_running_loop()
         self._reader.pause()
-        deadline = loop.time() + timeout
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=timeout)
+        # Replies still waiting for a slow client get the same grace as those already handed to ZeroMQ: a client
+        # that stopped reading must not hold the shutdown for long.
+        deadline = loop.time() + self.settings.close_linger_ms / 1000
         while self._outboxes and loop.time() < deadline:
             self._flush_outboxes()
             if self._outboxes:
                 await asyncio.sleep(_RETRY_S)
+        if self._outboxes:
+            unsent = sum(len(box) for box in self._outboxes.values())
+            self.dropped_replies += unsent
+            self._outboxes.clear()
+            log.warning("stopping with %d replies unsent to clients that are not reading", unsent)
         if self._retry is not None:
             self._retry.cancel()
         if self._publisher is not None:

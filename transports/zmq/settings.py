@@ -67,6 +67,10 @@ class ZmqServerSettings:
     router_rcvhwm: int = ROUTER_RCVHWM
     router_sndhwm: int = ROUTER_SNDHWM
     pub_sndhwm: int = PUB_SNDHWM
+    # ZMQ_SNDBUF of each client connection, in bytes; -1 = the kernel's (auto-tuned, up to net.ipv4.tcp_wmem's
+    # maximum). Replies beyond the HWM and this buffer wait in the outbox, so a smaller one drops sooner for a
+    # client that stops reading.
+    router_sndbuf: int = -1
     max_outbox: int = 10_000  # replies held for one client that does not read; beyond, they are dropped and logged
     max_peers: int = 65_536  # connection -> trader bindings kept; the oldest is forgotten (it says hello again)
     close_linger_ms: int = 500  # on shutdown, how long ZeroMQ may still flush replies already handed to it

@@ -22,11 +22,16 @@ def order_id(events: list[Event]) -> int:
     return accepted.order_id
 
 
-def dealer(endpoint: str, timeout_ms: int = 5000) -> zmq.Socket[bytes]:
-    """A raw DEALER (blocking, with a receive timeout) for frames no ``ZmqClient`` would send."""
+def dealer(endpoint: str, timeout_ms: int = 5000, options: dict[int, int] | None = None) -> zmq.Socket[bytes]:
+    """A raw DEALER (blocking, with a receive timeout) for frames no ``ZmqClient`` would send.
+
+    ``options`` are set before ``connect``: buffer sizes such as ``zmq.RCVBUF`` only reach the TCP socket then.
+    """
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    for option, value in (options or {}).items():
+        sock.setsockopt(option, value)
     sock.connect(endpoint)
     return sock
 

@@ -86,11 +86,11 @@ def test_a_client_that_disappears_mid_stream_does_not_disturb_another(server: Li
 
 
 def test_a_client_that_does_not_read_does_not_block_another(start_server: StartServer) -> None:
-    server = start_server(router_sndhwm=2, max_outbox=5)
+    # Small queues and kernel buffers on both ends, so that TCP cannot absorb the replies the lazy client leaves unread.
+    server = start_server(router_sndhwm=2, router_sndbuf=4096, max_outbox=5)
     lookup = {BTC.symbol: BTC}.get
-    lazy = dealer(server.orders_endpoint)
-    lazy.setsockopt(zmq.RCVHWM, 1)
-    lazy.setsockopt(zmq.RCVBUF, 4096)
+    # (RCVBUF is set before connect: the kernel sizes the TCP window then.)
+    lazy = dealer(server.orders_endpoint, options={zmq.RCVHWM: 1, zmq.RCVBUF: 4096})
     try:
         hello(lazy, "lazy")
         for b in range(200):
@@ -116,6 +116,10 @@ def test_a_client_that_does_not_read_does_not_block_another(start_server: StartS
         # the lazy client still gets its first replies, in order
         first = pb.ReplyBatch.FromString(lazy.recv())
         assert first.batch_id == 1
+        # nor does it hold up the server's shutdown: unsent replies get close_linger_ms, then are dropped
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 5
     finally:
         lazy.close()
 
