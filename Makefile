@@ -10,7 +10,9 @@ EXTRAS := dev,bench,proto,http,harness,grpc,zmq,nats,amqp,dht,obs,report
 
 DEPS_STAMP   := $(VENV)/.deps-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
 NATIVE_STAMP := build/.native-stamp
-ENGINE_SRC   := $(wildcard engine/*.py) transports/codec/decimals.py transports/codec/json_codec.py transports/codec/compact.py scripts/build_native.py
+PROTO_SRC    := $(wildcard protos/exchange/v1/*.proto)
+PROTO_STAMP  := build/.proto-stamp
+ENGINE_SRC   := $(wildcard engine/*.py) transports/codec/decimals.py transports/codec/json_codec.py transports/codec/compact.py transports/codec/proto_codec.py scripts/build_native.py
 
 .PHONY: help setup demo test test-faults lint fmt unit bench-engine bench-http bench-grpc bench-zmq turbo-server grpc-server zmq-server zmq-trader dex-trader replay-example clean clean-native
 
@@ -25,12 +27,10 @@ $(DEPS_STAMP): pyproject.toml constraints.txt | $(PY)
 	@$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[$(EXTRAS)]' --config-settings editable_mode=compat
 	@rm -f $(VENV)/.deps-* && touch $@
 
-$(NATIVE_STAMP): $(DEPS_STAMP) $(ENGINE_SRC)
+# After the protobuf code: the compiled codec is type-checked against the generated messages.
+$(NATIVE_STAMP): $(DEPS_STAMP) $(PROTO_STAMP) $(ENGINE_SRC)
 	@$(PY) scripts/build_native.py
 	@mkdir -p build && touch $@
-
-PROTO_SRC := $(wildcard protos/exchange/v1/*.proto)
-PROTO_STAMP := build/.proto-stamp
 
 $(PROTO_STAMP): $(DEPS_STAMP) $(PROTO_SRC)
 	$(if $(PROTO_SRC),@$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC))

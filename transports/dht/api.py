@@ -48,6 +48,7 @@ log = logging.getLogger("dex-node.api")
 PROTO = "application/x-protobuf"
 MAX_TRADER_LENGTH = 64
 MAX_DEPTH = 1000
+STATS_BARRIER_S = 2.0  # how long /v1/stats waits for the group to commit its read barrier
 _STATUS = {
     RejectReason.MALFORMED_MESSAGE: 400,
     RejectReason.UNKNOWN_SYMBOL: 404,
@@ -106,7 +107,6 @@ class NodeApi:
             ("GET", "/v1/book"): self._book,
             ("GET", "/v1/order"): self._order,
             ("GET", "/v1/instruments"): self._instruments,
-            ("GET", "/v1/stats"): self._stats,
             ("GET", "/v1/snapshot"): self._snapshot,
             ("GET", "/v1/cluster"): self._cluster,
         }
@@ -118,6 +118,8 @@ class NodeApi:
             return await self._grenache(request)
         if request.method == "GET" and request.path == "/metrics":
             return Response(200, render_metrics(self._metrics), METRICS_CONTENT_TYPE)
+        if request.method == "GET" and request.path == "/v1/stats":
+            return Response(200, await self._stats(), PROTO)
         if request.method == "GET" and request.path == "/v1/peers":
             found = await self.peers() if self.peers is not None else []
             return Response(200, orjson.dumps(sorted(found)), "application/json")
@@ -219,7 +221,14 @@ class NodeApi:
     def _instruments(self, request: Request) -> bytes:
         return encode_instruments(self.gateway.instruments).SerializeToString()
 
-    def _stats(self, request: Request) -> bytes:
+    async def _stats(self) -> bytes:
+        """The counters once this node has applied everything the group committed before the request: a client
+        that reads them after its orders were acknowledged by other nodes sees those orders counted. Without a
+        majority (a partition, an election) it waits at most ``STATS_BARRIER_S``, then answers with its own view."""
+        try:
+            await self.replica.barrier(STATS_BARRIER_S)
+        except ExchangeError as exc:
+            log.warning("stats from this node's own view: %s", exc.message)
         return encode_stats(self.gateway.stats_dict()).SerializeToString()
 
     def _snapshot(self, request: Request) -> bytes:

@@ -11,7 +11,8 @@ record is ``transports.codec.compact`` (the journal's format: integers in
 ticks and lots, the trader already bound by the node that accepted the
 batch). ``origin`` + ``request`` let the proposing node find its waiting
 clients when the entry comes back committed; every other node only applies
-it. Invariant: ``decode_entry(encode_entry(o, rs)) == (o, rs)``; anything
+it. A request of no commands is a read barrier: once it is applied here,
+so is everything committed before it (``Replica.barrier``). Invariant: ``decode_entry(encode_entry(o, rs)) == (o, rs)``; anything
 else raises ``MalformedMessage`` (a node never applies half an entry).
 """
 
@@ -33,8 +34,8 @@ Request = tuple[int, Sequence[Command]]  # (request number, its commands)
 def encode_entry(origin: bytes, requests: Sequence[Request]) -> bytes:
     if len(origin) != 8:
         raise ValueError("origin is 8 bytes")
-    if not requests or any(not commands for _, commands in requests):
-        raise ValueError("an entry carries at least one request, each of at least one command")
+    if not requests:
+        raise ValueError("an entry carries at least one request")
     head = [MAGIC, origin, len(requests).to_bytes(4, "big")]
     head.extend(_GROUP.pack(request, len(commands)) for request, commands in requests)
     return b"".join(head) + b"\n".join(encode_compact(c) for _, commands in requests for c in commands)
@@ -47,10 +48,11 @@ def decode_entry(entry: bytes) -> tuple[bytes, list[tuple[int, int]], list[Comma
     origin = entry[3:11]
     n = int.from_bytes(entry[11:15], "big")
     body = _HEAD + n * _GROUP.size
-    if n < 1 or len(entry) <= body:
+    if n < 1 or len(entry) < body:
         raise MalformedMessage("a dex log entry with a bad request table")
     groups = [_GROUP.unpack_from(entry, _HEAD + i * _GROUP.size) for i in range(n)]
-    commands = [decode_compact(record) for record in entry[body:].split(b"\n")]
+    records = entry[body:]
+    commands = [decode_compact(record) for record in records.split(b"\n")] if records else []
     if sum(count for _, count in groups) != len(commands):
         raise MalformedMessage("a dex log entry whose request table does not match its records")
     return origin, groups, commands

@@ -205,6 +205,16 @@ class Replica:
             self._waiters.pop(request, None)
             self._proposed -= len(commands)
 
+    async def barrier(self, timeout: float) -> None:
+        """Return once every entry committed before this call is applied on this node (a read through the log).
+
+        Raises ``NotConnected`` when no majority commits the barrier within ``timeout`` seconds.
+        """
+        try:
+            await asyncio.wait_for(self.submit(()), timeout)
+        except TimeoutError:
+            raise NotConnected(f"no majority within {timeout:g}s: this node's view may be behind") from None
+
     def _flush(self) -> None:
         """Propose what this node's clients submitted since the last flush: one entry per ``max_entry_commands``."""
         self._flush_scheduled = False
@@ -341,9 +351,9 @@ class Replica:
                     continue
                 group.append((origin, requests))
                 commands.extend(cmds)
-            if not commands:
+            if not group:
                 continue
-            replies = await self._submit_in_order(commands)
+            replies = await self._submit_in_order(commands) if commands else []  # only barriers: nothing to apply
             self.applied_entries += len(group)
             offset = 0
             for origin, requests in group:

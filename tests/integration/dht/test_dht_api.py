@@ -31,6 +31,9 @@ def test_a_log_entry_round_trips_and_garbage_is_refused() -> None:
     b = [PlaceOrder("bob", "b1", SYM, Side.SELL, 2, 3_000_000)]
     origin, requests, commands = decode_entry(encode_entry(b"node0001", [(7, a), (8, b)]))
     assert origin == b"node0001" and requests == [(7, 2), (8, 1)] and commands == [*a, *b]
+    # a request of no commands is a read barrier, alone or beside others
+    assert decode_entry(encode_entry(b"node0002", [(9, [])])) == (b"node0002", [(9, 0)], [])
+    assert decode_entry(encode_entry(b"node0002", [(9, []), (10, b)])) == (b"node0002", [(9, 0), (10, 1)], b)
     for bad in (b"", b"DX2", b"pickle\x80\x04", encode_entry(b"node0001", [(1, b)])[:-3] + b"]]]"):
         with pytest.raises(MalformedMessage):
             decode_entry(bad)
