@@ -63,12 +63,13 @@ def main() -> int:
             return 1
         sys.stderr.write("warning: mypyc build failed; the engine runs interpreted\n")
         return 0
-    # mypyc leaves its build tree in ./build; keep it out of the way.
+    # mypyc leaves its build tree in ./build; keep it out of the way. The dot files are make's stamps
+    # (protobuf code, system and npm packages): they stay, or make would redo those steps.
     build = ROOT / "build"
     target = build / "mypyc"
     target.mkdir(parents=True, exist_ok=True)
     for item in list(build.iterdir()):
-        if item.name not in {"mypyc", ".native-stamp"}:
+        if item.name != "mypyc" and not item.name.startswith("."):
             shutil.move(str(item), target / item.name)
     compiled = [p for folder in NATIVE_DIRS for p in (ROOT / folder).glob("*.so")]
     print(f"compiled {len(compiled)} modules with mypyc (engine and codec)")
