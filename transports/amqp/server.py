@@ -69,6 +69,7 @@ from transports.codec.proto_codec import (
     encode_replies,
     encode_stats,
     error_reply,
+    parse_message,
     pb,
 )
 from transports.core.gateway import Gateway
@@ -98,16 +99,6 @@ class AmqpServerSettings:
     log_level: str = "info"
     max_batch: int = 10_000
     prefetch: int = PREFETCH
-
-
-def _parse(kind: type[Any], body: bytes) -> Any:
-    message = kind()
-    if body:
-        try:
-            message.ParseFromString(body)
-        except DecodeError:
-            raise MalformedMessage(f"not a valid {kind.__name__} message") from None
-    return message
 
 
 def _bytes(message: Message) -> bytes:
@@ -373,7 +364,7 @@ class AmqpServer:
 
     # ------------------------------------------------------------- requests
     def _book(self, trader: str, body: bytes) -> bytes:
-        request = _parse(pb.BookRequest, body)
+        request = parse_message(pb.BookRequest, body)
         depth = self.gateway.depth(request.symbol, min(request.depth or _DEFAULT_DEPTH, _MAX_DEPTH))
         if depth is None:
             raise MalformedMessage(f"unknown symbol {request.symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
@@ -382,11 +373,11 @@ class AmqpServer:
     def _order(self, trader: str, body: bytes) -> bytes:
         if not trader:
             raise ExchangeError("name the trader in the 'trader' header", RejectReason.UNAUTHORIZED)
-        request = _parse(pb.OrderStatusRequest, body)
+        request = parse_message(pb.OrderStatusRequest, body)
         return _bytes(encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup))
 
     def _snapshot(self, trader: str, body: bytes) -> bytes:
-        request = _parse(pb.MarketDataRequest, body)
+        request = parse_message(pb.MarketDataRequest, body)
         if not request.symbols:
             raise MalformedMessage("name the symbols to snapshot")
         known = {i.symbol for i in self.gateway.instruments}

@@ -128,6 +128,14 @@ def _parse(kind: type[M], data: M | Bytes) -> M:
     raise MalformedMessage(f"expected {kind.__name__} or its bytes, got {type(data).__name__}")
 
 
+def parse_message(kind: type[M], data: M | Bytes) -> M:
+    """A request message of ``kind`` from its bytes (empty bytes: every field at its default).
+
+    Anything that does not parse is ``MalformedMessage``: the servers' query handlers call this.
+    """
+    return _parse(kind, data)
+
+
 # ------------------------------------------------------------------- enums
 def _to_wire(kind: type[E]) -> dict[E, int]:
     """Engine enum member -> protobuf enum number (the same number; a test checks the names)."""

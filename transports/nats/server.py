@@ -61,6 +61,7 @@ from transports.codec.proto_codec import (
     encode_replies,
     encode_stats,
     error_reply,
+    parse_message,
     pb,
 )
 from transports.core.gateway import Gateway
@@ -107,15 +108,6 @@ class NatsServerSettings:
 
 
 Query = Callable[[Msg], Awaitable[Sequence[bytes]]]
-
-
-def _parse(kind: type[pb.BookRequest] | type[pb.OrderStatusRequest] | type[pb.MarketDataRequest], data: bytes) -> Any:
-    message = kind()
-    try:
-        message.ParseFromString(data)
-    except DecodeError:
-        raise MalformedMessage(f"not a valid {kind.__name__} message") from None
-    return message
 
 
 def _bytes(message: Message) -> bytes:
@@ -283,7 +275,7 @@ class NatsServer:
         return (_bytes(encode_stats(self.stats_dict())),)
 
     async def _book(self, msg: Msg) -> Sequence[bytes]:
-        request = _parse(pb.BookRequest, msg.data)
+        request = parse_message(pb.BookRequest, msg.data)
         depth = self.gateway.depth(request.symbol, min(request.depth or _DEFAULT_DEPTH, _MAX_DEPTH))
         if depth is None:
             raise MalformedMessage(f"unknown symbol {request.symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
@@ -291,11 +283,11 @@ class NatsServer:
 
     async def _order(self, msg: Msg) -> Sequence[bytes]:
         trader = trader_of(msg)
-        request = _parse(pb.OrderStatusRequest, msg.data)
+        request = parse_message(pb.OrderStatusRequest, msg.data)
         return (_bytes(encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup)),)
 
     async def _snapshot(self, msg: Msg) -> Sequence[bytes]:
-        request = _parse(pb.MarketDataRequest, msg.data)
+        request = parse_message(pb.MarketDataRequest, msg.data)
         if not request.symbols:
             raise MalformedMessage("name the symbols to snapshot")
         if self.settings.market_data == "on-demand":

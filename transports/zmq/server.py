@@ -54,6 +54,7 @@ from transports.codec.proto_codec import (
     encode_replies,
     encode_stats,
     error_reply,
+    parse_message,
     pb,
 )
 from transports.core.gateway import Gateway
@@ -82,16 +83,6 @@ _MAX_DEPTH = 1000
 
 Frames = list[bytes]
 Handler = Callable[[bytes, Frames], Sequence[bytes]]
-
-
-def _parse(kind: type[pb.BookRequest] | type[pb.OrderStatusRequest] | type[pb.MarketDataRequest], body: Frames) -> Any:
-    message = kind()
-    if body:
-        try:
-            message.ParseFromString(body[0])
-        except DecodeError:
-            raise MalformedMessage(f"not a valid {kind.__name__} message") from None
-    return message
 
 
 def _bytes(message: Message) -> bytes:
@@ -314,7 +305,7 @@ class ZmqServer:
         return (trader.encode(),)
 
     def _book(self, peer: bytes, body: Frames) -> Sequence[bytes]:
-        request = _parse(pb.BookRequest, body)
+        request = parse_message(pb.BookRequest, body[0] if body else b"")
         depth = self.gateway.depth(request.symbol, min(request.depth or _DEFAULT_DEPTH, _MAX_DEPTH))
         if depth is None:
             raise MalformedMessage(f"unknown symbol {request.symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
@@ -324,11 +315,11 @@ class ZmqServer:
         trader = self._traders.get(peer)
         if trader is None:
             raise ExchangeError("say hello first: this connection has no trader", RejectReason.UNAUTHORIZED)
-        request = _parse(pb.OrderStatusRequest, body)
+        request = parse_message(pb.OrderStatusRequest, body[0] if body else b"")
         return (_bytes(encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup)),)
 
     def _snapshot(self, peer: bytes, body: Frames) -> Sequence[bytes]:
-        request = _parse(pb.MarketDataRequest, body)
+        request = parse_message(pb.MarketDataRequest, body[0] if body else b"")
         if not request.symbols:
             raise MalformedMessage("name the symbols to snapshot")
         out = []
