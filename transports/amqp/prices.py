@@ -109,7 +109,31 @@ async def _declare(connection: BackoffRobustConnection, confirms: bool) -> tuple
     return channel, exchange
 
 
-class PricePublisher:
+class _BrokerLink:
+    """One robust connection to the broker, opened by ``connect`` (also on ``async with``), closed by ``close``."""
+
+    url: str
+    timeout: float
+    _connection: BackoffRobustConnection | None
+
+    async def connect(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), self.timeout)
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+
+class PricePublisher(_BrokerLink):
     """Publishes ``PriceUpdate``s, persistent and confirmed, on ``price_updates``."""
 
     def __init__(self, url: str | None = None, *, timeout: float = CONNECT_TIMEOUT_S) -> None:
@@ -139,21 +163,8 @@ class PricePublisher:
             raise not_connected(self.url, exc) from exc
         self.published += 1
 
-    async def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), self.timeout)
 
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.close()
-
-
-class PriceSubscriber:
+class PriceSubscriber(_BrokerLink):
     """Reads ``PriceUpdate``s of ``pairs`` (empty or ``["#"]``: all) from its own queue bound to ``price_updates``."""
 
     def __init__(
@@ -210,16 +221,3 @@ class PriceSubscriber:
 
     def __aiter__(self) -> AsyncIterator[PriceUpdate]:
         return self.updates()
-
-    async def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), self.timeout)
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.close()
