@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from typing import Any
 from bench.engine_bench import machine
 from traders.bots.store import BotStore, generate_bots
 from transports.amqp.broker import LocalRabbitMQ
+from transports.core.local_server import terminate
 from transports.registry import make_client
 from transports.zmq.local import LocalZmqServer
 
@@ -54,13 +54,7 @@ def percentile(values: list[int], fraction: float) -> int:
 
 
 def _stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(5)
+    terminate(process, timeout)
 
 
 async def _exchange_stats(url: str) -> dict[str, Any]:

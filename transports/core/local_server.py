@@ -19,6 +19,18 @@ from types import TracebackType
 from typing import Self
 
 
+def terminate(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int | None:
+    """Stop a process we started: SIGTERM, then SIGKILL after ``timeout`` seconds; its exit code."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(5.0)
+    return process.returncode
+
+
 class ServerStartError(RuntimeError):
     """The server is not installed, exited, or did not get ready in time."""
 
@@ -64,17 +76,7 @@ class LocalServerProcess(ABC):
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``; the exit code (None if it was never started)."""
-        process = self.process
-        if process is None:
-            return None
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(5.0)
-        return process.returncode
+        return None if self.process is None else terminate(self.process, timeout)
 
     def _log_since(self, offset: int) -> str:
         try:

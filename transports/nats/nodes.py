@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nats.aio.client import Client
 
+from transports.core.local_server import terminate
 from transports.nats.settings import Subjects
 
 
@@ -70,12 +71,7 @@ class NodeProcess:
             return
         if process.poll() is None:
             os.kill(process.pid, signal.SIGCONT)  # a paused node must be able to act on SIGTERM
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(5)
+        terminate(process, timeout)
 
     def log(self) -> str:
         try:

@@ -8,8 +8,6 @@ what the exchange did, not what the bots believe they did.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from traders.bots.model import BotConfig
 from traders.bots.store import BotStore
 from transports.codec.compact import decode_compact
 from transports.core.journal import COMMAND, iter_payloads, read_records
+from transports.core.local_server import terminate
 from transports.zmq.local import LocalZmqServer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -116,14 +115,7 @@ def start_feed(workdir: Path, amqp_url: str, prefix: str, *args: str) -> subproc
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int | None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(5)
-    return process.returncode
+    return terminate(process, timeout)
 
 
 def worker_stats(workdir: Path, index: int) -> dict[str, Any]:
