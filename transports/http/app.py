@@ -41,6 +41,7 @@ from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry, render
 from transports.http import openapi as doc
 from transports.http.errors import PayloadTooLarge, Unidentified, install_error_handlers
+from transports.http.legacy import LegacyApi, add_legacy_routes, is_legacy_batch
 from transports.http.market_data import encode_market_data
 from transports.http.settings import MAX_TRADER_LENGTH, TRADER_HEADER, HttpServerSettings
 
@@ -144,6 +145,9 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
         if lookup(symbol) is None:
             raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
 
+    legacy = LegacyApi(gateway, trader_of, read_body, max_batch)
+    add_legacy_routes(app, legacy)
+
     # ---------------------------------------------------------- commands
     @app.post(
         "/orders",
@@ -167,7 +171,10 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
     )
     async def post_batch(request: Request) -> Response:
         trader = trader_of(request)
-        data = loads(await read_body(request))
+        raw = await read_body(request)
+        data = loads(raw)
+        if is_legacy_batch(data):  # the old shape (docs/http.md, "Legacy routes")
+            return await legacy.batch(raw, trader)
         if isinstance(data, list) and len(data) > max_batch:
             raise PayloadTooLarge(f"a batch holds at most {max_batch} commands, got {len(data)}")
         commands = decode_commands(data, lookup, trader)

@@ -4,6 +4,7 @@ The status comes from the one table, ``transports.codec.status``; this module
 only adds the two refusals that exist before a command does (no identity,
 a body too large) and installs handlers so that nothing (FastAPI's own
 parameter validation, an unknown route, a bug) escapes in another shape.
+A 404 for an unknown route names the nearest real one (``nearest_route``).
 
 ::
 
@@ -15,8 +16,9 @@ parameter validation, an unknown route, a bug) escapes in another shape.
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -57,6 +59,31 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def nearest_route(wanted: str, routes: Iterable[object]) -> str:
+    """The real route (``"METHOD /path"``) most like ``wanted``; the 404 answer names it."""
+    known = [f"{method} {path}" for path, methods in _route_table(routes) for method in sorted(methods)]
+    first = _first_segment(wanted)
+
+    def likeness(route: str) -> tuple[bool, float]:  # the same first path segment first (/book -> /book/{symbol}), then spelling
+        return _first_segment(route) == first, difflib.SequenceMatcher(None, wanted, route).ratio()
+
+    return max(known, key=likeness, default="GET /docs")
+
+
+def _first_segment(route: str) -> str:
+    return route.partition(" ")[2].strip("/").partition("/")[0]
+
+
+def _route_table(routes: Iterable[object]) -> list[tuple[str, set[str]]]:
+    table = []
+    for route in routes:
+        path = getattr(route, "path", "")
+        methods = getattr(route, "methods", None) or ({"GET"} if path.startswith("/ws/") else set())
+        if path and not path.startswith("/docs/") and methods - {"HEAD"}:
+            table.append((path, set(methods) - {"HEAD"}))
+    return table
+
+
 def install_error_handlers(app: FastAPI, count: Callable[[str], None]) -> None:
     """Route every failure through ``error_response``; ``count`` each by reason name (for /metrics)."""
 
@@ -74,6 +101,8 @@ def install_error_handlers(app: FastAPI, count: Callable[[str], None]) -> None:
         assert isinstance(exc, StarletteHTTPException)
         count(RejectReason.MALFORMED_MESSAGE.name)
         message = f"{exc.detail}: {request.method} {request.url.path}"
+        if exc.status_code == 404:
+            message += f"; nearest route: {nearest_route(f'{request.method} {request.url.path}', app.routes)} (every route: /docs)"
         response = error_response(MalformedMessage(message), exc.status_code)
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
