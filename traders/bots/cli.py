@@ -6,10 +6,14 @@ Commands::
     dex-bots add --db bots.db --id b1 --pair BTC-USD --strategy momentum --size 0.01 ...
     dex-bots list --db bots.db                      the bots, one per line
     dex-bots enable|disable --db bots.db ID
-    dex-bots run --db bots.db --workers 4 --transport zmq --server zmq://...   N worker processes
+    dex-bots run --db bots.db --workers 4 [--transport amqp] [--server URL]   N worker processes
     dex-bots worker --db bots.db --worker 0 --workers 4 ...                    one worker (what run starts)
 
-Each worker prints a stats line once a second (see ``traders.bots.stats``).
+Orders go over the AMQP transport by default, to the RabbitMQ the prices come
+from (``make rabbitmq-start && make amqp-server``): one broker serves both.
+``run`` prints one status line a second for all its workers and a summary
+when stopped (``traders.bots.supervisor``); a worker started alone prints
+its own line (``traders.bots.stats``).
 """
 
 from __future__ import annotations
@@ -20,15 +24,14 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
 from traders.bots.model import STRATEGIES, BotConfig
 from traders.bots.risk import RiskSettings
 from traders.bots.store import DEFAULT_PARTITIONS, BotStore, BotStoreError, generate_bots
+from traders.bots.supervisor import run_workers
 from traders.bots.worker import BotWorker, WorkerSettings, WorkerStartError
 
 DEFAULT_DB = "var/bots.db"
@@ -50,8 +53,8 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exchange", default="price_updates", help="topic exchange of the price updates (default price_updates)")
     p.add_argument("--queue-prefix", default="", help="prefix of the partition queue names (to share a broker)")
     p.add_argument("--trader-prefix", default="bots", help="exchange trader id of partition p is <prefix>-pNNN (default bots)")
-    p.add_argument("--transport", default="zmq", help="transport to the exchange (any in transports.registry; default zmq)")
-    p.add_argument("--server", default=None, help="exchange URL for --transport (default: the transport's default)")
+    p.add_argument("--transport", default="amqp", help="transport to the exchange (any in transports.registry; default amqp)")
+    p.add_argument("--server", default=None, help="exchange URL for --transport (default: amqp: --amqp-url; others: their default)")
     p.add_argument("--workers", type=int, default=1, help="number of workers sharing the bots (default 1)")
     p.add_argument("--standby-step", type=float, default=0.2, help="poll period while standbys wait for higher ranks (default 0.2 s)")
     p.add_argument("--owner-wait", type=float, default=15.0, help="longest wait for the workers ranked before (default 15 s)")
@@ -60,8 +63,8 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-drop-bps", type=int, default=300, help="risk stage drop: no buying this far below the window high")
     p.add_argument("--max-spread-bps", type=int, default=50, help="risk stage entry: widest spread to enter (default 50)")
     p.add_argument("--max-volatility-bps", type=int, default=500, help="risk stage entry: widest window range to enter (default 500)")
-    p.add_argument("--stats-out", default="", help="write the worker's summary JSON here every second and at exit")
-    p.add_argument("--quiet", action="store_true", help="no stats lines")
+    p.add_argument("--stats-out", default="", help="write the worker's summary JSON here every second and at exit ({worker}: its index)")
+    p.add_argument("--quiet", action="store_true", help="no per-second lines (run: still the summary)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -115,7 +118,7 @@ def _settings(args: argparse.Namespace) -> WorkerSettings:
         db=args.db,
         amqp_url=args.amqp_url,
         transport=args.transport,
-        server=args.server,
+        server=_server(args),
         worker=args.worker,
         workers=args.workers,
         exchange=args.exchange,
@@ -130,6 +133,19 @@ def _settings(args: argparse.Namespace) -> WorkerSettings:
     )
 
 
+def _server(args: argparse.Namespace) -> str | None:
+    """The exchange URL: ``--server``; for the AMQP transport, by default the broker the prices come from."""
+    if args.server is None and args.transport == "amqp":
+        return str(args.amqp_url)
+    return None if args.server is None else str(args.server)
+
+
+def _existing_db(path: str) -> str:
+    if not os.path.exists(path):
+        raise ValueError(f"no bot database at {path}: create one with `make bots-init` (dex-bots init --db {path} --bots 300)")
+    return path
+
+
 async def _run_worker(settings: WorkerSettings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -137,70 +153,12 @@ async def _run_worker(settings: WorkerSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     worker = BotWorker(settings)
     bots = sum(map(len, worker.bots_by_partition.values()))
-    print(
-        f"dex-bots worker {settings.worker}/{settings.workers} pid {os.getpid()}: {bots} bots, {worker.partitions} partitions", flush=True
-    )
+    if not settings.quiet:
+        print(
+            f"dex-bots worker {settings.worker}/{settings.workers} pid {os.getpid()}: {bots} bots, {worker.partitions} partitions",
+            flush=True,
+        )
     await worker.run(stop)
-
-
-RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # a worker that keeps dying is restarted ever more slowly
-STEADY_S = 30.0  # a worker that lived this long restarts from the first step again
-
-
-def _run_workers(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    """Supervise ``--workers`` worker processes until SIGTERM/SIGINT.
-
-    A worker that exits (killed, or its RabbitMQ connection lost when the broker
-    restarts) is reported and started again after a growing back-off; meanwhile
-    the broker hands its partitions to the live workers (single active
-    consumer), and the restarted worker joins as a standby. Nothing is lost
-    across the gap: updates wait in the durable partition queues, and an
-    update a dead worker had taken but not acknowledged is redelivered (its
-    orders' client ids make a second placement a refused duplicate).
-    """
-    passthrough = list(argv[argv.index("run") + 1 :])
-
-    def spawn(index: int) -> subprocess.Popen[bytes]:
-        out = [a.replace("{worker}", str(index)) for a in passthrough]
-        child = subprocess.Popen([sys.executable, "-m", "traders.bots.cli", "worker", "--worker", str(index), *out])
-        print(f"dex-bots: worker {index} pid {child.pid}", flush=True)
-        return child
-
-    children = [spawn(i) for i in range(args.workers)]
-    started = [time.monotonic()] * args.workers
-    failures = [0] * args.workers
-    restart_at: dict[int, float] = {}
-    stopping = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while not stopping or any(c.poll() is None for c in children):
-        now = time.monotonic()
-        for index, child in enumerate(children):
-            if stopping or child.poll() is None:
-                continue
-            if index not in restart_at:
-                failures[index] = 0 if now - started[index] >= STEADY_S else failures[index] + 1
-                delay = RESTART_BACKOFF_S[min(failures[index], len(RESTART_BACKOFF_S) - 1)]
-                restart_at[index] = now + delay
-                print(
-                    f"dex-bots: worker {index} (pid {child.pid}) exited with {child.returncode}; its partitions move to the "
-                    f"others; restarting it in {delay:g} s",
-                    flush=True,
-                )
-            elif now >= restart_at[index]:
-                del restart_at[index]
-                children[index] = spawn(index)
-                started[index] = now
-        time.sleep(0.2)
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -234,8 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"dex-bots: no bot {args.bot_id!r}", file=sys.stderr)
                 return 1
         elif args.command == "run":
-            return _run_workers(args, argv)
+            _existing_db(args.db)
+            args.server = _server(args)  # the workers resolve it the same way; the supervisor names it
+            return run_workers(args, argv)
         else:
+            _existing_db(args.db)
             import uvloop
 
             uvloop.run(_run_worker(_settings(args)))

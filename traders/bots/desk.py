@@ -172,6 +172,7 @@ class PartitionDesk:
                 filled += event.qty
                 self.stats.fills += 1
             elif isinstance(event, OrderRejected):
+                self.stats.exchange_rejected(event.reason.name)
                 if event.reason is RejectReason.DUPLICATE_CLIENT_ORDER_ID:
                     self.stats.duplicates += 1
                     await self._recover(position, event.order_id, instrument)

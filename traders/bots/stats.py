@@ -1,4 +1,4 @@
-"""A worker's counters and its once-a-second stats line.
+"""A worker's counters, its once-a-second stats line and the JSON it writes for ``dex-bots run``.
 
 ::
 
@@ -10,13 +10,22 @@
 Latency is from ``published_ns`` of the price update (wall clock, set by the
 feed) to the exchange's reply to the order, per order; the line shows the
 last second's p50/p99, ``summary()`` the whole run's.
+
+``summary()`` also carries the last few seconds' latency samples, each
+second numbered (``windows``): the supervisor of ``dex-bots run`` reads the
+workers' files on its own clock and takes each second exactly once, so its
+one status line shows the latency of all workers together.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from traders.bots.risk import STAGE_NAMES
+
+KEPT_WINDOWS = 5  # seconds of samples in the JSON: the supervisor may read late by a few
+WINDOW_SAMPLES = 1000  # at most this many samples per second in the JSON (evenly spaced in sorted order)
 
 
 def percentile(sorted_values: list[int], fraction: float) -> int:
@@ -37,6 +46,7 @@ class WorkerStats:
     superseded: int = 0  # updates skipped because a newer one of the pair was already seen
     duplicates: int = 0  # orders the exchange refused as a repeated client order id (a redelivered update)
     exchange_rejects: int = 0
+    exchange_reasons: dict[str, int] = field(default_factory=dict)  # reject reason name -> orders (duplicates included)
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGE_NAMES, 0))
     queue_depth: int = 0
     partitions: set[int] = field(default_factory=set)
@@ -45,15 +55,27 @@ class WorkerStats:
     delivery_ns: list[int] = field(default_factory=list)  # published -> the desk starts on it (broker, queueing)
     evaluation_ns: list[int] = field(default_factory=list)  # the desk evaluating its bots
     exchange_ns: list[int] = field(default_factory=list)  # the batch of orders sent -> its reply
+    tick: int = 0  # seconds reported so far
     _window: list[int] = field(default_factory=list)
+    _windows: deque[tuple[int, list[int]]] = field(default_factory=lambda: deque(maxlen=KEPT_WINDOWS))
 
     def latency(self, ns: int) -> None:
         self.latencies_ns.append(ns)
         self._window.append(ns)
 
-    def line(self) -> str:
+    def exchange_rejected(self, reason: str) -> None:
+        self.exchange_reasons[reason] = self.exchange_reasons.get(reason, 0) + 1
+
+    def next_tick(self) -> list[int]:
+        """Close the current second: its latency samples (ns, sorted), kept for ``summary()`` too."""
         window = sorted(self._window)
         self._window = []
+        self.tick += 1
+        step = max(1, -(-len(window) // WINDOW_SAMPLES))
+        self._windows.append((self.tick, [ns // 1000 for ns in window[::step]]))
+        return window
+
+    def line(self, window: list[int]) -> str:
         rejects = " ".join(f"{k}={v}" for k, v in self.rejected.items())
         return (
             f"dex-bots w{self.worker}: updates {self.updates} evaluated {self.evaluated} orders {self.orders} acked {self.acked} "
@@ -73,10 +95,14 @@ class WorkerStats:
             "fills": self.fills,
             "duplicates": self.duplicates,
             "exchange_rejects": self.exchange_rejects,
+            "exchange_reasons": dict(self.exchange_reasons),
             "malformed": self.malformed,
             "superseded": self.superseded,
             "rejected": dict(self.rejected),
             "partitions": sorted(self.partitions),
+            "queue_depth": self.queue_depth,
+            "tick": self.tick,
+            "windows": [[tick, samples] for tick, samples in self._windows],
         }
         if not with_latency:
             return out

@@ -17,6 +17,14 @@ carry the same client order ids and are refused by the exchange as duplicates.
 Each partition queue is read by one task that hands each message to the lane
 of its pair (routing key): lanes of different pairs run concurrently (their
 bots are disjoint), a lane processes its updates one at a time, in order.
+A partition has one desk (one exchange client, one copy of its positions)
+per worker: the lanes that race to open it wait for the first.
+
+Which partitions a worker runs (``stats.partitions``): the broker does not
+say which consumer of a single-active-consumer queue is the active one, so a
+worker counts a partition as its own when it finds itself the queue's only
+consumer right after subscribing (the first consumer is the active one), or
+when the queue delivers to it (a take-over). It never loses one while alive.
 """
 
 from __future__ import annotations
@@ -41,12 +49,14 @@ from traders.bots.model import BotConfig
 from traders.bots.partition import owner_of, partition_of, queue_name, standby_order, trader_of
 from traders.bots.risk import RiskSettings
 from traders.bots.stats import WorkerStats
+from traders.bots.status import ranges
 from traders.bots.store import BotStore
 from traders.bots.writer import PositionWriter
 from transports.core.client import TraderClient
 from transports.registry import make_client
 
 log = logging.getLogger("dex-bots")
+CLOSE_TIMEOUT_S = 5.0
 
 
 class WorkerStartError(RuntimeError):
@@ -91,6 +101,8 @@ class BotWorker:
         self.bound: set[int] = set()
         self.owned = {p for p in range(self.partitions) if owner_of(p, settings.workers) == settings.worker}
         self.ready = asyncio.Event()  # set once every queue is declared and bound and our own partitions are subscribed
+        self._opening: dict[int, asyncio.Lock] = {}
+        self._shown: set[int] = set()  # the partitions the last ownership line named
         self._connection: Any = None
         self._queues: dict[int, Any] = {}
         self.writer = PositionWriter(settings.db)
@@ -135,13 +147,18 @@ class BotWorker:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await self._connection.close()
-            for client in self.clients.values():
-                with contextlib.suppress(Exception):
-                    await client.close()
+            await self._close_connections()
             self._write_stats(final=True)
             self.store.close()
+
+    async def _close_connections(self) -> None:
+        """Close every exchange client and the broker connection, together and bounded: a client closed by us
+        (rather than by the process exit) does not try to reconnect, so stopping prints nothing more."""
+        closing = [client.close() for client in self.clients.values()]
+        if self._connection is not None:
+            closing.append(self._connection.close())
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), CLOSE_TIMEOUT_S)
 
     async def _consume(self, partition: int, exchange: Any) -> None:
         s = self.settings
@@ -163,6 +180,9 @@ class BotWorker:
             async with queue.iterator() as messages:
                 self.subscribed.add(partition)
                 self._check_ready()
+                declared = await channel.declare_queue(queue.name, passive=True)
+                if int(declared.declaration_result.consumer_count or 0) == 1:
+                    self._took(partition)  # the only consumer: the broker made us the active one
                 async for message in messages:
                     # One lane per pair: a partition's bots of different pairs are disjoint, so their updates are
                     # processed concurrently; within a pair, in delivery order. Lanes hold at most ``prefetch``
@@ -233,22 +253,37 @@ class BotWorker:
         else:
             await message.ack()
 
+    def _took(self, partition: int) -> None:
+        self.stats.partitions.add(partition)
+
     async def _desk(self, partition: int) -> PartitionDesk:
         desk = self.desks.get(partition)
-        if desk is None:
-            s = self.settings
-            trader = trader_of(partition, s.trader_prefix)
-            client = make_client(s.transport, trader, s.server)
-            await client.connect()
-            self.clients[partition] = client
-            bots = self.bots_by_partition.get(partition, [])
-            desk = PartitionDesk(
-                partition, trader, bots, self.store, client, self.instruments, self.markets, s.risk, self.stats, autosave=False
-            )
-            self.desks[partition] = desk
-            self.stats.partitions.add(partition)
-            log.info("worker %d now runs partition %d (%d bots, trader %s)", s.worker, partition, len(bots), trader)
+        if desk is not None:
+            return desk
+        # The first update of each pair's lane arrives together: without the lock each lane would open its own
+        # client and load its own copy of the positions, and the copies would overwrite each other's saves.
+        async with self._opening.setdefault(partition, asyncio.Lock()):
+            desk = self.desks.get(partition)
+            if desk is None:
+                desk = self.desks[partition] = await self._open_desk(partition)
         return desk
+
+    async def _open_desk(self, partition: int) -> PartitionDesk:
+        s = self.settings
+        trader = trader_of(partition, s.trader_prefix)
+        client = make_client(s.transport, trader, s.server)
+        try:
+            await client.connect()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await client.close()
+            raise
+        self.clients[partition] = client
+        self._took(partition)
+        bots = self.bots_by_partition.get(partition, [])
+        return PartitionDesk(
+            partition, trader, bots, self.store, client, self.instruments, self.markets, s.risk, self.stats, autosave=False
+        )
 
     async def _report(self, channel: Any) -> None:
         while True:
@@ -259,9 +294,19 @@ class BotWorker:
                     declared = await channel.declare_queue(queue_name(self.settings.queue_prefix, partition), passive=True)
                     depth += int(declared.declaration_result.message_count or 0)
             self.stats.queue_depth = depth
+            window = self.stats.next_tick()
             if not self.settings.quiet:
-                print(self.stats.line(), flush=True)
+                self._show_partitions()
+                print(self.stats.line(window), flush=True)
             self._write_stats()
+
+    def _show_partitions(self) -> None:
+        """One line when the partitions this worker runs changed (at start, after a take-over)."""
+        if self.stats.partitions == self._shown:
+            return
+        taken = sorted(self.stats.partitions - self._shown)
+        self._shown = set(self.stats.partitions)
+        print(f"dex-bots w{self.settings.worker}: runs partitions {ranges(sorted(self._shown))} (took {ranges(taken)})", flush=True)
 
     def _write_stats(self, final: bool = False) -> None:
         """The summary every second; with every latency sample only at exit (dumping them all each second would
