@@ -200,7 +200,8 @@ class Reporter:
         total = totals(stats.values())
         total.queue_depth = sum(int(stats[sup.current[s.index]].get("queue_depth", 0)) for s in sup.live())
         owners = {s.index: list(stats[sup.current[s.index]].get("partitions", [])) for s in sup.live()}
-        self._show_owners(owners)
+        if all(stats[sup.current[s.index]] for s in sup.live()):  # a worker still starting would show as owning nothing
+            self._show_owners(owners)
         if sup.args.quiet:
             return
         orders = total.counts["orders"]

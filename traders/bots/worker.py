@@ -317,6 +317,7 @@ class BotWorker:
         summary = self.stats.summary(with_latency=final)
         if final:
             summary["latencies_us"] = [ns // 1000 for ns in self.stats.latencies_ns]
+            del summary["windows"]  # every sample is there now; the per-second ones only served the status line
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(summary), encoding="utf-8")
         tmp.replace(path)
