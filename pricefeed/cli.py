@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pricefeed.feed import FeedStats, run_feed
 from pricefeed.publishers import PRICE_EXCHANGE, PublisherUnavailable, ZmqPublisher, make_publishers
 from pricefeed.sources import SOURCES, SourceError, make_source
+from transports.core import legacy_flags
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -96,7 +97,7 @@ async def _report(stats: FeedStats, quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = legacy_flags.parse_args(parser(), argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         return asyncio.run(_run(args))

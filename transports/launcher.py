@@ -25,6 +25,7 @@ import uvloop
 
 from engine import ExchangeError
 from transports.core.gateway import Gateway, GatewayConfig
+from transports.core.legacy_flags import modern_argv
 from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_options, start_metrics
 from transports.instruments import select_instruments
 
@@ -118,7 +119,7 @@ def _without_transports(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = modern_argv(_parser(), sys.argv[1:] if argv is None else argv)  # -port 8080 as --port 8080
     args, _ = _parser().parse_known_args(argv)
     names = [n.strip() for n in args.transports.split(",") if n.strip()]
     unknown = [n for n in names if n not in KNOWN]

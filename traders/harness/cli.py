@@ -7,7 +7,8 @@ Examples::
     dex-trader --transport http --batch 1 --rate 1000 --duration 15s --json reports/latency.json
 
 The single-dash spellings of the tool this replaces (``-server``,
-``-workers``, ``-batch``, ``-duration``) are accepted too.
+``-workers``, ``-traders``, ``-batch``, ``-rate``, ``-duration``) are accepted
+too (``transports.core.legacy_flags``, the same for every command).
 
 Exit codes: 0 done; 1 reconciliation differs and ``--strict-reconcile``;
 2 bad options or the server cannot be reached.
@@ -25,6 +26,7 @@ from traders.harness import procs, results
 from traders.harness.clients import UnknownTransport, transport_names
 from traders.harness.config import DEFAULT_SERVER, ConfigError, HarnessConfig, parse_duration
 from traders.harness.progress import ProgressView
+from transports.core import legacy_flags
 
 EXIT_OK = 0
 EXIT_RECONCILE = 1
@@ -50,16 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--server",
-        "-server",
         default=None,
         help=f"server URL (default: the transport's own: $DEX_SERVER or {DEFAULT_SERVER} for http, "
         "$DEX_GRPC_SERVER or grpc://127.0.0.1:50051, $DEX_ZMQ_SERVER or zmq://127.0.0.1:5555)",
     )
-    parser.add_argument("--workers", "-workers", type=int, default=4, help="traders per process, one asyncio task each (default: 4)")
+    parser.add_argument("--workers", "--traders", type=int, default=4, help="traders per process, one asyncio task each (default: 4)")
     parser.add_argument("--procs", type=int, default=1, help="processes, each running --workers traders (default: 1)")
-    parser.add_argument("--batch", "-batch", type=int, default=100, help="commands per submit (default: 100)")
+    parser.add_argument("--batch", type=int, default=100, help="commands per submit (default: 100)")
     parser.add_argument("--rate", type=float, default=0.0, help="commands/s over all traders, open loop; 0 = closed loop (default)")
-    parser.add_argument("--duration", "-duration", type=_duration, default=10.0, help="measured time: 10s, 1m, 500ms (default: 10s)")
+    parser.add_argument("--duration", type=_duration, default=10.0, help="measured time: 10s, 1m, 500ms (default: 10s)")
     parser.add_argument("--warmup", type=_duration, default=2.0, help="unmeasured time before it (default: 2s)")
     parser.add_argument("--symbols", default="", help="comma-separated symbols to trade (default: all the server lists)")
     parser.add_argument("--seed", type=int, default=42, help="workload seed; the same seed sends the same streams (default: 42)")
@@ -88,7 +89,7 @@ def config_from_args(args: argparse.Namespace) -> HarnessConfig:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = legacy_flags.parse_args(parser, argv)
     console = Console(soft_wrap=True)
     errors = Console(stderr=True, soft_wrap=True)
     try:

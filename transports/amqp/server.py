@@ -72,6 +72,7 @@ from transports.codec.proto_codec import (
     parse_message,
     pb,
 )
+from transports.core import legacy_flags
 from transports.core.gateway import Gateway
 from transports.core.journal import FsyncPolicy
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
@@ -441,7 +442,7 @@ def parse_args(argv: Sequence[str] | None = None) -> AmqpServerSettings:
     parser.add_argument("--name", default=None, help="queue/exchange prefix on the broker (default $DEX_AMQP_NAME, else dex)")
     parser.add_argument("--prefetch", type=int, default=PREFETCH, help=f"requests held unacknowledged (default {PREFETCH})")
     parser.add_argument("--max-batch", type=int, default=10_000, help="commands per batch (default 10000)")
-    args = parser.parse_args(argv)
+    args = legacy_flags.parse_args(parser, argv)
     common = gateway_options(parser, args)
     if args.prefetch < 1 or args.max_batch < 1:
         parser.error("--prefetch and --max-batch must be at least 1")

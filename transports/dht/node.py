@@ -28,6 +28,7 @@ import sys
 from collections.abc import AsyncIterator
 
 from engine import ExchangeError
+from transports.core import legacy_flags
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.logs import LOG_FORMATS, configure_logging
 from transports.core.server_cli import LOG_LEVELS, freeze_startup_heap
@@ -167,7 +168,7 @@ async def _run(args: argparse.Namespace, secret: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = legacy_flags.parse_args(parser, argv)
     if args.buffer < 1:
         parser.error("--buffer must be at least 1")
     try:

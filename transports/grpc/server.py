@@ -31,6 +31,7 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from transports.core import legacy_flags
 from transports.core.gateway import Gateway
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 from transports.grpc.service import ExchangeService
@@ -115,7 +116,7 @@ def parse_args(argv: Sequence[str] | None = None) -> GrpcServerSettings:
     parser = argparse.ArgumentParser(prog="dex-grpc", description="The matching engine behind gRPC (docs/grpc.md).")
     add_gateway_options(parser, default_journal=DEFAULT_JOURNAL, default_host=DEFAULT_HOST, what="over gRPC")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port)")
-    args = parser.parse_args(argv)
+    args = legacy_flags.parse_args(parser, argv)
     common = gateway_options(parser, args)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")

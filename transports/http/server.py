@@ -31,6 +31,7 @@ import uvicorn
 import uvloop
 
 from engine import ExchangeError
+from transports.core import legacy_flags
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_options, start_metrics
 from transports.http.app import create_app
@@ -163,7 +164,7 @@ def parse_args(argv: Sequence[str] | None = None) -> HttpServerSettings:
     parser = argparse.ArgumentParser(prog="turbo-dex", description="The matching engine behind HTTP (docs/http.md).")
     add_gateway_options(parser, default_journal=DEFAULT_JOURNAL, default_host=DEFAULT_HOST, what="over HTTP")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port)")
-    args = parser.parse_args(argv)
+    args = legacy_flags.parse_args(parser, argv)
     return replace(HttpServerSettings(), port=args.port, **gateway_options(parser, args))
 
 

@@ -42,6 +42,7 @@ from nats.aio.client import Client
 
 from engine import Instrument, NotConnected
 from transports.codec.proto_codec import pb
+from transports.core import legacy_flags
 from transports.instruments import select_instruments
 from transports.nats.connection import ConnectionErrors, connect
 from transports.nats.discovery import Discovery
@@ -290,12 +291,12 @@ async def _print_stats(settings: AutoSettings, node: DurableNode | None, traders
 
 def parse_args(argv: Sequence[str] | None = None) -> AutoSettings:
     p = argparse.ArgumentParser(prog="nats-auto", description="Zero-configuration exchange node over NATS JetStream (docs/nats.md).")
-    p.add_argument("--mode", "-mode", choices=("auto", "server", "trader", "all"), default="auto")
-    p.add_argument("--nats", "-nats", default=None, help=f"NATS URL to try first (default ${URL_ENV}, then {DEFAULT_URL})")
-    p.add_argument("--traders", "-traders", type=int, default=2, help="traders on this node (default 2)")
-    p.add_argument("--rate", "-rate", type=float, default=200.0, help="commands/s over this node's traders (default 200; 0 = unthrottled)")
+    p.add_argument("--mode", choices=("auto", "server", "trader", "all"), default="auto")
+    p.add_argument("--nats", default=None, help=f"NATS URL to try first (default ${URL_ENV}, then {DEFAULT_URL})")
+    p.add_argument("--traders", type=int, default=2, help="traders on this node (default 2)")
+    p.add_argument("--rate", type=float, default=200.0, help="commands/s over this node's traders (default 200; 0 = unthrottled)")
     p.add_argument("--batch", type=int, default=1, help="commands per order message (default 1)")
-    p.add_argument("--duration", "-duration", default="0", help="run time, e.g. 30s, 5m (default: until Ctrl-C)")
+    p.add_argument("--duration", default="0", help="run time, e.g. 30s, 5m (default: until Ctrl-C)")
     p.add_argument("--name", default="", help="node name (default host-pid)")
     p.add_argument(
         "--lease-ttl", type=float, default=DEFAULT_LEASE_TTL_S, help=f"leader lease TTL in seconds (default {DEFAULT_LEASE_TTL_S:g})"
@@ -309,7 +310,7 @@ def parse_args(argv: Sequence[str] | None = None) -> AutoSettings:
     p.add_argument("--no-start-nats", action="store_true", help="fail instead of starting a NATS server when none answers")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
-    a = p.parse_args(argv)
+    a = legacy_flags.parse_args(p, argv)
     if a.traders < 0 or a.rate < 0 or a.batch < 1 or a.lease_ttl <= 0 or a.replicas < 1:
         p.error("--traders/--rate must be >= 0, --batch/--replicas >= 1, --lease-ttl > 0")
     try:

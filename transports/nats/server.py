@@ -64,6 +64,7 @@ from transports.codec.proto_codec import (
     parse_message,
     pb,
 )
+from transports.core import legacy_flags
 from transports.core.gateway import Gateway
 from transports.core.marketdata import BookSnapshot, MarketData, Subscription
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
@@ -430,7 +431,7 @@ def parse_args(argv: Sequence[str] | None = None) -> NatsServerSettings:
     )
     parser.add_argument("--start-nats", action="store_true", help="if no NATS answers at the URL, start the bundled nats-server there")
     parser.add_argument("--nats-dir", default="data/nats-server", help="data directory of a nats-server started by --start-nats")
-    args = parser.parse_args(argv)
+    args = legacy_flags.parse_args(parser, argv)
     common = gateway_options(parser, args)
     return NatsServerSettings(
         url=args.nats,

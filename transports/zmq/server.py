@@ -57,6 +57,7 @@ from transports.codec.proto_codec import (
     parse_message,
     pb,
 )
+from transports.core import legacy_flags
 from transports.core.gateway import Gateway
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 from transports.zmq import protocol as proto
@@ -442,7 +443,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ZmqServerSettings:
     parser.add_argument(
         "--pub-port", type=int, default=DEFAULT_PUB_PORT, help=f"market data, PUB (default {DEFAULT_PUB_PORT}; 0 = any free)"
     )
-    args = parser.parse_args(argv)
+    args = legacy_flags.parse_args(parser, argv)
     common = gateway_options(parser, args)
     for name in ("port", "pub_port"):
         if not 0 <= getattr(args, name) < 65536:
