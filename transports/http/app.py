@@ -40,6 +40,7 @@ from transports.core.marketdata import Subscription
 from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry, render
 from transports.http import openapi as doc
+from transports.http.doc_pages import add_doc_pages
 from transports.http.errors import PayloadTooLarge, Unidentified, install_error_handlers
 from transports.http.legacy import LegacyApi, add_legacy_routes, is_legacy_batch
 from transports.http.market_data import encode_market_data
@@ -80,7 +81,8 @@ Symbol = Annotated[str, Path(min_length=1, max_length=32)]
 def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> FastAPI:
     """The API for ``gateway`` (started and stopped by the caller)."""
     settings = settings if settings is not None else HttpServerSettings()
-    app = FastAPI(title="turbo-dex", version="1", description=_DESCRIPTION, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="turbo-dex", version="1", description=_DESCRIPTION, docs_url=None, redoc_url=None)
+    add_doc_pages(app)  # /docs, /redoc and / with assets served locally
     install_error_handlers(app, lambda reason: gateway.stats.refused("http", reason))
     registry = metrics_registry(gateway)
     lookup = gateway.instrument
