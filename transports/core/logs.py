@@ -16,6 +16,9 @@ Invariants:
 * Library code (the gateway) logs through the standard library with fields in
   ``extra=``: it stays silent below WARNING in a process that never called
   ``configure_logging`` (tests, the in-process harness).
+* No line carries terminal escape codes: uvicorn's ``color_message`` extra
+  (the message again, with ANSI colours) is dropped, and escape sequences in
+  other string fields are removed (``drop_escape_codes``).
 * Per-order events are logged at ``debug`` only: at ``info`` the order path
   pays one level check per rejected order and nothing per accepted one.
 """
@@ -23,6 +26,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any, Literal
 
@@ -32,6 +36,18 @@ LogFormat = Literal["console", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("console", "json")
 
 _TRACE = 5  # uvicorn's "trace" level, below debug
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_COLOUR_COPIES = ("color_message",)  # uvicorn passes its message again, coloured, as an extra
+
+
+def drop_escape_codes(logger: Any, method: str, event_dict: Any) -> Any:
+    """A structlog processor: no coloured copies of the message, no ANSI escape sequences in string fields."""
+    for key in _COLOUR_COPIES:
+        event_dict.pop(key, None)
+    for key, value in event_dict.items():
+        if isinstance(value, str) and "\x1b" in value:
+            event_dict[key] = _ANSI.sub("", value)
+    return event_dict
 
 
 def _level(name: str) -> int:
@@ -51,6 +67,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "console", stream: A
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.ExtraAdder(),  # library code logs with the standard library and passes fields as ``extra``
+        drop_escape_codes,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
