@@ -12,10 +12,10 @@ nats-trader: setup ## Run the trader harness over NATS against DEX_NATS_URL (def
 	@$(VENV)/bin/dex-trader --transport nats $(ARGS)
 
 auto-cluster: setup ## Start N (default 5) nats-auto nodes on this machine and watch them organise (N=5 DURATION=30)
-	@scripts/auto-cluster.sh $(or $(N),5)
+	@scripts/auto-cluster.sh $(or $(N),5) --duration $(or $(DURATION),30)
 
 auto-cluster-nats: setup ## The same on a 3-server NATS cluster (explicit routes, replicas 3)
-	@scripts/auto-cluster.sh --nats-cluster $(or $(N),5)
+	@scripts/auto-cluster.sh --nats-cluster $(or $(N),5) --duration $(or $(DURATION),30)
 
 bench-nats: setup ## NATS core request/reply, durable JetStream path and failover; writes reports/bench-nats.json
 	@$(PY) -m bench.nats_bench --out reports/bench-nats.json $(ARGS)
