@@ -14,7 +14,7 @@ PROTO_SRC    := $(wildcard protos/exchange/v1/*.proto)
 PROTO_STAMP  := build/.proto-stamp
 ENGINE_SRC   := $(wildcard engine/*.py) transports/codec/decimals.py transports/codec/json_codec.py transports/codec/compact.py transports/codec/proto_codec.py scripts/build_native.py
 
-.PHONY: help setup demo test test-faults lint fmt unit bench-engine bench-http bench-grpc bench-zmq turbo-server grpc-server zmq-server zmq-trader dex-trader replay-example clean clean-native
+.PHONY: help setup demo test test-faults lint fmt unit bench-engine bench-http bench-grpc bench-zmq turbo-server grpc-server zmq-server zmq-trader dex-trader replay-example clean clean-native clean-state
 
 help: ## List every target with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -98,5 +98,15 @@ clean-native: ## Remove the compiled engine modules (the engine then runs interp
 	@$(PY) scripts/build_native.py --clean 2>/dev/null || true
 	@rm -f $(NATIVE_STAMP)
 
-clean: clean-native ## Remove the virtualenv and build products
+clean: clean-native ## Remove the virtualenv and build products (server state stays: make clean-state)
 	@rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	@for d in $(STATE_DIRS); do if [ -e $$d ]; then echo "kept $$d/ ($$(du -sh $$d | cut -f1)): server state; make clean-state removes it"; fi; done
+
+# Where servers write by default (transports/core/state_dir.py): journals, Raft logs, the bots
+# database and our RabbitMQ node under var/; nats-server data under data/. A --state-dir
+# elsewhere is not touched.
+STATE_DIRS := var data
+
+clean-state: ## Remove the state servers write here (var/: journals, Raft logs, bots db, RabbitMQ; data/: nats-server); stops our RabbitMQ first
+	@if [ -x scripts/rabbitmq.sh ] && [ -f var/rabbitmq/broker.json ]; then scripts/rabbitmq.sh stop >/dev/null 2>&1 || true; fi
+	@for d in $(STATE_DIRS); do if [ -e $$d ]; then echo "removing $$d/ ($$(du -sh $$d | cut -f1))"; rm -rf $$d; fi; done

@@ -30,7 +30,6 @@ from transports.core.server_cli import add_gateway_options, describe, freeze_sta
 from transports.instruments import select_instruments
 
 KNOWN = ("http", "grpc", "zmq")
-DEFAULT_JOURNAL = "var/journal.log"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         description="The matching engine behind HTTP, gRPC and/or ZeroMQ, one gateway for all (docs/http.md, docs/grpc.md, docs/zmq.md).",
     )
     parser.add_argument("--transports", default="http", help="comma list of transports to serve: http, grpc, zmq (default http)")
-    add_gateway_options(parser, default_journal=DEFAULT_JOURNAL)
+    add_gateway_options(parser)
     parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     parser.add_argument("--grpc-port", type=int, default=50051, help="gRPC port (default 50051)")
     parser.add_argument("--zmq-port", type=int, default=5555, help="ZeroMQ ROUTER port for orders (default 5555)")
@@ -70,8 +69,7 @@ def _serve(name: str, gateway: Gateway, args: argparse.Namespace) -> AbstractAsy
     return serve_zmq(gateway, settings_zmq)
 
 
-async def serve_all(args: argparse.Namespace, names: Sequence[str]) -> int:
-    journal = None if args.no_journal else args.journal
+async def serve_all(args: argparse.Namespace, names: Sequence[str], journal: str | None) -> int:
     gateway = Gateway(config=GatewayConfig(buffer=args.buffer, journal=journal, fsync=args.fsync))
     try:
         await gateway.start(select_instruments(args.symbols))
@@ -133,9 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return http_main(_without_transports(argv))
     parser = _parser()
     args = parser.parse_args(argv)
-    gateway_options(parser, args)  # validates the shared options; configures logging and metrics
+    journal = gateway_options(parser, args)["journal"]  # validates the shared options; configures logging and metrics
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(serve_all(args, names))
+        return runner.run(serve_all(args, names, journal))
 
 
 if __name__ == "__main__":

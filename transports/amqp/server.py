@@ -437,7 +437,7 @@ async def run_server(settings: AmqpServerSettings) -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> AmqpServerSettings:
     parser = argparse.ArgumentParser(prog="dex-amqp", description="The matching engine behind RabbitMQ (docs/amqp.md).")
-    add_gateway_options(parser, default_journal=DEFAULT_JOURNAL, what="over AMQP")
+    add_gateway_options(parser, what="over AMQP")
     parser.add_argument("--url", default=None, help="the broker (default $DEX_AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/)")
     parser.add_argument("--name", default=None, help="queue/exchange prefix on the broker (default $DEX_AMQP_NAME, else dex)")
     parser.add_argument("--prefetch", type=int, default=PREFETCH, help=f"requests held unacknowledged (default {PREFETCH})")

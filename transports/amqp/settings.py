@@ -22,11 +22,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from transports.core.state_dir import default_journal
+
 URL_ENV = "DEX_AMQP_URL"
 NAME_ENV = "DEX_AMQP_NAME"
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_NAME = "dex"
-DEFAULT_JOURNAL = "var/amqp-journal.log"
+DEFAULT_JOURNAL = default_journal("dex-amqp")
 MAX_TRADER_LENGTH = 64
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0

@@ -31,6 +31,7 @@ from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.journal import FsyncPolicy
 from transports.core.logs import LOG_FORMATS, LogFormat, configure_logging
 from transports.core.metrics import serve_metrics
+from transports.core.state_dir import DEFAULT_STATE_DIR, STATE_DIR_ENV, journal_path
 from transports.instruments import select_instruments
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -39,13 +40,23 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 Listener = tuple[str, Callable[[], Awaitable[None]]]
 
 
-def add_gateway_options(parser: argparse.ArgumentParser, *, default_journal: str, default_host: str = "127.0.0.1", what: str = "") -> None:
-    """The options every server shares (``what`` names the wire in help texts, e.g. "over gRPC")."""
+def add_gateway_options(parser: argparse.ArgumentParser, *, default_host: str = "127.0.0.1", what: str = "") -> None:
+    """The options every server shares (``what`` names the wire in help texts, e.g. "over gRPC").
+
+    The default journal is ``STATE_DIR/<prog>.journal`` (``transports.core.state_dir``).
+    """
+    default_journal = journal_path(parser.prog, "STATE_DIR")
     parser.add_argument("--host", default=default_host, help=f"interface to bind (default {default_host}; 0.0.0.0 = all)")
     parser.add_argument("--buffer", type=int, default=100_000, help="most commands waiting in the gateway queue before OVERLOADED")
     journal = parser.add_mutually_exclusive_group()
-    journal.add_argument("--journal", default=default_journal, metavar="PATH", help=f"command journal (default {default_journal})")
+    journal.add_argument("--journal", default=None, metavar="PATH", help=f"command journal (default {default_journal})")
     journal.add_argument("--no-journal", action="store_true", help="keep nothing across restarts")
+    parser.add_argument(
+        "--state-dir",
+        default=None,
+        metavar="DIR",
+        help=f"state directory (default ${STATE_DIR_ENV}, else {DEFAULT_STATE_DIR})",
+    )
     parser.add_argument("--fsync", choices=("batch", "interval", "off"), default="batch", help="journal durability (default batch)")
     parser.add_argument("--symbols", default="", help="comma list of default instruments to list (default: all)")
     parser.add_argument("--allow-admin", action="store_true", help=f"accept add_instrument commands {what}".rstrip())
@@ -89,7 +100,7 @@ def gateway_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     return {
         "host": args.host,
         "buffer": args.buffer,
-        "journal": None if args.no_journal else args.journal,
+        "journal": None if args.no_journal else args.journal or journal_path(parser.prog, args.state_dir),
         "fsync": args.fsync,
         "symbols": args.symbols,
         "allow_admin": args.allow_admin,

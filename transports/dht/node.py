@@ -32,6 +32,7 @@ from transports.core import legacy_flags
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.logs import LOG_FORMATS, configure_logging
 from transports.core.server_cli import LOG_LEVELS, freeze_startup_heap
+from transports.core.state_dir import DEFAULT_STATE_DIR, STATE_DIR_ENV, state_dir
 from transports.dht.api import NodeApi
 from transports.dht.discovery import GrapeDiscovery, KademliaDiscovery, parse_endpoints
 from transports.dht.httpd import HttpServer
@@ -90,11 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dht", action="store_true", help="no discovery (members from --peers only)")
     journal = p.add_mutually_exclusive_group()
     journal.add_argument(
-        "--raft-journal", default=None, metavar="PATH", help="Raft log, term and vote on disk (default var/dht/raft-HOST-PORT.journal)"
+        "--raft-journal", default=None, metavar="PATH", help="Raft log, term and vote (default STATE_DIR/dht/raft-HOST-PORT.journal)"
     )
     journal.add_argument(
         "--no-raft-journal", action="store_true", help="keep the Raft log in memory only (a restart must use a new member address)"
     )
+    p.add_argument("--state-dir", default=None, metavar="DIR", help=f"state directory (default ${STATE_DIR_ENV}, else {DEFAULT_STATE_DIR})")
     p.add_argument("--secret", default=None, help=f"shared cluster secret (default ${SECRET_ENV}; required with --peers)")
     p.add_argument("--symbols", default="", help="comma list of default instruments (default: all); the same on every node")
     p.add_argument("--buffer", type=int, default=100_000, help="most commands waiting to be applied before OVERLOADED")
@@ -116,7 +118,7 @@ async def _run(args: argparse.Namespace, secret: str) -> int:
     shard = "books:" + ",".join(sorted(i.symbol for i in gateway.instruments))
     journal = None
     if not args.no_raft_journal:
-        journal = args.raft_journal or f"var/dht/raft-{args.host}-{raft_port}.journal"
+        journal = args.raft_journal or os.path.join(state_dir(args.state_dir), "dht", f"raft-{args.host}-{raft_port}.journal")
         os.makedirs(os.path.dirname(os.path.abspath(journal)), exist_ok=True)
     replica = Replica(gateway, ReplicaSettings(me, members, secret, shard=shard, journal=journal))
     api_handler = NodeApi(gateway, replica, allow_admin=args.allow_admin)

@@ -37,7 +37,6 @@ from transports.core.server_cli import Listener, add_gateway_options, describe, 
 from transports.grpc.service import ExchangeService
 from transports.grpc.settings import (
     DEFAULT_HOST,
-    DEFAULT_JOURNAL,
     DEFAULT_PORT,
     SERVICE_NAME,
     GrpcServerSettings,
@@ -114,7 +113,7 @@ async def run_server(settings: GrpcServerSettings) -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> GrpcServerSettings:
     parser = argparse.ArgumentParser(prog="dex-grpc", description="The matching engine behind gRPC (docs/grpc.md).")
-    add_gateway_options(parser, default_journal=DEFAULT_JOURNAL, default_host=DEFAULT_HOST, what="over gRPC")
+    add_gateway_options(parser, default_host=DEFAULT_HOST, what="over gRPC")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port)")
     args = legacy_flags.parse_args(parser, argv)
     common = gateway_options(parser, args)

@@ -15,14 +15,15 @@ from urllib.parse import urlsplit
 
 from transports.codec.proto_codec import pb
 from transports.core.journal import FsyncPolicy
+from transports.core.state_dir import default_journal
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 50051
 SCHEME = "grpc"
 DEFAULT_URL = f"{SCHEME}://{DEFAULT_HOST}:{DEFAULT_PORT}"
-# Its own default file: two servers (turbo-dex and dex-grpc) started in one
+# Its own default file (named after the command): two servers started in one
 # directory must never append to one journal.
-DEFAULT_JOURNAL = "var/journal-grpc.log"
+DEFAULT_JOURNAL = default_journal("dex-grpc")
 SERVER_ENV = "DEX_GRPC_SERVER"
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["Exchange"].full_name  # "exchange.v1.Exchange"

@@ -35,7 +35,7 @@ from transports.core import legacy_flags
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_options, start_metrics
 from transports.http.app import create_app
-from transports.http.settings import DEFAULT_HOST, DEFAULT_JOURNAL, DEFAULT_PORT, HttpServerSettings, http_url
+from transports.http.settings import DEFAULT_HOST, DEFAULT_PORT, HttpServerSettings, http_url
 from transports.instruments import select_instruments
 
 log = logging.getLogger("turbo-dex")
@@ -162,7 +162,7 @@ async def run_server(settings: HttpServerSettings) -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> HttpServerSettings:
     parser = argparse.ArgumentParser(prog="turbo-dex", description="The matching engine behind HTTP (docs/http.md).")
-    add_gateway_options(parser, default_journal=DEFAULT_JOURNAL, default_host=DEFAULT_HOST, what="over HTTP")
+    add_gateway_options(parser, default_host=DEFAULT_HOST, what="over HTTP")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port)")
     args = legacy_flags.parse_args(parser, argv)
     return replace(HttpServerSettings(), port=args.port, **gateway_options(parser, args))

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from transports.core.journal import FsyncPolicy
+from transports.core.state_dir import default_journal
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
-DEFAULT_JOURNAL = "var/journal.log"  # relative to the working directory; /var/ is git-ignored
+DEFAULT_JOURNAL = default_journal("turbo-dex")  # var/turbo-dex.journal, relative to the working directory (git-ignored)
 SERVER_ENV = "DEX_SERVER"
 
 # Header naming the acting trader. Identity, not authentication: see docs/http.md.

@@ -420,7 +420,7 @@ async def run_server(settings: NatsServerSettings) -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> NatsServerSettings:
     parser = argparse.ArgumentParser(prog="dex-nats", description="The matching engine behind NATS request/reply (docs/nats.md).")
-    add_gateway_options(parser, default_journal="data/nats-journal.log", what="over NATS")
+    add_gateway_options(parser, what="over NATS")
     parser.add_argument("--nats", default=None, help="NATS server URL (default $DEX_NATS_URL, else nats://127.0.0.1:4222)")
     parser.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"subject prefix (default {DEFAULT_PREFIX})")
     parser.add_argument(

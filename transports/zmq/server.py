@@ -65,7 +65,6 @@ from transports.zmq.loop_socket import LoopSocket
 from transports.zmq.publisher import MarketDataPublisher
 from transports.zmq.settings import (
     DEFAULT_HOST,
-    DEFAULT_JOURNAL,
     DEFAULT_PORT,
     DEFAULT_PUB_PORT,
     MAX_TRADER_LENGTH,
@@ -438,7 +437,7 @@ async def run_server(settings: ZmqServerSettings) -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> ZmqServerSettings:
     parser = argparse.ArgumentParser(prog="dex-zmq", description="The matching engine behind ZeroMQ (docs/zmq.md).")
-    add_gateway_options(parser, default_journal=DEFAULT_JOURNAL, default_host=DEFAULT_HOST)
+    add_gateway_options(parser, default_host=DEFAULT_HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"orders and queries, ROUTER (default {DEFAULT_PORT}; 0 = any free)")
     parser.add_argument(
         "--pub-port", type=int, default=DEFAULT_PUB_PORT, help=f"market data, PUB (default {DEFAULT_PUB_PORT}; 0 = any free)"

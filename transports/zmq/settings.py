@@ -29,13 +29,14 @@ from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 from transports.core.journal import FsyncPolicy
+from transports.core.state_dir import default_journal
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5555
 DEFAULT_PUB_PORT = 5556
 DEFAULT_URL = f"zmq://{DEFAULT_HOST}:{DEFAULT_PORT}"
 # Not turbo-dex's journal: two servers appending to one file would corrupt it.
-DEFAULT_JOURNAL = "var/zmq-journal.log"
+DEFAULT_JOURNAL = default_journal("dex-zmq")
 SERVER_ENV = "DEX_ZMQ_SERVER"
 URL_SCHEMES = ("zmq", "tcp")
 MAX_TRADER_LENGTH = 64

@@ -43,7 +43,7 @@ def test_sigterm_stops_cleanly_and_the_journal_survives_a_restart(tmp_path: Path
 def test_defaults_bind_loopback_on_5555_and_5556() -> None:
     settings = parse_args([])
     assert (settings.host, settings.port, settings.pub_port) == ("127.0.0.1", 5555, 5556)
-    assert settings.journal == "var/zmq-journal.log" and settings.fsync == "batch"
+    assert settings.journal == "var/dex-zmq.journal" and settings.fsync == "batch"
     custom = parse_args(
         ["--host", "0.0.0.0", "--port", "6000", "--pub-port", "6001", "--no-journal", "--symbols", "BTC-USD", "--buffer", "10"]
     )
