@@ -33,8 +33,12 @@ MODULES = [
     "transports/codec/json_codec.py",
     "transports/codec/compact.py",
     "transports/codec/proto_codec.py",
+    # The lean path: columnar order batches and outcomes, the gateway's per-command loop, the harness's order flow.
+    "transports/codec/lean.py",
+    "transports/core/apply.py",
+    "traders/workload.py",
 ]
-NATIVE_DIRS = ["engine", "transports/codec"]
+NATIVE_DIRS = ["engine", "transports/codec", "transports/core", "traders"]
 
 
 def clean() -> None:

@@ -55,11 +55,6 @@ BUY, SELL = Side.BUY, Side.SELL
 RISK = {"risky": RiskLimits(max_order_qty=Decimal("5"), max_notional=Decimal("60000"), max_open_orders=2)}
 
 
-@pytest.fixture(params=sorted(TRANSPORTS))
-def transport(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 class Venue:
     """A gateway served over one transport, and a way to get clients for it."""
 

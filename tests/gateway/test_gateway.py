@@ -24,9 +24,8 @@ from engine import (
     TradeExecuted,
 )
 from traders.workload import OrderFlow
-from transports.codec.compact import decode_compact
 from transports.core.gateway import Gateway, GatewayConfig
-from transports.core.journal import COMMAND, MAGIC, JournalCorrupt, frame, read_records
+from transports.core.journal import MAGIC, JournalCorrupt, frame, journal_commands, read_records
 from transports.core.marketdata import BookSnapshot, Gap, MarketUpdate
 
 T = TypeVar("T")
@@ -118,7 +117,7 @@ def test_every_reply_is_already_in_the_journal_when_it_arrives(tmp_path: Path) -
         gateway = await started(tmp_path)
         for i in range(5):
             await gateway.submit([limit("alice", f"a{i}", Side.BUY, 1, 100 + i)])
-            on_disk = [decode_compact(p[1:]) for p in read_records(tmp_path / "journal.log").records if p[0] == COMMAND]
+            on_disk = list(journal_commands(read_records(tmp_path / "journal.log").records))
             assert on_disk[-1] == limit("alice", f"a{i}", Side.BUY, 1, 100 + i)
         assert gateway.stats_dict()["fsyncs"] >= 5
         await gateway.stop()

@@ -15,11 +15,18 @@ Timing (all on ``time.monotonic()``, which every process of a machine shares):
   coordinated omission). ``service_latency`` is reply - actual send.
 * Latency is one sample per request (a batch is one request).
 
-Counting: a command counts as sent once its reply arrived; ``accepted``,
-``rejected`` and ``trades`` count ``OrderAccepted``, ``OrderRejected`` and
-``TradeExecuted`` events in the replies. The engine puts a trade only in the
-reply of the command that caused it (the taker's), so each trade is counted
-once, as the gateway's own counters do. An ``Overloaded`` refusal (nothing
+Preparation: every trader's seeded stream is generated and encoded as lean
+``OrderBatch`` bytes before the run starts (all of an open-loop schedule; for
+a closed loop, enough for ``PREPARE_RATE`` commands/s per process; never
+more than ``PREPARE_MAX`` commands per process), so the
+measured window pays for sending, not for writing orders. A closed loop that
+outruns its prepared batches writes more on the fly and says so
+(``generated_live``).
+
+Counting: a command counts as sent once its outcome arrived; ``accepted`` and
+``rejected`` count the outcomes, ``trades`` every trade the batch caused (the
+engine reports a trade in the reply of the command that caused it, so each is
+counted once, as the gateway's own counters do). An ``Overloaded`` refusal (nothing
 applied) is an error and the same batch is retried after a backoff; other
 ``ExchangeError``s are errors and the batch is dropped; ``NotConnected`` ends
 the run.
@@ -29,16 +36,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from engine import Command, ExchangeError, Instrument, NotConnected, OrderAccepted, OrderRejected, Overloaded, PlaceOrder, TradeExecuted
+from engine import Command, ExchangeError, Instrument, NotConnected, Overloaded, PlaceOrder
 from traders.harness.clients import ClientFactory
 from traders.harness.config import ConfigError, HarnessConfig
 from traders.harness.pacing import Pacer
 from traders.workload import OrderFlow
-from transports.core.client import Replies, TraderClient
+from transports.codec.lean import Outcomes, encode_orders
+from transports.core.client import TraderClient
 from transports.core.histogram import Histogram
 
 ProgressSink = Callable[[dict[str, Any]], None]
@@ -46,6 +55,22 @@ ProgressSink = Callable[[dict[str, Any]], None]
 _BACKOFF_START_S = 0.001
 _BACKOFF_MAX_S = 0.1
 _PROGRESS_EVERY_S = 1.0
+PREPARE_RATE = 300_000  # closed loop: commands/s per process prepared before the run (more are written on the fly)
+PREPARE_MAX = 1_500_000  # commands per process prepared before the run: about 3 s of work and 45 MB at most
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One batch, written and encoded before it is due."""
+
+    data: bytes  # lean OrderBatch
+    count: int
+    orders: int  # place commands among them
+
+    @staticmethod
+    def of(commands: Sequence[Command]) -> Prepared:
+        orders = sum(1 for c in commands if type(c) is PlaceOrder)
+        return Prepared(encode_orders(commands), len(commands), orders)
 
 
 @dataclass(slots=True)
@@ -85,29 +110,24 @@ class Tally:
         self.window_us = Histogram()  # since the last progress report, warm-up included
         self.last_reply = 0.0  # monotonic time of the last measured reply
         self.first_error = ""
+        self.rejected_by_reason: dict[str, int] = {}  # warm-up included
+        self.generated_live = 0  # batches written during the run: the prepared ones ran out
 
-    def record(self, commands: Sequence[Command], replies: Replies, latency_s: float, service_s: float, measured: bool) -> None:
-        accepted = rejected = trades = orders = 0
-        for command in commands:
-            if type(command) is PlaceOrder:
-                orders += 1
-        for events in replies:
-            for event in events:
-                kind = type(event)
-                if kind is OrderAccepted:
-                    accepted += 1
-                elif kind is TradeExecuted:
-                    trades += 1
-                elif kind is OrderRejected:
-                    rejected += 1
+    def record(self, batch: Prepared, outcomes: Outcomes, latency_s: float, service_s: float, measured: bool) -> None:
+        accepted = outcomes.accepted
+        rejected = outcomes.rejected
+        if rejected:
+            reasons = self.rejected_by_reason
+            for reason, value in outcomes.rejected_by_reason().items():
+                reasons[reason] = reasons.get(reason, 0) + value
         targets = (self.total, self.measured) if measured else (self.total,)
         for c in targets:
             c.requests += 1
-            c.sent += len(commands)
-            c.orders += orders
+            c.sent += batch.count
+            c.orders += batch.orders
             c.accepted += accepted
             c.rejected += rejected
-            c.trades += trades
+            c.trades += outcomes.trades
         latency_us = int(latency_s * 1e6)
         self.window_us.record(latency_us)
         if measured:
@@ -135,6 +155,7 @@ class ProcessRunner:
         self.tally = Tally()
         self.clients: list[TraderClient] = []
         self.flows: list[OrderFlow] = []
+        self.prepared: list[deque[Prepared]] = []
         self.instruments: list[Instrument] = []
         self.start = self.measure_start = self.end = 0.0
 
@@ -147,6 +168,17 @@ class ProcessRunner:
             await client.connect()
         self.instruments = select_listed(await self.clients[0].instruments(), config.symbols)
         self.flows = [OrderFlow(config.seed, client.trader, self.instruments) for client in self.clients]
+        per_trader = self.batches_to_prepare()
+        self.prepared = [deque(Prepared.of(flow.batch(config.batch)) for _ in range(per_trader)) for flow in self.flows]
+
+    def batches_to_prepare(self) -> int:
+        """Batches per trader written before the run: an open loop's whole schedule, a closed loop's estimate."""
+        config = self.config
+        span = config.warmup_s + config.duration_s
+        most = PREPARE_MAX // (config.workers * config.batch) + 1
+        if config.batch_interval_s:
+            return min(most, int(span / config.batch_interval_s) + 1)
+        return min(most, int(span * PREPARE_RATE / (config.workers * config.batch)) + 1)
 
     async def close(self) -> None:
         for client in self.clients:
@@ -164,8 +196,8 @@ class ProcessRunner:
         try:
             await pacer.sleep_until(start)
             async with asyncio.TaskGroup() as group:
-                for i, (client, flow) in enumerate(zip(self.clients, self.flows, strict=True)):
-                    group.create_task(self._trade(client, flow, self.proc * config.workers + i, pacer))
+                for i, (client, flow, prepared) in enumerate(zip(self.clients, self.flows, self.prepared, strict=True)):
+                    group.create_task(self._trade(client, flow, prepared, self.proc * config.workers + i, pacer))
         except BaseExceptionGroup as group_error:
             raise _first_cause(group_error) from None
         finally:
@@ -176,7 +208,7 @@ class ProcessRunner:
             self.on_progress({**self.snapshot(), "final": True})
         return self.result()
 
-    async def _trade(self, client: TraderClient, flow: OrderFlow, index: int, pacer: Pacer) -> None:
+    async def _trade(self, client: TraderClient, flow: OrderFlow, prepared: deque[Prepared], index: int, pacer: Pacer) -> None:
         config = self.config
         tally = self.tally
         size = config.batch
@@ -187,35 +219,38 @@ class ProcessRunner:
         monotonic = time.monotonic
         k = 0
         while True:
-            # The batch is written before its send time: writing it is the trader's work, not the exchange's.
             if interval:
                 intended = first + k * interval
                 if intended >= end:
                     return
                 k += 1
-                commands = flow.batch(size)
+            elif monotonic() >= end:
+                return
+            if prepared:
+                batch = prepared.popleft()
+            else:
+                tally.generated_live += 1
+                batch = Prepared.of(flow.batch(size))
+            if interval:
                 await pacer.sleep_until(intended)
                 sent = monotonic()
             else:
-                if monotonic() >= end:
-                    return
-                commands = flow.batch(size)
                 intended = sent = monotonic()
             measured = intended >= measure_start
-            replies = await self._submit(client, commands, measured)
-            if replies is None:
+            outcomes = await self._submit(client, batch, measured)
+            if outcomes is None:
                 continue
             done = monotonic()
-            tally.record(commands, replies, done - intended, done - sent, measured)
+            tally.record(batch, outcomes, done - intended, done - sent, measured)
             if measured:
                 tally.last_reply = max(tally.last_reply, done)
 
-    async def _submit(self, client: TraderClient, commands: list[Command], measured: bool) -> Replies | None:
-        """The replies, retrying ``Overloaded`` (nothing was applied) until the run ends; None if dropped."""
+    async def _submit(self, client: TraderClient, batch: Prepared, measured: bool) -> Outcomes | None:
+        """The outcomes, retrying ``Overloaded`` (nothing was applied) until the run ends; None if dropped."""
         backoff = _BACKOFF_START_S
         while True:
             try:
-                replies = await client.submit(commands)
+                outcomes = await client.submit_orders(batch.data)
             except NotConnected:
                 raise
             except Overloaded as exc:
@@ -228,10 +263,10 @@ class ProcessRunner:
             except ExchangeError as exc:
                 self.tally.error(exc, measured, overloaded=False)
                 return None
-            if len(replies) != len(commands):
-                self.tally.error(ExchangeError(f"{len(replies)} replies to {len(commands)} commands"), measured, overloaded=False)
+            if len(outcomes) != batch.count:
+                self.tally.error(ExchangeError(f"{len(outcomes)} outcomes for {batch.count} commands"), measured, overloaded=False)
                 return None
-            return replies
+            return outcomes
 
     async def _report_progress(self) -> None:
         assert self.on_progress is not None
@@ -267,6 +302,8 @@ class ProcessRunner:
             "service_latency_us": tally.service_us.to_dict(),
             "measured_elapsed_s": elapsed,
             "first_error": tally.first_error,
+            "rejected_by_reason": tally.rejected_by_reason,
+            "generated_live": tally.generated_live,
         }
 
 

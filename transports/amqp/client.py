@@ -46,6 +46,7 @@ from engine import BookDepth, Command, Instrument, MalformedMessage, NotConnecte
 from transports.amqp import protocol as proto
 from transports.amqp.connection import BackoffRobustConnection, connect, not_connected, publish_raw, strip_name
 from transports.amqp.settings import CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, AmqpNames, client_url, default_names, routing_symbol
+from transports.codec import lean
 from transports.codec.proto_codec import (
     decode_book,
     decode_error,
@@ -197,6 +198,11 @@ class AmqpClient(TraderClient):
         body, lookup = await self._catalog.encode(commands, batch_id)
         reply = await self._call(proto.BATCH, body, persistent=True, message_id=f"{self._session}-b{batch_id}")
         return await self._catalog.decode(reply, lookup)
+
+    async def submit_orders(self, batch: bytes) -> lean.Outcomes:
+        await self._ready()
+        message_id = f"{self._session}-o{next(self._ids)}"
+        return lean.decode_outcomes(await self._call(proto.ORDERS, batch, persistent=True, message_id=message_id))
 
     # ------------------------------------------------------------- queries
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Final
 
 BATCH: Final = "batch"  # CommandBatch -> ReplyBatch
+ORDERS: Final = "orders"  # lean OrderBatch -> OutcomeBatch (a refusal is an Error inside it)
 PING: Final = "ping"  # empty -> empty
 BOOK: Final = "book"  # BookRequest -> BookDepth
 ORDER: Final = "order"  # OrderStatusRequest -> OrderStatusReply
@@ -36,7 +37,7 @@ STATS: Final = "stats"  # empty -> Stats
 SNAPSHOT: Final = "snapshot"  # MarketDataRequest -> one MarketDataMessage (snapshot) per symbol, pack_frames
 ERROR: Final = "error"  # reply only: body is an Error
 
-KINDS: Final = frozenset({BATCH, PING, BOOK, ORDER, INSTRUMENTS, STATS, SNAPSHOT})
+KINDS: Final = frozenset({BATCH, ORDERS, PING, BOOK, ORDER, INSTRUMENTS, STATS, SNAPSHOT})
 TRADER_HEADER: Final = "trader"
 
 # Market-data routing-key kinds.

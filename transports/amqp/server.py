@@ -45,9 +45,9 @@ import aio_pika
 import uvloop
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq import spec
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
-from engine import AddInstrument, ExchangeError, MalformedMessage, RejectReason
+from engine import ExchangeError, MalformedMessage, RejectReason
 from transports.amqp import protocol as proto
 from transports.amqp.connection import BackoffRobustConnection, connect, publish_raw, strip_name
 from transports.amqp.md_publisher import MarketDataPublisher
@@ -60,14 +60,8 @@ from transports.amqp.settings import (
     default_names,
     redact,
 )
+from transports.codec.lean import encode_refusal
 from transports.codec.proto_codec import (
-    decode_commands,
-    encode_book,
-    encode_instruments,
-    encode_market_data,
-    encode_order_status,
-    encode_replies,
-    encode_stats,
     error_reply,
     parse_message,
     pb,
@@ -75,6 +69,7 @@ from transports.codec.proto_codec import (
 from transports.core import legacy_flags
 from transports.core.gateway import Gateway
 from transports.core.journal import FsyncPolicy
+from transports.core.requests import Limits, RequestHandler, distinct
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 
 TRANSPORT = "amqp"
@@ -117,13 +112,13 @@ class AmqpServer:
         chosen = self.settings.name or named
         self.names = AmqpNames(chosen) if chosen else default_names()
         self._lookup = gateway.instrument
-        self._max_batch = min(self.settings.max_batch, gateway.config.buffer)
+        self.requests = RequestHandler(gateway, TRANSPORT, Limits(max_batch=self.settings.max_batch), self.settings.allow_admin)
         self._handlers: dict[str, Handler] = {
             proto.PING: lambda trader, body: b"",
             proto.BOOK: self._book,
             proto.ORDER: self._order,
-            proto.INSTRUMENTS: lambda trader, body: _bytes(encode_instruments(self.gateway.instruments)),
-            proto.STATS: lambda trader, body: _bytes(encode_stats(self.gateway.stats_dict())),
+            proto.INSTRUMENTS: lambda trader, body: _bytes(self.requests.instruments()),
+            proto.STATS: lambda trader, body: _bytes(self.requests.stats()),
             proto.SNAPSHOT: self._snapshot,
         }
         self._answered: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
@@ -262,7 +257,7 @@ class AmqpServer:
             return
         kind = message.type or ""
         trader = self._trader(message)
-        if kind == proto.BATCH:
+        if kind in (proto.BATCH, proto.ORDERS):
             message_id = message.message_id or ""
             if message.redelivered and message_id in self._answered:
                 self.redelivered += 1
@@ -277,13 +272,13 @@ class AmqpServer:
             if message_id:
                 future = self._applying[message_id] = asyncio.get_running_loop().create_future()
             try:
-                reply = await self._batch(message, trader)
+                reply = await (self._batch if kind == proto.BATCH else self._orders)(message, trader)
             finally:
                 if future is not None:
                     del self._applying[message_id]
             if future is not None:
                 future.set_result(reply)
-                if reply[0] == proto.BATCH:  # refusals are not cached: a redelivered refused batch is tried again
+                if reply[0] != proto.ERROR:  # refusals are not cached: a redelivered refused batch is tried again
                     self._answered[message_id] = reply
                     while len(self._answered) > _REPLY_CACHE:
                         self._answered.popitem(last=False)
@@ -315,32 +310,20 @@ class AmqpServer:
 
     async def _batch(self, message: AbstractIncomingMessage, trader: str | ExchangeError) -> tuple[str, bytes]:
         """Apply a batch; its reply (``batch``, ReplyBatch) or refusal (``error``, Error). No await before the submit."""
-        try:
-            batch = pb.CommandBatch.FromString(message.body)
-        except DecodeError:
-            return self._refusal(MalformedMessage("a batch body must be a serialized CommandBatch"))
         if isinstance(trader, ExchangeError):
             return self._refusal(trader)
-        count = len(batch.commands)
-        if count == 0:
-            return self._refusal(MalformedMessage("an empty batch"))
-        if count > self._max_batch:
-            return self._refusal(MalformedMessage(f"a batch holds at most {self._max_batch} commands, got {count}"))
-        try:
-            commands = decode_commands(batch, self._lookup, trader)
-        except ExchangeError as exc:
-            return self._refusal(exc)
-        if not self.settings.allow_admin and any(type(c) is AddInstrument for c in commands):
-            return self._refusal(ExchangeError("add_instrument needs a server started with --allow-admin", RejectReason.UNAUTHORIZED))
-        try:
-            replies = await self.gateway.submit(commands, TRANSPORT)
-        except ExchangeError as exc:  # Overloaded: nothing applied
-            return self._refusal(exc)
-        try:
-            return proto.BATCH, _bytes(encode_replies(replies, self._lookup, batch.batch_id))
-        except Exception:
-            log.exception("cannot encode the replies of batch %d (applied)", batch.batch_id)
-            return self._refusal(ExchangeError("internal error encoding the replies; the batch was applied"))
+        reply = await self.requests.commands(message.body, trader)
+        if reply.HasField("error"):
+            self.errors += 1
+            return proto.ERROR, _bytes(reply.error)
+        return proto.BATCH, _bytes(reply)
+
+    async def _orders(self, message: AbstractIncomingMessage, trader: str | ExchangeError) -> tuple[str, bytes]:
+        """Apply a lean batch; its ``OutcomeBatch`` (a refusal inside). No await before the submit."""
+        if isinstance(trader, ExchangeError):
+            self.errors += 1
+            return proto.ORDERS, encode_refusal(trader)
+        return proto.ORDERS, await self.requests.orders(message.body, trader)
 
     def _refusal(self, error: ExchangeError) -> tuple[str, bytes]:
         self.errors += 1
@@ -365,31 +348,18 @@ class AmqpServer:
 
     # ------------------------------------------------------------- requests
     def _book(self, trader: str, body: bytes) -> bytes:
-        request = parse_message(pb.BookRequest, body)
-        depth = self.gateway.depth(request.symbol, min(request.depth or _DEFAULT_DEPTH, _MAX_DEPTH))
-        if depth is None:
-            raise MalformedMessage(f"unknown symbol {request.symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
-        return _bytes(encode_book(depth, self._lookup))
+        return _bytes(self.requests.book(body))
 
     def _order(self, trader: str, body: bytes) -> bytes:
-        if not trader:
-            raise ExchangeError("name the trader in the 'trader' header", RejectReason.UNAUTHORIZED)
-        request = parse_message(pb.OrderStatusRequest, body)
-        return _bytes(encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup))
+        return _bytes(self.requests.order_status(body, trader or None))
 
     def _snapshot(self, trader: str, body: bytes) -> bytes:
         request = parse_message(pb.MarketDataRequest, body)
-        if not request.symbols:
-            raise MalformedMessage("name the symbols to snapshot")
-        known = {i.symbol for i in self.gateway.instruments}
-        for symbol in request.symbols:
-            if symbol not in known:
-                raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
+        known = [s for s in distinct(request.symbols)[:256] if self.gateway.instrument(s) is not None]
         if self._publisher is not None:
             # Before the snapshot, in the same step: every update after it is published.
-            self._publisher.want(request.symbols)
-        frames = [_bytes(encode_market_data(self.gateway.marketdata.snapshot(s), self._lookup)) for s in request.symbols]
-        return proto.pack_frames(frames)
+            self._publisher.want(known)
+        return proto.pack_frames([_bytes(m) for m in self.requests.snapshots(body)])
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from engine import BookDepth, CancelOrder, Command, Event, Instrument, MassCancel, OrderView
+from transports.codec import lean
 from transports.core.marketdata import MarketData
 
 Replies = list[list[Event]]
@@ -44,6 +45,17 @@ class TraderClient(ABC):
     @abstractmethod
     async def submit(self, commands: Sequence[Command]) -> Replies:
         """Send commands in order; return each command's events, in order."""
+
+    async def submit_orders(self, batch: bytes) -> lean.Outcomes:
+        """Lean order entry: ``batch`` is an ``OrderBatch`` (``lean.encode_orders``); each command's outcome.
+
+        What the harness and the bots use: the server answers each command's
+        outcome and its own fills, not every event. This default goes through
+        ``submit``; a transport with a lean wire sends the bytes as they are.
+        """
+        commands = lean.decode_orders(lean.parse_orders(batch), self.trader, len(batch))
+        replies = await self.submit(commands)
+        return lean.decode_outcomes(lean.encode_outcomes(commands, replies))
 
     async def cancel(self, order_id: int) -> list[Event]:
         return (await self.submit([CancelOrder(self.trader, order_id)]))[0]

@@ -35,33 +35,34 @@ import orjson
 
 from engine import (
     AddInstrument,
-    BookDelta,
     BookDepth,
     CancelOrder,
+    CancelReason,
     Command,
     Engine,
     Event,
     Instrument,
     MalformedMessage,
     MassCancel,
-    OrderAccepted,
-    OrderCancelled,
     OrderRejected,
     OrderView,
     Overloaded,
     PlaceOrder,
+    RejectReason,
     ReplaceOrder,
     TradeExecuted,
 )
-from transports.codec.compact import decode_compact, encode_compact
+from transports.core.apply import MarketBatch, Tally, apply_commands
 from transports.core.histogram import Histogram
-from transports.core.journal import CHECKPOINT, COMMAND, FsyncPolicy, Journal, JournalCorrupt, iter_payloads
+from transports.core.journal import CHECKPOINT, FsyncPolicy, Journal, JournalCorrupt, command_records, iter_payloads, record_commands
 from transports.core.marketdata import MarketDataHub, Subscription
 
 _log = logging.getLogger("dex.gateway")
 
 Replies = list[list[Event]]
 _COMMAND_TYPES = frozenset({PlaceOrder, CancelOrder, ReplaceOrder, MassCancel, AddInstrument})
+_REJECT_NAMES = {int(r): r.name for r in RejectReason}
+_CANCEL_NAMES = {int(r): r.name for r in CancelReason}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class _Pending:
     future: asyncio.Future[Replies]
     transport: str
     started_ns: int
+    record: bytes | None  # the journal record of these commands, when the caller already holds it
     replies: Replies = field(default_factory=list)
 
 
@@ -107,49 +109,48 @@ class GatewayStats:
         """A request a transport refused before it reached the engine (undecodable, unidentified, ...)."""
         self.transport_errors[(transport, reason)] += 1
 
-    def count(self, command: Command, events: list[Event], transport: str) -> None:
-        kind = type(command)
-        if kind is PlaceOrder:
-            self.orders += 1
-            self.commands["place"] += 1
-        elif kind is CancelOrder:
-            self.commands["cancel"] += 1
-        elif kind is ReplaceOrder:
-            self.commands["replace"] += 1
-        elif kind is MassCancel:
-            self.commands["mass_cancel"] += 1
-        else:
-            self.commands["add_instrument"] += 1
-        self.by_transport[transport] += 1
+    def add(self, tally: Tally, transport: str, commands: int) -> None:
+        """Merge one submission's tally (counted by ``apply_commands``)."""
+        self.orders += tally.places
+        kinds = self.commands
+        for name, value in (
+            ("place", tally.places),
+            ("cancel", tally.cancels),
+            ("replace", tally.replaces),
+            ("mass_cancel", tally.mass_cancels),
+            ("add_instrument", tally.add_instruments),
+        ):
+            if value:
+                kinds[name] += value
+        self.by_transport[transport] += commands
+        self.accepted += tally.accepted
+        self.trades += tally.trades
+        for code, value in tally.rejected.items():
+            reason = _REJECT_NAMES[code]
+            self.rejected[reason] += value
+            self.rejected_by[(transport, reason)] += value
+        for code, value in tally.cancelled.items():
+            self.cancelled[_CANCEL_NAMES[code]] += value
+
+
+def _log_rejects(commands: Sequence[Command], replies: Replies, transport: str) -> None:
+    """One debug line per rejected command (only when debug logging is on: it costs per event)."""
+    for events in replies[-len(commands) :]:
         for event in events:
-            ek = type(event)
-            if ek is BookDelta:
-                continue
-            if ek is OrderAccepted:
-                self.accepted += 1
-            elif ek is TradeExecuted:
-                self.trades += 1
-            elif ek is OrderRejected:
+            if type(event) is OrderRejected:
                 assert isinstance(event, OrderRejected)
-                reason = event.reason.name
-                self.rejected[reason] += 1
-                self.rejected_by[(transport, reason)] += 1
-                if _log.isEnabledFor(logging.DEBUG):
-                    _log.debug(
-                        "order_rejected",
-                        extra={
-                            "transport": transport,
-                            "trader": event.trader,
-                            "client_order_id": event.client_order_id,
-                            "order_id": event.order_id,
-                            "symbol": event.symbol,
-                            "reason": reason,
-                            "detail": event.message,
-                        },
-                    )
-            elif ek is OrderCancelled:
-                assert isinstance(event, OrderCancelled)
-                self.cancelled[event.reason.name] += 1
+                _log.debug(
+                    "order_rejected",
+                    extra={
+                        "transport": transport,
+                        "trader": event.trader,
+                        "client_order_id": event.client_order_id,
+                        "order_id": event.order_id,
+                        "symbol": event.symbol,
+                        "reason": event.reason.name,
+                        "detail": event.message,
+                    },
+                )
 
 
 class Gateway:
@@ -192,13 +193,14 @@ class Gateway:
         self.truncated_bytes = recovery.truncated_bytes
         engine = self.engine
         for kind, body in iter_payloads(recovery.records):
-            if kind == COMMAND:
-                engine.handle(decode_compact(body))
-                self.recovered_commands += 1
-            elif kind == CHECKPOINT:
+            if kind == CHECKPOINT:
                 mark = orjson.loads(body)
                 if mark["seq"] == engine.seq and mark["state_hash"] != engine.state_hash():
                     raise JournalCorrupt(f"replay of {journal.path} does not reproduce the state hash at seq {mark['seq']}")
+            else:
+                for command in record_commands(kind, body):
+                    engine.handle(command)
+                    self.recovered_commands += 1
         _log.info(
             "journal_recovered",
             extra={
@@ -238,10 +240,13 @@ class Gateway:
             self.journal.close()
 
     # --------------------------------------------------------------- submit
-    async def submit(self, commands: Sequence[Command], transport: str = "inproc") -> Replies:
+    async def submit(self, commands: Sequence[Command], transport: str = "inproc", record: bytes | None = None) -> Replies:
         """Apply ``commands`` in order; return each command's events once durable.
 
-        Raises ``Overloaded`` (nothing applied) when the queue is full.
+        ``record`` is the journal record of exactly these commands when the
+        caller already holds it (``journal.batch_record`` of the bytes it
+        decoded); otherwise the writer encodes one. Raises ``Overloaded``
+        (nothing applied) when the queue is full.
         """
         if not commands:
             return []
@@ -257,7 +262,7 @@ class Gateway:
                 _log.warning("gateway_overloaded", extra={"transport": transport, "queued": self._queued, "refused_so_far": refused})
             raise Overloaded(f"queue full ({self._queued} commands waiting); retry later")
         future: asyncio.Future[Replies] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(commands, future, transport, time.perf_counter_ns()))
+        self._pending.append(_Pending(commands, future, transport, time.perf_counter_ns(), record))
         self._queued += len(commands)
         self._wake.set()
         return await future
@@ -268,11 +273,10 @@ class Gateway:
 
     # --------------------------------------------------------------- writer
     async def _writer(self) -> None:
-        engine = self.engine
-        handle = engine.handle
-        publish = self.marketdata.publish
+        handle = self.engine.handle
         stats = self.stats
         max_group = self.config.max_group
+        market = MarketBatch()
         while True:
             if not self._pending:
                 self._wake.clear()
@@ -282,23 +286,22 @@ class Gateway:
             records: list[bytes] = []
             taken = 0
             journal = self.journal
+            debug = _log.isEnabledFor(logging.DEBUG)
             while self._pending and taken < max_group:
                 item = self._pending.popleft()
                 group.append(item)
-                taken += len(item.commands)
-                transport = item.transport
-                replies = item.replies
-                for command in item.commands:
-                    events = handle(command)  # total: a bad command is a reject event, never an exception
-                    replies.append(events)
-                    stats.count(command, events, transport)
-                    for event in events:
-                        if type(event) is BookDelta or type(event) is TradeExecuted:
-                            publish(event)
-                    if journal is not None:
-                        records.append(b"C" + encode_compact(command))
+                commands = item.commands
+                taken += len(commands)
+                tally = Tally()
+                apply_commands(handle, commands, item.replies, tally, market)
+                stats.add(tally, item.transport, len(commands))
+                if debug and tally.rejected:
+                    _log_rejects(commands, item.replies, item.transport)
+                if journal is not None:
+                    records.extend([item.record] if item.record is not None else command_records(commands))
             self._queued -= taken
             stats.batches += 1
+            self._publish(market)
             if journal is not None:
                 journal.append(records)
             if journal is not None and self.config.fsync == "batch":
@@ -307,6 +310,15 @@ class Gateway:
             else:
                 self._release(group)
             await asyncio.sleep(0)  # let transports enqueue more before the next group
+
+    def _publish(self, market: MarketBatch) -> None:
+        """The group's market data: its trades in order, then one delta per touched level."""
+        publish = self.marketdata.publish
+        for trade in market.trades:
+            publish(trade)
+        for delta in market.deltas.values():
+            publish(delta)
+        market.clear()
 
     def _release(self, group: list[_Pending]) -> None:
         now = time.perf_counter_ns()

@@ -5,9 +5,17 @@ File layout::
     MAGIC (8 bytes: b"DEXJRNL1")
     record*   where record = length:u32be  crc32:u32be  payload[length]
 
-Payload kinds (first byte): ``C`` + a compact command (``codec.compact``), or
-``H`` + ``{"seq": ..., "state_hash": ...}``, a checkpoint written at clean
-shutdown so the next start can prove that replay rebuilt the same state.
+Payload kinds (first byte), one record per submission:
+
+* ``T`` + trader length (u16be) + trader (UTF-8) + an ``OrderBatch``
+  (``codec.lean``): a lean batch exactly as its trader's client sent it, so
+  the gateway journals the bytes it already holds instead of re-encoding;
+* ``B`` + an ``OrderBatch`` whose ``traders``/``trader`` columns name each
+  command's trader: any other submission of place/cancel/replace/mass cancel;
+* ``C`` + one compact command (``codec.compact``): ``add_instrument``, and every
+  command of journals written before the lean format (still read);
+* ``H`` + ``{"seq": ..., "state_hash": ...}``, a checkpoint written at clean
+  shutdown so the next start can prove that replay rebuilt the same state.
 
 Invariants:
 
@@ -27,20 +35,26 @@ import fcntl
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import orjson
 
-from engine import ExchangeError, RejectReason
+from engine import AddInstrument, Command, ExchangeError, RejectReason
+from transports.codec.compact import decode_compact, encode_compact
+from transports.codec.lean import decode_orders, encode_orders, parse_orders
 
 MAGIC = b"DEXJRNL1"
 _HEADER = struct.Struct(">II")
 _MAX_RECORD = 64 * 1024 * 1024
 COMMAND = ord("C")
 CHECKPOINT = ord("H")
+BATCH = ord("B")
+TRADER_BATCH = ord("T")
+_TRADER_LENGTH = struct.Struct(">H")
+_NO_LIMIT = 2**31
 
 FsyncPolicy = Literal["batch", "interval", "off"]
 
@@ -158,3 +172,36 @@ class Journal:
 def iter_payloads(records: list[bytes]) -> Iterator[tuple[int, bytes]]:
     for payload in records:
         yield payload[0], payload[1:]
+
+
+def trader_batch_record(trader: str, order_batch: bytes) -> bytes:
+    """The record of a lean ``OrderBatch`` as ``trader``'s client sent it (no re-encoding)."""
+    name = trader.encode()
+    return b"T" + _TRADER_LENGTH.pack(len(name)) + name + order_batch
+
+
+def command_records(commands: Sequence[Command]) -> list[bytes]:
+    """The records of commands that came without one: one lean batch, or compact records around ``add_instrument``."""
+    if not any(type(c) is AddInstrument for c in commands):
+        return [b"B" + encode_orders(commands, with_traders=True)]
+    return [b"C" + encode_compact(c) for c in commands]
+
+
+def record_commands(kind: int, body: bytes) -> list[Command]:
+    """The commands of one record (``iter_payloads``); a kind this version does not know is ``JournalCorrupt``."""
+    if kind == COMMAND:
+        return [decode_compact(body)]
+    if kind == BATCH:
+        return decode_orders(parse_orders(body), None, _NO_LIMIT)
+    if kind == TRADER_BATCH:
+        (length,) = _TRADER_LENGTH.unpack_from(body)
+        trader = body[2 : 2 + length].decode()
+        return decode_orders(parse_orders(body[2 + length :]), trader, _NO_LIMIT)
+    raise JournalCorrupt(f"unknown journal record kind {kind!r}: written by a newer version?")
+
+
+def journal_commands(records: list[bytes]) -> Iterator[Command]:
+    """Every command in ``records`` (``read_records(...).records``), in order; checkpoints skipped."""
+    for kind, body in iter_payloads(records):
+        if kind != CHECKPOINT:
+            yield from record_commands(kind, body)

@@ -36,7 +36,6 @@ from typing import Any, ClassVar
 
 import grpc
 import grpc.aio
-from google.protobuf.message import Message
 
 from engine import (
     AddInstrument,
@@ -49,8 +48,10 @@ from engine import (
     OrderView,
     RejectReason,
 )
+from transports.codec import lean
 from transports.codec.proto_codec import (
     decode_book,
+    decode_error,
     decode_instruments,
     decode_market_data,
     decode_order_status,
@@ -66,7 +67,7 @@ from transports.grpc.settings import SERVICE_NAME, TRADER_METADATA, channel_targ
 
 _PATH = f"/{SERVICE_NAME}/"
 
-TradeCall = grpc.aio.StreamStreamCall[Message, pb.ReplyBatch]  # the generated serializers are typed on Message
+TradeCall = grpc.aio.StreamStreamCall[Any, Any]  # Trade: CommandBatch -> ReplyBatch; Orders: OrderBatch bytes -> OutcomeBatch
 
 
 class GrpcClient(TraderClient):
@@ -81,6 +82,7 @@ class GrpcClient(TraderClient):
         self._channel: grpc.aio.Channel | None = None
         self._instruments: dict[str, Instrument] = {}
         self._stream: _TradeStream | None = None
+        self._lean: _TradeStream | None = None
 
     # ----------------------------------------------------------- lifecycle
     async def connect(self) -> None:
@@ -101,6 +103,9 @@ class GrpcClient(TraderClient):
             _PATH + "MarketData", pb.MarketDataRequest.SerializeToString, pb.MarketDataMessage.FromString
         )
         self._trade = channel.stream_stream(_PATH + "Trade", pb.CommandBatch.SerializeToString, pb.ReplyBatch.FromString)
+        self._orders: grpc.aio.StreamStreamMultiCallable[bytes, pb.OutcomeBatch] = channel.stream_stream(
+            _PATH + "Orders", None, pb.OutcomeBatch.FromString
+        )
         try:
             await self._fetch_instruments(self.connect_timeout)
         except BaseException:
@@ -108,9 +113,10 @@ class GrpcClient(TraderClient):
             raise
 
     async def close(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            stream.close(NotConnected(f"the client of the gRPC server at {self.url} was closed"))
+        for stream in (self._stream, self._lean):
+            if stream is not None:
+                stream.close(NotConnected(f"the client of the gRPC server at {self.url} was closed"))
+        self._stream = self._lean = None
         channel, self._channel = self._channel, None
         if channel is not None:
             await channel.close()
@@ -155,13 +161,24 @@ class GrpcClient(TraderClient):
             listing = {c.instrument.symbol: c.instrument for c in commands if isinstance(c, AddInstrument)}
             lookup = {**self._instruments, **listing}.get
             batch = encode_commands(commands, lookup, batch_id)
-        replies = decode_replies(await stream.send(batch), lookup)
+        replies = decode_replies(await stream.send(batch_id, batch), lookup)
         if listing:
             for events in replies:
                 for event in events:
                     if isinstance(event, InstrumentAdded):
                         self._instruments[event.instrument.symbol] = event.instrument
         return replies
+
+    async def submit_orders(self, batch: bytes) -> lean.Outcomes:
+        await self._ready()
+        stream = self._lean
+        if stream is None or stream.broken is not None:
+            stream = self._lean = _TradeStream(self._orders(metadata=self._metadata), self.url, self.timeout)
+        batch_id = stream.next_id()
+        reply: pb.OutcomeBatch = await stream.send(batch_id, lean.with_batch_id(batch, batch_id))
+        if reply.HasField("error"):
+            raise decode_error(reply.error)
+        return lean.Outcomes(reply)
 
     # ----------------------------------------------------------- queries
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:
@@ -212,7 +229,7 @@ class GrpcClient(TraderClient):
 
 
 class _TradeStream:
-    """One ``Trade`` call: one writer task sends batches in submit order; replies find their waiter by ``batch_id``.
+    """One ``Trade`` or ``Orders`` call: one writer task sends batches in submit order; replies find their waiter by ``batch_id``.
 
     Writes go through a task of their own because gRPC allows one write in
     flight per call and cancels the whole call when a write is cancelled: a
@@ -228,8 +245,8 @@ class _TradeStream:
         self.reply_timeout = reply_timeout
         self.broken: NotConnected | None = None
         self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[pb.ReplyBatch]] = {}
-        self._outbox: deque[pb.CommandBatch] = deque()
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._outbox: deque[Any] = deque()
         self._wake = asyncio.Event()
         loop = asyncio.get_running_loop()
         self._writer = loop.create_task(self._write(), name=f"grpc-trade-batches {url}")
@@ -238,12 +255,12 @@ class _TradeStream:
     def next_id(self) -> int:
         return next(self._ids)
 
-    async def send(self, batch: pb.CommandBatch) -> pb.ReplyBatch:
+    async def send(self, batch_id: int, batch: Any) -> Any:
         if self.broken is not None:
             raise self.broken
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[pb.ReplyBatch] = loop.create_future()
-        self._waiting[batch.batch_id] = future
+        future: asyncio.Future[Any] = loop.create_future()
+        self._waiting[batch_id] = future
         self._outbox.append(batch)
         self._wake.set()
         timer = loop.call_later(self.reply_timeout, self._late, future)
@@ -252,7 +269,7 @@ class _TradeStream:
         finally:
             timer.cancel()
 
-    def _late(self, future: asyncio.Future[pb.ReplyBatch]) -> None:
+    def _late(self, future: asyncio.Future[Any]) -> None:
         if not future.done():
             self._fail(
                 NotConnected(f"no reply from the gRPC server at {self.url} within {self.reply_timeout:g}s; the Trade stream is given up")

@@ -31,25 +31,25 @@ import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError, Message
 
-from engine import AddInstrument, Command, ExchangeError, MalformedMessage, NotConnected, RejectReason
+from engine import ExchangeError, MalformedMessage, NotConnected, RejectReason
 from transports.codec.proto_codec import (
     decode_command,
-    decode_commands,
+    decode_error,
     encode_book,
     encode_instruments,
     encode_market_data,
     encode_order_status,
-    encode_replies,
     encode_reply,
     encode_stats,
     pb,
 )
 from transports.core.gateway import Gateway
 from transports.core.marketdata import Subscription
+from transports.core.requests import Limits, RequestHandler
 from transports.grpc.errors import Context, Unidentified, abort
 from transports.grpc.lookup import InstrumentIndex
-from transports.grpc.settings import MAX_TRADER_LENGTH, TRADER_METADATA, GrpcServerSettings
-from transports.grpc.trade_stream import TRANSPORT, TradeStream, admin_refusal
+from transports.grpc.settings import MAX_MESSAGE_BYTES, MAX_TRADER_LENGTH, TRADER_METADATA, GrpcServerSettings
+from transports.grpc.trade_stream import TRANSPORT, Handle, TradeStream
 
 M = TypeVar("M", bound=Message)
 
@@ -88,6 +88,8 @@ class ExchangeService:
         self.gateway = gateway
         self.settings = settings if settings is not None else GrpcServerSettings()
         self.index = InstrumentIndex(gateway)
+        limits = Limits(max_batch=100_000, max_request_bytes=MAX_MESSAGE_BYTES)
+        self.requests = RequestHandler(gateway, TRANSPORT, limits, self.settings.allow_admin)
         self._streams: set[TradeStream] = set()
         self._subscriptions: set[Subscription] = set()
         self.shutting_down = False
@@ -96,7 +98,9 @@ class ExchangeService:
         """Method name -> handler, for ``server.add_registered_method_handlers(SERVICE_NAME, ...)``."""
         unary, out = grpc.unary_unary_rpc_method_handler, _serialize
         return {
-            "Trade": grpc.stream_stream_rpc_method_handler(self.trade, lenient(pb.CommandBatch), out),
+            # Both streams take raw bytes: the request handler checks their size before it parses them.
+            "Trade": grpc.stream_stream_rpc_method_handler(self.trade, None, out),
+            "Orders": grpc.stream_stream_rpc_method_handler(self.orders, None, None),
             "PlaceOrder": unary(self.place_order, lenient(pb.PlaceOrder), out),
             "CancelOrder": unary(self.cancel_order, lenient(pb.CancelOrder), out),
             "ReplaceOrder": unary(self.replace_order, lenient(pb.ReplaceOrder), out),
@@ -118,13 +122,21 @@ class ExchangeService:
 
     # ---------------------------------------------------------- commands
     async def trade(self, request_iterator: object, context: Context) -> None:
+        """``CommandBatch`` in, ``ReplyBatch`` (every event) out."""
+        requests = self.requests
+        await self._stream(context, lambda trader: lambda data: requests.commands(data, trader))
+
+    async def orders(self, request_iterator: object, context: Context) -> None:
+        """Lean order entry: ``OrderBatch`` bytes in, ``OutcomeBatch`` bytes out."""
+        requests = self.requests
+        await self._stream(context, lambda trader: lambda data: requests.orders(data, trader))
+
+    async def _stream(self, context: Context, handler_for: Callable[[str], Handle]) -> None:
         try:
             trader = trader_of(context)
         except ExchangeError as exc:
             await abort(context, exc)
-        stream = TradeStream(
-            self.gateway, self.index, context, trader, allow_admin=self.settings.allow_admin, max_inflight=self.settings.max_inflight
-        )
+        stream = TradeStream(handler_for(trader), context, trader, max_inflight=self.settings.max_inflight)
         self._streams.add(stream)
         stream.shutting_down = self.shutting_down  # a stream that starts while the server stops ends at once
         try:
@@ -154,18 +166,16 @@ class ExchangeService:
         return self.index.apply(lambda lookup: encode_reply(events, lookup))
 
     async def submit_batch(self, request: pb.CommandBatch | MalformedMessage, context: Context) -> pb.ReplyBatch:
-        gateway = self.gateway
         try:
             trader = trader_of(context)
             if isinstance(request, MalformedMessage):
                 raise request
-            commands: list[Command] = self.index.apply(lambda lookup: decode_commands(request, lookup, trader))
-            if not self.settings.allow_admin and any(type(c) is AddInstrument for c in commands):
-                raise admin_refusal()
-            replies = await gateway.submit(commands, TRANSPORT) if commands else []
         except ExchangeError as exc:
             await abort(context, exc)
-        return self.index.apply(lambda lookup: encode_replies(replies, lookup, request.batch_id))
+        reply = await self.requests.commands(request, trader)
+        if reply.HasField("error"):
+            await abort(context, decode_error(reply.error))
+        return reply
 
     # ------------------------------------------------------- market data
     async def market_data(self, request: pb.MarketDataRequest | MalformedMessage, context: Context) -> None:

@@ -39,6 +39,7 @@ from transports.core.gateway import Gateway
 from transports.core.marketdata import Subscription
 from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry, render
+from transports.core.requests import Limits, RequestHandler
 from transports.http import openapi as doc
 from transports.http.doc_pages import add_doc_pages
 from transports.http.errors import PayloadTooLarge, Unidentified, install_error_handlers
@@ -48,6 +49,7 @@ from transports.http.settings import MAX_TRADER_LENGTH, TRADER_HEADER, HttpServe
 
 TRANSPORT = "http"
 JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
 _POLICY_VIOLATION = 1008
 
 _DESCRIPTION = """\
@@ -147,6 +149,8 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
         if lookup(symbol) is None:
             raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
 
+    requests = RequestHandler(gateway, TRANSPORT, Limits(max_batch=settings.max_batch, max_request_bytes=max_body), allow_admin)
+
     legacy = LegacyApi(gateway, trader_of, read_body, max_batch)
     add_legacy_routes(app, legacy)
 
@@ -161,6 +165,19 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
     async def post_order(request: Request) -> Response:
         trader = trader_of(request)
         return await apply_one(decode_command(loads(await read_body(request)), lookup, trader))
+
+    @app.post(
+        "/orders/lean",
+        summary="Lean order entry: a protobuf OrderBatch in, an OutcomeBatch out (docs/wire-schema.md)",
+        description="What our own clients send: integer ticks and lots in columns. A refused batch is an OutcomeBatch with an Error.",
+        responses={200: {"content": {PROTOBUF: {}}, "description": "an exchange.v1.OutcomeBatch"}, 413: doc.ERROR},
+        openapi_extra=doc.with_trader(),
+        tags=["orders"],
+    )
+    async def post_lean(request: Request) -> Response:
+        trader = request.headers.get(TRADER_HEADER, "").strip()
+        data = await read_body(request)
+        return Response(await requests.orders(data, trader or None), media_type=PROTOBUF)
 
     @app.post(
         "/orders/batch",

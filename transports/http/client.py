@@ -41,6 +41,7 @@ from engine import (
     RejectReason,
     ReplaceOrder,
 )
+from transports.codec import lean
 from transports.codec.json_codec import decode_event, dumps, encode_command, loads
 from transports.codec.json_views import decode_depth, decode_instruments, decode_order_view
 from transports.core.client import Replies, TraderClient
@@ -50,6 +51,7 @@ from transports.http.market_data import decode_market_data
 from transports.http.settings import client_url
 
 _JSON_HEADERS = {"content-type": "application/json"}
+_PROTOBUF_HEADERS = {"content-type": "application/x-protobuf"}
 
 
 def error_from_reply(status: int, content: bytes) -> ExchangeError:
@@ -108,7 +110,13 @@ class HttpClient(TraderClient):
 
     # ------------------------------------------------------------- wire
     async def _request(
-        self, method: str, path: str, *, content: bytes | None = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] = _JSON_HEADERS,
     ) -> tuple[int, bytes]:
         if self._http is None:
             await self.connect()
@@ -116,7 +124,7 @@ class HttpClient(TraderClient):
         try:
             if content is None:
                 return await self._http.request(method, path, params=params)
-            return await self._http.request(method, path, params=params, headers=_JSON_HEADERS, body=content)
+            return await self._http.request(method, path, params=params, headers=headers, body=content)
         except (OSError, TimeoutError) as exc:  # connect, read, write, timeout, protocol (ConnectionError is an OSError)
             raise NotConnected(f"not connected to turbo-dex at {self.url} ({type(exc).__name__}: {exc})") from exc
 
@@ -162,6 +170,12 @@ class HttpClient(TraderClient):
                     assert isinstance(event, InstrumentAdded)
                     self._instruments[event.instrument.symbol] = event.instrument
         return replies
+
+    async def submit_orders(self, batch: bytes) -> lean.Outcomes:
+        status, content = await self._request("POST", "/orders/lean", content=batch, headers=_PROTOBUF_HEADERS)
+        if status != 200:
+            raise error_from_reply(status, content)
+        return lean.decode_outcomes(content)
 
     # ----------------------------------------------------------- queries
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:

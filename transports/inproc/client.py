@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 from engine import BookDepth, Command, Instrument, MalformedMessage, OrderView, RejectReason
+from transports.codec import lean
 from transports.core.client import Replies, TraderClient
 from transports.core.gateway import Gateway
 from transports.core.marketdata import MarketData
+from transports.core.requests import RequestHandler
 from transports.core.trader_identity import bind_trader
 
 
@@ -18,9 +20,13 @@ class InProcClient(TraderClient):
     def __init__(self, gateway: Gateway, trader: str) -> None:
         super().__init__(trader)
         self.gateway = gateway
+        self._requests = RequestHandler(gateway, self.transport)
 
     async def submit(self, commands: Sequence[Command]) -> Replies:
         return await self.gateway.submit([bind_trader(c, self.trader) for c in commands], self.transport)
+
+    async def submit_orders(self, batch: bytes) -> lean.Outcomes:
+        return lean.decode_outcomes(await self._requests.orders(batch, self.trader))
 
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:
         result = self.gateway.depth(symbol, depth)

@@ -39,26 +39,22 @@ import logging
 import os
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import uvloop
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
-from engine import AddInstrument, Command, ExchangeError, MalformedMessage, RejectReason
+from engine import ExchangeError, MalformedMessage
+from transports.codec.lean import encode_refusal
 from transports.codec.proto_codec import (
-    decode_commands,
-    encode_book,
-    encode_instruments,
     encode_market_data,
-    encode_order_status,
     encode_refused,
-    encode_replies,
     encode_stats,
     error_reply,
     parse_message,
@@ -67,13 +63,13 @@ from transports.codec.proto_codec import (
 from transports.core import legacy_flags
 from transports.core.gateway import Gateway
 from transports.core.marketdata import BookSnapshot, MarketData, Subscription
+from transports.core.requests import Limits, RequestHandler, check_trader, distinct
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 from transports.nats.connection import ConnectionErrors, connect
 from transports.nats.local import NatsServerProcess
 from transports.nats.settings import (
     DEFAULT_PREFIX,
     ERROR_HEADER,
-    MAX_TRADER_LENGTH,
     PENDING_BYTES_LIMIT,
     PENDING_MSGS_LIMIT,
     TRADER_HEADER,
@@ -115,14 +111,10 @@ def _bytes(message: Message) -> bytes:
     return message.SerializeToString()
 
 
-def trader_of(msg: Msg) -> str:
-    """The trader a request acts for (``Dex-Trader`` header); UNAUTHORIZED if absent."""
-    trader = ((msg.headers or {}).get(TRADER_HEADER) or "").strip()
-    if not trader:
-        raise ExchangeError(f"a request needs a {TRADER_HEADER} header", RejectReason.UNAUTHORIZED)
-    if len(trader) > MAX_TRADER_LENGTH:
-        raise MalformedMessage(f"a trader is at most {MAX_TRADER_LENGTH} characters")
-    return trader
+def trader_of(msg: Msg) -> str | None:
+    """The trader a request acts for (``Dex-Trader`` header), checked by the request handler; None if absent."""
+    trader = (msg.headers or {}).get(TRADER_HEADER)
+    return check_trader(trader) if trader else None
 
 
 class NatsServer:
@@ -136,7 +128,7 @@ class NatsServer:
         self.subjects = Subjects(self.settings.prefix)
         self.name = self.settings.name or f"dex-nats-{socket.gethostname()}-{os.getpid()}"
         self._lookup = gateway.instrument
-        self._max_batch = min(self.settings.max_batch, gateway.config.buffer)
+        self.requests = RequestHandler(gateway, TRANSPORT, Limits(max_batch=self.settings.max_batch), self.settings.allow_admin)
         self._queries: dict[str, Query] = {
             "ping": self._ping,
             "book": self._book,
@@ -160,6 +152,11 @@ class NatsServer:
                 cb=self._on_batch,
                 pending_msgs_limit=PENDING_MSGS_LIMIT,
                 pending_bytes_limit=PENDING_BYTES_LIMIT,
+            )
+        )
+        self._subs.append(
+            await self.nc.subscribe(
+                self.subjects.lean, cb=self._on_orders, pending_msgs_limit=PENDING_MSGS_LIMIT, pending_bytes_limit=PENDING_BYTES_LIMIT
             )
         )
         self._subs.append(
@@ -199,49 +196,36 @@ class NatsServer:
 
     # ------------------------------------------------------------- commands
     async def _on_batch(self, msg: Msg) -> None:
-        if not msg.reply:
-            return  # nobody to answer: a command must be a request
+        if msg.reply:  # a command must be a request: without a reply subject nobody could be answered
+            self._spawn(self._apply(msg))
+
+    async def _apply(self, msg: Msg) -> None:
         try:
-            batch = pb.CommandBatch.FromString(msg.data)
-        except DecodeError:
-            await self._refuse(msg, 0, MalformedMessage("a command request must be a serialized CommandBatch"))
-            return
-        batch_id = batch.batch_id
+            reply = await self.requests.commands(msg.data, trader_of(msg))
+        except ExchangeError as exc:  # the trader header itself is malformed
+            reply = encode_refused(exc)
+        if reply.HasField("error"):
+            self.refused += 1
+        with contextlib.suppress(Exception):  # the client is gone or we are reconnecting: its request times out
+            await self.nc.publish(msg.reply, reply.SerializeToString())
+
+    async def _on_orders(self, msg: Msg) -> None:
+        if msg.reply:
+            self._spawn(self._apply_orders(msg))
+
+    async def _apply_orders(self, msg: Msg) -> None:
         try:
-            trader = trader_of(msg)
-            count = len(batch.commands)
-            if count == 0:
-                raise MalformedMessage("an empty batch")
-            if count > self._max_batch:
-                raise MalformedMessage(f"a batch holds at most {self._max_batch} commands, got {count}")
-            commands = decode_commands(batch, self._lookup, trader)
-            if not self.settings.allow_admin and any(type(c) is AddInstrument for c in commands):
-                raise ExchangeError("add_instrument needs a server started with --allow-admin", RejectReason.UNAUTHORIZED)
+            data = await self.requests.orders(msg.data, trader_of(msg))
         except ExchangeError as exc:
-            await self._refuse(msg, batch_id, exc)
-            return
+            data = encode_refusal(exc)
+        with contextlib.suppress(Exception):
+            await self.nc.publish(msg.reply, data)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         # A task per batch: gateway.submit queues the batch before its first await, so order holds.
-        task = asyncio.get_running_loop().create_task(self._apply(msg.reply, batch_id, commands))
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _apply(self, reply: str, batch_id: int, commands: list[Command]) -> None:
-        try:
-            replies = await self.gateway.submit(commands, TRANSPORT)
-            data = encode_replies(replies, self._lookup, batch_id).SerializeToString()
-        except ExchangeError as exc:  # Overloaded: nothing applied
-            self.refused += 1
-            data = encode_refused(exc, batch_id).SerializeToString()
-        except Exception:
-            log.exception("cannot answer batch %d", batch_id)
-            data = encode_refused(ExchangeError("internal error; see the server log"), batch_id).SerializeToString()
-        with contextlib.suppress(Exception):  # the client is gone or we are reconnecting: its request times out
-            await self.nc.publish(reply, data)
-
-    async def _refuse(self, msg: Msg, batch_id: int, error: ExchangeError) -> None:
-        self.refused += 1
-        with contextlib.suppress(Exception):
-            await self.nc.publish(msg.reply, encode_refused(error, batch_id).SerializeToString())
 
     # -------------------------------------------------------------- queries
     async def _on_query(self, msg: Msg) -> None:
@@ -270,37 +254,23 @@ class NatsServer:
         return (b"",)
 
     async def _instruments(self, msg: Msg) -> Sequence[bytes]:
-        return (_bytes(encode_instruments(self.gateway.instruments)),)
+        return (_bytes(self.requests.instruments()),)
 
     async def _stats(self, msg: Msg) -> Sequence[bytes]:
         return (_bytes(encode_stats(self.stats_dict())),)
 
     async def _book(self, msg: Msg) -> Sequence[bytes]:
-        request = parse_message(pb.BookRequest, msg.data)
-        depth = self.gateway.depth(request.symbol, min(request.depth or _DEFAULT_DEPTH, _MAX_DEPTH))
-        if depth is None:
-            raise MalformedMessage(f"unknown symbol {request.symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
-        return (_bytes(encode_book(depth, self._lookup)),)
+        return (_bytes(self.requests.book(msg.data)),)
 
     async def _order(self, msg: Msg) -> Sequence[bytes]:
-        trader = trader_of(msg)
-        request = parse_message(pb.OrderStatusRequest, msg.data)
-        return (_bytes(encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup)),)
+        return (_bytes(self.requests.order_status(msg.data, trader_of(msg))),)
 
     async def _snapshot(self, msg: Msg) -> Sequence[bytes]:
-        request = parse_message(pb.MarketDataRequest, msg.data)
-        if not request.symbols:
-            raise MalformedMessage("name the symbols to snapshot")
         if self.settings.market_data == "on-demand":
-            self._want_market_data(request.symbols)  # before the snapshot: every later update goes out
-        out = []
-        for symbol in request.symbols:
-            try:
-                snapshot = self.gateway.marketdata.snapshot(symbol)
-            except KeyError:
-                raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL) from None
-            out.append(_bytes(encode_market_data(snapshot, self._lookup)))
-        return out
+            # Before the snapshot, so every later update goes out; unknown or repeated symbols are refused below.
+            request = parse_message(pb.MarketDataRequest, msg.data)
+            self._want_market_data([s for s in distinct(request.symbols)[:256] if self.gateway.instrument(s) is not None])
+        return [_bytes(m) for m in self.requests.snapshots(msg.data)]
 
     # ------------------------------------------------------ market data, stats
     def _want_market_data(self, symbols: Sequence[str]) -> None:

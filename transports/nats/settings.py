@@ -2,6 +2,7 @@
 
 The subject layout (docs/nats.md) under one prefix (default ``dex``)::
 
+    dex.lean                     request/reply: a lean OrderBatch -> an OutcomeBatch (header Dex-Trader)
     dex.cmd.<SYMBOL>             request/reply: a CommandBatch -> a ReplyBatch (header Dex-Trader)
     dex.q.<kind>                 request/reply queries: book, order, instruments, stats, snapshot, ping
     dex.md.<SYMBOL>              market data: MarketDataMessage (MarketUpdate with md_seq, or Gap)
@@ -69,6 +70,7 @@ class Subjects:
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         self.prefix = prefix
         self.commands_all = f"{prefix}.cmd.>"
+        self.lean = f"{prefix}.lean"
         self.queries_all = f"{prefix}.q.*"
         self.stats = f"{prefix}.stats"
         self.nodes = f"{prefix}.nodes"

@@ -49,11 +49,13 @@ from google.protobuf.message import DecodeError
 from engine import (
     BookDepth,
     Command,
+    ExchangeError,
     Instrument,
     NotConnected,
     OrderView,
     RejectReason,
 )
+from transports.codec import lean
 from transports.codec.proto_codec import (
     decode_book,
     decode_error,
@@ -313,6 +315,17 @@ class ZmqClient(TraderClient):
             batch_id = next(self._ids)
             reply = await self._batch(batch_id, encode_commands(commands, lookup, batch_id).SerializeToString())
         return await self._catalog.decode(reply, lookup)
+
+    async def submit_orders(self, batch: bytes) -> lean.Outcomes:
+        await self._ready()
+        try:
+            return lean.decode_outcomes((await self._request(proto.ORDERS, [batch]))[0])
+        except ExchangeError as exc:
+            if exc.reason is not RejectReason.UNAUTHORIZED:
+                raise
+        # The server does not know this connection (it restarted, or forgot it): nothing was applied.
+        await self._request(proto.HELLO, [self.trader.encode()])
+        return lean.decode_outcomes((await self._request(proto.ORDERS, [batch]))[0])
 
     def _batch(self, batch_id: int, frame: bytes) -> asyncio.Future[pb.ReplyBatch]:
         future = self._expect(batch_id, self.timeout)

@@ -35,7 +35,7 @@ import contextlib
 import errno
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -43,22 +43,11 @@ import uvloop
 import zmq
 from google.protobuf.message import DecodeError, Message
 
-from engine import AddInstrument, Command, ExchangeError, MalformedMessage, RejectReason
-from transports.codec.proto_codec import (
-    decode_commands,
-    encode_book,
-    encode_instruments,
-    encode_market_data,
-    encode_order_status,
-    encode_refused,
-    encode_replies,
-    encode_stats,
-    error_reply,
-    parse_message,
-    pb,
-)
+from engine import ExchangeError, MalformedMessage
+from transports.codec.proto_codec import error_reply, pb
 from transports.core import legacy_flags
 from transports.core.gateway import Gateway
+from transports.core.requests import Limits, RequestHandler, check_trader
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 from transports.zmq import protocol as proto
 from transports.zmq.loop_socket import LoopSocket
@@ -67,7 +56,6 @@ from transports.zmq.settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     DEFAULT_PUB_PORT,
-    MAX_TRADER_LENGTH,
     ZmqServerSettings,
     tcp_endpoint,
     zmq_url,
@@ -78,8 +66,6 @@ log = logging.getLogger("dex-zmq")
 
 _DRAIN_BUDGET = 512  # requests read per wake-up before other tasks (the gateway writer) get a turn
 _RETRY_S = 0.002  # how soon a stalled client's outbox is retried
-_DEFAULT_DEPTH = 10
-_MAX_DEPTH = 1000
 
 Frames = list[bytes]
 Handler = Callable[[bytes, Frames], Sequence[bytes]]
@@ -97,10 +83,8 @@ class ZmqServer:
         self.settings = settings if settings is not None else ZmqServerSettings(port=0, pub_port=0, journal=None)
         self._own_context = context is None
         self.context: zmq.Context[Any] = context if context is not None else zmq.Context()
-        self._lookup = gateway.instrument
-        self._submit = gateway.submit
-        self._max_batch = min(self.settings.max_batch, gateway.config.buffer)
-        self._allow_admin = self.settings.allow_admin
+        limits = Limits(max_batch=self.settings.max_batch, max_request_bytes=self.settings.max_message_bytes)
+        self.requests = RequestHandler(gateway, TRANSPORT, limits, self.settings.allow_admin)
         self._traders: dict[bytes, str] = {}  # routing id -> trader (insertion order: oldest first)
         self._outboxes: dict[bytes, deque[Frames]] = {}
         self._retry: asyncio.TimerHandle | None = None
@@ -111,8 +95,8 @@ class ZmqServer:
             proto.INFO: lambda peer, body: (self.pub_endpoint.encode(),),
             proto.BOOK: self._book,
             proto.ORDER: self._order,
-            proto.INSTRUMENTS: lambda peer, body: (_bytes(encode_instruments(self.gateway.instruments)),),
-            proto.STATS: lambda peer, body: (_bytes(encode_stats(self.stats_dict())),),
+            proto.INSTRUMENTS: lambda peer, body: (_bytes(self.requests.instruments()),),
+            proto.STATS: lambda peer, body: (_bytes(self.requests.stats()),),
             proto.SNAPSHOT: self._snapshot,
         }
         self.dropped_replies = 0  # to clients that vanished or stopped reading
@@ -218,53 +202,32 @@ class ZmqServer:
         except DecodeError:
             self._refuse_unattributable(peer, MalformedMessage("a one-frame request must be a serialized CommandBatch"))
             return
-        batch_id = batch.batch_id
-        trader = self._traders.get(peer)
-        if trader is None:
-            self._refuse(peer, batch_id, ExchangeError("say hello first: this connection has no trader", RejectReason.UNAUTHORIZED))
+        self._spawn(self._apply(peer, batch))
+
+    async def _apply(self, peer: bytes, batch: pb.CommandBatch) -> None:
+        reply = await self.requests.commands(batch, self._traders.get(peer))
+        if reply.HasField("error"):
+            self.errors += 1
+        self._send(peer, [reply.SerializeToString()])
+
+    def _on_orders(self, peer: bytes, corr: bytes, body: Frames) -> None:
+        if len(body) != 1:
+            self._refuse_unattributable(peer, MalformedMessage("an orders request is [orders, corr, OrderBatch]"), corr)
             return
-        count = len(batch.commands)
-        if count == 0:
-            self._refuse(peer, batch_id, MalformedMessage("an empty batch"))
-            return
-        if count > self._max_batch:
-            self._refuse(peer, batch_id, MalformedMessage(f"a batch holds at most {self._max_batch} commands, got {count}"))
-            return
-        try:
-            commands = decode_commands(batch, self._lookup, trader)
-        except ExchangeError as exc:
-            self._refuse(peer, batch_id, exc)
-            return
-        if not self._allow_admin:
-            for command in commands:
-                if type(command) is AddInstrument:
-                    reason = RejectReason.UNAUTHORIZED
-                    self._refuse(peer, batch_id, ExchangeError("add_instrument needs a server started with --allow-admin", reason))
-                    return
-        task = asyncio.get_running_loop().create_task(self._apply(peer, batch_id, commands))
+        self._spawn(self._apply_orders(peer, corr, body[0]))
+
+    async def _apply_orders(self, peer: bytes, corr: bytes, data: bytes) -> None:
+        reply = await self.requests.orders(data, self._traders.get(peer))
+        self._send(peer, [proto.ORDERS, corr, reply])
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _apply(self, peer: bytes, batch_id: int, commands: list[Command]) -> None:
-        try:
-            replies = await self._submit(commands, TRANSPORT)
-        except ExchangeError as exc:  # Overloaded: nothing applied
-            self._refuse(peer, batch_id, exc)
-            return
-        try:
-            reply = encode_replies(replies, self._lookup, batch_id)
-        except Exception:
-            log.exception("cannot encode the replies of batch %d (applied)", batch_id)
-            self._refuse(peer, batch_id, ExchangeError("internal error encoding the replies; the batch was applied"))
-            return
-        self._send(peer, [reply.SerializeToString()])
-
-    def _refuse(self, peer: bytes, batch_id: int, error: ExchangeError) -> None:
-        self.errors += 1
-        self._send(peer, [encode_refused(error, batch_id).SerializeToString()])
-
     def _refuse_unattributable(self, peer: bytes, error: ExchangeError, corr: bytes = b"") -> None:
         self.errors += 1
+        self.requests.refused(error)
         self._send(peer, [proto.ERROR, corr, _bytes(error_reply(error))])
 
     def _on_request(self, frames: Frames) -> None:
@@ -275,6 +238,9 @@ class ZmqServer:
         kind, corr = frames[1], frames[2]
         if len(corr) > proto.MAX_CORR:
             self._refuse_unattributable(peer, MalformedMessage(f"a correlation frame holds at most {proto.MAX_CORR} bytes"))
+            return
+        if kind == proto.ORDERS:
+            self._on_orders(peer, corr, frames[3:])
             return
         handler = self._handlers.get(kind)
         if handler is None:
@@ -290,13 +256,9 @@ class ZmqServer:
     # ------------------------------------------------------------- requests
     def _hello(self, peer: bytes, body: Frames) -> Sequence[bytes]:
         try:
-            trader = body[0].decode().strip() if body else ""
+            trader = check_trader(body[0].decode() if body else "")
         except UnicodeDecodeError:
             raise MalformedMessage("the trader must be UTF-8 text") from None
-        if not trader:
-            raise ExchangeError("hello needs a trader", RejectReason.UNAUTHORIZED)
-        if len(trader) > MAX_TRADER_LENGTH:
-            raise MalformedMessage(f"a trader is at most {MAX_TRADER_LENGTH} characters")
         traders = self._traders
         traders.pop(peer, None)
         traders[peer] = trader
@@ -305,31 +267,13 @@ class ZmqServer:
         return (trader.encode(),)
 
     def _book(self, peer: bytes, body: Frames) -> Sequence[bytes]:
-        request = parse_message(pb.BookRequest, body[0] if body else b"")
-        depth = self.gateway.depth(request.symbol, min(request.depth or _DEFAULT_DEPTH, _MAX_DEPTH))
-        if depth is None:
-            raise MalformedMessage(f"unknown symbol {request.symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
-        return (_bytes(encode_book(depth, self._lookup)),)
+        return (_bytes(self.requests.book(body[0] if body else b"")),)
 
     def _order(self, peer: bytes, body: Frames) -> Sequence[bytes]:
-        trader = self._traders.get(peer)
-        if trader is None:
-            raise ExchangeError("say hello first: this connection has no trader", RejectReason.UNAUTHORIZED)
-        request = parse_message(pb.OrderStatusRequest, body[0] if body else b"")
-        return (_bytes(encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup)),)
+        return (_bytes(self.requests.order_status(body[0] if body else b"", self._traders.get(peer))),)
 
     def _snapshot(self, peer: bytes, body: Frames) -> Sequence[bytes]:
-        request = parse_message(pb.MarketDataRequest, body[0] if body else b"")
-        if not request.symbols:
-            raise MalformedMessage("name the symbols to snapshot")
-        out = []
-        for symbol in request.symbols:
-            try:
-                snapshot = self.gateway.marketdata.snapshot(symbol)
-            except KeyError:
-                raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL) from None
-            out.append(_bytes(encode_market_data(snapshot, self._lookup)))
-        return out
+        return [_bytes(m) for m in self.requests.snapshots(body[0] if body else b"")]
 
     # -------------------------------------------------------------- sending
     def _send(self, peer: bytes, frames: Frames) -> None:

@@ -21,8 +21,7 @@ from typing import Any
 from engine import Engine, OrderAccepted, OrderRejected, RejectReason
 from traders.bots.model import BotConfig
 from traders.bots.store import BotStore
-from transports.codec.compact import decode_compact
-from transports.core.journal import COMMAND, iter_payloads, read_records
+from transports.core.journal import journal_commands, read_records
 from transports.core.local_server import terminate
 from transports.zmq.local import LocalZmqServer
 
@@ -55,10 +54,8 @@ def ledger(journal: Path) -> Ledger:
     if not journal.exists():
         return out
     engine = Engine()
-    for kind, body in iter_payloads(read_records(journal).records):
-        if kind != COMMAND:
-            continue
-        for event in engine.handle(decode_compact(body)):
+    for command in journal_commands(read_records(journal).records):
+        for event in engine.handle(command):
             if isinstance(event, OrderAccepted) and event.trader.startswith("bots"):
                 out.accepted[(event.trader, event.client_order_id)].append(event.order_id)
             elif isinstance(event, OrderRejected) and event.reason is RejectReason.DUPLICATE_CLIENT_ORDER_ID:

@@ -157,16 +157,17 @@ def test_engine_rejects_are_ordinary_events_on_the_stream() -> None:
 def test_an_overloaded_gateway_refuses_the_batch_with_a_retryable_error() -> None:
     async def scenario(ex: Exchange) -> None:
         call = ex.trade(ex.channel())(metadata=trader("alice"))
-        await call.write(pb.CommandBatch(batch_id=1, commands=[place() for _ in range(6)]))
+        ex.gateway._queued = ex.gateway.config.buffer  # the queue is full (others' work in flight)
+        await call.write(pb.CommandBatch(batch_id=1, commands=[place() for _ in range(5)]))
         refused = await call.read()
         assert isinstance(refused, pb.ReplyBatch) and refused.batch_id == 1 and refused.error.reason == pb.REJECT_REASON_OVERLOADED
+        async with ex.client("bob") as bob:
+            with pytest.raises(Overloaded):
+                await bob.submit([PlaceOrder("bob", "", "BTC-USD", Side.BUY, q("1"), p("29000.00"))] * 5)
+        ex.gateway._queued = 0
         await call.write(pb.CommandBatch(batch_id=2, commands=[place() for _ in range(5)]))
         accepted = await call.read()
         assert isinstance(accepted, pb.ReplyBatch) and accepted.batch_id == 2 and len(accepted.replies) == 5
-
-        async with ex.client("bob") as bob:
-            with pytest.raises(Overloaded):
-                await bob.submit([PlaceOrder("bob", "", "BTC-USD", Side.BUY, q("1"), p("29000.00"))] * 6)
         assert ex.gateway.stats.overloaded == 2
 
     run_exchange(scenario, config=GatewayConfig(journal=None, buffer=5))

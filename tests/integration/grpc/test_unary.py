@@ -161,8 +161,12 @@ def test_bytes_that_are_not_the_request_message_are_invalid_argument() -> None:
 def test_an_overloaded_gateway_is_unavailable_with_the_overloaded_reason() -> None:
     async def scenario(ex: Exchange) -> None:
         submit_batch = ex.unary(ex.channel(), "SubmitBatch", pb.ReplyBatch)
-        with pytest.raises(grpc.aio.AioRpcError) as failed:
-            await submit_batch(pb.CommandBatch(commands=[place()] * 4), metadata=ALICE)
+        ex.gateway._queued = ex.gateway.config.buffer  # the queue is full (others' work in flight)
+        try:
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await submit_batch(pb.CommandBatch(commands=[place()] * 2), metadata=ALICE)
+        finally:
+            ex.gateway._queued = 0
         assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
         assert error_of(failed.value).reason == RejectReason.OVERLOADED
 

@@ -1,0 +1,103 @@
+"""The gateway writer's inner loop: apply one submission's commands, tally them, collect market data.
+
+Pure and synchronous (no asyncio, no clock), compiled with mypyc
+(``scripts/build_native.py``): it runs once per command on every wire, so it
+is the one place where per-command bookkeeping costs anything. Everything
+that can be counted per submission or per group (latency, transport counts,
+journal records) is done by the caller, not here.
+
+Invariants:
+
+* Commands are applied in order, each exactly once; ``replies`` gets one
+  event list per command, the engine's own.
+* ``Tally`` counts what ``GatewayStats`` reports (commands by kind, accepted,
+  rejected and cancelled by reason, trades) from the events themselves.
+* Market data is coalesced per group: every trade in engine order, and for
+  each touched price level only its last ``BookDelta`` (the level's state at
+  the end of the group). A subscriber that applies them reaches the same book
+  as one that applied every delta.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from engine import (
+    BookDelta,
+    CancelOrder,
+    Command,
+    Event,
+    MassCancel,
+    OrderAccepted,
+    OrderCancelled,
+    OrderRejected,
+    PlaceOrder,
+    ReplaceOrder,
+    TradeExecuted,
+)
+
+LevelKey = tuple[str, int, int]  # symbol, side, price
+
+
+class Tally:
+    """Counts of one submission (merged into ``GatewayStats`` once per submission)."""
+
+    def __init__(self) -> None:
+        self.places = 0
+        self.cancels = 0
+        self.replaces = 0
+        self.mass_cancels = 0
+        self.add_instruments = 0
+        self.accepted = 0
+        self.trades = 0
+        self.rejected: dict[int, int] = {}  # RejectReason number -> count
+        self.cancelled: dict[int, int] = {}  # CancelReason number -> count
+
+
+class MarketBatch:
+    """The market data of one group: trades in order, the last delta of each touched level."""
+
+    def __init__(self) -> None:
+        self.trades: list[TradeExecuted] = []
+        self.deltas: dict[LevelKey, BookDelta] = {}
+
+    def clear(self) -> None:
+        self.trades = []
+        self.deltas = {}
+
+
+def apply_commands(
+    handle: Callable[[Command], list[Event]], commands: Sequence[Command], replies: list[list[Event]], tally: Tally, market: MarketBatch
+) -> None:
+    """Apply ``commands`` through ``handle`` (``Engine.handle``), appending each one's events to ``replies``."""
+    trades = market.trades
+    deltas = market.deltas
+    rejected = tally.rejected
+    cancelled = tally.cancelled
+    for command in commands:
+        events = handle(command)  # total: a bad command is a reject event, never an exception
+        replies.append(events)
+        if isinstance(command, PlaceOrder):
+            tally.places += 1
+        elif isinstance(command, CancelOrder):
+            tally.cancels += 1
+        elif isinstance(command, ReplaceOrder):
+            tally.replaces += 1
+        elif isinstance(command, MassCancel):
+            tally.mass_cancels += 1
+        else:
+            tally.add_instruments += 1
+        for event in events:
+            if isinstance(event, BookDelta):
+                deltas[(event.symbol, int(event.side), event.price)] = event
+            elif isinstance(event, TradeExecuted):
+                tally.trades += 1
+                trades.append(event)
+            elif isinstance(event, OrderAccepted):
+                tally.accepted += 1
+            elif isinstance(event, OrderRejected):
+                code = int(event.reason)
+                rejected[code] = rejected.get(code, 0) + 1
+            elif isinstance(event, OrderCancelled):
+                code = int(event.reason)
+                cancelled[code] = cancelled.get(code, 0) + 1
