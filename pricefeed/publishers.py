@@ -5,7 +5,8 @@ transport  where an update goes
 =========  =====================================================================
 amqp       topic exchange ``price_updates`` (durable), routing key = pair,
            persistent message, ``message_id`` = ``<pair>-<seq>``, publisher
-           confirms (``publish`` returns once the broker has the message)
+           confirms (``publish`` returns once the broker has the message),
+           expiration ``PRICE_TTL_S``
 nats       subject ``prices.<pair>``
 zmq        PUB socket: two frames, ``[pair, body]`` (subscribe by pair prefix)
 =========  =====================================================================
@@ -34,6 +35,11 @@ from pricefeed.update import PriceUpdate
 log = logging.getLogger("dex-pricefeed")
 
 PRICE_EXCHANGE = "price_updates"
+# A price older than this is worth nothing to any bot (their freshness limit is 2 s by default, 30 s in the
+# slowest tests): the broker drops it instead of keeping it for bots that are not running. Without it, a feed
+# left running between two runs of the bots filled their queues (up to 10,000 each) with stale prices, and the
+# next start spent its first ~15 s rejecting them one by one before it reached a live price.
+PRICE_TTL_S = 60
 NATS_PREFIX = "prices."
 
 
@@ -79,6 +85,7 @@ class AmqpPublisher:
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=f"{update.pair}-{update.seq}",
+            expiration=PRICE_TTL_S,
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_for
