@@ -15,6 +15,11 @@ across the gap: updates wait in the durable partition queues, and an update a
 dead worker had taken but not acknowledged is redelivered (its orders' client
 ids make a second placement a refused duplicate).
 
+A first start that cannot work is not retried: when a worker exits with 2
+(it cannot reach the exchange or the broker) before any worker has ever
+reported, the supervisor stops the others and exits with 2 and a hint, instead
+of restarting them forever.
+
 Stopping (SIGINT/SIGTERM, e.g. Ctrl-C): from then on nothing is restarted;
 every worker is asked to stop (SIGTERM, SIGKILL after ``STOP_TIMEOUT_S``) and
 the summary is printed once all are gone.
@@ -45,6 +50,12 @@ RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # a worker that keeps dying
 STEADY_S = 30.0  # a worker that lived this long restarts from the first step again
 STOP_TIMEOUT_S = 15.0
 POLL_S = 0.2
+START_FAILED = 2  # a worker's exit code when it cannot reach the exchange or the broker at start
+START_HINT = (
+    "dex-bots: the workers cannot start (the reason is above); not retrying. The default setup is "
+    "`make rabbitmq-start && make amqp-server` (RabbitMQ for the prices, dex-amqp on it for the orders); "
+    "elsewhere, point --amqp-url / --transport / --server at yours"
+)
 
 
 @dataclass
@@ -94,6 +105,7 @@ class Supervisor:
         self.stopping = False
         self.restarts = 0
         self.partitions = 0
+        self.failed_start = False
 
     def stats_path(self, index: int) -> Path:
         if self.stats_dir is not None:
@@ -135,6 +147,9 @@ class Supervisor:
                 reporter.tick(time.monotonic())
                 time.sleep(POLL_S)
             self._stop_all()
+            if self.failed_start:
+                print(START_HINT, file=sys.stderr, flush=True)
+                return 2
             for line in reporter.summary(time.monotonic() - began, before):
                 print(line, flush=True)
         finally:
@@ -159,6 +174,9 @@ class Supervisor:
         for slot in self.slots:
             if slot.process.poll() is None:
                 continue
+            if slot.process.returncode == START_FAILED and not any(path.exists() for path in self.paths):
+                self.failed_start = self.stopping = True  # nothing ever ran: retrying would only repeat the error
+                return
             if slot.restart_at is None:
                 slot.failures = 0 if now - slot.started >= STEADY_S else slot.failures + 1
                 delay = RESTART_BACKOFF_S[min(slot.failures, len(RESTART_BACKOFF_S) - 1)]

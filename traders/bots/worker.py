@@ -52,6 +52,7 @@ from traders.bots.stats import WorkerStats
 from traders.bots.status import ranges
 from traders.bots.store import BotStore
 from traders.bots.writer import PositionWriter
+from transports.amqp.settings import redact
 from transports.core.client import TraderClient
 from transports.registry import make_client
 
@@ -114,14 +115,15 @@ class BotWorker:
             async with probe:
                 self.instruments = {i.symbol: i for i in await probe.instruments()}
         except ExchangeError as exc:
-            raise WorkerStartError(f"cannot reach the exchange over {s.transport} at {s.server or 'its default'}: {exc}") from exc
+            where = redact(s.server) if s.server else "its default"
+            raise WorkerStartError(f"cannot reach the exchange over {s.transport} at {where}: {exc}") from exc
         unlisted = sorted({b.pair for bots in self.bots_by_partition.values() for b in bots} - set(self.instruments))
         if unlisted:
             log.warning("the exchange does not list %s: the bots of those pairs will not trade", ", ".join(unlisted))
         try:
             self._connection = await aio_pika.connect(s.amqp_url, timeout=10)
         except Exception as exc:  # aio-pika raises several unrelated types for "cannot connect"
-            raise WorkerStartError(f"cannot connect to RabbitMQ at {s.amqp_url}: {exc}") from exc
+            raise WorkerStartError(f"cannot connect to RabbitMQ at {redact(s.amqp_url)}: {exc}") from exc
         # The bots, their configs and the code live for the whole run: keep them out of the collector's full
         # passes, which would otherwise be the worst latency spikes with 10,000 bots.
         gc.collect()

@@ -92,3 +92,16 @@ def test_run_without_a_database_says_how_to_make_one(tmp_path: Path, capsys: pyt
     assert main(["run", "--db", str(tmp_path / "none.db"), "--workers", "2"]) == 2
     assert "make bots-init" in capsys.readouterr().err
     assert not (tmp_path / "none.db").exists()
+
+
+def test_run_that_cannot_reach_the_broker_stops_with_a_hint_instead_of_restarting_forever(tmp_path: Path) -> None:
+    db = str(tmp_path / "bots.db")
+    assert main(["init", "--db", db, "--bots", "10", "--partitions", "2"]) == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "traders.bots.cli", "run", "--db", db, "--workers", "2", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/"],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    assert "cannot reach the exchange over amqp at amqp://guest@127.0.0.1:1/" in out and "make amqp-server" in out
+    assert "restarting it" not in out and "Traceback" not in out and "guest:guest" not in out
