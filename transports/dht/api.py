@@ -109,6 +109,7 @@ class NodeApi:
             ("GET", "/v1/instruments"): self._instruments,
             ("GET", "/v1/snapshot"): self._snapshot,
             ("GET", "/v1/cluster"): self._cluster,
+            ("GET", "/v1/applied"): self._applied,
         }
 
     async def handle(self, request: Request) -> Response:
@@ -241,6 +242,15 @@ class NodeApi:
 
     def _cluster(self, request: Request) -> bytes:
         return orjson.dumps(self.replica.status())
+
+    def _applied(self, request: Request) -> bytes:
+        """How many entries this node applied, the digest of that sequence, and the digest after the first ``at``."""
+        sequence = self.replica.sequence
+        at = _int(request, "at", sequence.count)
+        digest_at = sequence.digest_at(at)
+        return orjson.dumps(
+            {"count": sequence.count, "digest": sequence.digest.hex(), "at": at, "digest_at": digest_at.hex() if digest_at else None}
+        )
 
     def _market_data(self, request: Request) -> Response:
         symbols = [s for s in request.query.get("symbols", "").split(",") if s]

@@ -33,6 +33,30 @@ SERVICE = "dex:exchange"
 TTL_S = 60.0
 
 
+class _UnansweredRequest(logging.Filter):
+    """Logs ``rpcudp``'s "Did not receive reply ... within 5 seconds" as what it is: information, not an error.
+
+    rpcudp logs every UDP request that went unanswered at ``error``. Here that is
+    expected: nodes of a cluster start together, so a node's bootstrap ping
+    often reaches the first node before its UDP port is open (the "[error] at
+    every start"), and a node that left answers nothing until Kademlia drops
+    it. Discovery recovers by itself (``announce`` bootstraps again every
+    period), and it never decides ownership (Raft does).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and str(record.msg).startswith("Did not receive reply"):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = "kademlia: a UDP request got no reply within %ss (a peer not up yet, e.g. the bootstrap node, or gone); retried"
+            record.args = record.args[-1:] if isinstance(record.args, tuple) else ()
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
+_RPCUDP_LOG = logging.getLogger("rpcudp.protocol")
+_RPCUDP_LOG.addFilter(_UnansweredRequest())
+
+
 def parse_endpoints(text: str) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     for item in text.split(","):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -44,7 +45,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated  # type: ignore[import-untyped]
+import pysyncobj.pickle as syncobj_pickle  # type: ignore[import-untyped]
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 
 from engine import Command, ExchangeError, MalformedMessage, NotConnected, Overloaded
 from transports.core.gateway import Gateway, Replies
@@ -84,11 +86,64 @@ class ReplicaSettings:
     journal: str | None = None  # Raft log + term/vote on disk (pysyncobj FileJournal); None = memory only
 
 
+class AppliedSequence:
+    """A digest of the entries this member applied, in order: two members applied the same sequence iff equal.
+
+    ``digest`` chains BLAKE2b over every entry given to the engine (the
+    re-proposed copies skipped by the de-duplication rule are not), so it
+    compares the order of application, not only the resulting books (which
+    ``state_hash`` compares). The digests after the last ``HISTORY`` entries
+    are kept, so a lagging member can be checked as a prefix of another.
+    """
+
+    HISTORY = 65_536
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.digest = bytes(16)
+        self._history: deque[bytes] = deque([self.digest], maxlen=self.HISTORY + 1)  # digests after count-len+1 .. count
+
+    def add(self, entry: bytes) -> None:
+        chained = hashlib.blake2b(self.digest, digest_size=16)
+        chained.update(entry)
+        self.digest = chained.digest()
+        self.count += 1
+        self._history.append(self.digest)
+
+    def digest_at(self, count: int) -> bytes | None:
+        """The digest after the first ``count`` applied entries, or None if not applied yet or forgotten."""
+        back = self.count - count
+        return self._history[-1 - back] if 0 <= back < len(self._history) else None
+
+
 class _RaftLog(SyncObj):  # type: ignore[misc]
-    """pysyncobj's replicated state machine: its state is our Gateway; its one command appends an entry."""
+    """pysyncobj's replicated state machine: its state is our Gateway; its one command appends an entry.
+
+    It also corrects two things pysyncobj 0.3.17 does with AppendEntries (the
+    name-mangled hooks below are checked against that version in the tests):
+
+    * Leader: a success reply to an earlier AppendEntries set the follower's
+      next index *back* to just after that reply, although later entries were
+      already on their way; the leader then sent them again.
+    * Follower: on every AppendEntries that did not end at its last entry, it
+      deleted its log after ``prevLogIdx`` before appending, even where its
+      entries were the leader's. Raft deletes only from the first *conflicting*
+      entry (same index, different term): a follower that drops entries it has
+      acknowledged can, for a moment, leave a committed entry on fewer than a
+      majority (a leader lost then can lose an acknowledged order), and a
+      follower that drops entries it has applied logged ``[critical]
+      truncating already-applied log entries``. Both came from the re-sends.
+    """
+
+    # pysyncobj's private state used below, by the names it has in 0.3.17 (tests/integration/dht checks them).
+    _SyncObj__raftLog: Any  # the journal: entries (command, index, term), indexed from 0
+    _SyncObj__raftCurrentTerm: int
+    _SyncObj__raftNextIndex: dict[Any, int]  # leader: the next index to send to each member
+    _SyncObj__recvTransmission: Any  # follower: the chunks received so far of an entry sent in chunks
 
     def __init__(self, self_address: str, partners: list[str], conf: SyncObjConf, on_commit: Any) -> None:
         self._on_commit = on_commit
+        self._matched = (0, 0)  # (term, index): this member's log equals the log of that term's leader up to index
         super().__init__(self_address, partners, conf)
 
     @replicated  # type: ignore[untyped-decorator]
@@ -96,6 +151,81 @@ class _RaftLog(SyncObj):  # type: ignore[misc]
         # Runs in pysyncobj's thread, once per committed entry, in log order.
         self._on_commit(entry)
         return 0
+
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802 (pysyncobj's mangled name)
+        # SyncObj.__init__ hands ``self.__onMessageReceived`` to its transport, which Python
+        # looks up as this name: every message from a peer passes here, in pysyncobj's thread.
+        handle = SyncObj._SyncObj__onMessageReceived
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "append_entries" and message.get("transmission") == "finish":
+            self._join_transmission(message)
+        if kind == "append_entries" and "prevLogIdx" in message and "transmission" not in message:
+            accepted = self._keep_matching_entries(message)
+            handle(self, node, message)
+            if accepted:
+                self._matched = (int(message["term"]), int(self._SyncObj__raftLog[-1][1]))
+            return
+        if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
+            next_index = self._SyncObj__raftNextIndex
+            sent = next_index.get(node)
+            handle(self, node, message)
+            if sent is not None and node in next_index and next_index[node] < sent:
+                next_index[node] = sent  # the entries after the reply are in flight (one ordered TCP stream)
+            return
+        handle(self, node, message)
+
+    def _join_transmission(self, message: dict[str, Any]) -> None:
+        """Turn the last chunk of an entry sent in chunks (64 KiB or more) into one plain AppendEntries.
+
+        pysyncobj would join and unpickle the chunks itself, then delete this
+        log after ``prevLogIdx`` like any other AppendEntries; joined here, the
+        entry goes through ``_keep_matching_entries``. The same bytes, unpickled
+        the same way, from the same authenticated link. An incomplete join is
+        left to pysyncobj as it was sent.
+        """
+        if int(message["term"]) < int(self._SyncObj__raftCurrentTerm):
+            return  # pysyncobj ignores it, and keeps the chunks it holds
+        try:
+            entry = syncobj_pickle.loads(self._SyncObj__recvTransmission + message["data"])
+        except Exception:
+            return
+        self._SyncObj__recvTransmission = ""
+        del message["transmission"], message["data"]
+        message["entries"] = [entry]
+
+    def _keep_matching_entries(self, message: dict[str, Any]) -> bool:
+        """Rewrite an AppendEntries so that pysyncobj deletes only conflicting entries; whether it will accept it.
+
+        pysyncobj deletes everything after ``prevLogIdx`` whenever the log goes on
+        beyond it. So the entries this log already holds with the same term (by
+        Raft's log matching, the same entries) are dropped from the message and
+        ``prevLogIdx`` moves up to the last of them. A message that brings nothing
+        new becomes a heartbeat at this log's last entry when that whole log is
+        known to be the leader's (its last entry is of the leader's term, or an
+        earlier message of this term covered it); otherwise it is left as sent.
+        """
+        term = int(message["term"])
+        if term < int(self._SyncObj__raftCurrentTerm):
+            return False  # refused by pysyncobj: changes nothing
+        log_ = self._SyncObj__raftLog
+        first, last = int(log_[0][1]), int(log_[-1][1])
+        prev = message["prevLogIdx"]
+        if prev is None or not first <= prev <= last or log_[prev - first][2] != message["prevLogTerm"]:
+            return False  # pysyncobj refuses it and the leader backs up: nothing is deleted
+        entries = list(message.get("entries") or ())
+        keep = 0
+        while keep < len(entries) and entries[keep][1] <= last and log_[entries[keep][1] - first][2] == entries[keep][2]:
+            keep += 1
+        if keep:
+            prev, prev_term = entries[keep - 1][1], entries[keep - 1][2]
+        else:
+            prev_term = message["prevLogTerm"]
+        rest = entries[keep:]
+        matched_term, matched_index = self._matched
+        if not rest and prev < last and (log_[-1][2] == term or (matched_term == term and matched_index >= last)):
+            prev, prev_term = last, log_[-1][2]
+        message["prevLogIdx"], message["prevLogTerm"], message["entries"] = prev, prev_term, rest
+        return True
 
 
 @dataclass(eq=False)
@@ -126,6 +256,7 @@ class Replica:
         self.hand_backs = 0  # leadership transfers this node asked for, as owner
         self.reproposals = 0  # entries proposed again after the owner changed under them
         self.duplicate_entries = 0  # committed copies skipped because the same entry was applied before
+        self.sequence = AppliedSequence()  # what this member gave its engine, in order (compared across members)
         self._applied_ids: dict[bytes, tuple[set[int], deque[int]]] = {}
         self._next_hand_back = time.monotonic() + HAND_BACK_PERIOD_S
 
@@ -345,10 +476,11 @@ class Replica:
                     continue
                 if group and len(commands) + len(cmds) > limit:
                     break
-                committed.popleft()
+                entry = committed.popleft()
                 if not self._first_time(origin, requests[0][0]):
                     self.duplicate_entries += 1
                     continue
+                self.sequence.add(entry)
                 group.append((origin, requests))
                 commands.extend(cmds)
             if not group:
@@ -403,6 +535,8 @@ class Replica:
             "hand_backs": self.hand_backs,
             "reproposals": self.reproposals,
             "duplicate_entries": self.duplicate_entries,
+            "applied_count": self.sequence.count,
+            "applied_digest": self.sequence.digest.hex(),
             "engine_seq": self.gateway.engine.seq,
             "state_hash": self.gateway.engine.state_hash(),
         }
