@@ -5,10 +5,10 @@ Pure functions over the JSON each worker writes (``WorkerStats.summary``,
 it started (a restarted worker's earlier process included), so the totals
 never go back. Sample of the output (each line is one line; wrapped here)::
 
-    dex-bots: 4/4 workers, 16/16 partitions | prices 96 | orders 54 (+12/s) acked 54 fills 8
+    dex-bots: 4/4 workers, 16/16 partitions | updates 96 | orders 54 (+12/s) acked 54 fills 8
         | risk held 3 (rate 3) | refused 0 | backlog 0 | latency p50 45 ms p99 50 ms
     dex-bots: partitions w0 0,4,8,12 | w1 1,5,9,13 | w2 2,6,10,14 | w3 3,7,11,15
-    dex-bots summary: 42 s, 4 workers (0 restarts); 480 price updates, 12400 bot evaluations
+    dex-bots summary: 42 s, 4 workers (0 restarts); 480 price updates received, 12400 bot evaluations
         -> 312 orders sent, 310 acknowledged, 2 refused, 86 fills
 """
 
@@ -73,14 +73,16 @@ def _ms(us: int) -> str:
 
 
 def status_line(total: Totals, live: int, workers: int, owned: int, partitions: int, orders_per_s: float, window_us: Sequence[int]) -> str:
-    """The one line a second: cumulative counts, the last second's order rate and latency (all workers)."""
+    """The one line a second: cumulative counts, the last second's order rate and latency (all workers).
+
+    ``updates`` counts deliveries: a price update reaches every partition queue bound to its pair."""
     c = total.counts
     held = sum(total.risk.values())
     refused = sum(total.refused.values())
     window = sorted(window_us)
     latency = f"latency p50 {_ms(percentile(window, 0.5))} p99 {_ms(percentile(window, 0.99))}" if window else "latency -"
     return (
-        f"dex-bots: {live}/{workers} workers, {owned}/{partitions} partitions | prices {c['updates']} | "
+        f"dex-bots: {live}/{workers} workers, {owned}/{partitions} partitions | updates {c['updates']} | "
         f"orders {c['orders']} (+{orders_per_s:.0f}/s) acked {c['acked']} fills {c['fills']} | "
         f"risk held {held}{_nonzero(total.risk)} | refused {refused}{_nonzero(total.refused)} | "
         f"backlog {total.queue_depth} | {latency}"
@@ -118,7 +120,7 @@ def summary_lines(
     c = total.counts
     refused = sum(total.refused.values())
     lines = [
-        f"dex-bots summary: {seconds:.0f} s, {workers} workers ({restarts} restarts); {c['updates']} price updates, "
+        f"dex-bots summary: {seconds:.0f} s, {workers} workers ({restarts} restarts); {c['updates']} price updates received, "
         f"{c['evaluated']} bot evaluations -> {c['orders']} orders sent, {c['acked']} acknowledged, {refused} refused, "
         f"{c['fills']} fills",
         f"dex-bots summary: held back by the risk filter {sum(total.risk.values())}{_nonzero(total.risk)}; "

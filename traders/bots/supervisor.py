@@ -96,11 +96,9 @@ class Supervisor:
     def __init__(self, args: argparse.Namespace, argv: Sequence[str]) -> None:
         self.args = args
         self.passthrough = worker_argv(argv)
-        self.keep_stats = bool(args.stats_out)
         self.stats_dir = Path(tempfile.mkdtemp(prefix="dex-bots-run-")) if not args.stats_out else None
-        self.paths: list[Path] = []  # every process's stats file, in start order
+        self.paths: list[Path] = []  # every process's stats file, in start order (with --stats-out: one per worker)
         self.current: dict[int, Path] = {}
-        self.seen_tick: dict[Path, int] = {}
         self.slots: list[Slot] = []
         self.stopping = False
         self.restarts = 0
@@ -118,7 +116,9 @@ class Supervisor:
 
     def spawn(self, index: int) -> subprocess.Popen[bytes]:
         path = self.stats_path(index)
-        self.paths.append(path)
+        path.unlink(missing_ok=True)  # a file left by an earlier run is not this run's (and would hide a failed start)
+        if path not in self.paths:
+            self.paths.append(path)
         self.current[index] = path
         out = [a.replace("{worker}", str(index)) for a in self.passthrough]
         command = [sys.executable, "-m", "traders.bots.cli", "worker", "--worker", str(index), *out, "--quiet", "--stats-out", str(path)]
@@ -204,6 +204,7 @@ class Reporter:
         self.next_at = time.monotonic() + 1.0
         self.last_orders = 0
         self.last_at = time.monotonic()
+        self.seen_tick: dict[Path, int] = {}  # per stats file: the last second whose latency samples were taken
         self.shown_owners: dict[int, list[int]] = {}
         self.previous_owners: dict[int, list[int]] = {}
 
@@ -241,11 +242,11 @@ class Reporter:
         """Latency samples of the seconds not taken yet, from every live worker."""
         out: list[int] = []
         for path, data in stats.items():
-            seen = self.sup.seen_tick.get(path, 0)
+            seen = self.seen_tick.get(path, 0)
             for tick, samples in data.get("windows", []):
                 if tick > seen:
                     out.extend(samples)
-            self.sup.seen_tick[path] = max(seen, int(data.get("tick", 0)))
+            self.seen_tick[path] = max(seen, int(data.get("tick", 0)))
         return out
 
     def summary(self, seconds: float, before: dict[str, int]) -> list[str]:

@@ -64,7 +64,7 @@ def test_run_starts_the_workers_they_trade_and_sigterm_stops_them_all(tmp_path, 
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_until(lambda: ledger(server.journal_path).orders > 0, 40, "bot orders on the exchange")
-        wait_until(lambda: re.search(r"dex-bots: \d/2 workers, \d+/4 partitions \| prices [1-9]", read()) is not None, 20, "a status line")
+        wait_until(lambda: re.search(r"dex-bots: \d/2 workers, \d+/4 partitions \| updates [1-9]", read()) is not None, 20, "a status line")
         os.kill(run.pid, signal.SIGTERM)
         assert run.wait(30) == 0
         for pid in pids:  # the workers are gone too
@@ -86,7 +86,7 @@ def test_run_starts_the_workers_they_trade_and_sigterm_stops_them_all(tmp_path, 
             run.wait(10)
         server.stop()
     status = next(line for line in read().splitlines() if re.match(r"dex-bots: \d/2 workers", line))
-    for word in ("partitions", "prices", "orders", "acked", "fills", "risk held", "refused", "backlog", "latency"):
+    for word in ("partitions", "updates", "orders", "acked", "fills", "risk held", "refused", "backlog", "latency"):
         assert word in status
     assert re.search(r"dex-bots summary: .* [1-9]\d* orders sent", read()), read()[-2000:]
     assert ledger(server.journal_path).doubled() == {}

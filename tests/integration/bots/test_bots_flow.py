@@ -25,7 +25,7 @@ from traders.bots.cli import main
 from transports.amqp.local import LocalAmqpServer
 from transports.amqp.settings import NAME_ENV, URL_ENV
 
-STATUS = re.compile(r"^dex-bots: (\d)/2 workers, (\d+)/4 partitions \| prices (\d+) \| orders (\d+)", re.MULTILINE)
+STATUS = re.compile(r"^dex-bots: (\d)/2 workers, (\d+)/4 partitions \| updates (\d+) \| orders (\d+)", re.MULTILINE)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def test_totals_add_every_process_of_a_worker_so_a_restart_never_lowers_them() -
 def test_the_status_line_names_only_what_happened_and_the_last_seconds_latency() -> None:
     total = totals([worker(7, rejected={"rate": 4, "drop": 0, "limits": 1})])
     line = status_line(total, 3, 4, 12, 16, 2.0, [40_000, 50_000, 60_000])
-    assert line.startswith("dex-bots: 3/4 workers, 12/16 partitions | prices 10 | orders 7 (+2/s) acked 7 fills 1")
+    assert line.startswith("dex-bots: 3/4 workers, 12/16 partitions | updates 10 | orders 7 (+2/s) acked 7 fills 1")
     assert "risk held 5 (rate 4, limits 1)" in line and "drop" not in line
     assert "refused 0 |" in line and line.endswith("latency p50 50 ms p99 60 ms")
     assert status_line(total, 4, 4, 16, 16, 0.0, []).endswith("latency -")
@@ -40,7 +40,7 @@ def test_the_summary_gives_orders_rejects_by_reason_latency_and_what_the_bots_di
     activity = BotActivity(3, {"a": 3, "b": 1}, {"a": "momentum", "b": "grid", "c": "grid"})
     lines = summary_lines(total, 12.4, 2, 1, [1_000, 2_000, 90_000], activity)
     assert lines[0] == (
-        "dex-bots summary: 12 s, 2 workers (1 restarts); 10 price updates, 100 bot evaluations -> 4 orders sent, "
+        "dex-bots summary: 12 s, 2 workers (1 restarts); 10 price updates received, 100 bot evaluations -> 4 orders sent, "
         "4 acknowledged, 1 refused, 1 fills"
     )
     assert "held back by the risk filter 2 (rate 2); refused by the exchange 1 (DUPLICATE_CLIENT_ORDER_ID 1)" in lines[1]
