@@ -11,10 +11,10 @@ nats-auto: setup ## Zero-config node: find or start NATS, discover peers, elect 
 nats-trader: setup ## Run the trader harness over NATS against DEX_NATS_URL (default nats://127.0.0.1:4222)
 	@$(VENV)/bin/dex-trader --transport nats $(ARGS)
 
-auto-cluster: setup ## Start N (default 5) nats-auto nodes on this machine and watch them organise (N=5 DURATION=30)
+auto-cluster: setup ## N (default 5) nats-auto nodes on this machine organising themselves for DURATION s (default 30; 0 = until Ctrl-C), then an audit and a summary
 	@scripts/auto-cluster.sh $(or $(N),5) --duration $(or $(DURATION),30)
 
-auto-cluster-nats: setup ## The same on a 3-server NATS cluster (explicit routes, replicas 3)
+auto-cluster-nats: setup ## The same on a 3-server NATS cluster (explicit routes, replicas 3; N, DURATION as above)
 	@scripts/auto-cluster.sh --nats-cluster $(or $(N),5) --duration $(or $(DURATION),30)
 
 bench-nats: setup ## NATS core request/reply, durable JetStream path and failover; writes reports/bench-nats.json
