@@ -203,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BotStoreError, WorkerStartError, ValueError) as exc:
         print(f"dex-bots: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a Ctrl-C before the worker's own handler was installed (it was still starting)
+        return 130
     except ConnectionError as exc:  # the broker went away under a running worker: `run` restarts it
         print(f"dex-bots worker {getattr(args, 'worker', '')}: {exc}; exiting", file=sys.stderr)
         return 1

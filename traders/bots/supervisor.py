@@ -69,6 +69,12 @@ class Slot:
     restart_at: float | None = None
 
 
+def _ignore_sigint() -> None:
+    """In a worker, until it installs its own handler: a Ctrl-C while it is still importing would end it with a
+    KeyboardInterrupt traceback. The supervisor stops it with SIGTERM anyway; once running, it handles SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -122,7 +128,7 @@ class Supervisor:
         self.current[index] = path
         out = [a.replace("{worker}", str(index)) for a in self.passthrough]
         command = [sys.executable, "-m", "traders.bots.cli", "worker", "--worker", str(index), *out, "--quiet", "--stats-out", str(path)]
-        child = subprocess.Popen(command)
+        child = subprocess.Popen(command, preexec_fn=_ignore_sigint)  # noqa: PLW1509 (no threads here)
         print(f"dex-bots: worker {index} pid {child.pid}", flush=True)
         return child
 
