@@ -180,14 +180,24 @@ class _RaftLog(SyncObj):  # type: ignore[misc]
         pysyncobj would join and unpickle the chunks itself, then delete this
         log after ``prevLogIdx`` like any other AppendEntries; joined here, the
         entry goes through ``_keep_matching_entries``. The same bytes, unpickled
-        the same way, from the same authenticated link. An incomplete join is
-        left to pysyncobj as it was sent.
+        the same way, from the same authenticated link.
+
+        pysyncobj's leader marks a chunk "finish" by comparing its position with
+        the length of the entry's command instead of its pickled form, so when
+        a chunk boundary falls between the two, the second-to-last chunk comes
+        marked "finish" too; unpickling it failed with "pickle data was
+        truncated" and a logged ``failed _onTick`` error. Such a chunk is passed
+        on as the "process" chunk it is: the real last one follows.
         """
         if int(message["term"]) < int(self._SyncObj__raftCurrentTerm):
             return  # pysyncobj ignores it, and keeps the chunks it holds
+        joined = self._SyncObj__recvTransmission
+        if not isinstance(joined, bytes):
+            return  # no "start" chunk received (a new connection): left to pysyncobj as it was sent
         try:
-            entry = syncobj_pickle.loads(self._SyncObj__recvTransmission + message["data"])
+            entry = syncobj_pickle.loads(joined + message["data"])
         except Exception:
+            message["transmission"] = "process"
             return
         self._SyncObj__recvTransmission = ""
         del message["transmission"], message["data"]
