@@ -23,7 +23,8 @@ def test_a_coloured_extra_and_escape_codes_never_reach_a_line(fmt: str) -> None:
     out = io.StringIO()
     configure_logging("info", fmt, stream=out)  # type: ignore[arg-type]
     try:
-        logging.getLogger("uvicorn.error").info(
+        # uvicorn's own loggers may be configured not to propagate by an earlier test's server: same record, our name
+        logging.getLogger("dex.test.uvicorn").info(
             "Started server process [%d]", 42, extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"}
         )
         logging.getLogger("dex.test").warning("painted", extra={"note": "\x1b[31mred\x1b[0m"})
