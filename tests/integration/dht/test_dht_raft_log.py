@@ -124,3 +124,41 @@ def test_a_chunk_marked_finish_too_early_is_kept_for_the_real_last_one() -> None
     last |= {"transmission": "finish", "data": data[80:]}
     raft._join_transmission(last)
     assert last["entries"] == [entry]
+
+
+@pytest.mark.parametrize("kind", [SyncObj, _RaftLog])
+def test_a_follower_keeps_the_entries_it_acknowledged_when_an_earlier_append_is_sent_again(kind: type[SyncObj]) -> None:
+    """Through pysyncobj's own handler: plain pysyncobj 0.3.17 drops entries 7..11 it had acknowledged; ``_RaftLog`` keeps them."""
+    me, leader = f"127.0.0.1:{free_tcp_port()}", f"127.0.0.1:{free_tcp_port()}"  # nobody listens on the leader's port
+    conf = SyncObjConf(autoTick=False, password="s")
+    raft = _RaftLog(me, [leader], conf, lambda entry: None) if kind is _RaftLog else SyncObj(me, [leader], conf)
+    try:
+        deliver = raft._SyncObj__transport._onMessageReceivedCallback
+        node = next(iter(raft._SyncObj__otherNodes))
+        entries = [(b"\x00", i, 1) for i in range(2, 12)]  # after pysyncobj's initial entry (index 1, term 0)
+        deliver(node, _append(1, 0, entries, term=1))
+        assert raft._SyncObj__raftLog[-1][1] == 11  # acknowledged up to 11
+        deliver(node, _append(1, 0, entries[:5], term=1))  # the leader sends 2..6 again
+        kept = raft._SyncObj__raftLog[-1][1]
+        assert kept == (11 if kind is _RaftLog else 6)
+    finally:
+        raft.destroy()
+
+
+@pytest.mark.parametrize("kind", [SyncObj, _RaftLog])
+def test_a_leader_does_not_send_again_what_is_in_flight_when_an_earlier_reply_arrives(kind: type[SyncObj]) -> None:
+    """Through pysyncobj's own handler: plain pysyncobj 0.3.17 moves the next index back to 5; ``_RaftLog`` keeps 12."""
+    me, member = f"127.0.0.1:{free_tcp_port()}", f"127.0.0.1:{free_tcp_port()}"
+    conf = SyncObjConf(autoTick=False, password="s")
+    raft = _RaftLog(me, [member], conf, lambda entry: None) if kind is _RaftLog else SyncObj(me, [member], conf)
+    try:
+        deliver = raft._SyncObj__transport._onMessageReceivedCallback
+        node = next(iter(raft._SyncObj__otherNodes))
+        raft._SyncObj__raftState = 2  # _RAFT_STATE.LEADER
+        raft._SyncObj__raftNextIndex[node], raft._SyncObj__raftMatchIndex[node] = 12, 0  # entries up to 11 sent
+        deliver(node, {"type": "next_node_idx", "next_node_idx": 5, "reset": False, "success": True})  # the reply for 2..4
+        assert raft._SyncObj__raftMatchIndex[node] == 4
+        assert raft._SyncObj__raftNextIndex[node] == (12 if kind is _RaftLog else 5)
+    finally:
+        raft._SyncObj__raftState = 0
+        raft.destroy()
