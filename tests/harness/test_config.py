@@ -6,6 +6,7 @@ import pytest
 
 from traders.harness.cli import build_parser, config_from_args
 from traders.harness.config import ConfigError, HarnessConfig, parse_duration
+from transports.core import legacy_flags
 
 
 @pytest.mark.parametrize(
@@ -42,7 +43,8 @@ def test_bad_duration_on_the_command_line_exits_2(capsys):
 
 def test_the_old_single_dash_flags_still_work(monkeypatch):
     monkeypatch.delenv("DEX_SERVER", raising=False)
-    args = build_parser().parse_args(["-server", "http://10.0.0.2:8080", "-workers", "20", "-batch", "2000", "-duration", "60s"])
+    old = ["-server", "http://10.0.0.2:8080", "-workers", "20", "-batch", "2000", "-duration", "60s"]
+    args = legacy_flags.parse_args(build_parser(), old)  # as main() parses: one helper for every command
     config = config_from_args(args)
     assert (config.server, config.workers, config.batch, config.duration_s) == ("http://10.0.0.2:8080", 20, 2000, 60.0)
 
