@@ -19,6 +19,11 @@ invariants:
   member computes the same events and the same ``state_hash()``. The
   applier is the gateway's only submitter, so entries reach the engine in
   log order; a refusal (``Overloaded``) is retried, never skipped.
+* Acknowledged entries stay. A follower deletes entries only from the first
+  one that conflicts with the leader's (Raft's rule; ``_RaftLog`` enforces it
+  on top of pysyncobj, which deleted on every re-sent AppendEntries), and
+  every member digests the sequence it applied (``AppliedSequence``,
+  ``/v1/applied``) so that members can be compared entry by entry.
 * No pickle of ours. Entries are ``entries.encode_entry`` bytes. pysyncobj
   wraps them (and its own messages) in pickle on its TCP link and in its
   snapshots: the link is authenticated and encrypted by the shared cluster
