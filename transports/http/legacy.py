@@ -114,11 +114,13 @@ class LegacyApi:
     def _decode(self, item: Any, trader: str) -> Command:
         return decode_command(modern_order(item), self.gateway.instrument, trader)
 
-    def _answer(self, body: Any, successor: str, status: int = 200) -> Response:
-        return Response(dumps(body), status_code=status, media_type=JSON, headers=_headers(successor))
+    def _answer(self, body: Any, successor: str) -> Response:
+        return Response(dumps(body), media_type=JSON, headers=_headers(successor))
 
-    def _refuse(self, error: ExchangeError, successor: str) -> Response:
-        self.gateway.stats.refused(TRANSPORT, error.reason.name)
+    def _refuse(self, error: ExchangeError, successor: str, *, counted: bool = False) -> Response:
+        """The error body with the reason's status; ``counted``: the engine already counted this reject."""
+        if not counted:
+            self.gateway.stats.refused(TRANSPORT, error.reason.name)
         response = error_response(error)
         response.headers.update(_headers(successor))
         return response
@@ -129,10 +131,13 @@ class LegacyApi:
             command = self._decode(exact_loads(await self.read_body(request)), trader)
         except ExchangeError as exc:
             return self._refuse(_explained(exc), "/orders")
-        events = (await self.gateway.submit([command], TRANSPORT))[0]
+        try:
+            events = (await self.gateway.submit([command], TRANSPORT))[0]
+        except ExchangeError as exc:  # OVERLOADED: nothing applied, retry
+            return self._refuse(exc, "/orders")
         first = events[0] if events else None
         if isinstance(first, OrderRejected):
-            return self._refuse(ExchangeError(first.message, first.reason), "/orders")
+            return self._refuse(ExchangeError(first.message, first.reason), "/orders", counted=True)
         order_id = first.order_id if isinstance(first, OrderAccepted) else None
         return self._answer({"id": order_id, "status": "accepted"}, "/orders")
 
@@ -145,7 +150,10 @@ class LegacyApi:
             commands = [self._decoded(item, trader, i) for i, item in enumerate(items)]
         except ExchangeError as exc:
             return self._refuse(exc, "/orders/batch")
-        replies = await self.gateway.submit(commands, TRANSPORT) if commands else []
+        try:
+            replies = await self.gateway.submit(commands, TRANSPORT) if commands else []
+        except ExchangeError as exc:  # OVERLOADED: nothing applied, retry
+            return self._refuse(exc, "/orders/batch")
         return self._answer(batch_summary(replies), "/orders/batch")
 
     def _decoded(self, item: Any, trader: str, index: int) -> Command:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.integration.http.conftest import LiveServer
 from tests.integration.http.helpers import SYMBOL, assert_error, book, events, place
 from transports.http.legacy import DEPRECATED_SINCE, exact_loads, modern_order
 
@@ -107,3 +108,10 @@ def test_the_current_batch_shape_is_untouched(http: httpx.Client) -> None:
 def test_every_404_names_the_nearest_real_route(http: httpx.Client, method: str, path: str, nearest: str) -> None:
     error = assert_error(http.request(method, path, headers=ALICE), 404, "MALFORMED_MESSAGE")
     assert f"nearest route: {nearest} " in error["message"]
+
+
+def test_an_engine_reject_is_counted_once_and_a_refusal_as_a_transport_error(server: LiveServer, http: httpx.Client) -> None:
+    http.post("/order", content=b'{"symbol":"BTC-USD","side":"buy","price":90000,"quantity":1}', headers=ALICE)  # engine reject
+    http.post("/order", content=b'{"symbol":"BTC-USD","side":"buy","price":1.001,"quantity":1}', headers=ALICE)  # never reached it
+    assert server.gateway is not None
+    assert dict(server.gateway.stats.transport_errors) == {("http", "INVALID_PRICE"): 1}
