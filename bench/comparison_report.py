@@ -195,6 +195,49 @@ def _tables(result: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _wire_tables(result: dict[str, Any]) -> list[str]:
+    """Durability apart from the wire, and every transport beside its own wire's echo ceiling."""
+    from bench.comparison import WIRE_OF
+
+    summary = result["summary"]
+    wires = result.get("wire_ceilings", {})
+    engine = (result.get("engine_alone", {}).get("per_s") or {}).get("median")
+    rows = [
+        "| transport | batch orders/s, default durability | batch orders/s, `--fsync off` | single p50 / p99 µs, `--fsync off` | "
+        "wire | wire echo, batch orders/s | wire echo single p50 / p99 µs | of wire-or-engine | of in-process |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for name in result["transports"]:
+        s = summary[name]
+        off = s.get("batch_fsync_off", {})
+        single_off = s.get("single_fsync_off", {})
+        wire = WIRE_OF.get(name, "")
+        echo = wires.get(wire, {})
+        weff = result.get("wire_efficiency", {}).get(name)
+        eff = result["efficiency"].get(name)
+        off_text = (off.get("skipped") and "n/a") or _spread_text(off.get("throughput_per_s"))
+        off_latency = single_off.get("latency_us", {})
+        single_text = (
+            "n/a" if single_off.get("skipped") else f"{_spread_text(off_latency.get('p50'))} / {_spread_text(off_latency.get('p99'))}"
+        )
+        rows.append(
+            f"| {name} | {_spread_text(s['batch']['throughput_per_s'])} | {off_text} | {single_text} | {wire or '-'} | "
+            f"{_spread_text(echo.get('batch_orders_per_s'))} | "
+            f"{_spread_text(echo.get('single_p50_us'))} / {_spread_text(echo.get('single_p99_us'))} | "
+            f"{'-' if weff is None else f'{weff:.1%}'} | {'-' if eff is None else f'{eff:.1%}'} |"
+        )
+    tcp = wires.get("tcp", {})
+    return [
+        *rows,
+        "",
+        f"Engine alone on the same seeded workload: {_spread_text(result.get('engine_alone', {}).get('per_s'))} commands/s"
+        + (f" (median {engine:,.0f})." if engine else "."),
+        f"Raw asyncio TCP echo with the same payloads: {_spread_text(tcp.get('batch_orders_per_s'))} orders/s in batches, "
+        f"single p50 / p99 {_spread_text(tcp.get('single_p50_us'))} / {_spread_text(tcp.get('single_p99_us'))} µs.",
+        "A transport skipped with `--fsync off` acknowledges after something other than our journal (see the table above).",
+    ]
+
+
 def _machine_lines(result: dict[str, Any]) -> list[str]:
     m = result["machine"]
     v = result["versions"]
@@ -228,6 +271,15 @@ def markdown(result: dict[str, Any], charts: dict[str, str]) -> str:
         "batch throughput ÷ in-process batch throughput of this run.",
         "",
         *_tables(result),
+        "",
+        "## The wire, the disk and the engine apart",
+        "",
+        "Each transport's batch throughput with its default durability and with `--fsync off` (a fresh server each), "
+        "beside its own wire's trivial echo server carrying the same payloads (`bench/wire_ceiling.py`: 4 clients, "
+        "a lean batch of the same size each way; one client for single requests), all in this run. "
+        '"Of wire-or-engine" = batch throughput ÷ the lower of the wire\'s echo ceiling and the engine alone.',
+        "",
+        *_wire_tables(result),
         "",
         f"![throughput]({charts['throughput']})",
         "",

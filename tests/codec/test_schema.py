@@ -55,6 +55,7 @@ def test_the_service_offers_the_rpcs_the_transports_need() -> None:
     methods = {m.name: (m.input_type.name, m.output_type.name, m.client_streaming, m.server_streaming) for m in service.methods}
     assert methods == {
         "Trade": ("CommandBatch", "ReplyBatch", True, True),
+        "Orders": ("OrderBatch", "OutcomeBatch", True, True),
         "PlaceOrder": ("PlaceOrder", "Reply", False, False),
         "CancelOrder": ("CancelOrder", "Reply", False, False),
         "ReplaceOrder": ("ReplaceOrder", "Reply", False, False),

@@ -41,12 +41,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from engine import Command, ExchangeError, Instrument, NotConnected, Overloaded, PlaceOrder
+from engine import Command, ExchangeError, Instrument, NotConnected, Overloaded
 from traders.harness.clients import ClientFactory
 from traders.harness.config import ConfigError, HarnessConfig
 from traders.harness.pacing import Pacer
 from traders.workload import OrderFlow
-from transports.codec.lean import Outcomes, encode_orders
+from transports.codec.lean import Outcomes, count_places, encode_orders
 from transports.core.client import TraderClient
 from transports.core.histogram import Histogram
 
@@ -69,8 +69,7 @@ class Prepared:
 
     @staticmethod
     def of(commands: Sequence[Command]) -> Prepared:
-        orders = sum(1 for c in commands if type(c) is PlaceOrder)
-        return Prepared(encode_orders(commands), len(commands), orders)
+        return Prepared(encode_orders(commands), len(commands), count_places(commands))
 
 
 @dataclass(slots=True)

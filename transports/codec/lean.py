@@ -203,6 +203,15 @@ def encode_orders(commands: Sequence[Command], batch_id: int = 0, with_traders: 
     return message.SerializeToString()
 
 
+def count_places(commands: Sequence[Command]) -> int:
+    """How many of ``commands`` are places (the harness counts orders apart from other commands)."""
+    count = 0
+    for command in commands:
+        if isinstance(command, PlaceOrder):
+            count += 1
+    return count
+
+
 def _index(table: dict[str, int], name: str) -> int:
     found = table.get(name)
     if found is None:
