@@ -30,7 +30,7 @@ from aio_pika.abc import AbstractExchange
 from engine import TradeExecuted
 from transports.amqp import protocol as proto
 from transports.amqp.settings import md_routing_key
-from transports.codec.proto_codec import encode_market_data
+from transports.codec.market_bytes import protobuf_bytes
 from transports.core.gateway import Gateway
 from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate, Subscription
 
@@ -74,7 +74,7 @@ class MarketDataPublisher:
     async def _publish(self, item: MarketData) -> None:
         if isinstance(item, BookSnapshot):
             return  # subscribers take snapshots over RPC
-        body = encode_market_data(item, self._gateway.instrument).SerializeToString()
+        body = protobuf_bytes(item, self._gateway.instrument)
         message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT)
         try:
             await self._exchange.publish(message, routing_key=routing_key(item), mandatory=False)

@@ -6,7 +6,7 @@ live here so the codec does not depend on the asyncio side of the core.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine import BookDelta, BookDepth, TradeExecuted
 
@@ -20,9 +20,13 @@ class BookSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class MarketUpdate:
+    """One sequenced change. The hub creates it once and hands the same object to every subscriber, so each
+    wire encoding is made once and shared (``encoded``: ``transports.codec.market_bytes``)."""
+
     symbol: str
     md_seq: int
     event: BookDelta | TradeExecuted
+    encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

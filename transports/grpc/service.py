@@ -32,12 +32,12 @@ import grpc.aio
 from google.protobuf.message import DecodeError, Message
 
 from engine import ExchangeError, MalformedMessage, NotConnected, RejectReason
+from transports.codec.market_bytes import protobuf_bytes
 from transports.codec.proto_codec import (
     decode_command,
     decode_error,
     encode_book,
     encode_instruments,
-    encode_market_data,
     encode_order_status,
     encode_reply,
     encode_stats,
@@ -199,7 +199,7 @@ class ExchangeService:
         write = context.write
         try:
             async for item in sub:  # ends only when shutdown() closes it
-                await write(encode_market_data(item, lookup))
+                await write(protobuf_bytes(item, lookup))
         finally:
             self._subscriptions.discard(sub)
             gateway.unsubscribe(sub)
@@ -237,5 +237,6 @@ class ExchangeService:
         return encode_stats(self.gateway.stats_dict())
 
 
-def _serialize(message: Message) -> bytes:
-    return message.SerializeToString()
+def _serialize(message: Message | bytes) -> bytes:
+    """A reply's bytes: a message serialized, or bytes already encoded (market data, encoded once for every subscriber)."""
+    return message if isinstance(message, bytes) else message.SerializeToString()

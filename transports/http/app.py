@@ -44,7 +44,7 @@ from transports.http import openapi as doc
 from transports.http.doc_pages import add_doc_pages
 from transports.http.errors import PayloadTooLarge, Unidentified, install_error_handlers
 from transports.http.legacy import LegacyApi, add_legacy_routes, is_legacy_batch
-from transports.http.market_data import encode_market_data
+from transports.http.market_data import market_data_text
 from transports.http.settings import MAX_TRADER_LENGTH, TRADER_HEADER, HttpServerSettings
 
 TRANSPORT = "http"
@@ -340,7 +340,7 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
         watcher = asyncio.create_task(_close_on_disconnect(websocket, sub))
         try:
             async for item in sub:
-                await websocket.send_text(dumps(encode_market_data(item, lookup)).decode())
+                await websocket.send_text(market_data_text(item, lookup))
         except (WebSocketDisconnect, RuntimeError):
             pass  # the client went away; nothing to tell it
         finally:

@@ -19,9 +19,19 @@ from __future__ import annotations
 from typing import Any
 
 from engine import BookDelta, Instrument, MalformedMessage, TradeExecuted
-from transports.codec.json_codec import InstrumentLookup, decode_event, encode_event
+from transports.codec.json_codec import InstrumentLookup, decode_event, dumps, encode_event
 from transports.codec.json_views import decode_depth, encode_depth
 from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate
+
+
+def market_data_text(item: MarketData, instruments: InstrumentLookup) -> str:
+    """The WebSocket text of ``item``; an update's is made once and shared by every subscriber."""
+    if type(item) is MarketUpdate:
+        cached = item.encoded.get("json")
+        if cached is None:
+            cached = item.encoded["json"] = dumps(encode_market_data(item, instruments))
+        return cached.decode()
+    return dumps(encode_market_data(item, instruments)).decode()
 
 
 def encode_market_data(item: MarketData, instruments: InstrumentLookup) -> dict[str, Any]:

@@ -52,8 +52,8 @@ from nats.aio.subscription import Subscription as NatsSubscription
 
 from engine import ExchangeError, MalformedMessage
 from transports.codec.lean import encode_refusal
+from transports.codec.market_bytes import protobuf_bytes
 from transports.codec.proto_codec import (
-    encode_market_data,
     encode_refused,
     encode_stats,
     error_reply,
@@ -298,7 +298,7 @@ class NatsServer:
     async def _publish(self, item: MarketData) -> None:
         if isinstance(item, BookSnapshot):
             return  # subscribers ask for snapshots
-        payload = encode_market_data(item, self._lookup).SerializeToString()
+        payload = protobuf_bytes(item, self._lookup)
         await self.nc.publish(self.subjects.market_data(item.symbol), payload)
         self.published += 1
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import zmq
 
-from transports.codec.proto_codec import encode_market_data
+from transports.codec.market_bytes import protobuf_bytes
 from transports.core.gateway import Gateway
 from transports.core.marketdata import BookSnapshot, MarketData, Subscription
 from transports.zmq.loop_socket import LoopSocket
@@ -101,7 +101,7 @@ class MarketDataPublisher:
         frame = self._topic_frames.get(item.symbol)
         if frame is None:
             frame = self._topic_frames[item.symbol] = topic(item.symbol)
-        payload = encode_market_data(item, self._gateway.instrument).SerializeToString()  # a MarketUpdate or a Gap
+        payload = protobuf_bytes(item, self._gateway.instrument)  # a MarketUpdate (encoded once for every wire) or a Gap
         # PUB never blocks: at a subscriber's HWM ZeroMQ drops, and md_seq shows it.
         self._xpub.send_multipart((frame, payload), zmq.NOBLOCK)
         self.sent += 1
