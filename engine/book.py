@@ -14,9 +14,11 @@ Representation, chosen for speed in CPython:
   (negated for bids). Heap entries are removed lazily: an entry whose level is
   gone is popped when it reaches the top, and the heap is rebuilt when stale
   entries outnumber live ones.
-* A level is a ``deque`` of orders. Cancelling marks the order dead
-  (``qty == 0``) in O(1); dead orders are popped when they reach the front, and
-  a level compacts itself when dead entries dominate.
+* A level is a list of orders read from ``head`` on (a list, not a deque:
+  compiled, list indexing and appends are direct C calls, a deque's are
+  generic method calls). Cancelling marks the order dead (``qty == 0``) in
+  O(1); dead orders are skipped when they reach the front, and a level drops
+  its consumed prefix, or compacts itself when dead entries dominate.
 """
 
 from __future__ import annotations
@@ -24,13 +26,20 @@ from __future__ import annotations
 from collections import deque
 from heapq import heapify, heappop, heappush
 
+from engine.events import TradeExecuted
 from engine.instruments import Instrument
+from engine.native import mypyc_attr
 from engine.risk import NO_LIMIT
-from engine.types import OrderType, SelfTradePrevention, Side, TimeInForce
+from engine.types import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
 
 
+@mypyc_attr(acyclic=True)
 class Account:
-    """One trader's open orders and the client order ids it has used."""
+    """One trader's open orders and the client order ids it has used.
+
+    Nothing an account holds points back at it (an order names its trader),
+    so accounts and orders are never in a reference cycle.
+    """
 
     __slots__ = ("client_ids", "open_orders", "trader")
 
@@ -44,6 +53,7 @@ class Account:
         self.client_ids: dict[str, Order | int] = {}
 
 
+@mypyc_attr(acyclic=True)
 class OrderTerms:
     """The terms an order was placed with. Immutable and shared: there are
     only a few dozen combinations, so each order holds one pointer instead of
@@ -70,19 +80,23 @@ def terms_for(order_type: OrderType, tif: TimeInForce, stp: SelfTradePrevention,
     return terms
 
 
+@mypyc_attr(acyclic=True)
 class Order:
     """A live order: resting in a level, or (as ``StopOrder``) waiting for its trigger.
 
     ``qty`` is the remaining quantity; ``qty == 0`` marks an order that is no
     longer live (filled or cancelled) and is only waiting to leave its queue.
+    An order names its ``trader`` rather than pointing at the ``Account``
+    that holds it: that keeps orders out of reference cycles, so they need
+    no garbage-collector tracking (see ``engine.native``).
     """
 
-    __slots__ = ("account", "client_order_id", "filled", "order_id", "price", "qty", "side", "symbol", "terms")
+    __slots__ = ("client_order_id", "filled", "order_id", "price", "qty", "side", "symbol", "terms", "trader")
 
     def __init__(
         self,
         order_id: int,
-        account: Account,
+        trader: str,
         client_order_id: str,
         symbol: str,
         side: Side,
@@ -91,7 +105,7 @@ class Order:
         terms: OrderTerms,
     ) -> None:
         self.order_id = order_id
-        self.account = account
+        self.trader = trader
         self.client_order_id = client_order_id
         self.symbol = symbol
         self.side = side
@@ -105,6 +119,7 @@ class Order:
         return 0
 
 
+@mypyc_attr(acyclic=True)
 class StopOrder(Order):
     """A stop order. Until triggered its terms say STOP_MARKET or STOP_LIMIT;
     triggering switches them to MARKET or LIMIT and it trades as such."""
@@ -114,7 +129,7 @@ class StopOrder(Order):
     def __init__(
         self,
         order_id: int,
-        account: Account,
+        trader: str,
         client_order_id: str,
         symbol: str,
         side: Side,
@@ -123,7 +138,7 @@ class StopOrder(Order):
         terms: OrderTerms,
         stop: int,
     ) -> None:
-        super().__init__(order_id, account, client_order_id, symbol, side, price, qty, terms)
+        super().__init__(order_id, trader, client_order_id, symbol, side, price, qty, terms)
         self.stop = stop
 
     @property
@@ -131,15 +146,20 @@ class StopOrder(Order):
         return self.stop
 
 
+@mypyc_attr(acyclic=True)
 class PriceLevel:
-    __slots__ = ("count", "dead", "orders", "price", "qty")
+    """One price's FIFO queue: ``orders[head:]`` in time priority, dead entries included."""
+
+    __slots__ = ("count", "dead", "head", "orders", "price", "qty", "touched")
 
     def __init__(self, price: int) -> None:
         self.price = price
-        self.orders: deque[Order] = deque()
+        self.orders: list[Order] = []
+        self.head = 0  # entries before it have left the queue
         self.qty = 0
         self.count = 0
-        self.dead = 0  # dead orders still in ``orders``
+        self.dead = 0  # dead orders in ``orders[head:]``
+        self.touched = False  # in its side's ``touched`` list
 
     def append(self, order: Order) -> None:
         self.orders.append(order)
@@ -151,22 +171,32 @@ class PriceLevel:
         self.qty -= order.qty
         self.count -= 1
         order.qty = 0
-        if self.orders[0] is order:
-            self.orders.popleft()
+        orders = self.orders
+        if orders[self.head] is order:
+            self.advance(self.head + 1)
         else:
             self.dead += 1
             if self.dead > 64 and self.dead > self.count:
-                self.orders = deque(o for o in self.orders if o.qty)
+                self.orders = [o for o in orders[self.head :] if o.qty]
+                self.head = 0
                 self.dead = 0
 
+    def advance(self, head: int) -> None:
+        """Make ``head`` the front of the queue; drop the prefix once it is most of the list."""
+        if head > 64 and head * 2 > len(self.orders):
+            del self.orders[:head]
+            head = 0
+        self.head = head
+
     def live_orders(self) -> list[Order]:
-        return [o for o in self.orders if o.qty]
+        return [o for o in self.orders[self.head :] if o.qty]
 
 
+@mypyc_attr(acyclic=True)
 class BookSide:
-    """One side of a book: levels by price, and a lazy heap for the best price."""
+    """One side of a book: levels by price, a lazy heap for the best price, and the levels a command touched."""
 
-    __slots__ = ("_heap", "_sign", "levels", "side")
+    __slots__ = ("_best", "_heap", "_sign", "levels", "side", "touched")
 
     def __init__(self, side: Side) -> None:
         self.side = side
@@ -174,18 +204,33 @@ class BookSide:
         self._heap: list[int] = []
         # Bids are stored negated so the heap's minimum is the best price.
         self._sign = -1 if side is Side.BUY else 1
+        # The best level, once found: valid while it has orders (an emptied
+        # level is never refilled) and until a better level opens.
+        self._best: PriceLevel | None = None
+        # Levels changed by the command being handled, in the order first
+        # touched, for its BookDelta events (a flag on the level, not a
+        # membership test, keeps each in the list once).
+        self.touched: list[PriceLevel] = []
 
     def best(self) -> PriceLevel | None:
+        level = self._best
+        if level is not None and level.count:
+            return level
         heap = self._heap
         levels = self.levels
         while heap:
             level = levels.get(heap[0] * self._sign)
             if level is not None:
+                self._best = level
                 return level
             heappop(heap)
+        self._best = None
         return None
 
     def level_for(self, price: int) -> PriceLevel:
+        best = self._best
+        if best is not None and best.price == price and best.count:
+            return best  # most orders join the best level: skip the lookup
         level = self.levels.get(price)
         if level is None:
             level = PriceLevel(price)
@@ -196,7 +241,14 @@ class BookSide:
                 heapify(heap)
             else:
                 heappush(heap, price * self._sign)
+            if best is not None and (price > best.price if self._sign < 0 else price < best.price):
+                self._best = level
         return level
+
+    def touch(self, level: PriceLevel) -> None:
+        if not level.touched:
+            level.touched = True
+            self.touched.append(level)
 
     def remove_if_empty(self, level: PriceLevel) -> None:
         if level.count == 0:
@@ -219,8 +271,7 @@ class OrderBook:
         "max_order_lots",
         "sell_stops",
         "symbol",
-        "touched_asks",
-        "touched_bids",
+        "trades",
     )
 
     def __init__(self, instrument: Instrument) -> None:
@@ -235,12 +286,83 @@ class OrderBook:
         # Risk limits compiled to this instrument's units (NO_LIMIT = none).
         self.max_order_lots = NO_LIMIT
         self.max_notional = NO_LIMIT  # in tick*lot units
-        # Levels changed by the command being handled, for BookDelta events.
-        self.touched_bids: list[int] = []
-        self.touched_asks: list[int] = []
+        # The engine's recent-trades history of this symbol (the same deque
+        # as ``Engine.trades[symbol]``), at hand for every fill.
+        self.trades: deque[TradeExecuted] = deque()
 
     def side(self, side: Side) -> BookSide:
         return self.bids if side is Side.BUY else self.asks
 
     def reference_price(self) -> int:
         return self.last_price or self.instrument.reference_price
+
+
+@mypyc_attr(acyclic=True)
+class FinishedOrders:
+    """The last ``capacity`` finished orders and how each ended, oldest first, findable by order id.
+
+    An order finishes on the hot path; looking a finished one up is a rare
+    query. So ``add`` only appends to two lists (the oldest entry leaves the
+    window by moving ``_head``), and the id index is brought up to date by
+    ``find``. Every order id finishes at most once.
+    """
+
+    __slots__ = ("_base", "_head", "_index", "_indexed", "_orders", "_statuses", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        # The window is ``_orders[_head:]``; ``_base`` is the absolute
+        # position (count of orders ever added) of ``_orders[0]``.
+        self._orders: list[Order] = []
+        self._statuses: list[OrderStatus] = []
+        self._head = 0
+        self._base = 0
+        # Order id -> absolute position, for positions below ``_indexed``;
+        # may still name orders that have left the window.
+        self._index: dict[int, int] = {}
+        self._indexed = 0
+
+    def add(self, order: Order, status: OrderStatus) -> None:
+        orders = self._orders
+        orders.append(order)
+        self._statuses.append(status)
+        if len(orders) - self._head > self.capacity:
+            self._head += 1
+            if self._head > 1024 and self._head * 2 > len(orders):
+                self._drop_prefix()
+
+    def load(self, order: Order, status: OrderStatus) -> None:
+        """Append without evicting (restoring a snapshot's history as it was)."""
+        self._orders.append(order)
+        self._statuses.append(status)
+
+    def find(self, order_id: int) -> tuple[Order, OrderStatus] | None:
+        self._catch_up()
+        pos = self._index.get(order_id)
+        if pos is None or pos < self._base + self._head:
+            return None
+        return self._orders[pos - self._base], self._statuses[pos - self._base]
+
+    def entries(self) -> list[tuple[Order, OrderStatus]]:
+        head = self._head
+        return list(zip(self._orders[head:], self._statuses[head:], strict=True))
+
+    def _drop_prefix(self) -> None:
+        head = self._head
+        del self._orders[:head]
+        del self._statuses[:head]
+        self._base += head
+        self._head = 0
+
+    def _catch_up(self) -> None:
+        base = self._base
+        orders = self._orders
+        index = self._index
+        end = base + len(orders)
+        for pos in range(max(self._indexed, base), end):
+            index[orders[pos - base].order_id] = pos
+        self._indexed = end
+        live = len(orders) - self._head
+        if len(index) > 2 * live + 1024:  # forget the orders that left the window
+            start = base + self._head
+            self._index = {orders[pos - base].order_id: pos for pos in range(start, end)}

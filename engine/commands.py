@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from engine.instruments import Instrument
+from engine.native import mypyc_attr
 from engine.record import Record
 from engine.types import OrderType, SelfTradePrevention, Side, TimeInForce
 
 
+@mypyc_attr(acyclic=True)
 class PlaceOrder(Record):
     __slots__ = ("client_order_id", "order_type", "post_only", "price", "qty", "side", "stop_price", "stp", "symbol", "tif", "trader")
     FIELDS: ClassVar[tuple[str, ...]] = (
@@ -70,6 +72,7 @@ class PlaceOrder(Record):
         self.stp = stp
 
 
+@mypyc_attr(acyclic=True)
 class CancelOrder(Record):
     """Cancel by exchange ``order_id``, or by ``client_order_id`` when ``order_id`` is 0."""
 
@@ -86,6 +89,7 @@ class CancelOrder(Record):
         self.client_order_id = client_order_id
 
 
+@mypyc_attr(acyclic=True)
 class ReplaceOrder(Record):
     """Change a resting order's price and/or quantity (``0`` = unchanged).
 
@@ -118,6 +122,7 @@ class ReplaceOrder(Record):
         self.client_order_id = client_order_id
 
 
+@mypyc_attr(acyclic=True)
 class MassCancel(Record):
     """Cancel every open order of ``trader``, in ``symbol`` or (``""``) in all symbols."""
 
@@ -132,6 +137,7 @@ class MassCancel(Record):
         self.symbol = symbol
 
 
+@mypyc_attr(acyclic=True)
 class AddInstrument(Record):
     """Operator command: list a new symbol. Journaled like any other command."""
 

@@ -22,11 +22,11 @@ Rules implemented here (each has tests):
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from engine.book import Account, BookSide, Order, OrderBook, PriceLevel, StopOrder, terms_for
+from engine.book import Account, BookSide, FinishedOrders, Order, OrderBook, PriceLevel, StopOrder, terms_for
 from engine.commands import AddInstrument, CancelOrder, MassCancel, PlaceOrder, ReplaceOrder
 from engine.errors import MalformedMessage
 from engine.events import (
@@ -84,6 +84,7 @@ _RISK_MAX_OPEN_ORDERS: Final = RejectReason.RISK_MAX_OPEN_ORDERS
 _RISK_MAX_ORDER_QTY: Final = RejectReason.RISK_MAX_ORDER_QTY
 _UNKNOWN_ORDER: Final = RejectReason.UNKNOWN_ORDER
 _UNKNOWN_SYMBOL: Final = RejectReason.UNKNOWN_SYMBOL
+_STP_CANCEL_NEWEST: Final = SelfTradePrevention.CANCEL_NEWEST
 _STP_CANCEL_BOTH: Final = SelfTradePrevention.CANCEL_BOTH
 _STP_CANCEL_OLDEST: Final = SelfTradePrevention.CANCEL_OLDEST
 _STP_DECREMENT: Final = SelfTradePrevention.DECREMENT
@@ -110,8 +111,8 @@ class Engine:
         self.books: dict[str, OrderBook] = {}
         self.accounts: dict[str, Account] = {}
         self.trades: dict[str, deque[TradeExecuted]] = {}
-        # Finished orders, newest last, for status queries (bounded).
-        self.terminal: OrderedDict[int, tuple[Order, OrderStatus]] = OrderedDict()
+        # The last ``terminal_history`` finished orders, for status queries.
+        self.terminal = FinishedOrders(terminal_history)
         self._trader_risk: dict[tuple[str, str], tuple[int, int, int]] = {}
         self._last_terms = terms_for(_LIMIT, _GTC, SelfTradePrevention.CANCEL_NEWEST, False)
 
@@ -191,8 +192,8 @@ class Engine:
         order = account.open_orders.get(order_id)
         if order is not None:
             return _view(order, _live_status(order))
-        done = self.terminal.get(order_id)
-        if done is not None and done[0].account is account:
+        done = self.terminal.find(order_id)
+        if done is not None and done[0].trader == trader:
             return _view(done[0], done[1])
         return None
 
@@ -231,72 +232,85 @@ class Engine:
         ev.append(OrderRejected(self.seq, trader, client_order_id, symbol, reason, message, order_id))
 
     def _place(self, cmd: PlaceOrder, ev: list[Event]) -> None:
-        trader = cmd.trader
-        coid = cmd.client_order_id
-        symbol = cmd.symbol
-        book = self.books.get(symbol)
+        book = self.books.get(cmd.symbol)
         if book is None:
-            self._reject(ev, trader, coid, symbol, _UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}")
+            self._reject(ev, cmd.trader, cmd.client_order_id, cmd.symbol, _UNKNOWN_SYMBOL, f"unknown symbol {cmd.symbol!r}")
             return
         problem = _validate_place(cmd, book.instrument)
         if problem is not None:
-            self._reject(ev, trader, coid, symbol, problem[0], problem[1])
+            self._reject(ev, cmd.trader, cmd.client_order_id, cmd.symbol, problem[0], problem[1])
             return
+        trader = cmd.trader
         account = self.accounts.get(trader)
         if account is None:
             account = self.accounts[trader] = Account(trader)
+        coid = cmd.client_order_id
         if coid and coid in account.client_ids:
             earlier = _id_of(account.client_ids[coid])
-            self._reject(
-                ev, trader, coid, symbol, _DUPLICATE_CLIENT_ORDER_ID, f"client order id {coid!r} already used (order {earlier})", earlier
-            )
+            message = f"client order id {coid!r} already used (order {earlier})"
+            self._reject(ev, trader, coid, cmd.symbol, _DUPLICATE_CLIENT_ORDER_ID, message, earlier)
             return
-        side = cmd.side
-        order_type = cmd.order_type
-        price = cmd.price
-        qty = cmd.qty
-        is_stop = order_type is _STOP_MARKET or order_type is _STOP_LIMIT
         # The price the order may trade up (buy) or down (sell) to; 0 = no limit.
-        limit = price if price else self._protection_limit(book, side)
+        limit = cmd.price if cmd.price else self._protection_limit(book, cmd.side)
+        if self._passes_risk(cmd, book, account, limit, ev):
+            self._open(cmd, book, account, limit, ev)
 
+    def _passes_risk(self, cmd: PlaceOrder, book: OrderBook, account: Account, limit: int, ev: list[Event]) -> bool:
+        """Pre-trade risk and the post-only rule; rejects and returns False if the order may not go on."""
+        trader = cmd.trader
         if self.trader_limits:
             max_lots, max_notional, max_open = self._limits(trader, book)
         else:
             max_lots = book.max_order_lots
             max_notional = book.max_notional
             max_open = self.max_open_orders
-        if qty > max_lots:
-            self._reject(ev, trader, coid, symbol, _RISK_MAX_ORDER_QTY, f"quantity above the limit of {max_lots} lots")
-            return
-        if max_notional != NO_LIMIT and self._notional(book, side, qty, price or cmd.stop_price, limit) > max_notional:
-            self._reject(ev, trader, coid, symbol, _RISK_MAX_NOTIONAL, "order notional above the limit")
-            return
-        if price and not _in_band(book, price):
-            self._reject(ev, trader, coid, symbol, _PRICE_OUT_OF_BAND, "limit price outside the price band")
-            return
-        rests = is_stop or (order_type is _LIMIT and cmd.tif is _GTC)
-        if max_open and rests and len(account.open_orders) >= max_open:
-            self._reject(ev, trader, coid, symbol, _RISK_MAX_OPEN_ORDERS, f"at most {max_open} open orders")
-            return
-        if cmd.post_only and _would_take(book, side, price):
-            self._reject(ev, trader, coid, symbol, _POST_ONLY_WOULD_TAKE, "post-only order would take liquidity")
-            return
+        price = cmd.price
+        order_type = cmd.order_type
+        reason: RejectReason | None = None
+        if cmd.qty > max_lots:
+            reason, message = _RISK_MAX_ORDER_QTY, f"quantity above the limit of {max_lots} lots"
+        elif max_notional != NO_LIMIT and self._notional(book, cmd.side, cmd.qty, price or cmd.stop_price, limit) > max_notional:
+            reason, message = _RISK_MAX_NOTIONAL, "order notional above the limit"
+        elif price and not _in_band(book, price):
+            reason, message = _PRICE_OUT_OF_BAND, "limit price outside the price band"
+        elif (
+            max_open
+            and (order_type is _STOP_MARKET or order_type is _STOP_LIMIT or (order_type is _LIMIT and cmd.tif is _GTC))
+            and len(account.open_orders) >= max_open
+        ):
+            reason, message = _RISK_MAX_OPEN_ORDERS, f"at most {max_open} open orders"
+        elif cmd.post_only and _would_take(book, cmd.side, price):
+            reason, message = _POST_ONLY_WOULD_TAKE, "post-only order would take liquidity"
+        if reason is None:
+            return True
+        self._reject(ev, trader, cmd.client_order_id, cmd.symbol, reason, message)
+        return False
 
+    def _open(self, cmd: PlaceOrder, book: OrderBook, account: Account, limit: int, ev: list[Event]) -> None:
+        """Accept a checked placement: number it, then execute it (or park it, if a stop)."""
+        order_type = cmd.order_type
+        tif = cmd.tif
         self.last_order_id += 1
         order_id = self.last_order_id
         terms = self._last_terms  # most orders repeat the previous order's terms: skip the lookup
-        if terms.order_type is not order_type or terms.tif is not cmd.tif or terms.stp is not cmd.stp or terms.post_only != cmd.post_only:
-            terms = self._last_terms = terms_for(order_type, cmd.tif, cmd.stp, cmd.post_only)
+        if terms.order_type is not order_type or terms.tif is not tif or terms.stp is not cmd.stp or terms.post_only != cmd.post_only:
+            terms = self._last_terms = terms_for(order_type, tif, cmd.stp, cmd.post_only)
+        trader = cmd.trader
+        coid = cmd.client_order_id
+        symbol = book.symbol
+        side = cmd.side
+        price = cmd.price
+        qty = cmd.qty
         self.seq += 1
-        ev.append(OrderAccepted(self.seq, order_id, trader, coid, symbol, side, order_type, cmd.tif, price, qty, cmd.stop_price))
+        ev.append(OrderAccepted(self.seq, order_id, trader, coid, symbol, side, order_type, tif, price, qty, cmd.stop_price))
         trades_before = self.last_trade_id
-        if not is_stop:
-            order = Order(order_id, account, coid, symbol, side, price, qty, terms)
+        if order_type is not _STOP_MARKET and order_type is not _STOP_LIMIT:
+            order = Order(order_id, trader, coid, symbol, side, price, qty, terms)
             if coid:
                 account.client_ids[coid] = order
-            self._execute(book, order, limit, ev)
+            self._execute(book, account, order, limit, ev)
         else:
-            stop = StopOrder(order_id, account, coid, symbol, side, price, qty, terms, cmd.stop_price)
+            stop = StopOrder(order_id, trader, coid, symbol, side, price, qty, terms, cmd.stop_price)
             if coid:
                 account.client_ids[coid] = stop
             if _stop_reached(stop, book.last_price):
@@ -355,8 +369,8 @@ class Engine:
         return max(1, ref - ref * band // 10_000)
 
     # ---------------------------------------------------------- execution
-    def _execute(self, book: OrderBook, taker: Order, limit: int, ev: list[Event]) -> None:
-        """Match ``taker`` against the book, then rest or cancel what is left."""
+    def _execute(self, book: OrderBook, account: Account, taker: Order, limit: int, ev: list[Event]) -> None:
+        """Match ``taker`` (an order of ``account``) against the book, then rest or cancel what is left."""
         terms = taker.terms
         tif = terms.tif
         if tif is _FOK and not self._fok_fillable(book, taker, limit):
@@ -365,7 +379,6 @@ class Engine:
         if not self._match(book, taker, limit, ev):
             return  # cancelled by self-trade prevention
         if taker.qty == 0:
-            taker.account.open_orders.pop(taker.order_id, None)
             self._retire(taker, _STATUS_FILLED)
         elif terms.order_type is _MARKET:
             self._finish(taker, _MARKET_REMAINDER, ev)
@@ -374,37 +387,23 @@ class Engine:
         elif tif is _FOK:  # pragma: no cover - excluded by _fok_fillable
             self._finish(taker, _FOK_NOT_FILLED, ev)
         else:
-            price = taker.price
-            if taker.side is _BUY:
-                book.bids.level_for(price).append(taker)
-                touched = book.touched_bids
-            else:
-                book.asks.level_for(price).append(taker)
-                touched = book.touched_asks
-            if price not in touched:
-                touched.append(price)
-            taker.account.open_orders[taker.order_id] = taker
+            side = book.bids if taker.side is _BUY else book.asks
+            level = side.level_for(taker.price)
+            level.append(taker)
+            side.touch(level)
+            account.open_orders[taker.order_id] = taker
 
     def _finish(self, order: Order, reason: CancelReason, ev: list[Event]) -> None:
         """Cancel the remainder of an order that is not resting in a level."""
         self.seq += 1
-        ev.append(OrderCancelled(self.seq, order.order_id, order.account.trader, order.client_order_id, order.symbol, reason, order.qty))
+        ev.append(OrderCancelled(self.seq, order.order_id, order.trader, order.client_order_id, order.symbol, reason, order.qty))
         order.qty = 0
-        order.account.open_orders.pop(order.order_id, None)
         self._retire(order, _STATUS_CANCELLED)
 
     def _match(self, book: OrderBook, taker: Order, limit: int, ev: list[Event]) -> bool:
-        """Trade ``taker`` against the opposite side; False if self-trade prevention cancelled it."""
+        """Trade ``taker`` against the opposite side, best level first; False if self-trade prevention cancelled it."""
         is_buy = taker.side is _BUY
-        if is_buy:
-            opposite = book.asks
-            touched = book.touched_asks
-        else:
-            opposite = book.bids
-            touched = book.touched_bids
-        taker_account = taker.account
-        symbol = book.symbol
-        history = self.trades[symbol]
+        opposite = book.asks if is_buy else book.bids
         while taker.qty > 0:
             level = opposite.best()
             if level is None:
@@ -412,62 +411,75 @@ class Engine:
             price = level.price
             if limit and (price > limit if is_buy else price < limit):
                 break
-            if price not in touched:
-                touched.append(price)
-            orders = level.orders
-            while orders:
-                maker = orders[0]
-                maker_qty = maker.qty
-                if maker_qty == 0:
-                    orders.popleft()
-                    level.dead -= 1
-                    continue
-                if maker.account is taker_account:
-                    if not self._prevent_self_trade(book, level, maker, taker, ev):
-                        if level.count == 0:
-                            opposite.levels.pop(price, None)
-                        return False
-                    continue
-                taker_qty = taker.qty
-                fill = maker_qty if maker_qty < taker_qty else taker_qty
-                maker_qty -= fill
-                taker_qty -= fill
-                maker.qty = maker_qty
-                maker.filled += fill
-                taker.qty = taker_qty
-                taker.filled += fill
-                level.qty -= fill
-                self.seq += 1
-                self.last_trade_id += 1
-                trade = TradeExecuted(
-                    self.seq,
-                    self.last_trade_id,
-                    symbol,
-                    price,
-                    fill,
-                    taker.side,
-                    maker.order_id,
-                    maker.account.trader,
-                    maker.client_order_id,
-                    maker_qty,
-                    taker.order_id,
-                    taker_account.trader,
-                    taker.client_order_id,
-                    taker_qty,
-                )
-                ev.append(trade)
-                history.append(trade)
-                book.last_price = price
-                if maker_qty == 0:
-                    orders.popleft()
-                    level.count -= 1
-                    del maker.account.open_orders[maker.order_id]
-                    self._retire(maker, _STATUS_FILLED)
-                if taker_qty == 0:
-                    break
+            opposite.touch(level)
+            going = self._match_level(book, level, taker, ev)
             if level.count == 0:
                 opposite.levels.pop(price, None)
+            if not going:
+                return False
         return True
+
+    def _match_level(self, book: OrderBook, level: PriceLevel, taker: Order, ev: list[Event]) -> bool:
+        """Fill ``taker`` from one level's queue, oldest first; False if self-trade prevention ended it."""
+        taker_trader = taker.trader
+        orders = level.orders
+        i = level.head
+        while i < len(orders):
+            maker = orders[i]
+            maker_qty = maker.qty
+            if maker_qty == 0:  # cancelled or moved earlier: it leaves the queue only now
+                i += 1
+                level.dead -= 1
+                continue
+            if maker.trader == taker_trader:
+                level.head = i
+                if not self._prevent_self_trade(book, level, maker, taker, ev):
+                    return False
+                orders = level.orders  # the maker may have left the queue
+                i = level.head
+                continue
+            taker_qty = taker.qty
+            fill = maker_qty if maker_qty < taker_qty else taker_qty
+            level.qty -= fill
+            self._trade(book, maker, taker, fill, level.price, ev)
+            if maker.qty == 0:
+                i += 1
+                level.count -= 1
+                self._retire(maker, _STATUS_FILLED)
+            if taker.qty == 0:
+                break
+        level.advance(i)
+        return True
+
+    def _trade(self, book: OrderBook, maker: Order, taker: Order, fill: int, price: int, ev: list[Event]) -> None:
+        """Fill ``fill`` lots between two orders at ``price`` and report it."""
+        maker_qty = maker.qty - fill
+        taker_qty = taker.qty - fill
+        maker.qty = maker_qty
+        maker.filled += fill
+        taker.qty = taker_qty
+        taker.filled += fill
+        self.seq += 1
+        self.last_trade_id += 1
+        trade = TradeExecuted(
+            self.seq,
+            self.last_trade_id,
+            book.symbol,
+            price,
+            fill,
+            taker.side,
+            maker.order_id,
+            maker.trader,
+            maker.client_order_id,
+            maker_qty,
+            taker.order_id,
+            taker.trader,
+            taker.client_order_id,
+            taker_qty,
+        )
+        ev.append(trade)
+        book.trades.append(trade)
+        book.last_price = price
 
     def _prevent_self_trade(self, book: OrderBook, level: PriceLevel, maker: Order, taker: Order, ev: list[Event]) -> bool:
         """Apply the taker's self-trade prevention; False if the taker is done."""
@@ -478,12 +490,9 @@ class Engine:
             taker.qty -= cut
             self.seq += 1
             ev.append(
-                OrderCancelled(
-                    self.seq, taker.order_id, taker.account.trader, taker.client_order_id, taker.symbol, _SELF_TRADE, cut, taker.qty
-                )
+                OrderCancelled(self.seq, taker.order_id, taker.trader, taker.client_order_id, taker.symbol, _SELF_TRADE, cut, taker.qty)
             )
             if taker.qty == 0:
-                taker.account.open_orders.pop(taker.order_id, None)
                 self._retire(taker, _STATUS_CANCELLED)
                 return False
             return True
@@ -497,18 +506,15 @@ class Engine:
     def _decrement_resting(self, level: PriceLevel, maker: Order, cut: int, ev: list[Event]) -> None:
         if cut == maker.qty:
             self.seq += 1
-            ev.append(OrderCancelled(self.seq, maker.order_id, maker.account.trader, maker.client_order_id, maker.symbol, _SELF_TRADE, cut))
+            ev.append(OrderCancelled(self.seq, maker.order_id, maker.trader, maker.client_order_id, maker.symbol, _SELF_TRADE, cut))
             level.kill(maker)
-            del maker.account.open_orders[maker.order_id]
             self._retire(maker, _STATUS_CANCELLED)
         else:
             maker.qty -= cut
             level.qty -= cut
             self.seq += 1
             ev.append(
-                OrderCancelled(
-                    self.seq, maker.order_id, maker.account.trader, maker.client_order_id, maker.symbol, _SELF_TRADE, cut, maker.qty
-                )
+                OrderCancelled(self.seq, maker.order_id, maker.trader, maker.client_order_id, maker.symbol, _SELF_TRADE, cut, maker.qty)
             )
 
     def _fok_fillable(self, book: OrderBook, taker: Order, limit: int) -> bool:
@@ -523,7 +529,7 @@ class Engine:
             for maker in opposite.levels[price].orders:
                 if maker.qty == 0:
                     continue
-                if maker.account is taker.account:
+                if maker.trader == taker.trader:
                     if skip_own:
                         continue
                     return False  # self-trade prevention would stop the fill here
@@ -533,13 +539,16 @@ class Engine:
         return False
 
     def _retire(self, order: Order, status: OrderStatus) -> None:
+        """Move a finished order from its trader's open orders to the terminal history."""
+        account = self.accounts[order.trader]
+        order_id = order.order_id
+        open_orders = account.open_orders
+        if order_id in open_orders:  # (``pop(k, None)`` is a slower generic method call, compiled)
+            del open_orders[order_id]
         if order.client_order_id:
             # Keep the id for duplicate detection; let the order itself go.
-            order.account.client_ids[order.client_order_id] = order.order_id
-        terminal = self.terminal
-        terminal[order.order_id] = (order, status)
-        if len(terminal) > self.terminal_history:
-            terminal.popitem(last=False)
+            account.client_ids[order.client_order_id] = order_id
+        self.terminal.add(order, status)
 
     # -------------------------------------------------------------- stops
     def _trigger_stops(self, book: OrderBook, ev: list[Event]) -> None:
@@ -565,15 +574,14 @@ class Engine:
         has traded since).
         """
         self.seq += 1
-        ev.append(
-            StopTriggered(self.seq, order.order_id, order.account.trader, order.client_order_id, order.symbol, order.stop, trigger_price)
-        )
+        ev.append(StopTriggered(self.seq, order.order_id, order.trader, order.client_order_id, order.symbol, order.stop, trigger_price))
         terms = order.terms
         became = _LIMIT if terms.order_type is _STOP_LIMIT else _MARKET
         order.terms = terms_for(became, terms.tif, terms.stp, terms.post_only)
-        order.account.open_orders.pop(order.order_id, None)
+        account = self.accounts[order.trader]
+        account.open_orders.pop(order.order_id, None)
         limit = order.price if order.price else self._protection_limit(book, order.side)
-        self._execute(book, order, limit, ev)
+        self._execute(book, account, order, limit, ev)
 
     # ------------------------------------------------- cancel and replace
     def _find_own(self, trader: str, order_id: int, client_order_id: str) -> Order | None:
@@ -603,21 +611,13 @@ class Engine:
 
     def _cancel_resting(self, book: OrderBook, level: PriceLevel, order: Order, reason: CancelReason, ev: list[Event]) -> None:
         self.seq += 1
-        ev.append(OrderCancelled(self.seq, order.order_id, order.account.trader, order.client_order_id, order.symbol, reason, order.qty))
+        ev.append(OrderCancelled(self.seq, order.order_id, order.trader, order.client_order_id, order.symbol, reason, order.qty))
         level.kill(order)
-        del order.account.open_orders[order.order_id]
         self._retire(order, _STATUS_CANCELLED)
-        price = level.price
-        if order.side is _BUY:
-            touched = book.touched_bids
-            side = book.bids
-        else:
-            touched = book.touched_asks
-            side = book.asks
-        if price not in touched:
-            touched.append(price)
+        side = book.bids if order.side is _BUY else book.asks
+        side.touch(level)
         if level.count == 0:
-            del side.levels[price]
+            del side.levels[level.price]
 
     def _replace(self, cmd: ReplaceOrder, ev: list[Event]) -> None:
         trader = cmd.trader
@@ -625,72 +625,77 @@ class Engine:
         if order is None or (cmd.symbol and cmd.symbol != order.symbol):
             self._reject(ev, trader, cmd.client_order_id, "", _UNKNOWN_ORDER, "no such open order of this trader", cmd.order_id)
             return
-        symbol = order.symbol
-        coid = order.client_order_id
-        if _is_pending_stop(order):
-            self._reject(ev, trader, coid, symbol, _ORDER_NOT_REPLACEABLE, "stop orders cannot be replaced", order.order_id)
-            return
-        book = self.books[symbol]
-        instrument = book.instrument
-        if cmd.new_price < 0:
-            self._reject(ev, trader, coid, symbol, _INVALID_PRICE, "price must be positive", order.order_id)
-            return
-        if cmd.new_qty < 0:
-            self._reject(ev, trader, coid, symbol, _INVALID_QUANTITY, "quantity must be positive", order.order_id)
-            return
+        book = self.books[order.symbol]
         price = cmd.new_price or order.price
         qty = cmd.new_qty or order.qty
+        problem = self._check_replace(cmd, order, book, price, qty)
+        if problem is not None:
+            self._reject(ev, trader, order.client_order_id, order.symbol, problem[0], problem[1], order.order_id)
+            return
+        if price == order.price and qty <= order.qty:
+            self._reduce(book, order, qty, ev)
+        else:
+            self._requeue(book, order, price, qty, ev)
+        self._flush_deltas(book, ev)
+
+    def _check_replace(self, cmd: ReplaceOrder, order: Order, book: OrderBook, price: int, qty: int) -> tuple[RejectReason, str] | None:
+        """Why ``order`` may not become ``price`` x ``qty``; None if it may."""
+        if _is_pending_stop(order):
+            return _ORDER_NOT_REPLACEABLE, "stop orders cannot be replaced"
+        if cmd.new_price < 0:
+            return _INVALID_PRICE, "price must be positive"
+        if cmd.new_qty < 0:
+            return _INVALID_QUANTITY, "quantity must be positive"
+        instrument = book.instrument
         if qty < instrument.min_qty:
-            self._reject(ev, trader, coid, symbol, _QUANTITY_BELOW_MIN, "quantity below the instrument minimum", order.order_id)
-            return
+            return _QUANTITY_BELOW_MIN, "quantity below the instrument minimum"
         if qty > instrument.max_qty:
-            self._reject(ev, trader, coid, symbol, _QUANTITY_ABOVE_MAX, "quantity above the instrument maximum", order.order_id)
-            return
-        max_lots, max_notional, _ = self._limits(trader, book)
+            return _QUANTITY_ABOVE_MAX, "quantity above the instrument maximum"
+        if self.trader_limits:
+            max_lots, max_notional, _ = self._limits(order.trader, book)
+        else:
+            max_lots = book.max_order_lots
+            max_notional = book.max_notional
         if qty > max_lots:
-            self._reject(ev, trader, coid, symbol, _RISK_MAX_ORDER_QTY, f"quantity above the limit of {max_lots} lots", order.order_id)
-            return
+            return _RISK_MAX_ORDER_QTY, f"quantity above the limit of {max_lots} lots"
         if price * qty > max_notional:
-            self._reject(ev, trader, coid, symbol, _RISK_MAX_NOTIONAL, "order notional above the limit", order.order_id)
-            return
+            return _RISK_MAX_NOTIONAL, "order notional above the limit"
         if price != order.price and not _in_band(book, price):
-            self._reject(ev, trader, coid, symbol, _PRICE_OUT_OF_BAND, "limit price outside the price band", order.order_id)
-            return
+            return _PRICE_OUT_OF_BAND, "limit price outside the price band"
         if order.terms.post_only and price != order.price and _would_take(book, order.side, price):
-            self._reject(ev, trader, coid, symbol, _POST_ONLY_WOULD_TAKE, "post-only order would take liquidity", order.order_id)
-            return
+            return _POST_ONLY_WOULD_TAKE, "post-only order would take liquidity"
+        return None
+
+    def _reduce(self, book: OrderBook, order: Order, qty: int, ev: list[Event]) -> None:
+        """A pure quantity decrease: the order keeps its place in the queue."""
+        price = order.price
+        side = book.bids if order.side is _BUY else book.asks
+        level = side.levels[price]
+        level.qty -= order.qty - qty
+        order.qty = qty
+        self.seq += 1
+        ev.append(OrderReplaced(self.seq, order.order_id, order.trader, order.client_order_id, order.symbol, order.side, price, qty, True))
+        side.touch(level)
+
+    def _requeue(self, book: OrderBook, order: Order, price: int, qty: int, ev: list[Event]) -> None:
+        """Any other change loses priority: the old queue entry dies, a fresh order joins the back (and may trade)."""
         side = book.bids if order.side is _BUY else book.asks
         level = side.levels[order.price]
-        if price == order.price and qty <= order.qty:
-            # A pure quantity decrease keeps the order's place in the queue.
-            level.qty -= order.qty - qty
-            order.qty = qty
-            self.seq += 1
-            ev.append(OrderReplaced(self.seq, order.order_id, trader, coid, symbol, order.side, price, qty, True))
-            touched = book.touched_bids if order.side is _BUY else book.touched_asks
-            if price not in touched:
-                touched.append(price)
-            self._flush_deltas(book, ev)
-            return
-        # Anything else loses priority: the old queue entry dies, a fresh one joins the back.
         level.kill(order)
-        touched = book.touched_bids if order.side is _BUY else book.touched_asks
-        if order.price not in touched:
-            touched.append(order.price)
+        side.touch(level)
         if level.count == 0:
-            del side.levels[order.price]
-        del order.account.open_orders[order.order_id]
-        fresh = Order(order.order_id, order.account, coid, symbol, order.side, price, qty, order.terms)
+            del side.levels[level.price]
+        # The fresh order replaces the old one in ``open_orders`` when it rests
+        # (or leaves it when it fills). ``client_ids`` may keep pointing at the
+        # old object: only its order id is read, and that does not change.
+        fresh = Order(order.order_id, order.trader, order.client_order_id, order.symbol, order.side, price, qty, order.terms)
         fresh.filled = order.filled
-        if coid:
-            order.account.client_ids[coid] = fresh
         self.seq += 1
-        ev.append(OrderReplaced(self.seq, order.order_id, trader, coid, symbol, order.side, price, qty, False))
+        ev.append(OrderReplaced(self.seq, order.order_id, order.trader, order.client_order_id, order.symbol, order.side, price, qty, False))
         trades_before = self.last_trade_id
-        self._execute(book, fresh, price, ev)
+        self._execute(book, self.accounts[order.trader], fresh, price, ev)
         if self.last_trade_id != trades_before and (book.buy_stops or book.sell_stops):
             self._trigger_stops(book, ev)
-        self._flush_deltas(book, ev)
 
     def _mass_cancel(self, cmd: MassCancel, ev: list[Event]) -> None:
         account = self.accounts.get(cmd.trader)
@@ -716,36 +721,40 @@ class Engine:
         book = OrderBook(instrument)
         book.max_order_lots, book.max_notional = self.risk.compile_for(instrument)
         self.books[instrument.symbol] = book
-        self.trades[instrument.symbol] = deque(maxlen=self.trade_history)
+        book.trades = self.trades[instrument.symbol] = deque(maxlen=self.trade_history)
         self._trader_risk.clear()
         self.seq += 1
         ev.append(InstrumentAdded(self.seq, instrument))
 
     # -------------------------------------------------------------- deltas
     def _flush_deltas(self, book: OrderBook, ev: list[Event]) -> None:
-        symbol = book.symbol
-        touched = book.touched_bids
-        if touched:
-            levels = book.bids.levels
-            for price in touched:
-                level = levels.get(price)
-                self.seq += 1
-                if level is None:
-                    ev.append(BookDelta(self.seq, symbol, _BUY, price, 0, 0))
-                else:
-                    ev.append(BookDelta(self.seq, symbol, _BUY, price, level.qty, level.count))
-            touched.clear()
-        touched = book.touched_asks
-        if touched:
-            levels = book.asks.levels
-            for price in touched:
-                level = levels.get(price)
-                self.seq += 1
-                if level is None:
-                    ev.append(BookDelta(self.seq, symbol, _SELL, price, 0, 0))
-                else:
-                    ev.append(BookDelta(self.seq, symbol, _SELL, price, level.qty, level.count))
-            touched.clear()
+        """Report every level the command changed, in the order first touched, bids first."""
+        if book.bids.touched:
+            self._flush_side(book.symbol, book.bids, ev)
+        if book.asks.touched:
+            self._flush_side(book.symbol, book.asks, ev)
+
+    def _flush_side(self, symbol: str, side: BookSide, ev: list[Event]) -> None:
+        """One BookDelta per touched price, with the price's final state (``qty == 0``: gone)."""
+        side_id = side.side
+        for level in side.touched:
+            if not level.touched:
+                continue  # already reported under its price (see below)
+            level.touched = False
+            price = level.price
+            if level.count == 0:
+                # Emptied, so removed from the book; the same command may have
+                # opened a new level at this price since: report that one here.
+                current = side.levels.get(price)
+                if current is None:
+                    self.seq += 1
+                    ev.append(BookDelta(self.seq, symbol, side_id, price, 0, 0))
+                    continue
+                current.touched = False
+                level = current
+            self.seq += 1
+            ev.append(BookDelta(self.seq, symbol, side_id, price, level.qty, level.count))
+        side.touched.clear()
 
 
 # ---------------------------------------------------------------- helpers
@@ -759,7 +768,10 @@ def _validate_place(cmd: PlaceOrder, instrument: Instrument) -> tuple[RejectReas
         return _INVALID_ORDER, "trader is required"
     if len(cmd.client_order_id) > _MAX_CLIENT_ID:
         return _INVALID_ORDER, f"client order id longer than {_MAX_CLIENT_ID}"
-    if not isinstance(cmd.side, Side):
+    side = cmd.side
+    # Identity with the members, not isinstance: the same test (an enum's
+    # only instances are its members), without a global lookup compiled.
+    if side is not _BUY and side is not _SELL:
         return _INVALID_ORDER, "side must be buy or sell"
     order_type = cmd.order_type
     if cmd.qty <= 0:
@@ -777,9 +789,11 @@ def _validate_place(cmd: PlaceOrder, instrument: Instrument) -> tuple[RejectReas
             return _INVALID_ORDER, "a stop order needs a positive stop price"
     elif cmd.stop_price != 0:
         return _INVALID_ORDER, "only stop orders take a stop price"
-    if not isinstance(cmd.tif, TimeInForce):
+    tif = cmd.tif
+    if tif is not _GTC and tif is not _IOC and tif is not _FOK:
         return _INVALID_ORDER, "unknown time in force"
-    if not isinstance(cmd.stp, SelfTradePrevention):
+    stp = cmd.stp
+    if stp is not _STP_CANCEL_NEWEST and stp is not _STP_CANCEL_OLDEST and stp is not _STP_CANCEL_BOTH and stp is not _STP_DECREMENT:
         return _INVALID_ORDER, "unknown self-trade prevention"
     if cmd.post_only and (order_type is not _LIMIT or cmd.tif is not _GTC):
         return _INVALID_ORDER, "post-only needs a GTC limit order"
@@ -833,7 +847,7 @@ def _live_status(order: Order) -> OrderStatus:
 def _view(order: Order, status: OrderStatus) -> OrderView:
     return OrderView(
         order.order_id,
-        order.account.trader,
+        order.trader,
         order.client_order_id,
         order.symbol,
         order.side,

@@ -20,11 +20,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from engine.instruments import Instrument
+from engine.native import mypyc_attr
 from engine.reasons import CancelReason, RejectReason
 from engine.record import Record
 from engine.types import OrderType, Side, TimeInForce
 
 
+@mypyc_attr(acyclic=True)
 class OrderAccepted(Record):
     __slots__ = ("client_order_id", "order_id", "order_type", "price", "qty", "seq", "side", "stop_price", "symbol", "tif", "trader")
     FIELDS: ClassVar[tuple[str, ...]] = (
@@ -80,6 +82,7 @@ class OrderAccepted(Record):
         self.stop_price = stop_price
 
 
+@mypyc_attr(acyclic=True)
 class OrderRejected(Record):
     __slots__ = ("client_order_id", "message", "order_id", "reason", "seq", "symbol", "trader")
     FIELDS: ClassVar[tuple[str, ...]] = ("seq", "trader", "client_order_id", "symbol", "reason", "message", "order_id")
@@ -104,6 +107,7 @@ class OrderRejected(Record):
         self.order_id = order_id
 
 
+@mypyc_attr(acyclic=True)
 class TradeExecuted(Record):
     __slots__ = (
         "aggressor_side",
@@ -186,6 +190,7 @@ class TradeExecuted(Record):
         self.taker_remaining = taker_remaining
 
 
+@mypyc_attr(acyclic=True)
 class OrderCancelled(Record):
     __slots__ = ("client_order_id", "order_id", "qty", "reason", "remaining", "seq", "symbol", "trader")
     FIELDS: ClassVar[tuple[str, ...]] = ("seq", "order_id", "trader", "client_order_id", "symbol", "reason", "qty", "remaining")
@@ -212,6 +217,7 @@ class OrderCancelled(Record):
         self.remaining = remaining
 
 
+@mypyc_attr(acyclic=True)
 class OrderReplaced(Record):
     __slots__ = ("client_order_id", "order_id", "price", "priority_kept", "qty", "seq", "side", "symbol", "trader")
     FIELDS: ClassVar[tuple[str, ...]] = ("seq", "order_id", "trader", "client_order_id", "symbol", "side", "price", "qty", "priority_kept")
@@ -240,6 +246,7 @@ class OrderReplaced(Record):
         self.priority_kept = priority_kept
 
 
+@mypyc_attr(acyclic=True)
 class StopTriggered(Record):
     __slots__ = ("client_order_id", "last_price", "order_id", "seq", "stop_price", "symbol", "trader")
     FIELDS: ClassVar[tuple[str, ...]] = ("seq", "order_id", "trader", "client_order_id", "symbol", "stop_price", "last_price")
@@ -262,6 +269,7 @@ class StopTriggered(Record):
         self.last_price = last_price
 
 
+@mypyc_attr(acyclic=True)
 class BookDelta(Record):
     """The new state of one level-2 price level; ``qty == 0`` means the level is gone."""
 
@@ -284,6 +292,7 @@ class BookDelta(Record):
         self.order_count = order_count
 
 
+@mypyc_attr(acyclic=True)
 class InstrumentAdded(Record):
     __slots__ = ("instrument", "seq")
     FIELDS: ClassVar[tuple[str, ...]] = ("seq", "instrument")

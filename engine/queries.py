@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from engine.native import mypyc_attr
 from engine.record import Record
 from engine.types import OrderStatus, OrderType, Side, TimeInForce
 
 
+@mypyc_attr(acyclic=True)
 class L2Level(Record):
     __slots__ = ("order_count", "price", "qty")
     FIELDS: ClassVar[tuple[str, ...]] = ("price", "qty", "order_count")
@@ -50,6 +52,7 @@ class BookDepth(Record):
         return self.asks[0] if self.asks else None
 
 
+@mypyc_attr(acyclic=True)
 class OrderView(Record):
     __slots__ = (
         "client_order_id",

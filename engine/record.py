@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from engine.native import mypyc_attr
 
+
+@mypyc_attr(acyclic=True)
 class Record:
     __slots__ = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()

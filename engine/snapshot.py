@@ -34,7 +34,7 @@ FORMAT_VERSION = 1
 def _order(o: Order) -> list[Any]:
     return [
         o.order_id,
-        o.account.trader,
+        o.trader,
         o.client_order_id,
         o.symbol,
         int(o.side),
@@ -100,7 +100,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "client_ids": {
             t: [[c, ref if isinstance(ref, int) else ref.order_id] for c, ref in a.client_ids.items()] for t, a in engine.accounts.items()
         },
-        "terminal": [[_order(o), int(status)] for o, status in engine.terminal.values()],
+        "terminal": [[_order(o), int(status)] for o, status in engine.terminal.entries()],
     }
 
 
@@ -137,7 +137,9 @@ def _restore(state: dict[str, Any]) -> Engine:
 
     def order(row: list[Any]) -> Order:
         terms = terms_for(OrderType(row[9]), TimeInForce(row[10]), SelfTradePrevention(row[8]), bool(row[12]))
-        args = (int(row[0]), account(str(row[1])), str(row[2]), str(row[3]), Side(row[4]), int(row[5]), int(row[6]), terms)
+        trader = str(row[1])
+        account(trader)
+        args = (int(row[0]), trader, str(row[2]), str(row[3]), Side(row[4]), int(row[5]), int(row[6]), terms)
         o = StopOrder(*args, int(row[11])) if int(row[11]) else Order(*args)
         o.filled = int(row[7])
         return o
@@ -157,7 +159,7 @@ def _restore(state: dict[str, Any]) -> Engine:
         book.max_order_lots, book.max_notional = engine.risk.compile_for(instrument)
         book.last_price = int(data["last_price"])
         engine.books[symbol] = book
-        trades = engine.trades[symbol] = deque(maxlen=engine.trade_history)
+        trades = book.trades = engine.trades[symbol] = deque(maxlen=engine.trade_history)
         for side, rows in ((book.bids, data["bids"]), (book.asks, data["asks"])):
             for price, orders in rows:
                 level = side.level_for(int(price))
@@ -166,13 +168,13 @@ def _restore(state: dict[str, Any]) -> Engine:
                     if o.side is not side.side or o.price != level.price or o.symbol != symbol or o.qty <= 0:
                         raise SnapshotError(f"order {o.order_id} does not belong in {symbol} {side.side.name} {level.price}")
                     level.append(o)
-                    o.account.open_orders[o.order_id] = o
+                    account(o.trader).open_orders[o.order_id] = o
         for row in data["stops"]:
             o = order(row)
             if not isinstance(o, StopOrder) or o.symbol != symbol:
                 raise SnapshotError(f"order {o.order_id} is not a stop of {symbol}")
             (book.buy_stops if o.side is Side.BUY else book.sell_stops)[o.order_id] = o
-            o.account.open_orders[o.order_id] = o
+            account(o.trader).open_orders[o.order_id] = o
         for t in data["trades"]:
             trades.append(
                 TradeExecuted(
@@ -183,7 +185,7 @@ def _restore(state: dict[str, Any]) -> Engine:
             )  # fmt: skip
     for row, status in state["terminal"]:
         o = order(row)
-        engine.terminal[o.order_id] = (o, OrderStatus(status))
+        engine.terminal.load(o, OrderStatus(status))
     # Open orders are kept in order-id order (every query sorts them anyway).
     for acc in engine.accounts.values():
         acc.open_orders = dict(sorted(acc.open_orders.items()))
