@@ -23,6 +23,17 @@ measured window pays for sending, not for writing orders. A closed loop that
 outruns its prepared batches writes more on the fly and says so
 (``generated_live``).
 
+Workloads: ``exercise-unknown`` sends the fixed stream as prepared, its
+cancels and replaces naming recent orders whether or not they still rest.
+``live`` (the default) prepares the places as bytes and each cancel or replace
+as a slot (``OrderFlow.plan``); at send time the slots are named from the
+orders the trader's earlier replies showed resting (``OrderFlow.resolve``)
+and encoded as a second ``OrderBatch`` appended to the places' bytes
+(protobuf concatenates repeated fields; the slots carry no symbol, so the
+symbol table stays the places'); each reply's outcomes go back to the flow
+(``OrderFlow.settle``). A batch therefore sends its places first, then its
+cancels and replaces; a batch left with no command is not sent.
+
 Counting: a command counts as sent once its outcome arrived; ``accepted`` and
 ``rejected`` count the outcomes, ``trades`` every trade the batch caused (the
 engine reports a trade in the reply of the command that caused it, so each is
@@ -36,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -47,6 +59,7 @@ from traders.harness.config import ConfigError, HarnessConfig
 from traders.harness.pacing import Pacer
 from traders.workload import OrderFlow
 from transports.codec.lean import Outcomes, count_places, encode_orders
+from transports.core import gc_tuning
 from transports.core.client import TraderClient
 from transports.core.histogram import Histogram
 
@@ -70,6 +83,42 @@ class Prepared:
     @staticmethod
     def of(commands: Sequence[Command]) -> Prepared:
         return Prepared(encode_orders(commands), len(commands), count_places(commands))
+
+    def resolve(self, flow: OrderFlow) -> tuple[Prepared, Sequence[int]]:
+        """Ready as it is (nothing to name at send time)."""
+        return self, ()
+
+    def settle(self, flow: OrderFlow, targets: Sequence[int], outcomes: Outcomes) -> None:
+        """A fixed stream reads no replies."""
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One batch of the ``live`` workload: the places encoded before the run, cancels and replaces as slots."""
+
+    places: bytes  # lean OrderBatch of the places; empty when there are none
+    orders: int
+    keys: array[int]  # OrderFlow.plan's key of each place, in order
+    slots: array[int]  # OrderFlow.plan's cancel/replace slots
+
+    @staticmethod
+    def of(flow: OrderFlow, size: int) -> Planned:
+        places, keys, slots = flow.plan(size)
+        return Planned(encode_orders(places) if places else b"", len(places), array("q", keys), array("q", slots))
+
+    def resolve(self, flow: OrderFlow) -> tuple[Prepared, Sequence[int]]:
+        """The bytes to send: the places, then the slots named from the flow's live orders."""
+        if not self.slots:
+            return Prepared(self.places, self.orders, self.orders), ()
+        managed, targets = flow.resolve(self.slots)
+        data = self.places + encode_orders(managed) if managed else self.places
+        return Prepared(data, self.orders + len(managed), self.orders), targets
+
+    def settle(self, flow: OrderFlow, targets: Sequence[int], outcomes: Outcomes) -> None:
+        flow.settle(self.keys, targets, outcomes.outcome, outcomes.leaves)
+
+
+Batch = Prepared | Planned
 
 
 @dataclass(slots=True)
@@ -154,7 +203,7 @@ class ProcessRunner:
         self.tally = Tally()
         self.clients: list[TraderClient] = []
         self.flows: list[OrderFlow] = []
-        self.prepared: list[deque[Prepared]] = []
+        self.prepared: list[deque[Batch]] = []
         self.instruments: list[Instrument] = []
         self.start = self.measure_start = self.end = 0.0
 
@@ -166,9 +215,18 @@ class ProcessRunner:
             self.clients.append(client)
             await client.connect()
         self.instruments = select_listed(await self.clients[0].instruments(), config.symbols)
-        self.flows = [OrderFlow(config.seed, client.trader, self.instruments) for client in self.clients]
+        self.flows = [
+            OrderFlow(config.seed, client.trader, self.instruments, config.stream_id(self.proc, i)) for i, client in enumerate(self.clients)
+        ]
         per_trader = self.batches_to_prepare()
-        self.prepared = [deque(Prepared.of(flow.batch(config.batch)) for _ in range(per_trader)) for flow in self.flows]
+        self.prepared = [deque(self.write_batch(flow) for _ in range(per_trader)) for flow in self.flows]
+
+    def write_batch(self, flow: OrderFlow) -> Batch:
+        """The flow's next ``batch`` positions, as the workload sends them."""
+        if self.config.workload == "live":
+            return Planned.of(flow, self.config.batch)
+        return Prepared.of(flow.batch(self.config.batch))
+        gc_tuning.tune()  # the prepared batches are frozen: no collection walks them during the run
 
     def batches_to_prepare(self) -> int:
         """Batches per trader written before the run: an open loop's whole schedule, a closed loop's estimate."""
@@ -207,10 +265,9 @@ class ProcessRunner:
             self.on_progress({**self.snapshot(), "final": True})
         return self.result()
 
-    async def _trade(self, client: TraderClient, flow: OrderFlow, prepared: deque[Prepared], index: int, pacer: Pacer) -> None:
+    async def _trade(self, client: TraderClient, flow: OrderFlow, prepared: deque[Batch], index: int, pacer: Pacer) -> None:
         config = self.config
         tally = self.tally
-        size = config.batch
         interval = config.batch_interval_s
         first = self.start + interval * index / config.traders
         end = self.end
@@ -226,10 +283,13 @@ class ProcessRunner:
             elif monotonic() >= end:
                 return
             if prepared:
-                batch = prepared.popleft()
+                planned = prepared.popleft()
             else:
                 tally.generated_live += 1
-                batch = Prepared.of(flow.batch(size))
+                planned = self.write_batch(flow)
+            batch, targets = planned.resolve(flow)
+            if not batch.count:
+                continue  # every slot was a cancel or replace and nothing rests yet
             if interval:
                 await pacer.sleep_until(intended)
                 sent = monotonic()
@@ -240,6 +300,7 @@ class ProcessRunner:
             if outcomes is None:
                 continue
             done = monotonic()
+            planned.settle(flow, targets, outcomes)
             tally.record(batch, outcomes, done - intended, done - sent, measured)
             if measured:
                 tally.last_reply = max(tally.last_reply, done)

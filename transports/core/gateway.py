@@ -52,6 +52,7 @@ from engine import (
     ReplaceOrder,
     TradeExecuted,
 )
+from transports.core import gc_tuning
 from transports.core.apply import MarketBatch, Tally, apply_commands
 from transports.core.histogram import Histogram
 from transports.core.journal import CHECKPOINT, FsyncPolicy, Journal, JournalCorrupt, command_records, iter_payloads, record_commands
@@ -184,6 +185,7 @@ class Gateway:
         if self.journal is not None and self.config.fsync != "off":
             syncer = self._batch_syncer() if self.config.fsync == "batch" else self._interval_syncer()
             self._tasks.append(loop.create_task(syncer, name="gateway-fsync"))
+        gc_tuning.tune()  # after recovery: the restored books are frozen out of every later collection
         missing = [AddInstrument(i) for i in instruments if self.engine.instrument(i.symbol) is None]
         if missing:
             await self.submit(missing, "config")
