@@ -35,17 +35,17 @@ from engine.types import OrderStatus, OrderType, SelfTradePrevention, Side, Time
 
 @mypyc_attr(acyclic=True)
 class Account:
-    """One trader's open orders and the client order ids it has used.
+    """One trader: how many open orders it has, and the client order ids it has used.
 
     Nothing an account holds points back at it (an order names its trader),
     so accounts and orders are never in a reference cycle.
     """
 
-    __slots__ = ("client_ids", "open_orders", "trader")
+    __slots__ = ("client_ids", "open_count", "trader")
 
     def __init__(self, trader: str) -> None:
         self.trader = trader
-        self.open_orders: dict[int, Order] = {}
+        self.open_count = 0  # its orders in the engine's OpenOrders
         # Client order id -> the live Order, or the order id once the order is
         # finished. Kept for the engine's lifetime, so a resent order is
         # recognised as a duplicate even after it filled; pointing at the live
@@ -366,3 +366,64 @@ class FinishedOrders:
         if len(index) > 2 * live + 1024:  # forget the orders that left the window
             start = base + self._head
             self._index = {orders[pos - base].order_id: pos for pos in range(start, end)}
+
+
+@mypyc_attr(acyclic=True)
+class OpenOrders:
+    """Every open order (resting, or a stop waiting for its trigger) by order id.
+
+    Order ids are handed out consecutively, so a list indexed by
+    ``order_id - _base`` finds an order without hashing: a dict keyed by
+    ``int`` boxes the id on every access and compares it with a stored key
+    object elsewhere in memory. A finished order's slot is None; ``_head``
+    skips the leading ones, and the list drops them once they are most of it.
+    """
+
+    __slots__ = ("_base", "_head", "_slots")
+
+    def __init__(self) -> None:
+        self._slots: list[Order | None] = []
+        self._base = 1  # the order id of ``_slots[0]``
+        self._head = 0  # ``_slots[:_head]`` are all None
+
+    def get(self, order_id: int) -> Order | None:
+        i = order_id - self._base
+        if i < self._head or i >= len(self._slots):
+            return None
+        return self._slots[i]
+
+    def put(self, order: Order) -> bool:
+        """Make ``order`` the open order of its id; True if the id had none."""
+        slots = self._slots
+        if self._head == len(slots):  # nothing open: start afresh at this id
+            slots.clear()
+            self._base = order.order_id
+            self._head = 0
+        i = order.order_id - self._base
+        while len(slots) <= i:  # the ids in between went to orders that never rested
+            slots.append(None)
+        empty = slots[i] is None
+        slots[i] = order
+        return empty
+
+    def remove(self, order_id: int) -> bool:
+        """Close the id's slot; True if it held an open order."""
+        i = order_id - self._base
+        slots = self._slots
+        if i < self._head or i >= len(slots) or slots[i] is None:
+            return False
+        slots[i] = None
+        if i == self._head:
+            head = i + 1
+            while head < len(slots) and slots[head] is None:
+                head += 1
+            if head > 1024 and head * 2 > len(slots):
+                del slots[:head]
+                self._base += head
+                head = 0
+            self._head = head
+        return True
+
+    def of_trader(self, trader: str, symbol: str = "") -> list[Order]:
+        """A trader's open orders (in ``symbol``, or all), in order-id order."""
+        return [o for o in self._slots[self._head :] if o is not None and o.trader == trader and (not symbol or o.symbol == symbol)]

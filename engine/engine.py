@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from engine.book import Account, BookSide, FinishedOrders, Order, OrderBook, PriceLevel, StopOrder, terms_for
+from engine.book import Account, BookSide, FinishedOrders, OpenOrders, Order, OrderBook, PriceLevel, StopOrder, terms_for
 from engine.commands import AddInstrument, CancelOrder, MassCancel, PlaceOrder, ReplaceOrder
 from engine.errors import MalformedMessage
 from engine.events import (
@@ -110,6 +110,7 @@ class Engine:
         self.last_trade_id = 0
         self.books: dict[str, OrderBook] = {}
         self.accounts: dict[str, Account] = {}
+        self.open = OpenOrders()
         self.trades: dict[str, deque[TradeExecuted]] = {}
         # The last ``terminal_history`` finished orders, for status queries.
         self.terminal = FinishedOrders(terminal_history)
@@ -189,8 +190,8 @@ class Engine:
         account = self.accounts.get(trader)
         if account is None:
             return None
-        order = account.open_orders.get(order_id)
-        if order is not None:
+        order = self.open.get(order_id)
+        if order is not None and order.trader == trader:
             return _view(order, _live_status(order))
         done = self.terminal.find(order_id)
         if done is not None and done[0].trader == trader:
@@ -205,11 +206,9 @@ class Engine:
         return _id_of(account.client_ids.get(client_order_id, 0))
 
     def open_orders(self, trader: str, symbol: str = "") -> list[OrderView]:
-        account = self.accounts.get(trader)
-        if account is None:
+        if trader not in self.accounts:
             return []
-        orders = sorted(account.open_orders.values(), key=_order_id)
-        return [_view(o, _live_status(o)) for o in orders if not symbol or o.symbol == symbol]
+        return [_view(o, _live_status(o)) for o in self.open.of_trader(trader, symbol)]
 
     def recent_trades(self, symbol: str, limit: int = 100) -> list[TradeExecuted]:
         trades = self.trades.get(symbol)
@@ -276,7 +275,7 @@ class Engine:
         elif (
             max_open
             and (order_type is _STOP_MARKET or order_type is _STOP_LIMIT or (order_type is _LIMIT and cmd.tif is _GTC))
-            and len(account.open_orders) >= max_open
+            and account.open_count >= max_open
         ):
             reason, message = _RISK_MAX_OPEN_ORDERS, f"at most {max_open} open orders"
         elif cmd.post_only and _would_take(book, cmd.side, price):
@@ -317,7 +316,7 @@ class Engine:
                 self._fire_stop(book, stop, book.last_price, ev)
             else:
                 (book.buy_stops if side is _BUY else book.sell_stops)[order_id] = stop
-                account.open_orders[order_id] = stop
+                self._set_open(account, stop)
         if self.last_trade_id != trades_before and (book.buy_stops or book.sell_stops):
             self._trigger_stops(book, ev)
         self._flush_deltas(book, ev)
@@ -391,7 +390,7 @@ class Engine:
             level = side.level_for(taker.price)
             level.append(taker)
             side.touch(level)
-            account.open_orders[taker.order_id] = taker
+            self._set_open(account, taker)
 
     def _finish(self, order: Order, reason: CancelReason, ev: list[Event]) -> None:
         """Cancel the remainder of an order that is not resting in a level."""
@@ -538,13 +537,16 @@ class Engine:
                     return True
         return False
 
+    def _set_open(self, account: Account, order: Order) -> None:
+        if self.open.put(order):
+            account.open_count += 1
+
     def _retire(self, order: Order, status: OrderStatus) -> None:
         """Move a finished order from its trader's open orders to the terminal history."""
         account = self.accounts[order.trader]
         order_id = order.order_id
-        open_orders = account.open_orders
-        if order_id in open_orders:  # (``pop(k, None)`` is a slower generic method call, compiled)
-            del open_orders[order_id]
+        if self.open.remove(order_id):
+            account.open_count -= 1
         if order.client_order_id:
             # Keep the id for duplicate detection; let the order itself go.
             account.client_ids[order.client_order_id] = order_id
@@ -579,7 +581,8 @@ class Engine:
         became = _LIMIT if terms.order_type is _STOP_LIMIT else _MARKET
         order.terms = terms_for(became, terms.tif, terms.stp, terms.post_only)
         account = self.accounts[order.trader]
-        account.open_orders.pop(order.order_id, None)
+        if self.open.remove(order.order_id):
+            account.open_count -= 1
         limit = order.price if order.price else self._protection_limit(book, order.side)
         self._execute(book, account, order, limit, ev)
 
@@ -590,7 +593,10 @@ class Engine:
             return None
         if not order_id and client_order_id:
             order_id = _id_of(account.client_ids.get(client_order_id, 0))
-        return account.open_orders.get(order_id)
+        order = self.open.get(order_id)
+        if order is None or order.trader != trader:
+            return None  # another trader's order id is simply unknown to this one
+        return order
 
     def _cancel(self, cmd: CancelOrder, ev: list[Event]) -> None:
         order = self._find_own(cmd.trader, cmd.order_id, cmd.client_order_id)
@@ -685,7 +691,7 @@ class Engine:
         side.touch(level)
         if level.count == 0:
             del side.levels[level.price]
-        # The fresh order replaces the old one in ``open_orders`` when it rests
+        # The fresh order replaces the old one in ``self.open`` when it rests
         # (or leaves it when it fills). ``client_ids`` may keep pointing at the
         # old object: only its order id is read, and that does not change.
         fresh = Order(order.order_id, order.trader, order.client_order_id, order.symbol, order.side, price, qty, order.terms)
@@ -701,7 +707,7 @@ class Engine:
         account = self.accounts.get(cmd.trader)
         if account is None:
             return
-        orders = sorted((o for o in account.open_orders.values() if not cmd.symbol or o.symbol == cmd.symbol), key=_order_id)
+        orders = self.open.of_trader(cmd.trader, cmd.symbol)
         by_symbol: dict[str, list[Order]] = {}
         for order in orders:
             by_symbol.setdefault(order.symbol, []).append(order)

@@ -151,6 +151,7 @@ def _restore(state: dict[str, Any]) -> Engine:
             acc.client_ids[str(coid)] = int(oid)
             client_ids.append((acc, str(coid), int(oid)))
 
+    live: list[Order] = []
     for symbol, data in state["books"].items():
         instrument = Instrument.from_dict(data["instrument"])
         if instrument.symbol != symbol:
@@ -168,13 +169,13 @@ def _restore(state: dict[str, Any]) -> Engine:
                     if o.side is not side.side or o.price != level.price or o.symbol != symbol or o.qty <= 0:
                         raise SnapshotError(f"order {o.order_id} does not belong in {symbol} {side.side.name} {level.price}")
                     level.append(o)
-                    account(o.trader).open_orders[o.order_id] = o
+                    live.append(o)
         for row in data["stops"]:
             o = order(row)
             if not isinstance(o, StopOrder) or o.symbol != symbol:
                 raise SnapshotError(f"order {o.order_id} is not a stop of {symbol}")
             (book.buy_stops if o.side is Side.BUY else book.sell_stops)[o.order_id] = o
-            account(o.trader).open_orders[o.order_id] = o
+            live.append(o)
         for t in data["trades"]:
             trades.append(
                 TradeExecuted(
@@ -186,14 +187,13 @@ def _restore(state: dict[str, Any]) -> Engine:
     for row, status in state["terminal"]:
         o = order(row)
         engine.terminal.load(o, OrderStatus(status))
-    # Open orders are kept in order-id order (every query sorts them anyway).
-    for acc in engine.accounts.values():
-        acc.open_orders = dict(sorted(acc.open_orders.items()))
+    for o in sorted(live, key=lambda o: o.order_id):
+        engine._set_open(engine.accounts[o.trader], o)
     # A live order's client id points at the order itself, as in the live engine.
     for acc, coid, oid in client_ids:
-        live = acc.open_orders.get(oid)
-        if live is not None and live.client_order_id == coid:
-            acc.client_ids[coid] = live
+        found = engine.open.get(oid)
+        if found is not None and found.trader == acc.trader and found.client_order_id == coid:
+            acc.client_ids[coid] = found
     return engine
 
 
