@@ -46,11 +46,12 @@ class Account:
     def __init__(self, trader: str) -> None:
         self.trader = trader
         self.open_count = 0  # its orders in the engine's OpenOrders
-        # Client order id -> the live Order, or the order id once the order is
-        # finished. Kept for the engine's lifetime, so a resent order is
-        # recognised as a duplicate even after it filled; pointing at the live
-        # order (rather than a boxed id) saves memory on every resting order.
-        self.client_ids: dict[str, Order | int] = {}
+        # Client order id -> the order id it was given. Kept for the engine's
+        # lifetime, so a resent order is recognised as a duplicate even after
+        # it filled. Written once, when the order is placed: nothing changes
+        # it when the order finishes or is replaced (a write into this large
+        # dict, cold in the cache, cost more than the boxed id it stores).
+        self.client_ids: dict[str, int] = {}
 
 
 @mypyc_attr(acyclic=True)
@@ -150,7 +151,7 @@ class StopOrder(Order):
 class PriceLevel:
     """One price's FIFO queue: ``orders[head:]`` in time priority, dead entries included."""
 
-    __slots__ = ("count", "dead", "head", "orders", "price", "qty", "touched")
+    __slots__ = ("count", "dead", "head", "next_touched", "orders", "price", "qty", "touched")
 
     def __init__(self, price: int) -> None:
         self.price = price
@@ -159,7 +160,9 @@ class PriceLevel:
         self.qty = 0
         self.count = 0
         self.dead = 0  # dead orders in ``orders[head:]``
-        self.touched = False  # in its side's ``touched`` list
+        # In its side's chain of levels touched by the command being handled.
+        self.touched = False
+        self.next_touched: PriceLevel | None = None
 
     def append(self, order: Order) -> None:
         self.orders.append(order)
@@ -196,7 +199,7 @@ class PriceLevel:
 class BookSide:
     """One side of a book: levels by price, a lazy heap for the best price, and the levels a command touched."""
 
-    __slots__ = ("_best", "_heap", "_sign", "levels", "side", "touched")
+    __slots__ = ("_best", "_heap", "_last_touched", "_sign", "first_touched", "levels", "side")
 
     def __init__(self, side: Side) -> None:
         self.side = side
@@ -208,9 +211,11 @@ class BookSide:
         # level is never refilled) and until a better level opens.
         self._best: PriceLevel | None = None
         # Levels changed by the command being handled, in the order first
-        # touched, for its BookDelta events (a flag on the level, not a
-        # membership test, keeps each in the list once).
-        self.touched: list[PriceLevel] = []
+        # touched, for its BookDelta events: a chain through the levels
+        # themselves (no list to grow and free per command; a flag on the
+        # level, not a membership test, keeps each in it once).
+        self.first_touched: PriceLevel | None = None
+        self._last_touched: PriceLevel | None = None
 
     def best(self) -> PriceLevel | None:
         level = self._best
@@ -248,7 +253,19 @@ class BookSide:
     def touch(self, level: PriceLevel) -> None:
         if not level.touched:
             level.touched = True
-            self.touched.append(level)
+            last = self._last_touched
+            if last is None:
+                self.first_touched = level
+            else:
+                last.next_touched = level
+            self._last_touched = level
+
+    def take_touched(self) -> PriceLevel | None:
+        """The first touched level (follow ``next_touched``); the side starts a new chain."""
+        first = self.first_touched
+        self.first_touched = None
+        self._last_touched = None
+        return first
 
     def remove_if_empty(self, level: PriceLevel) -> None:
         if level.count == 0:

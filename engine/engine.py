@@ -203,7 +203,7 @@ class Engine:
         account = self.accounts.get(trader)
         if account is None:
             return 0
-        return _id_of(account.client_ids.get(client_order_id, 0))
+        return account.client_ids.get(client_order_id, 0)
 
     def open_orders(self, trader: str, symbol: str = "") -> list[OrderView]:
         if trader not in self.accounts:
@@ -244,15 +244,21 @@ class Engine:
         if account is None:
             account = self.accounts[trader] = Account(trader)
         coid = cmd.client_order_id
-        if coid and coid in account.client_ids:
-            earlier = _id_of(account.client_ids[coid])
-            message = f"client order id {coid!r} already used (order {earlier})"
-            self._reject(ev, trader, coid, cmd.symbol, _DUPLICATE_CLIENT_ORDER_ID, message, earlier)
-            return
+        if coid:
+            # Claim the client id for the number the order will get (one dict
+            # probe for check and insert); a rejection below gives it back.
+            order_id = self.last_order_id + 1
+            earlier = account.client_ids.setdefault(coid, order_id)
+            if earlier != order_id:
+                message = f"client order id {coid!r} already used (order {earlier})"
+                self._reject(ev, trader, coid, cmd.symbol, _DUPLICATE_CLIENT_ORDER_ID, message, earlier)
+                return
         # The price the order may trade up (buy) or down (sell) to; 0 = no limit.
         limit = cmd.price if cmd.price else self._protection_limit(book, cmd.side)
         if self._passes_risk(cmd, book, account, limit, ev):
             self._open(cmd, book, account, limit, ev)
+        elif coid:
+            del account.client_ids[coid]
 
     def _passes_risk(self, cmd: PlaceOrder, book: OrderBook, account: Account, limit: int, ev: list[Event]) -> bool:
         """Pre-trade risk and the post-only rule; rejects and returns False if the order may not go on."""
@@ -305,13 +311,9 @@ class Engine:
         trades_before = self.last_trade_id
         if order_type is not _STOP_MARKET and order_type is not _STOP_LIMIT:
             order = Order(order_id, trader, coid, symbol, side, price, qty, terms)
-            if coid:
-                account.client_ids[coid] = order
             self._execute(book, account, order, limit, ev)
         else:
             stop = StopOrder(order_id, trader, coid, symbol, side, price, qty, terms, cmd.stop_price)
-            if coid:
-                account.client_ids[coid] = stop
             if _stop_reached(stop, book.last_price):
                 self._fire_stop(book, stop, book.last_price, ev)
             else:
@@ -542,14 +544,9 @@ class Engine:
             account.open_count += 1
 
     def _retire(self, order: Order, status: OrderStatus) -> None:
-        """Move a finished order from its trader's open orders to the terminal history."""
-        account = self.accounts[order.trader]
-        order_id = order.order_id
-        if self.open.remove(order_id):
-            account.open_count -= 1
-        if order.client_order_id:
-            # Keep the id for duplicate detection; let the order itself go.
-            account.client_ids[order.client_order_id] = order_id
+        """Move a finished order from the open orders to the terminal history."""
+        if self.open.remove(order.order_id):
+            self.accounts[order.trader].open_count -= 1
         self.terminal.add(order, status)
 
     # -------------------------------------------------------------- stops
@@ -592,7 +589,7 @@ class Engine:
         if account is None:
             return None
         if not order_id and client_order_id:
-            order_id = _id_of(account.client_ids.get(client_order_id, 0))
+            order_id = account.client_ids.get(client_order_id, 0)
         order = self.open.get(order_id)
         if order is None or order.trader != trader:
             return None  # another trader's order id is simply unknown to this one
@@ -692,8 +689,7 @@ class Engine:
         if level.count == 0:
             del side.levels[level.price]
         # The fresh order replaces the old one in ``self.open`` when it rests
-        # (or leaves it when it fills). ``client_ids`` may keep pointing at the
-        # old object: only its order id is read, and that does not change.
+        # (or leaves it when it fills); it keeps the order id.
         fresh = Order(order.order_id, order.trader, order.client_order_id, order.symbol, order.side, price, qty, order.terms)
         fresh.filled = order.filled
         self.seq += 1
@@ -735,15 +731,19 @@ class Engine:
     # -------------------------------------------------------------- deltas
     def _flush_deltas(self, book: OrderBook, ev: list[Event]) -> None:
         """Report every level the command changed, in the order first touched, bids first."""
-        if book.bids.touched:
+        if book.bids.first_touched is not None:
             self._flush_side(book.symbol, book.bids, ev)
-        if book.asks.touched:
+        if book.asks.first_touched is not None:
             self._flush_side(book.symbol, book.asks, ev)
 
     def _flush_side(self, symbol: str, side: BookSide, ev: list[Event]) -> None:
         """One BookDelta per touched price, with the price's final state (``qty == 0``: gone)."""
         side_id = side.side
-        for level in side.touched:
+        following = side.take_touched()
+        while following is not None:
+            level = following
+            following = level.next_touched
+            level.next_touched = None
             if not level.touched:
                 continue  # already reported under its price (see below)
             level.touched = False
@@ -760,7 +760,6 @@ class Engine:
                 level = current
             self.seq += 1
             ev.append(BookDelta(self.seq, symbol, side_id, price, level.qty, level.count))
-        side.touched.clear()
 
 
 # ---------------------------------------------------------------- helpers
@@ -826,11 +825,6 @@ def _would_take(book: OrderBook, side: Side, price: int) -> bool:
         return best is not None and best.price <= price
     best = book.bids.best()
     return best is not None and best.price >= price
-
-
-def _id_of(ref: Order | int) -> int:
-    """A ``client_ids`` value as an order id (it is the live order, or the id once finished)."""
-    return ref if isinstance(ref, int) else ref.order_id
 
 
 def _is_pending_stop(order: Order) -> bool:

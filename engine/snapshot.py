@@ -97,9 +97,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "trade_history": engine.trade_history,
         "terminal_history": engine.terminal_history,
         "books": books,
-        "client_ids": {
-            t: [[c, ref if isinstance(ref, int) else ref.order_id] for c, ref in a.client_ids.items()] for t, a in engine.accounts.items()
-        },
+        "client_ids": {t: [[c, order_id] for c, order_id in a.client_ids.items()] for t, a in engine.accounts.items()},
         "terminal": [[_order(o), int(status)] for o, status in engine.terminal.entries()],
     }
 
@@ -144,12 +142,10 @@ def _restore(state: dict[str, Any]) -> Engine:
         o.filled = int(row[7])
         return o
 
-    client_ids: list[tuple[Account, str, int]] = []
     for trader, pairs in state["client_ids"].items():
         acc = account(str(trader))
         for coid, oid in pairs:
             acc.client_ids[str(coid)] = int(oid)
-            client_ids.append((acc, str(coid), int(oid)))
 
     live: list[Order] = []
     for symbol, data in state["books"].items():
@@ -189,11 +185,6 @@ def _restore(state: dict[str, Any]) -> Engine:
         engine.terminal.load(o, OrderStatus(status))
     for o in sorted(live, key=lambda o: o.order_id):
         engine._set_open(engine.accounts[o.trader], o)
-    # A live order's client id points at the order itself, as in the live engine.
-    for acc, coid, oid in client_ids:
-        found = engine.open.get(oid)
-        if found is not None and found.trader == acc.trader and found.client_order_id == coid:
-            acc.client_ids[coid] = found
     return engine
 
 
