@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import CancelOrder, CancelReason, ExchangeError, MassCancel, Overloaded, RejectReason, ReplaceOrder, TimeInForce
+from engine import CancelOrder, CancelReason, Command, ExchangeError, MassCancel, Overloaded, RejectReason, ReplaceOrder, TimeInForce
 from tests.contract.test_contract import BUY, PX, SELL, SYM, Venue, limit, run
 from transports.codec import lean
 
@@ -37,7 +37,7 @@ def test_cancel_replace_mass_cancel_and_rejects_are_outcomes_with_reasons(transp
         alice = await v.client("alice")
         first = await alice.submit_orders(lean.encode_orders([limit("a1", BUY, 1000, PX - 100), limit("a2", BUY, 1000, PX - 200)]))
         a1, a2 = first.order_id
-        commands = [
+        commands: list[Command] = [
             ReplaceOrder("", a1, PX - 150, 0, SYM),
             CancelOrder("", 0, "a2"),
             CancelOrder("", a2),  # already cancelled

@@ -53,7 +53,6 @@ from transports.amqp.connection import BackoffRobustConnection, connect, publish
 from transports.amqp.md_publisher import MarketDataPublisher
 from transports.amqp.settings import (
     DEFAULT_JOURNAL,
-    MAX_TRADER_LENGTH,
     PREFETCH,
     AmqpNames,
     client_url,
@@ -69,7 +68,8 @@ from transports.codec.proto_codec import (
 from transports.core import legacy_flags
 from transports.core.gateway import Gateway
 from transports.core.journal import FsyncPolicy
-from transports.core.requests import Limits, RequestHandler, distinct
+from transports.core.limits import MAX_TRADER_LENGTH, Limits
+from transports.core.requests import RequestHandler, distinct
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 
 TRANSPORT = "amqp"

@@ -29,7 +29,6 @@ NAME_ENV = "DEX_AMQP_NAME"
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_NAME = "dex"
 DEFAULT_JOURNAL = default_journal("dex-amqp")
-MAX_TRADER_LENGTH = 64
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
 PREFETCH = 256  # RPC messages the server holds unacknowledged (each is a batch of up to max_batch commands)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from engine import (
+    BookDelta,
     CancelOrder,
     CancelReason,
     Command,
@@ -363,6 +364,8 @@ def encode_outcomes(commands: Sequence[Command], replies: Sequence[Sequence[Even
         own = 0
         mass = isinstance(command, MassCancel)
         for event in events:
+            if isinstance(event, BookDelta):
+                break  # the engine puts a command's book deltas last (exchange.proto, Reply): nothing of ours follows
             if isinstance(event, TradeExecuted):
                 trades += 1
                 if event.taker_order_id == oid:

@@ -146,6 +146,23 @@ class MarketDataHub:
             for sub in subs:
                 sub.push(update)
 
+    def publish_all(self, events: Iterable[BookDelta | TradeExecuted]) -> None:
+        """``publish`` each of ``events`` in order (one call per group: the loop is the gateway writer's)."""
+        md_seq = self.md_seq
+        subscribers = self._subscribers
+        count = 0
+        for event in events:
+            symbol = event.symbol
+            seq = md_seq.get(symbol, 0) + 1
+            md_seq[symbol] = seq
+            count += 1
+            subs = subscribers.get(symbol)
+            if subs:
+                update = MarketUpdate(symbol, seq, event)
+                for sub in subs:
+                    sub.push(update)
+        self.published += count
+
     @property
     def subscriber_count(self) -> int:
         return len({id(s) for subs in self._subscribers.values() for s in subs})

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Final
 
 from engine import AddInstrument, Command, ExchangeError, MalformedMessage, RejectReason
 from transports.codec import lean
@@ -43,21 +41,9 @@ from transports.codec.proto_codec import (
 )
 from transports.core.gateway import Gateway
 from transports.core.journal import trader_batch_record
+from transports.core.limits import DEFAULT_DEPTH, MAX_DEPTH, MAX_TRADER_LENGTH, Limits
 
 _log = logging.getLogger("dex.requests")
-
-MAX_TRADER_LENGTH: Final = 64
-DEFAULT_DEPTH: Final = 10
-MAX_DEPTH: Final = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What one request may ask for (docs/limits.md)."""
-
-    max_batch: int = 10_000  # commands per batch (never more than the gateway's queue)
-    max_request_bytes: int = 4 * 1024 * 1024  # bytes of one request, checked before decoding
-    max_snapshot_symbols: int = 256  # distinct symbols of one snapshot request
 
 
 class Unidentified(ExchangeError):

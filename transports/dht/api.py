@@ -36,7 +36,9 @@ from transports.codec.proto_codec import (
     error_reply,
     pb,
 )
+from transports.codec.status import http_status
 from transports.core.gateway import Gateway
+from transports.core.limits import MAX_TRADER_LENGTH
 from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry
 from transports.core.metrics import render as render_metrics
@@ -46,16 +48,8 @@ from transports.dht.replica import Replica
 log = logging.getLogger("dex-node.api")
 
 PROTO = "application/x-protobuf"
-MAX_TRADER_LENGTH = 64
 MAX_DEPTH = 1000
 STATS_BARRIER_S = 2.0  # how long /v1/stats waits for the group to commit its read barrier
-_STATUS = {
-    RejectReason.MALFORMED_MESSAGE: 400,
-    RejectReason.UNKNOWN_SYMBOL: 404,
-    RejectReason.UNAUTHORIZED: 403,
-    RejectReason.OVERLOADED: 503,
-    RejectReason.UNAVAILABLE: 503,
-}
 
 
 def frame(message: bytes) -> bytes:
@@ -64,7 +58,7 @@ def frame(message: bytes) -> bytes:
 
 
 def _error(exc: ExchangeError) -> Response:
-    return Response(_STATUS.get(exc.reason, 400), error_reply(exc).SerializeToString(), PROTO)
+    return Response(http_status(exc.reason), error_reply(exc).SerializeToString(), PROTO)
 
 
 def _trader(request: Request) -> str:

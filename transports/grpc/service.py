@@ -44,11 +44,12 @@ from transports.codec.proto_codec import (
     pb,
 )
 from transports.core.gateway import Gateway
+from transports.core.limits import MAX_TRADER_LENGTH, Limits
 from transports.core.marketdata import Subscription
-from transports.core.requests import Limits, RequestHandler
+from transports.core.requests import RequestHandler
 from transports.grpc.errors import Context, Unidentified, abort
 from transports.grpc.lookup import InstrumentIndex
-from transports.grpc.settings import MAX_MESSAGE_BYTES, MAX_TRADER_LENGTH, TRADER_METADATA, GrpcServerSettings
+from transports.grpc.settings import MAX_MESSAGE_BYTES, TRADER_METADATA, GrpcServerSettings
 from transports.grpc.trade_stream import TRANSPORT, Handle, TradeStream
 
 M = TypeVar("M", bound=Message)

@@ -31,7 +31,6 @@ SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["Exchange"].full_name  # "exc
 # Metadata naming the acting trader (identity, not authentication: docs/grpc.md),
 # and the trailer that carries the serialized Error of a failed call.
 TRADER_METADATA = "x-trader"
-MAX_TRADER_LENGTH = 64
 ERROR_TRAILER = "exchange-error-bin"
 
 # A CommandBatch of 10,000 orders is about 0.5 MB and its ReplyBatch about

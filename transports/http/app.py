@@ -36,16 +36,17 @@ from transports.codec.json_codec import decode_command, decode_commands, dumps, 
 from transports.codec.json_views import encode_depth, encode_instruments, encode_order_view
 from transports.codec.status import http_status
 from transports.core.gateway import Gateway
+from transports.core.limits import MAX_TRADER_LENGTH, Limits
 from transports.core.marketdata import Subscription
 from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry, render
-from transports.core.requests import Limits, RequestHandler
+from transports.core.requests import RequestHandler
 from transports.http import openapi as doc
 from transports.http.doc_pages import add_doc_pages
 from transports.http.errors import PayloadTooLarge, Unidentified, install_error_handlers
 from transports.http.legacy import LegacyApi, add_legacy_routes, is_legacy_batch
 from transports.http.market_data import market_data_text
-from transports.http.settings import MAX_TRADER_LENGTH, TRADER_HEADER, HttpServerSettings
+from transports.http.settings import TRADER_HEADER, HttpServerSettings
 
 TRANSPORT = "http"
 JSON = "application/json"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import CancelReason, OrderStatus, OrderType, RejectReason, SelfTradePrevention, Side, TimeInForce
-from transports.http.settings import MAX_TRADER_LENGTH
+from transports.core.limits import MAX_TRADER_LENGTH
 
 Schema = dict[str, Any]
 JSON = "application/json"

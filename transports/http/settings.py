@@ -22,7 +22,6 @@ SERVER_ENV = "DEX_SERVER"
 
 # Header naming the acting trader. Identity, not authentication: see docs/http.md.
 TRADER_HEADER = "x-trader"
-MAX_TRADER_LENGTH = 64
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 LOG_LEVELS: tuple[LogLevel, ...] = ("critical", "error", "warning", "info", "debug", "trace")

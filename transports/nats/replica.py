@@ -20,7 +20,8 @@ from google.protobuf.message import DecodeError
 
 from engine import AddInstrument, Engine, Event, ExchangeError, Instrument, MalformedMessage, PlaceOrder, RejectReason, TradeExecuted
 from transports.codec.proto_codec import decode_commands, encode_refused, encode_replies, pb
-from transports.nats.settings import MAX_TRADER_LENGTH, TRADER_HEADER
+from transports.core.limits import MAX_TRADER_LENGTH
+from transports.nats.settings import TRADER_HEADER
 
 
 class OrderReplica:

@@ -62,8 +62,9 @@ from transports.codec.proto_codec import (
 )
 from transports.core import legacy_flags
 from transports.core.gateway import Gateway
+from transports.core.limits import Limits
 from transports.core.marketdata import BookSnapshot, MarketData, Subscription
-from transports.core.requests import Limits, RequestHandler, check_trader, distinct
+from transports.core.requests import RequestHandler, check_trader, distinct
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 from transports.nats.connection import ConnectionErrors, connect
 from transports.nats.local import NatsServerProcess

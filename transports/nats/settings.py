@@ -43,7 +43,6 @@ PENDING_MSGS_LIMIT = 1_000_000
 PENDING_BYTES_LIMIT = 1024 * 1024 * 1024
 # Commands per request: a reply must fit the server's max_payload (1 MB by default).
 MAX_COMMANDS_PER_REQUEST = 2000
-MAX_TRADER_LENGTH = 64
 
 _NOT_TOKEN = re.compile(r"[\s.*>]")
 

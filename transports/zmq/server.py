@@ -47,7 +47,8 @@ from engine import ExchangeError, MalformedMessage
 from transports.codec.proto_codec import error_reply, pb
 from transports.core import legacy_flags
 from transports.core.gateway import Gateway
-from transports.core.requests import Limits, RequestHandler, check_trader
+from transports.core.limits import Limits
+from transports.core.requests import RequestHandler, check_trader
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 from transports.zmq import protocol as proto
 from transports.zmq.loop_socket import LoopSocket

@@ -39,7 +39,6 @@ DEFAULT_URL = f"zmq://{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEFAULT_JOURNAL = default_journal("dex-zmq")
 SERVER_ENV = "DEX_ZMQ_SERVER"
 URL_SCHEMES = ("zmq", "tcp")
-MAX_TRADER_LENGTH = 64
 
 # High-water marks, in messages (see the module docstring for why each).
 ROUTER_RCVHWM = 1_000  # per client: 1,000 batches of 1,000 orders is about 42 MB
