@@ -18,6 +18,13 @@ Invariants:
 * Market data is published when a batch is applied (it may run ahead of
   durability by one fsync group; a restarted server publishes a fresh
   snapshot first).
+* Bounded state. Every ``snapshot_every`` commands or ``snapshot_interval_s``
+  seconds (whichever first; 0 turns either off) the writer, between two
+  groups, snapshots the engine and truncates the journal
+  (``Journal.rotate``); a start loads the snapshot and replays only the tail.
+  The snapshot is synchronous: nothing else mutates the engine meanwhile, so
+  it is exact, and the event loop pauses for its duration (docs/state.md has
+  the measured pause per resting order).
 """
 
 from __future__ import annotations
@@ -30,8 +37,6 @@ from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 from engine import (
     AddInstrument,
@@ -55,7 +60,7 @@ from engine import (
 from transports.core import gc_tuning
 from transports.core.apply import MarketBatch, Tally, apply_commands
 from transports.core.histogram import Histogram
-from transports.core.journal import CHECKPOINT, FsyncPolicy, Journal, JournalCorrupt, command_records, iter_payloads, record_commands
+from transports.core.journal import FsyncPolicy, Journal, canonical_state, command_records, plan_recovery, replay_records
 from transports.core.marketdata import MarketDataHub, Subscription
 
 _log = logging.getLogger("dex.gateway")
@@ -74,6 +79,10 @@ class GatewayConfig:
     fsync_interval_ms: int = 10  # for fsync="interval"
     max_group: int = 20_000  # most commands applied between two yields to the event loop
     md_queue: int = 10_000  # per-subscriber market-data queue before it is told "gap"
+    # Snapshot + journal truncation (only with a journal): after this many commands or seconds, whichever first; 0 = never.
+    # The defaults bound a restart to one snapshot load plus at most ~a second of replay (docs/state.md).
+    snapshot_every: int = 250_000
+    snapshot_interval_s: float = 60.0
 
 
 @dataclass(eq=False)
@@ -163,6 +172,10 @@ class Gateway:
         self.journal: Journal | None = None
         self.recovered_commands = 0
         self.truncated_bytes = 0
+        self.snapshots = 0  # written by this process
+        self.snapshot_pause_ms = 0.0  # the last one's pause of the writer
+        self._since_snapshot = 0  # commands applied since the last snapshot (or start)
+        self._snapshot_at = time.monotonic()
         self._pending: deque[_Pending] = deque()
         self._queued = 0  # commands in _pending
         self._wake = asyncio.Event()
@@ -191,27 +204,86 @@ class Gateway:
             await self.submit(missing, "config")
 
     def _recover(self, journal: Journal) -> None:
+        """Load the snapshot (if one applies) and replay the journal's tail, logging progress."""
+        started = time.monotonic()
         recovery = journal.recover()
         self.truncated_bytes = recovery.truncated_bytes
-        engine = self.engine
-        for kind, body in iter_payloads(recovery.records):
-            if kind == CHECKPOINT:
-                mark = orjson.loads(body)
-                if mark["seq"] == engine.seq and mark["state_hash"] != engine.state_hash():
-                    raise JournalCorrupt(f"replay of {journal.path} does not reproduce the state hash at seq {mark['seq']}")
-            else:
-                for command in record_commands(kind, body):
-                    engine.handle(command)
-                    self.recovered_commands += 1
+        plan = plan_recovery(journal.path, recovery.records)
+        if plan.note and plan.note != "no snapshot":
+            _log.warning("snapshot_ignored", extra={"journal": str(journal.path), "why": plan.note})
+        if plan.snapshot is not None:
+            self.engine = plan.snapshot.restore()
+            self.marketdata = MarketDataHub(self.engine.depth)  # nobody subscribed yet: the hub follows the restored engine
+            _log.info(
+                "snapshot_loaded",
+                extra={
+                    "journal": str(journal.path),
+                    "engine_seq": plan.snapshot.seq,
+                    "snapshot_bytes": len(plan.snapshot.body),
+                    "seconds": round(time.monotonic() - started, 3),
+                },
+            )
+        replay_started = time.monotonic()
+
+        def progress(done: int, total: int, commands: int) -> None:
+            elapsed = time.monotonic() - replay_started
+            _log.info(
+                "journal_replay",
+                extra={"records": f"{done}/{total}", "commands": commands, "commands_per_s": int(commands / elapsed) if elapsed else 0},
+            )
+
+        self.recovered_commands = replay_records(self.engine, plan.tail, progress)
         _log.info(
             "journal_recovered",
             extra={
                 "journal": str(journal.path),
                 "commands": self.recovered_commands,
+                "skipped_records": plan.skipped,
+                "snapshot_seq": plan.snapshot.seq if plan.snapshot is not None else None,
                 "truncated_bytes": self.truncated_bytes,
-                "engine_seq": engine.seq,
+                "engine_seq": self.engine.seq,
+                "seconds": round(time.monotonic() - started, 3),
             },
         )
+
+    def write_snapshot(self) -> None:
+        """Snapshot the engine and truncate the journal before it (``Journal.rotate``).
+
+        Synchronous on purpose: call it only between groups (the writer does;
+        so may any code on the event loop, which never runs inside a group).
+        """
+        journal = self.journal
+        if journal is None:
+            return
+        started = time.perf_counter()
+        body, state_hash = canonical_state(self.engine)
+        encoded = time.perf_counter()
+        dropped = journal.records
+        journal.rotate(self.engine.seq, state_hash, body)
+        done = time.perf_counter()
+        self.snapshots += 1
+        self.snapshot_pause_ms = (done - started) * 1000
+        self._since_snapshot = 0
+        self._snapshot_at = time.monotonic()
+        _log.info(
+            "snapshot_written",
+            extra={
+                "engine_seq": self.engine.seq,
+                "snapshot_bytes": len(body),
+                "journal_records_dropped": dropped,
+                "encode_ms": round((encoded - started) * 1000, 1),
+                "write_ms": round((done - encoded) * 1000, 1),
+            },
+        )
+
+    def _snapshot_hook(self, commands: int) -> None:
+        """Between two groups: snapshot if ``snapshot_every`` commands or ``snapshot_interval_s`` seconds have passed."""
+        if self.journal is None:
+            return
+        self._since_snapshot += commands
+        every, interval = self.config.snapshot_every, self.config.snapshot_interval_s
+        if (every and self._since_snapshot >= every) or (interval and time.monotonic() - self._snapshot_at >= interval):
+            self.write_snapshot()
 
     async def stop(self) -> None:
         """Apply what is queued, make it durable, write a checkpoint, and stop."""
@@ -311,6 +383,7 @@ class Gateway:
                 self._sync_wake.set()
             else:
                 self._release(group)
+            self._snapshot_hook(taken)
             await asyncio.sleep(0)  # let transports enqueue more before the next group
 
     def _publish(self, market: MarketBatch) -> None:
