@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from engine import Engine, MalformedMessage, OrderAccepted, PlaceOrder, Side
+from engine import AddInstrument, CancelOrder, Engine, Instrument, MalformedMessage, OrderAccepted, PlaceOrder, Side
 from transports.core.gateway import Gateway
 from transports.dht.client import DhtClient
 from transports.dht.entries import decode_entry, encode_entry
@@ -37,6 +37,15 @@ def test_a_log_entry_round_trips_and_garbage_is_refused() -> None:
     for bad in (b"", b"DX2", b"pickle\x80\x04", encode_entry(b"node0001", [(1, b)])[:-3] + b"]]]"):
         with pytest.raises(MalformedMessage):
             decode_entry(bad)
+
+
+def test_orders_travel_as_one_lean_batch_and_an_instrument_listing_as_compact_records() -> None:
+    orders = [PlaceOrder("alice", "a1", SYM, Side.BUY, 5, 2_999_000), CancelOrder("bob", 3)]
+    lean_entry = encode_entry(b"node0001", [(1, orders)])
+    assert lean_entry.startswith(b"DX3") and decode_entry(lean_entry)[2] == orders
+    listing = [AddInstrument(Instrument.create("ETH-USD", "0.01", "0.001")), *orders]
+    compact_entry = encode_entry(b"node0001", [(2, listing)])
+    assert compact_entry.startswith(b"DX2") and decode_entry(compact_entry)[2] == listing
 
 
 def test_rendezvous_hashing_is_the_same_everywhere_and_moves_only_the_dead_members_shards() -> None:
