@@ -8,17 +8,24 @@ Invariants (checked by the property tests):
 * ``PriceLevel.qty`` is the sum of the live orders' remaining quantities and
   ``PriceLevel.count`` their number. A level with no live order is removed.
 
-Representation, chosen for speed in CPython:
+Representation, chosen for speed in CPython (and compiled with mypyc):
 
 * Each side is a ``dict`` price -> ``PriceLevel`` plus a binary heap of prices
   (negated for bids). Heap entries are removed lazily: an entry whose level is
   gone is popped when it reaches the top, and the heap is rebuilt when stale
-  entries outnumber live ones.
+  entries outnumber live ones. The best level is cached until it empties or a
+  better one opens.
 * A level is a list of orders read from ``head`` on (a list, not a deque:
   compiled, list indexing and appends are direct C calls, a deque's are
   generic method calls). Cancelling marks the order dead (``qty == 0``) in
   O(1); dead orders are skipped when they reach the front, and a level drops
   its consumed prefix, or compacts itself when dead entries dominate.
+* Open orders are found by id in one list (``OpenOrders``: ids are
+  consecutive), finished ones in ``FinishedOrders`` (appends only; the id
+  index is built when a query needs it).
+* Orders, levels and the engine's events are never part of a reference cycle,
+  so they are compiled as ``acyclic`` classes: the cyclic garbage collector
+  neither tracks them nor runs because of them (see ``engine.native``).
 """
 
 from __future__ import annotations
@@ -287,6 +294,7 @@ class OrderBook:
         "max_notional",
         "max_order_lots",
         "sell_stops",
+        "size_limited",
         "symbol",
         "trades",
     )
@@ -303,9 +311,18 @@ class OrderBook:
         # Risk limits compiled to this instrument's units (NO_LIMIT = none).
         self.max_order_lots = NO_LIMIT
         self.max_notional = NO_LIMIT  # in tick*lot units
+        self.size_limited = False
         # The engine's recent-trades history of this symbol (the same deque
         # as ``Engine.trades[symbol]``), at hand for every fill.
         self.trades: deque[TradeExecuted] = deque()
+
+    def set_limits(self, max_order_lots: int, max_notional: int) -> None:
+        self.max_order_lots = max_order_lots
+        self.max_notional = max_notional
+        # Whether an order's size can fail these limits at all. Checking only
+        # then also spares comparing with NO_LIMIT, which does not fit a
+        # compiled (tagged) int and is compared as a Python int.
+        self.size_limited = max_order_lots != NO_LIMIT or max_notional != NO_LIMIT or self.instrument.max_qty > NO_LIMIT
 
     def side(self, side: Side) -> BookSide:
         return self.bids if side is Side.BUY else self.asks

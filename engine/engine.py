@@ -265,16 +265,18 @@ class Engine:
         trader = cmd.trader
         if self.trader_limits:
             max_lots, max_notional, max_open = self._limits(trader, book)
+            sized = True
         else:
             max_lots = book.max_order_lots
             max_notional = book.max_notional
             max_open = self.max_open_orders
+            sized = book.size_limited
         price = cmd.price
         order_type = cmd.order_type
         reason: RejectReason | None = None
-        if cmd.qty > max_lots:
+        if sized and cmd.qty > max_lots:
             reason, message = _RISK_MAX_ORDER_QTY, f"quantity above the limit of {max_lots} lots"
-        elif max_notional != NO_LIMIT and self._notional(book, cmd.side, cmd.qty, price or cmd.stop_price, limit) > max_notional:
+        elif sized and max_notional != NO_LIMIT and self._notional(book, cmd.side, cmd.qty, price or cmd.stop_price, limit) > max_notional:
             reason, message = _RISK_MAX_NOTIONAL, "order notional above the limit"
         elif price and not _in_band(book, price):
             reason, message = _PRICE_OUT_OF_BAND, "limit price outside the price band"
@@ -656,10 +658,12 @@ class Engine:
             return _QUANTITY_ABOVE_MAX, "quantity above the instrument maximum"
         if self.trader_limits:
             max_lots, max_notional, _ = self._limits(order.trader, book)
+            sized = True
         else:
             max_lots = book.max_order_lots
             max_notional = book.max_notional
-        if qty > max_lots:
+            sized = book.size_limited
+        if sized and qty > max_lots:
             return _RISK_MAX_ORDER_QTY, f"quantity above the limit of {max_lots} lots"
         if price * qty > max_notional:
             return _RISK_MAX_NOTIONAL, "order notional above the limit"
@@ -721,7 +725,7 @@ class Engine:
             self._reject(ev, "", "", instrument.symbol, _INSTRUMENT_EXISTS, f"{instrument.symbol} is already listed")
             return
         book = OrderBook(instrument)
-        book.max_order_lots, book.max_notional = self.risk.compile_for(instrument)
+        book.set_limits(*self.risk.compile_for(instrument))
         self.books[instrument.symbol] = book
         book.trades = self.trades[instrument.symbol] = deque(maxlen=self.trade_history)
         self._trader_risk.clear()

@@ -153,7 +153,7 @@ def _restore(state: dict[str, Any]) -> Engine:
         if instrument.symbol != symbol:
             raise SnapshotError(f"book {symbol!r} holds instrument {instrument.symbol!r}")
         book = OrderBook(instrument)
-        book.max_order_lots, book.max_notional = engine.risk.compile_for(instrument)
+        book.set_limits(*engine.risk.compile_for(instrument))
         book.last_price = int(data["last_price"])
         engine.books[symbol] = book
         trades = book.trades = engine.trades[symbol] = deque(maxlen=engine.trade_history)
