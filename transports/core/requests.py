@@ -23,7 +23,7 @@ server turns into its wire's error frame.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from engine import AddInstrument, Command, ExchangeError, MalformedMessage, RejectReason
 from transports.codec import lean
@@ -39,11 +39,13 @@ from transports.codec.proto_codec import (
     parse_message,
     pb,
 )
-from transports.core.gateway import Gateway
+from transports.core.gateway import Gateway, Replies
 from transports.core.journal import trader_batch_record
 from transports.core.limits import DEFAULT_DEPTH, MAX_DEPTH, MAX_TRADER_LENGTH, Limits
 
 _log = logging.getLogger("dex.requests")
+
+Submit = Callable[[list[Command], str, "bytes | None"], Awaitable[Replies]]  # (commands, transport, journal record)
 
 
 class Unidentified(ExchangeError):
@@ -65,9 +67,13 @@ def check_trader(trader: str) -> str:
 class RequestHandler:
     """One gateway's requests as one transport sees them."""
 
-    def __init__(self, gateway: Gateway, transport: str, limits: Limits | None = None, allow_admin: bool = False) -> None:
+    def __init__(
+        self, gateway: Gateway, transport: str, limits: Limits | None = None, allow_admin: bool = False, submit: Submit | None = None
+    ) -> None:
         self.gateway = gateway
         self.transport = transport
+        # Where commands go: the gateway, or (a DHT node) the replicated log that feeds it.
+        self._submit: Submit = submit if submit is not None else gateway.submit
         limits = limits if limits is not None else Limits()
         self.limits = Limits(min(limits.max_batch, gateway.config.buffer), limits.max_request_bytes, limits.max_snapshot_symbols)
         self.allow_admin = allow_admin
@@ -88,7 +94,7 @@ class RequestHandler:
             if trader is None:
                 raise Unidentified("say who you are first: this connection has no trader")
             commands = lean.decode_orders(message, trader, self.limits.max_batch)
-            replies = await self.gateway.submit(commands, self.transport, trader_batch_record(trader, data))
+            replies = await self._submit(commands, self.transport, trader_batch_record(trader, data))
         except ExchangeError as exc:
             self.refused(exc)
             return lean.encode_refusal(exc, batch_id)
@@ -103,7 +109,7 @@ class RequestHandler:
             batch = parse_message(pb.CommandBatch, data)
             batch_id = batch.batch_id
             commands = self._decode(batch, trader)
-            replies = await self.gateway.submit(commands, self.transport)
+            replies = await self._submit(commands, self.transport, None)
             return encode_replies(replies, self._lookup, batch_id)
         except ExchangeError as exc:
             self.refused(exc)

@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError
 from engine import AddInstrument, Command, ExchangeError, MalformedMessage, RejectReason
 from transports.codec import json_codec
 from transports.codec.json_views import encode_depth
+from transports.codec.lean import encode_refusal
 from transports.codec.proto_codec import (
     decode_commands,
     encode_book,
@@ -37,11 +38,12 @@ from transports.codec.proto_codec import (
     pb,
 )
 from transports.codec.status import http_status
-from transports.core.gateway import Gateway
-from transports.core.limits import MAX_TRADER_LENGTH
+from transports.core.gateway import Gateway, Replies
+from transports.core.limits import MAX_TRADER_LENGTH, Limits
 from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry
 from transports.core.metrics import render as render_metrics
+from transports.core.requests import RequestHandler
 from transports.dht.httpd import Request, Response
 from transports.dht.replica import Replica
 
@@ -96,6 +98,11 @@ class NodeApi:
         self.peers: Callable[[], Awaitable[list[str]]] | None = None  # the discovery's lookup, when there is one
         self._lookup = gateway.instrument
         self.errors = 0
+
+        async def replicate(commands: list[Command], transport: str, record: bytes | None) -> Replies:
+            return await replica.submit(commands)  # the replicated log is the journal here
+
+        self._requests = RequestHandler(gateway, "dht", Limits(max_batch=100_000), allow_admin, replicate)
         self._metrics = metrics_registry(gateway)  # this replica's gateway: every node applies every command
         self._routes = {
             ("GET", "/v1/book"): self._book,
@@ -109,6 +116,8 @@ class NodeApi:
     async def handle(self, request: Request) -> Response:
         if request.method == "POST" and request.path == "/v1/batch":
             return await self._batch(request)
+        if request.method == "POST" and request.path == "/v1/lean":
+            return await self._lean(request)
         if request.method == "POST" and request.path == "/":
             return await self._grenache(request)
         if request.method == "GET" and request.path == "/metrics":
@@ -156,6 +165,15 @@ class NodeApi:
             status = 400 if exc.reason is RejectReason.MALFORMED_MESSAGE else 200
             return Response(status, encode_refused(exc, batch_id).SerializeToString(), PROTO)
         return Response(200, encode_replies(replies, self._lookup, batch_id).SerializeToString(), PROTO)
+
+    async def _lean(self, request: Request) -> Response:
+        """Lean order entry (docs/wire-schema.md): an ``OrderBatch`` in, an ``OutcomeBatch`` out, refusals inside."""
+        try:
+            trader = _trader(request)
+        except ExchangeError as exc:
+            self.errors += 1
+            return Response(200, encode_refusal(exc), PROTO)
+        return Response(200, await self._requests.orders(request.body, trader), PROTO)
 
     async def _grenache(self, request: Request) -> Response:
         """Grenache RPC: ``[rid, key, payload]`` -> ``[rid, error or null, result]`` (always HTTP 200, JSON)."""

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from engine import AddInstrument, BookDepth, Command, Instrument, MalformedMessage, NotConnected, OrderView
+from transports.codec import lean
 from transports.codec.proto_codec import (
     decode_book,
     decode_error,
@@ -112,6 +113,10 @@ class DhtClient(TraderClient):
         body = encode_commands(commands, lookup, batch_id).SerializeToString()
         _status, reply = await self._request("POST", "/v1/batch", content=body)
         return await self._catalog.decode(reply, lookup)
+
+    async def submit_orders(self, batch: bytes) -> lean.Outcomes:
+        _status, reply = await self._request("POST", "/v1/lean", content=batch)
+        return lean.decode_outcomes(reply)
 
     # ------------------------------------------------------------- queries
 
