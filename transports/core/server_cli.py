@@ -2,9 +2,11 @@
 
 Each transport's server (``turbo-dex``, ``dex-grpc``, ``dex-zmq``) adds its
 own options (ports, ...) to the same gateway options, and runs the same
-lifecycle: recover the journal, listen, print one start-up line naming the
-URL, serve until SIGTERM/SIGINT, stop the listener, stop the gateway (apply
-what is queued, fsync, checkpoint), print one line, exit 0.
+lifecycle: recover the journal (its snapshot and tail; ``--snapshot-every``
+and ``--snapshot-interval`` set how often the gateway takes the next one),
+listen, print one start-up line naming the URL, serve until SIGTERM/SIGINT,
+stop the listener, stop the gateway (apply what is queued, fsync,
+checkpoint), print one line, exit 0.
 
 Observability is process-wide and shared too: ``--log-format console|json``
 and ``--log-level`` configure structured logs (``transports.core.logs``) as
@@ -36,6 +38,8 @@ from transports.instruments import select_instruments
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
+_GATEWAY_DEFAULTS = GatewayConfig()
+
 # A started listener: the text after "listening on" in the start-up line, and how to stop it.
 Listener = tuple[str, Callable[[], Awaitable[None]]]
 
@@ -58,6 +62,21 @@ def add_gateway_options(parser: argparse.ArgumentParser, *, default_host: str = 
         help=f"state directory (default ${STATE_DIR_ENV}, else {DEFAULT_STATE_DIR})",
     )
     parser.add_argument("--fsync", choices=("batch", "interval", "off"), default="batch", help="journal durability (default batch)")
+    defaults = _GATEWAY_DEFAULTS  # the gateway's own defaults, so help and behaviour cannot disagree
+    parser.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=defaults.snapshot_every,
+        metavar="N",
+        help=f"snapshot the engine and truncate the journal every N commands (default {defaults.snapshot_every:,}; 0 = never by count)",
+    )
+    parser.add_argument(
+        "--snapshot-interval",
+        type=float,
+        default=defaults.snapshot_interval_s,
+        metavar="SECONDS",
+        help=f"... or every SECONDS, whichever comes first (default {defaults.snapshot_interval_s:g}; 0 = never by time)",
+    )
     parser.add_argument("--symbols", default="", help="comma list of default instruments to list (default: all)")
     parser.add_argument("--allow-admin", action="store_true", help=f"accept add_instrument commands {what}".rstrip())
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
@@ -73,6 +92,8 @@ class ProcessOptions:
 
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # None: no metrics endpoint of its own
+    snapshot_every: int = _GATEWAY_DEFAULTS.snapshot_every  # --snapshot-every: commands between snapshots (0 = never by count)
+    snapshot_interval_s: float = _GATEWAY_DEFAULTS.snapshot_interval_s  # --snapshot-interval (0 = never by time)
 
 
 _process = ProcessOptions()
@@ -90,9 +111,11 @@ def gateway_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--buffer must be at least 1")
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         parser.error("--metrics-port must be between 0 and 65535")
+    if args.snapshot_every < 0 or args.snapshot_interval < 0:
+        parser.error("--snapshot-every and --snapshot-interval must be 0 (off) or positive")
     log_format: LogFormat = args.log_format
     configure_logging(args.log_level, log_format)
-    _process = ProcessOptions(metrics_host=args.host, metrics_port=args.metrics_port)
+    _process = ProcessOptions(args.host, args.metrics_port, args.snapshot_every, args.snapshot_interval)
     try:
         select_instruments(args.symbols)
     except ValueError as exc:
@@ -135,7 +158,9 @@ async def run_process(
     name: str, *, buffer: int, journal: str | None, fsync: FsyncPolicy, symbols: str, listen: Callable[[Gateway], Awaitable[Listener]]
 ) -> int:
     """The whole life of a server process; the exit code."""
-    gateway = Gateway(config=GatewayConfig(buffer=buffer, journal=journal, fsync=fsync))
+    options = process_options()
+    config = GatewayConfig(buffer, journal, fsync, snapshot_every=options.snapshot_every, snapshot_interval_s=options.snapshot_interval_s)
+    gateway = Gateway(config=config)
     try:
         await gateway.start(select_instruments(symbols))
     except (ExchangeError, OSError) as exc:
