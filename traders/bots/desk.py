@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from engine import Command, Event, Instrument, OrderAccepted, OrderCancelled, OrderRejected, RejectReason, TradeExecuted
+from engine import Command, Instrument, PlaceOrder, RejectReason
 from pricefeed.update import PriceUpdate
 from traders.bots.market import PairMarket
 from traders.bots.model import BotConfig, Intent, Position, RestingOrder
@@ -38,6 +38,7 @@ from traders.bots.risk import OrderPace, RiskCheck, RiskSettings, gated_rejectio
 from traders.bots.stats import WorkerStats
 from traders.bots.store import BotStore
 from traders.bots.strategies import decide
+from transports.codec import lean
 from transports.core.client import TraderClient
 
 
@@ -133,7 +134,7 @@ class PartitionDesk:
         if not commands:
             return 0
         sent_ns = self.clock()
-        replies = await self.client.submit(commands)
+        outcomes = await self.client.submit_orders(lean.encode_orders(commands))  # lean: each order's outcome and own fills
         acked_ns = self.clock()
         self.stats.delivery_ns.append(now - update.published_ns)
         self.stats.evaluation_ns.append(sent_ns - now)
@@ -144,8 +145,10 @@ class PartitionDesk:
             self.stats.latency(acked_ns - update.published_ns)
             position = self.positions[bot.bot_id]
             if cancel_index >= 0:
-                self._settle_cancelled(position, replies[cancel_index], instrument)
-            await self._apply(bot, intent, position, replies[index], instrument)
+                self._settle_cancelled(position, outcomes, cancel_index, instrument)
+            placed_order = commands[index]
+            assert isinstance(placed_order, PlaceOrder)
+            await self._apply(intent, position, placed_order, outcomes, index, instrument)
             position.last_seq = update.seq
             position.last_order_ns = now
             position.orders += 1
@@ -156,41 +159,37 @@ class PartitionDesk:
             self._unsaved.update(changed)
         return len(placed)
 
-    async def _apply(self, bot: BotConfig, intent: Intent, position: Position, events: list[Event], instrument: Instrument) -> None:
-        accepted: OrderAccepted | None = None
+    async def _apply(
+        self, intent: Intent, position: Position, order: PlaceOrder, outcomes: lean.Outcomes, index: int, instrument: Instrument
+    ) -> None:
+        outcome = outcomes.outcome[index]
+        if outcome == lean.REJECTED:
+            reason = RejectReason(outcomes.reason[index])
+            self.stats.exchange_rejected(reason.name)
+            if reason is RejectReason.DUPLICATE_CLIENT_ORDER_ID:
+                self.stats.duplicates += 1
+                await self._recover(position, outcomes.order_id[index], instrument)
+            else:
+                self.stats.exchange_rejects += 1
+            return
+        if outcome != lean.ACCEPTED:
+            return
+        self.stats.acked += 1
         filled = 0
-        for event in events:
-            if isinstance(event, OrderAccepted):
-                accepted = event
-                self.stats.acked += 1
-            elif (
-                isinstance(event, TradeExecuted)
-                and event.taker_trader == self.trader
-                and event.taker_order_id == (accepted.order_id if accepted else -1)
-            ):
-                position.apply_fill(intent.side, qty_of(event.qty, instrument), price_of(event.price, instrument))
-                filled += event.qty
-                self.stats.fills += 1
-            elif isinstance(event, OrderRejected):
-                self.stats.exchange_rejected(event.reason.name)
-                if event.reason is RejectReason.DUPLICATE_CLIENT_ORDER_ID:
-                    self.stats.duplicates += 1
-                    await self._recover(position, event.order_id, instrument)
-                else:
-                    self.stats.exchange_rejects += 1
-        if accepted is not None and intent.maker:
-            lots = accepted.qty
-            if filled < lots:
-                position.resting = RestingOrder(accepted.order_id, intent.side, lots, price_of(accepted.price, instrument), filled)
+        for price, qty in outcomes.fills_of(index):  # as the taker, in order
+            position.apply_fill(intent.side, qty_of(qty, instrument), price_of(price, instrument))
+            filled += qty
+            self.stats.fills += 1
+        if intent.maker and filled < order.qty:
+            position.resting = RestingOrder(outcomes.order_id[index], intent.side, order.qty, price_of(order.price, instrument), filled)
 
-    def _settle_cancelled(self, position: Position, events: list[Event], instrument: Instrument) -> None:
+    def _settle_cancelled(self, position: Position, outcomes: lean.Outcomes, index: int, instrument: Instrument) -> None:
         """Apply the fills of the resting order just cancelled: ordered - cancelled - already applied."""
         resting = position.resting
         assert resting is not None
         position.resting = None
-        cancelled = sum(e.qty for e in events if isinstance(e, OrderCancelled))
-        refused = any(isinstance(e, OrderRejected) for e in events)  # no longer live: it filled completely
-        filled = resting.lots if refused else resting.lots - cancelled
+        refused = outcomes.outcome[index] == lean.REJECTED  # no longer live: it filled completely
+        filled = resting.lots if refused else resting.lots - outcomes.cancelled[index]
         delta = filled - resting.filled_lots
         if delta > 0:
             position.apply_fill(resting.side, qty_of(delta, instrument), resting.price)

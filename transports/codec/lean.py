@@ -103,6 +103,12 @@ class Outcomes:
     def __len__(self) -> int:
         return len(self.outcome)
 
+    def fills_of(self, index: int) -> list[tuple[int, int]]:
+        """Command ``index``'s own fills as ``(price ticks, qty lots)``, in order."""
+        start = sum(self.fills[:index])
+        end = start + self.fills[index]
+        return list(zip(self.fill_price[start:end], self.fill_qty[start:end], strict=True))
+
     @property
     def accepted(self) -> int:
         return self.outcome.count(ACCEPTED)
