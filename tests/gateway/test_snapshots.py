@@ -304,3 +304,37 @@ def test_the_lock_follows_the_journal_across_a_rotation(tmp_path: Path) -> None:
         await gateway.stop()
 
     asyncio.run(scenario())
+
+
+def test_dex_engine_replay_checks_a_journal_and_its_snapshot_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from transports.replay import main
+
+    path = tmp_path / "dex.journal"
+
+    async def scenario() -> Engine:
+        reference, traders = reference_engine(), flows()
+        gateway = await start(path, snapshot_every=500)
+        await trade(gateway, reference, traders, rounds=4)
+        assert gateway.snapshots >= 2
+        await gateway.stop()
+        return reference
+
+    reference = asyncio.run(scenario())
+    before = path.read_bytes(), snapshot_path(path).read_bytes()
+    assert main(["replay", "--journal", str(path)]) == 0
+    out = capsys.readouterr().out.split()
+    assert out == ["engine_seq", str(reference.seq), "state_hash", reference.state_hash()]
+    assert (path.read_bytes(), snapshot_path(path).read_bytes()) == before  # read only
+
+
+def test_dex_engine_replay_names_a_refused_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from transports.replay import main
+
+    path = tmp_path / "dex.journal"
+    _snapshot_then_crash_before_truncating(path, monkeypatch)
+    header = b'{"seq":1,"state_hash":"' + b"0" * 64 + b'","journal_base":0,"journal_records":1,"journal_tail_crc":0}'
+    snapshot_path(path).write_bytes(SNAPSHOT_MAGIC + frame(header) + frame(b"{}"))
+    assert main(["replay", "--journal", str(path)]) == 1
+    assert "state hash" in capsys.readouterr().err
