@@ -24,7 +24,7 @@ from rich.console import Console
 from engine import NotConnected
 from traders.harness import procs, results
 from traders.harness.clients import UnknownTransport, transport_names
-from traders.harness.config import DEFAULT_SERVER, ConfigError, HarnessConfig, parse_duration
+from traders.harness.config import DEFAULT_SERVER, WORKLOADS, ConfigError, HarnessConfig, new_run_id, parse_duration
 from traders.harness.progress import ProgressView
 from transports.core import legacy_flags
 
@@ -64,7 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=_duration, default=2.0, help="unmeasured time before it (default: 2s)")
     parser.add_argument("--symbols", default="", help="comma-separated symbols to trade (default: all the server lists)")
     parser.add_argument("--seed", type=int, default=42, help="workload seed; the same seed sends the same streams (default: 42)")
-    parser.add_argument("--trader-prefix", default="trader", help="trader ids are <prefix>-<proc>-<i> (default: trader)")
+    parser.add_argument("--trader-prefix", default="trader", help="trader ids are <prefix>-<run id>-<proc>-<i> (default: trader)")
+    parser.add_argument(
+        "--run-id",
+        default=None,
+        help="the run id in every trader and client order id (default: a fresh one per run, so a second run is not refused "
+        "as DUPLICATE_CLIENT_ORDER_ID); give the id of an earlier run to send exactly its commands again",
+    )
+    parser.add_argument(
+        "--workload",
+        default="live",
+        choices=WORKLOADS,
+        help="live (default): cancels and replaces name only orders the replies showed still resting; "
+        "exercise-unknown: the fixed stream, which also names orders already filled (UNKNOWN_ORDER rejects)",
+    )
     parser.add_argument("--json", dest="json_path", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no live progress and no summary; problems only")
     parser.add_argument("--strict-reconcile", action="store_true", help="exit 1 when the server's counters differ")
@@ -84,6 +97,8 @@ def config_from_args(args: argparse.Namespace) -> HarnessConfig:
         symbols=tuple(s.strip() for s in args.symbols.split(",") if s.strip()),
         seed=args.seed,
         trader_prefix=args.trader_prefix,
+        run_id=new_run_id() if args.run_id is None else args.run_id,
+        workload=args.workload,
     )
 
 
@@ -95,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         where = config.server or "(default URL)"
-        with ProgressView(console, f"dex-trader → {config.transport} {where}", enabled=not args.quiet) as view:
+        title = f"dex-trader → {config.transport} {where}, run {config.run_id or '-'}, seed {config.seed}"
+        with ProgressView(console, title, enabled=not args.quiet) as view:
             outcome = procs.run(config, view)
     except NotConnected as exc:
         errors.print(f"dex-trader: the {args.transport} server is unreachable: {exc.message}", highlight=False)

@@ -1,22 +1,45 @@
 """What one harness run does: the validated options, frozen, and Go-style durations.
 
 A run is ``procs`` processes x ``workers`` asyncio tasks; each task is one
-trader (``<prefix>-<proc>-<i>``) with its own client and its own seeded
-``OrderFlow``. ``rate`` is the total command rate over all traders (0 = closed
-loop, as fast as replies come back).
+trader (``<prefix>-<run_id>-<proc>-<i>``) with its own client and its own
+seeded ``OrderFlow``. ``rate`` is the total command rate over all traders (0 =
+closed loop, as fast as replies come back).
+
+Ids and streams: the run id (chosen once by ``dex-trader``, fresh per run
+unless ``--run-id`` names one) makes every trader id, and so every client
+order id, new to the server, so a second run, or a run against a server that
+recovered its journal, is not refused as ``DUPLICATE_CLIENT_ORDER_ID``. The
+stream's shape is seeded by ``(seed, <prefix>-<proc>-<i>)`` only: the same
+``--seed`` sends the same prices, sides and sizes under any run id.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import secrets
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
+WORKLOADS = ("live", "exercise-unknown")  # cancel/replace only live orders; or the fixed stream that also names dead ones
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|s|m|h)")
 _UNIT_SECONDS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def new_run_id() -> str:
+    """A short id for one run: seconds since 2026 in base 36 and two random characters (e.g. ``1c2mqk7p``)."""
+    seconds = max(0, int(time.time()) - 1_767_225_600)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        seconds, digit = divmod(seconds, 36)
+        text = digits[digit] + text
+        if not seconds:
+            break
+    return text + "".join(secrets.choice(digits) for _ in range(2))
 
 
 class ConfigError(ValueError):
@@ -58,6 +81,8 @@ class HarnessConfig:
     symbols: tuple[str, ...] = ()  # empty = every instrument the server lists
     seed: int = 42
     trader_prefix: str = "trader"
+    run_id: str = ""  # empty: trader ids without a run id (<prefix>-<proc>-<i>)
+    workload: str = "live"
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -76,6 +101,10 @@ class HarnessConfig:
             raise ConfigError("--transport inproc runs its own gateway in this process: --procs must be 1")
         if not self.trader_prefix or any(c.isspace() for c in self.trader_prefix):
             raise ConfigError("--trader-prefix must be a non-empty word")
+        if any(not (c.isascii() and (c.isalnum() or c in "_.")) for c in self.run_id):
+            raise ConfigError("--run-id takes letters, digits, '_' and '.' only")
+        if self.workload not in WORKLOADS:
+            raise ConfigError(f"--workload must be one of {', '.join(WORKLOADS)}")
 
     @property
     def traders(self) -> int:
@@ -91,6 +120,13 @@ class HarnessConfig:
         return self.batch * self.traders / self.rate if self.rate > 0 else 0.0
 
     def trader_id(self, proc: int, index: int) -> str:
+        """The trader's id on the server: new in every run that has a new run id."""
+        if self.run_id:
+            return f"{self.trader_prefix}-{self.run_id}-{proc}-{index}"
+        return self.stream_id(proc, index)
+
+    def stream_id(self, proc: int, index: int) -> str:
+        """What seeds the trader's stream with ``seed``: the same under every run id."""
         return f"{self.trader_prefix}-{proc}-{index}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,6 +7,13 @@ after and before the run, so a server that already had traffic reconciles.
 Another client sending to the same server during the run shows up as a
 difference; so does a request whose reply was lost.
 
+Why commands were refused or orders ended early: ``rejected_by_reason`` is
+the harness's own count from its replies; ``reconciliation`` holds the
+server's ``rejected_by_reason`` and ``cancelled_by_reason`` deltas over the
+run (cancels happen to resting orders too, which no reply of the canceller's
+own shows: self-trade prevention, IOC remainders, ...). The summary prints
+each with its one-line meaning from ``traders.harness.reasons``.
+
 The report's headline counts (``orders_sent`` = commands sent, ``accepted``,
 ``rejected``, ``trades``, ``errors``) and latencies cover the measured window
 only (after the warm-up); ``throughput_per_s`` is commands answered per second
@@ -26,6 +33,7 @@ from rich.table import Table
 
 from traders.harness.config import HarnessConfig
 from traders.harness.progress import format_us
+from traders.harness.reasons import cancel_meaning, reject_meaning
 from traders.harness.runner import Counts
 from transports.core.histogram import Histogram
 
@@ -41,6 +49,8 @@ class Merged:
     service_latency_us: Histogram = field(default_factory=Histogram)
     measured_elapsed_s: float = 0.0
     errors: list[str] = field(default_factory=list)
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)  # warm-up included
+    generated_live: int = 0
 
 
 def merge(results: Sequence[Mapping[str, Any]]) -> Merged:
@@ -54,6 +64,9 @@ def merge(results: Sequence[Mapping[str, Any]]) -> Merged:
         merged.measured_elapsed_s = max(merged.measured_elapsed_s, float(result["measured_elapsed_s"]))
         if result.get("first_error"):
             merged.errors.append(f"process {result['proc']}: {result['first_error']}")
+        for reason, count in dict(result.get("rejected_by_reason", {})).items():
+            merged.rejected_by_reason[str(reason)] = merged.rejected_by_reason.get(str(reason), 0) + int(count)
+        merged.generated_live += int(result.get("generated_live", 0))
     return merged
 
 
@@ -86,15 +99,23 @@ def reconcile(total: Counts, before: Mapping[str, Any], after: Mapping[str, Any]
     start, end = server_counts(before), server_counts(after)
     server = {key: end[key] - start[key] for key in RECONCILED}
     diff = {key: harness[key] - server[key] for key in RECONCILED if harness[key] != server[key]}
-    before_reasons = before.get("rejected_by_reason", {})
-    after_reasons = after.get("rejected_by_reason", {})
-    reasons: dict[str, int] = {}
-    if isinstance(before_reasons, Mapping) and isinstance(after_reasons, Mapping):
-        for reason, count in after_reasons.items():
-            delta = int(count) - int(before_reasons.get(reason, 0))
-            if delta:
-                reasons[str(reason)] = delta
-    return {"ok": not diff, "harness": harness, "server": server, "diff": diff, "server_rejected_by_reason": reasons}
+    return {
+        "ok": not diff,
+        "harness": harness,
+        "server": server,
+        "diff": diff,
+        "server_rejected_by_reason": counter_delta(before, after, "rejected_by_reason"),
+        "server_cancelled_by_reason": counter_delta(before, after, "cancelled_by_reason"),
+    }
+
+
+def counter_delta(before: Mapping[str, Any], after: Mapping[str, Any], key: str) -> dict[str, int]:
+    """``after[key] - before[key]`` for a counter by reason name, zero entries left out, largest first."""
+    start, end = before.get(key, {}), after.get(key, {})
+    if not isinstance(start, Mapping) or not isinstance(end, Mapping):
+        return {}
+    deltas = {str(name): int(count) - int(start.get(name, 0)) for name, count in end.items()}
+    return dict(sorted(((k, v) for k, v in deltas.items() if v), key=lambda item: -item[1]))
 
 
 def build_report(config: HarnessConfig, merged: Merged, before: Mapping[str, Any], after: Mapping[str, Any], server: str) -> dict[str, Any]:
@@ -132,6 +153,10 @@ def build_report(config: HarnessConfig, merged: Merged, before: Mapping[str, Any
         "warmup": merged.total.minus(m).to_dict(),
         "total": merged.total.to_dict(),
         "error_messages": merged.errors,
+        "run_id": config.run_id,
+        "workload": config.workload,
+        "rejected_by_reason": dict(sorted(merged.rejected_by_reason.items(), key=lambda item: -item[1])),
+        "generated_live": merged.generated_live,
         "reconciliation": reconcile(merged.total, before, after),
     }
 
@@ -155,6 +180,7 @@ def print_summary(report: Mapping[str, Any], console: Console) -> None:
     )
     table.add_column("what")
     table.add_column("value", justify="right")
+    table.add_row("run", f"{report.get('run_id') or '-'}, seed {report['seed']}, workload {report.get('workload', '-')}")
     table.add_row("measured", f"{report['duration_s']:.2f}s (after {report['warmup_s']:g}s warm-up)")
     table.add_row("throughput", f"{report['throughput_per_s']:,.0f} commands/s")
     table.add_row("commands sent", f"{report['orders_sent']:,} in {report['requests']:,} requests ({report['places']:,} places)")
@@ -172,6 +198,7 @@ def print_summary(report: Mapping[str, Any], console: Console) -> None:
             "(each trader waits for its reply before its next request: add --workers); the latency above includes the wait[/yellow]",
             highlight=False,
         )
+    print_reasons(report, console)
     print_reconciliation(report["reconciliation"], console)
     for message in report["error_messages"]:
         console.print(f"[yellow]first error in {message}[/yellow]", highlight=False)
@@ -194,7 +221,33 @@ def print_reconciliation(rec: Mapping[str, Any], console: Console) -> None:
     duplicates = int(rec["server_rejected_by_reason"].get("DUPLICATE_CLIENT_ORDER_ID", 0))
     if duplicates:
         console.print(
-            f"[yellow]{duplicates:,} orders rejected as DUPLICATE_CLIENT_ORDER_ID: this server already saw these trader ids "
-            "(use --trader-prefix to run as new traders)[/yellow]",
+            f"[yellow]{duplicates:,} orders rejected as DUPLICATE_CLIENT_ORDER_ID: this server already saw these client order ids "
+            "(leave out --run-id for fresh ones)[/yellow]",
             highlight=False,
         )
+
+
+def reason_lines(report: Mapping[str, Any]) -> list[str]:
+    """The summary's lines on rejects and cancels by reason, each with its meaning (warm-up included)."""
+    rec = report["reconciliation"]
+    ours: Mapping[str, int] = report.get("rejected_by_reason", {})
+    server: Mapping[str, int] = rec.get("server_rejected_by_reason", {})
+    lines: list[str] = []
+    if ours or server:
+        lines.append("rejected, by reason (warm-up included):")
+        for name in list(ours) + [n for n in server if n not in ours]:
+            count = int(ours.get(name, 0))
+            theirs = int(server.get(name, 0))
+            note = "" if theirs == count else f" (server: {theirs:,})"
+            lines.append(f"  {name:<26} {count:>11,}{note}  {reject_meaning(name)}")
+    cancelled: Mapping[str, int] = rec.get("server_cancelled_by_reason", {})
+    if cancelled:
+        lines.append("cancelled, by reason (the server's counters over the run):")
+        for name, count in cancelled.items():
+            lines.append(f"  {name:<26} {int(count):>11,}  {cancel_meaning(name)}")
+    return lines
+
+
+def print_reasons(report: Mapping[str, Any], console: Console) -> None:
+    for line in reason_lines(report):
+        console.print(line, highlight=False, markup=False)

@@ -29,10 +29,13 @@ cancels and replaces naming recent orders whether or not they still rest.
 as a slot (``OrderFlow.plan``); at send time the slots are named from the
 orders the trader's earlier replies showed resting (``OrderFlow.resolve``)
 and encoded as a second ``OrderBatch`` appended to the places' bytes
-(protobuf concatenates repeated fields; the slots carry no symbol, so the
-symbol table stays the places'); each reply's outcomes go back to the flow
-(``OrderFlow.settle``). A batch therefore sends its places first, then its
-cancels and replaces; a batch left with no command is not sent.
+(protobuf concatenates repeated fields, so the two make one batch whose
+symbol table is the places' table followed by the slots'; the slots' cancels
+and replaces carry no symbol, and a slot that found no live order becomes a
+passive place on the batch's first place's instrument, index 1 in both
+tables); each reply's outcomes go back to the flow (``OrderFlow.settle``). A
+batch therefore sends its places first, then its cancels and replaces, and
+always ``--batch`` commands.
 
 Counting: a command counts as sent once its outcome arrived; ``accepted`` and
 ``rejected`` count the outcomes, ``trades`` every trade the batch caused (the
@@ -84,11 +87,11 @@ class Prepared:
     def of(commands: Sequence[Command]) -> Prepared:
         return Prepared(encode_orders(commands), len(commands), count_places(commands))
 
-    def resolve(self, flow: OrderFlow) -> tuple[Prepared, Sequence[int]]:
+    def resolve(self, flow: OrderFlow) -> tuple[Prepared, list[int]]:
         """Ready as it is (nothing to name at send time)."""
-        return self, ()
+        return self, []
 
-    def settle(self, flow: OrderFlow, targets: Sequence[int], outcomes: Outcomes) -> None:
+    def settle(self, flow: OrderFlow, targets: list[int], outcomes: Outcomes) -> None:
         """A fixed stream reads no replies."""
 
 
@@ -98,24 +101,26 @@ class Planned:
 
     places: bytes  # lean OrderBatch of the places; empty when there are none
     orders: int
+    first: int  # the instrument index of the first place; -1 when there are none
     keys: array[int]  # OrderFlow.plan's key of each place, in order
     slots: array[int]  # OrderFlow.plan's cancel/replace slots
 
     @staticmethod
     def of(flow: OrderFlow, size: int) -> Planned:
         places, keys, slots = flow.plan(size)
-        return Planned(encode_orders(places) if places else b"", len(places), array("q", keys), array("q", slots))
+        first = flow.instrument_index(places[0].symbol) if places else -1
+        return Planned(encode_orders(places) if places else b"", len(places), first, array("q", keys), array("q", slots))
 
-    def resolve(self, flow: OrderFlow) -> tuple[Prepared, Sequence[int]]:
+    def resolve(self, flow: OrderFlow) -> tuple[Prepared, list[int]]:
         """The bytes to send: the places, then the slots named from the flow's live orders."""
         if not self.slots:
-            return Prepared(self.places, self.orders, self.orders), ()
-        managed, targets = flow.resolve(self.slots)
-        data = self.places + encode_orders(managed) if managed else self.places
-        return Prepared(data, self.orders + len(managed), self.orders), targets
+            return Prepared(self.places, self.orders, self.orders), []
+        managed, targets = flow.resolve(self.slots.tolist(), self.first)  # a list: what compiled code iterates fastest
+        data = self.places + encode_orders(managed)
+        return Prepared(data, self.orders + len(managed), self.orders + count_places(managed)), targets
 
-    def settle(self, flow: OrderFlow, targets: Sequence[int], outcomes: Outcomes) -> None:
-        flow.settle(self.keys, targets, outcomes.outcome, outcomes.leaves)
+    def settle(self, flow: OrderFlow, targets: list[int], outcomes: Outcomes) -> None:
+        flow.settle(self.keys.tolist(), targets, outcomes.outcome, outcomes.leaves)
 
 
 Batch = Prepared | Planned
