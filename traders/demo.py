@@ -81,6 +81,34 @@ async def _books(url: str, levels: int) -> list[tuple[Instrument, BookDepth]]:
         await client.close()
 
 
+def introduction(url: str, pid: int, journal: str, seconds: float, warmup: float, traders: int) -> str:
+    """What the demo is about to show, before the live progress starts."""
+    return f"""\
+What runs: turbo-dex, the HTTP exchange (one matching engine, every reply waits for its journal fsync),
+  pid {pid} on {url}, journal {journal}.
+  dex-trader drives it: {traders} traders, each sending batches of 100 commands as fast as replies come back,
+  for {seconds:g} s ({warmup:g} s warm-up, not measured). Their seeded mix: passive limit orders that rest,
+  orders that cross and trade, IOC and market orders, and cancels/replaces of their own resting orders.
+The live line, once a second: sent = commands answered, rate/s = in the last second, accepted / rejected =
+  the exchange's answers to them, trades = matches, p50/p99 = latency of one batch (1s = last second, all = so far).
+"""
+
+
+def conclusion(url: str) -> str:
+    """What the numbers meant and where to go next."""
+    return f"""\
+What you saw: throughput is commands answered per second of the measured window; "rejected, by reason" and
+  "cancelled, by reason" say why each refusal or early end happened (the server's own counters);
+  "reconciled" means the harness's counts equal the server's counter deltas exactly. The books above are
+  what the traders left resting on {url} (now stopped).
+Next (README.md, "Commands"):
+  make turbo-server                                      # the same server, left running on 127.0.0.1:8080
+  make dex-trader ARGS="--workers 8 --batch 1000 --duration 30s"   # the harness against it
+  .venv/bin/dex-trader --transport grpc --batch 1000 --duration 10s   # another transport (dex-grpc running)
+  make bench                                             # every transport compared on one workload
+"""
+
+
 def over_http(seconds: float, traders: int, seed: int) -> int:
     warmup = min(1.0, seconds / 5)
     with tempfile.TemporaryDirectory(prefix="dex-demo-") as workdir:
@@ -91,7 +119,7 @@ def over_http(seconds: float, traders: int, seed: int) -> int:
             print(f"demo: {exc}", file=sys.stderr)
             return 2
         try:
-            print(f"turbo-dex pid {server.pid} on {server.url} (journal {server.journal_path})\n")
+            print(introduction(server.url, server.pid, str(server.journal_path), seconds, warmup, traders))
             code = cli.main(
                 [
                     "--transport", "http", "--server", server.url, "--workers", str(traders), "--batch", "100",
@@ -104,7 +132,9 @@ def over_http(seconds: float, traders: int, seed: int) -> int:
                     print_book(instrument, depth)
         finally:
             exit_code = server.stop()
-            print(f"\nturbo-dex pid {server.pid} stopped (exit code {exit_code})")
+            print(f"\nturbo-dex pid {server.pid} stopped (exit code {exit_code})\n")
+    if code == 0:
+        print(conclusion(server.url))
     return code
 
 

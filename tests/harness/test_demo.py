@@ -21,6 +21,9 @@ def test_demo_trades_over_http_and_stops_its_server():
     out = done.stdout
     assert "reconciled with the server" in out
     assert "top of the books:" in out
+    assert "What runs: turbo-dex" in out  # says what the user is looking at, before and after
+    assert "rejected, by reason" in out or "cancelled, by reason" in out
+    assert "Next (README.md" in out and "make dex-trader" in out
     for symbol in ("BTC-USD", "ETH-USD", "SOL-USD"):
         assert symbol in out
     stopped = re.search(r"turbo-dex pid (\d+) stopped \(exit code 0\)", out)
