@@ -349,19 +349,23 @@ def _place(
 
 
 # ----------------------------------------------------------------- outcomes
-def encode_outcomes(commands: Sequence[Command], replies: Sequence[Sequence[Event]], batch_id: int = 0) -> bytes:
-    """The ``OutcomeBatch`` bytes for the trader who sent ``commands`` (``replies``: their events, in order)."""
-    outcome: list[int] = []
-    reason: list[int] = []
-    order_id: list[int] = []
-    leaves: list[int] = []
-    cancelled: list[int] = []
-    fills: list[int] = []
-    trade_id: list[int] = []
-    fill_price: list[int] = []
-    fill_qty: list[int] = []
-    trades = 0
-    for command, events in zip(commands, replies, strict=True):
+class OutcomeColumns:
+    """The ``OutcomeBatch`` of one submission, built one command at a time as the engine answers it."""
+
+    def __init__(self) -> None:
+        self.outcome: list[int] = []
+        self.reason: list[int] = []
+        self.order_id: list[int] = []
+        self.leaves: list[int] = []
+        self.cancelled: list[int] = []
+        self.fills: list[int] = []
+        self.trade_id: list[int] = []
+        self.fill_price: list[int] = []
+        self.fill_qty: list[int] = []
+        self.trades = 0
+
+    def add(self, command: Command, events: list[Event]) -> None:
+        """Record what ``command`` did, for its sender, from its events (``Engine.handle``'s answer)."""
         result = 0
         why = 0
         oid = 0
@@ -373,12 +377,12 @@ def encode_outcomes(commands: Sequence[Command], replies: Sequence[Sequence[Even
             if isinstance(event, BookDelta):
                 break  # the engine puts a command's book deltas last (exchange.proto, Reply): nothing of ours follows
             if isinstance(event, TradeExecuted):
-                trades += 1
+                self.trades += 1
                 if event.taker_order_id == oid:
                     own += 1
-                    trade_id.append(event.trade_id)
-                    fill_price.append(event.price)
-                    fill_qty.append(event.qty)
+                    self.trade_id.append(event.trade_id)
+                    self.fill_price.append(event.price)
+                    self.fill_qty.append(event.qty)
                     left = event.taker_remaining
             elif isinstance(event, OrderAccepted):
                 result = ACCEPTED
@@ -406,26 +410,36 @@ def encode_outcomes(commands: Sequence[Command], replies: Sequence[Sequence[Even
                 left = event.qty
         if mass and result == 0:
             result = CANCELLED  # nothing was open: a mass cancel still took effect
-        outcome.append(result)
-        reason.append(why)
-        order_id.append(oid)
-        leaves.append(left)
-        cancelled.append(gone)
-        fills.append(own)
-    message = pb.OutcomeBatch(
-        batch_id=batch_id,
-        outcome=outcome,
-        reason=reason,
-        order_id=order_id,
-        leaves=leaves,
-        cancelled=cancelled,
-        fills=fills,
-        trade_id=trade_id,
-        fill_price=fill_price,
-        fill_qty=fill_qty,
-        trades=trades,
-    )
-    return message.SerializeToString()
+        self.outcome.append(result)
+        self.reason.append(why)
+        self.order_id.append(oid)
+        self.leaves.append(left)
+        self.cancelled.append(gone)
+        self.fills.append(own)
+
+    def to_bytes(self, batch_id: int = 0) -> bytes:
+        message = pb.OutcomeBatch(
+            batch_id=batch_id,
+            outcome=self.outcome,
+            reason=self.reason,
+            order_id=self.order_id,
+            leaves=self.leaves,
+            cancelled=self.cancelled,
+            fills=self.fills,
+            trade_id=self.trade_id,
+            fill_price=self.fill_price,
+            fill_qty=self.fill_qty,
+            trades=self.trades,
+        )
+        return message.SerializeToString()
+
+
+def encode_outcomes(commands: Sequence[Command], replies: Sequence[list[Event]], batch_id: int = 0) -> bytes:
+    """The ``OutcomeBatch`` bytes for the trader who sent ``commands`` (``replies``: their events, in order)."""
+    columns = OutcomeColumns()
+    for command, events in zip(commands, replies, strict=True):
+        columns.add(command, events)
+    return columns.to_bytes(batch_id)
 
 
 def encode_refusal(error: ExchangeError, batch_id: int = 0) -> bytes:

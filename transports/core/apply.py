@@ -35,6 +35,7 @@ from engine import (
     ReplaceOrder,
     TradeExecuted,
 )
+from transports.codec.lean import OutcomeColumns
 
 LevelKey = tuple[str, int, int]  # symbol, side, price
 
@@ -55,9 +56,15 @@ class Tally:
 
 
 class MarketBatch:
-    """The market data of one group: trades in order, the last delta of each touched level."""
+    """The market data of one group: trades in order, the last delta of each touched level.
+
+    ``wanted`` is off while nobody subscribes to anything: a symbol's ``md_seq``
+    only has to count the updates delivered after a subscriber's snapshot, so
+    updates nobody can receive are not collected at all.
+    """
 
     def __init__(self) -> None:
+        self.wanted = True
         self.trades: list[TradeExecuted] = []
         self.deltas: dict[LevelKey, BookDelta] = {}
 
@@ -67,16 +74,30 @@ class MarketBatch:
 
 
 def apply_commands(
-    handle: Callable[[Command], list[Event]], commands: Sequence[Command], replies: list[list[Event]], tally: Tally, market: MarketBatch
+    handle: Callable[[Command], list[Event]],
+    commands: Sequence[Command],
+    replies: list[list[Event]],
+    tally: Tally,
+    market: MarketBatch,
+    outcomes: OutcomeColumns | None = None,
 ) -> None:
-    """Apply ``commands`` through ``handle`` (``Engine.handle``), appending each one's events to ``replies``."""
+    """Apply ``commands`` through ``handle`` (``Engine.handle``).
+
+    Each one's events are appended to ``replies``, or, for a lean submission
+    (``outcomes`` given), only its outcome is recorded and the events are
+    dropped at once: nobody will read them, and keeping them alive costs.
+    """
     trades = market.trades
     deltas = market.deltas
+    collect = market.wanted
     rejected = tally.rejected
     cancelled = tally.cancelled
     for command in commands:
         events = handle(command)  # total: a bad command is a reject event, never an exception
-        replies.append(events)
+        if outcomes is None:
+            replies.append(events)
+        else:
+            outcomes.add(command, events)
         if isinstance(command, PlaceOrder):
             tally.places += 1
         elif isinstance(command, CancelOrder):
@@ -89,10 +110,12 @@ def apply_commands(
             tally.add_instruments += 1
         for event in events:
             if isinstance(event, BookDelta):
-                deltas[(event.symbol, int(event.side), event.price)] = event
+                if collect:
+                    deltas[(event.symbol, int(event.side), event.price)] = event
             elif isinstance(event, TradeExecuted):
                 tally.trades += 1
-                trades.append(event)
+                if collect:
+                    trades.append(event)
             elif isinstance(event, OrderAccepted):
                 tally.accepted += 1
             elif isinstance(event, OrderRejected):

@@ -57,6 +57,7 @@ from engine import (
     ReplaceOrder,
     TradeExecuted,
 )
+from transports.codec.lean import OutcomeColumns
 from transports.core import gc_tuning
 from transports.core.apply import MarketBatch, Tally, apply_commands
 from transports.core.histogram import Histogram
@@ -92,6 +93,7 @@ class _Pending:
     transport: str
     started_ns: int
     record: bytes | None  # the journal record of these commands, when the caller already holds it
+    outcomes: OutcomeColumns | None  # lean: each command's outcome for its sender, instead of its events
     replies: Replies = field(default_factory=list)
 
 
@@ -314,13 +316,17 @@ class Gateway:
             self.journal.close()
 
     # --------------------------------------------------------------- submit
-    async def submit(self, commands: Sequence[Command], transport: str = "inproc", record: bytes | None = None) -> Replies:
+    async def submit(
+        self, commands: Sequence[Command], transport: str = "inproc", record: bytes | None = None, outcomes: OutcomeColumns | None = None
+    ) -> Replies:
         """Apply ``commands`` in order; return each command's events once durable.
 
         ``record`` is the journal record of exactly these commands when the
-        caller already holds it (``journal.batch_record`` of the bytes it
-        decoded); otherwise the writer encodes one. Raises ``Overloaded``
-        (nothing applied) when the queue is full.
+        caller already holds it (``journal.trader_batch_record`` of the bytes
+        it decoded); otherwise the writer encodes one. With ``outcomes`` (the
+        lean path) the writer records each command's outcome there instead of
+        keeping its events, and the replies returned are empty. Raises
+        ``Overloaded`` (nothing applied) when the queue is full.
         """
         if not commands:
             return []
@@ -336,7 +342,7 @@ class Gateway:
                 _log.warning("gateway_overloaded", extra={"transport": transport, "queued": self._queued, "refused_so_far": refused})
             raise Overloaded(f"queue full ({self._queued} commands waiting); retry later")
         future: asyncio.Future[Replies] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(commands, future, transport, time.perf_counter_ns(), record))
+        self._pending.append(_Pending(commands, future, transport, time.perf_counter_ns(), record, outcomes))
         self._queued += len(commands)
         self._wake.set()
         return await future
@@ -361,13 +367,14 @@ class Gateway:
             taken = 0
             journal = self.journal
             debug = _log.isEnabledFor(logging.DEBUG)
+            market.wanted = self.marketdata.has_subscribers
             while self._pending and taken < max_group:
                 item = self._pending.popleft()
                 group.append(item)
                 commands = item.commands
                 taken += len(commands)
                 tally = Tally()
-                apply_commands(handle, commands, item.replies, tally, market)
+                apply_commands(handle, commands, item.replies, tally, market, item.outcomes)
                 stats.add(tally, item.transport, len(commands))
                 if debug and tally.rejected:
                     _log_rejects(commands, item.replies, item.transport)
@@ -388,11 +395,9 @@ class Gateway:
 
     def _publish(self, market: MarketBatch) -> None:
         """The group's market data: its trades in order, then one delta per touched level."""
-        publish = self.marketdata.publish
-        for trade in market.trades:
-            publish(trade)
-        for delta in market.deltas.values():
-            publish(delta)
+        publish_all = self.marketdata.publish_all
+        publish_all(market.trades)
+        publish_all(market.deltas.values())
         market.clear()
 
     def _release(self, group: list[_Pending]) -> None:

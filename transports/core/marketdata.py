@@ -164,6 +164,11 @@ class MarketDataHub:
         self.published += count
 
     @property
+    def has_subscribers(self) -> bool:
+        """Whether anybody would receive an update now (nobody: the writer need not collect any)."""
+        return any(self._subscribers.values())
+
+    @property
     def subscriber_count(self) -> int:
         return len({id(s) for subs in self._subscribers.values() for s in subs})
 

@@ -72,8 +72,10 @@ class RequestHandler:
     ) -> None:
         self.gateway = gateway
         self.transport = transport
-        # Where commands go: the gateway, or (a DHT node) the replicated log that feeds it.
+        # Where commands go: the gateway, or (a DHT node) the replicated log that feeds it. The gateway records lean
+        # outcomes as it applies the commands, so their events need not be kept.
         self._submit: Submit = submit if submit is not None else gateway.submit
+        self._lean_submit = gateway.submit if submit is None else None
         limits = limits if limits is not None else Limits()
         self.limits = Limits(min(limits.max_batch, gateway.config.buffer), limits.max_request_bytes, limits.max_snapshot_symbols)
         self.allow_admin = allow_admin
@@ -94,6 +96,10 @@ class RequestHandler:
             if trader is None:
                 raise Unidentified("say who you are first: this connection has no trader")
             commands = lean.decode_orders(message, trader, self.limits.max_batch)
+            if self._lean_submit is not None:
+                outcomes = lean.OutcomeColumns()
+                await self._lean_submit(commands, self.transport, trader_batch_record(trader, data), outcomes)
+                return outcomes.to_bytes(batch_id)
             replies = await self._submit(commands, self.transport, trader_batch_record(trader, data))
         except ExchangeError as exc:
             self.refused(exc)
