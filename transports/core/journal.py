@@ -346,8 +346,15 @@ def replay_records(engine: Engine, records: Sequence[bytes], progress: Callable[
     ``progress(records_done, records_total, commands)`` is called about once
     a second (checked every 256 records: a clock read per record would cost
     more than some records). A checkpoint whose seq is reached must match the
-    state hash; base records are skipped.
+    state hash; base records are skipped. The cyclic collector is paused (see
+    ``_collector_paused``): its full passes over the growing book made replay
+    superlinear, 2.3M commands in 9.7 s but 4.2M in 75 s.
     """
+    with _collector_paused():
+        return _replay(engine, records, progress)
+
+
+def _replay(engine: Engine, records: Sequence[bytes], progress: Callable[[int, int, int], None] | None) -> int:
     handle = engine.handle
     commands = 0
     total = len(records)
