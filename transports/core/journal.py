@@ -471,14 +471,15 @@ class Journal:
             _write_all(fd, MAGIC + frame(base_record(seq, state_hash)))
             os.fsync(fd)
             os.replace(nxt, self.path)  # 5
-            _fsync_dir(self.path)
         except BaseException:
-            os.close(fd)
+            os.close(fd)  # the old segment is still the journal: appending to it stays correct
             raise
+        # Once renamed, the new segment is the journal: switch to it before anything else can fail.
         with self._fd_lock:
             old, self._fd = self._fd, fd
         os.close(old)
         self.base, self.records, self._last_record = seq, 0, b""
+        _fsync_dir(self.path)
 
     def close(self) -> None:
         with self._fd_lock:
