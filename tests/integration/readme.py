@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 SECTIONS = ("Quick start", "Commands")
@@ -74,10 +76,24 @@ class Run:
     kind: str  # "once" or "server"
     timeout_s: float = 120.0
     shorten: str = ""  # appended to the command (inside ARGS="..." for a make line that has one)
-    expect: str = ""  # a text the output must hold
-    ports: tuple[int, ...] = ()  # server: ready when all accept connections
+    replace: tuple[str, str] = ("", "")  # or: this text of the command replaced (DURATION=30 -> DURATION=5)
+    expect: str = ""  # a text the output must hold (a server's: once stopped)
+    ports: tuple[int, ...] = ()  # server: ready when all accept connections ...
+    ready_text: str = ""  # ... and its output holds this
     clients: tuple[str, ...] = field(default=())  # server: README commands run while it is up
+    run_for_s: float = 0.0  # server: how long it runs after ready (after its clients)
+    stop_signal: signal.Signals = signal.SIGTERM  # SIGINT: what Ctrl-C sends
+    cleanup: str = ""  # a command run after the server stopped (what the README's user would type next)
     slow: bool = False  # run by tests/faults (make test-faults), not by make test
+
+
+def typed(command: str, run: Run) -> str:
+    """The command as the test types it: shortened where the README's line runs long."""
+    old, new = run.replace
+    if old:
+        assert old in command, (command, old)
+        command = command.replace(old, new)
+    return shortened(command, run.shorten)
 
 
 def shortened(command: str, extra: str) -> str:
@@ -117,6 +133,27 @@ RUN: dict[str, Run] = {
     "make nats-server": Run("server", ports=(4222,), clients=("make nats-trader",), timeout_s=180),
     "make nats-trader": Run("once", shorten=_SHORT, expect="reconciled with the server"),
     "make compose-check": Run("once", timeout_s=180, expect="passed"),
+    "make nats-auto": Run("once", shorten="--duration 6s", expect="is the leader", timeout_s=180),
+    "make auto-cluster N=5 DURATION=30": Run("once", replace=("DURATION=30", "DURATION=5"), expect="audit ok", timeout_s=240),
+    "make rabbitmq-start && make amqp-server": Run(
+        "server",
+        ports=(5672,),
+        ready_text="dex-amqp listening",
+        clients=("make pricefeed & make bots-init && make bots",),
+        cleanup="make rabbitmq-stop",
+        timeout_s=180,
+        slow=True,
+    ),
+    "make pricefeed & make bots-init && make bots": Run(
+        "server",
+        ready_text="dex-bots: 4/4 workers",
+        run_for_s=5.0,
+        stop_signal=signal.SIGINT,
+        expect="dex-bots summary",
+        timeout_s=180,
+        slow=True,
+    ),
+    "make dht-cluster N=3": Run("server", ports=(7700, 7701, 7702), run_for_s=2.0, timeout_s=180, slow=True),
 }
 
 NOT_RUN: dict[str, str] = {
@@ -132,15 +169,6 @@ NOT_RUN: dict[str, str] = {
     "make bench-dht": "minutes of benchmark (with owner failovers), and it rewrites the committed reports/bench-dht.json",
     "make bench-bots": "minutes of benchmark, and it rewrites the committed reports/bench-bots.json",
     "make clean-state": "deletes var/ and data/ of this checkout; test_clean_state runs it in a temporary copy instead",
-    "make nats-auto": "not driven yet: a node that starts its own nats-server and runs until Ctrl-C "
-    "(tests/integration/nats covers nats-auto)",
-    "make auto-cluster N=5 DURATION=30": "not driven yet: five nodes for 30 s plus start-up and audit, over a minute "
-    "(tests/integration/nats covers the cluster)",
-    "make rabbitmq-start && make amqp-server": "not driven yet: starts and leaves running the checkout's own RabbitMQ "
-    "in var/rabbitmq, which a developer's running broker would share (tests/plugins/rabbitmq.py starts a private one)",
-    "make pricefeed & make bots-init && make bots": "not driven yet: needs the RabbitMQ and dex-amqp of the line above and "
-    "rewrites var/bots.db (tests/integration/bots covers the flow)",
-    "make dht-cluster N=3": "not driven yet: three dex-node peers until Ctrl-C (tests/integration/dht covers them)",
 }
 
 
@@ -175,11 +203,13 @@ def start_server(command: str, log: Path) -> subprocess.Popen[bytes]:
         handle.close()
 
 
-def stop_group(process: subprocess.Popen[str] | subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
-    """SIGTERM to the session this test started (the command and its children), SIGKILL after ``grace_s``."""
+def stop_group(
+    process: subprocess.Popen[str] | subprocess.Popen[bytes], first: signal.Signals = signal.SIGTERM, grace_s: float = 15.0
+) -> None:
+    """``first`` to the session this test started (the command and its children), SIGKILL after ``grace_s``."""
     if process.poll() is not None and not _group_alive(process.pid):
         return
-    _signal_group(process.pid, signal.SIGTERM)
+    _signal_group(process.pid, first)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and _group_alive(process.pid):
         time.sleep(0.1)
@@ -200,3 +230,61 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def top_level(slow: bool) -> list[str]:
+    """README commands a test runs directly (a server's clients run inside its test)."""
+    clients = {client for run in RUN.values() for client in run.clients}
+    return [c for c, run in RUN.items() if c not in clients and run.slow == slow]
+
+
+def run_command(command: str, tmp_path: Path) -> None:
+    """Run one README command as its ``Run`` says; assert what a user would see."""
+    run = RUN[command]
+    if run.kind == "server":
+        _run_server(command, run, tmp_path)
+        return
+    line = typed(command, run)
+    done = run_once(line, run.timeout_s)
+    assert done.returncode == 0, f"{line!r} exited {done.returncode}:\n{done.stdout[-4000:]}"
+    if run.expect:
+        assert run.expect in done.stdout, f"{line!r}: no {run.expect!r} in its output:\n{done.stdout[-4000:]}"
+
+
+def _run_server(command: str, run: Run, tmp_path: Path) -> None:
+    busy = [p for p in run.ports if not port_free(p)]
+    if busy:
+        pytest.fail(
+            f"{command!r} serves on 127.0.0.1 port(s) {busy}, which another process holds: the README's commands use "
+            "their default ports, so stop that process (or run this test on a quiet machine, as CI does)"
+        )
+    log = tmp_path / f"server-{len(list(tmp_path.glob('server-*.log')))}.log"
+    server = start_server(typed(command, run), log)
+    try:
+        _await_ready(command, run, server, log)
+        for client in run.clients:
+            run_command(client, tmp_path)
+        time.sleep(run.run_for_s)
+        assert server.poll() is None, f"{command!r} stopped by itself:\n{_tail(log)}"
+    finally:
+        stop_group(server, run.stop_signal)
+        if run.cleanup:
+            done = run_once(run.cleanup, 120)
+            assert done.returncode == 0, f"{run.cleanup!r} exited {done.returncode}:\n{done.stdout[-2000:]}"
+    if run.expect:
+        assert run.expect in log.read_text(errors="replace"), f"{command!r}: no {run.expect!r} in its output:\n{_tail(log)}"
+    assert all(port_free(p) for p in run.ports), f"{command!r} left a process on {run.ports}"
+
+
+def _await_ready(command: str, run: Run, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + run.timeout_s
+    while not (ports_ready(run.ports) and run.ready_text in log.read_text(errors="replace")):
+        if server.poll() is not None:
+            pytest.fail(f"{command!r} exited {server.returncode} before it was ready:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{command!r} was not ready ({run.ports} {run.ready_text!r}) within {run.timeout_s:.0f} s:\n{_tail(log)}")
+        time.sleep(0.2)
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-4000:]

@@ -6,29 +6,20 @@ test says which port to free), probed until they accept connections, used by
 the README's client lines (``--duration`` shortened), and stopped by their
 process group. Commands that cannot run here are listed with the reason in
 ``readme.NOT_RUN``; the first test fails on any README line in neither list.
+The slow ones (a RabbitMQ with the bots, a DHT cluster) run in
+tests/faults/test_readme_slow_commands.py (``make test-faults``).
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.integration import readme
-from tests.integration.readme import NOT_RUN, ROOT, RUN, Run
-
-
-def _clients() -> set[str]:
-    return {client for run in RUN.values() for client in run.clients}
-
-
-def _top_level(slow: bool) -> list[str]:
-    """README commands a test runs directly (clients run inside their server's test)."""
-    clients = _clients()
-    return [c for c, run in RUN.items() if c not in clients and run.slow == slow]
+from tests.integration.readme import NOT_RUN, ROOT, RUN
 
 
 def test_every_readme_command_is_run_or_listed_with_a_reason():
@@ -58,48 +49,10 @@ def test_the_parser_splits_alternatives_and_drops_comments(tmp_path):
     assert readme.shortened(".venv/bin/x --y", "--duration 2s") == ".venv/bin/x --y --duration 2s"
 
 
-def run_command(command: str, tmp_path: Path) -> None:
-    """Run one README command as its ``Run`` says; assert what a user would see."""
-    run = RUN[command]
-    if run.kind == "server":
-        _run_server(command, run, tmp_path)
-        return
-    typed = readme.shortened(command, run.shorten)
-    done = readme.run_once(typed, run.timeout_s)
-    assert done.returncode == 0, f"{typed!r} exited {done.returncode}:\n{done.stdout[-4000:]}"
-    if run.expect:
-        assert run.expect in done.stdout, f"{typed!r}: no {run.expect!r} in its output:\n{done.stdout[-4000:]}"
-
-
-def _run_server(command: str, run: Run, tmp_path: Path) -> None:
-    busy = [p for p in run.ports if not readme.port_free(p)]
-    if busy:
-        pytest.fail(
-            f"{command!r} serves on 127.0.0.1 port(s) {busy}, which another process holds: the README's commands use "
-            "their default ports, so stop that process (or run this test on a quiet machine, as CI does)"
-        )
-    log = tmp_path / "server.log"
-    server = readme.start_server(command, log)
-    try:
-        deadline = time.monotonic() + run.timeout_s
-        while not readme.ports_ready(run.ports):
-            if server.poll() is not None:
-                pytest.fail(f"{command!r} exited {server.returncode} before serving:\n{log.read_text(errors='replace')[-4000:]}")
-            if time.monotonic() > deadline:
-                output = log.read_text(errors="replace")[-4000:]
-                pytest.fail(f"{command!r} did not serve {run.ports} within {run.timeout_s:.0f} s:\n{output}")
-            time.sleep(0.2)
-        for client in run.clients:
-            run_command(client, tmp_path)
-        assert server.poll() is None, f"{command!r} stopped by itself:\n{log.read_text(errors='replace')[-4000:]}"
-    finally:
-        readme.stop_group(server)
-    assert all(readme.port_free(p) for p in run.ports), f"{command!r} left a process on {run.ports}"
-
-
-@pytest.mark.parametrize("command", _top_level(slow=False))
+@pytest.mark.slow
+@pytest.mark.parametrize("command", readme.top_level(slow=False))
 def test_readme_command_works_as_written(command: str, tmp_path: Path) -> None:
-    run_command(command, tmp_path)
+    readme.run_command(command, tmp_path)
 
 
 def test_clean_state_in_a_temporary_copy(tmp_path: Path) -> None:
