@@ -338,3 +338,29 @@ def test_dex_engine_replay_names_a_refused_snapshot(
     snapshot_path(path).write_bytes(SNAPSHOT_MAGIC + frame(header) + frame(b"{}"))
     assert main(["replay", "--journal", str(path)]) == 1
     assert "state hash" in capsys.readouterr().err
+
+
+def test_a_long_replay_logs_its_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import time
+
+    path = tmp_path / "dex.journal"
+
+    async def write() -> None:
+        gateway = await start(path, snapshot_every=0, snapshot_interval_s=0)
+        await trade(gateway, reference_engine(), flows(), rounds=100, size=10)  # 300 records: one progress check at record 256
+        await gateway.stop()
+
+    asyncio.run(write())
+    clock = iter(range(0, 10**6, 2))  # every clock read is two seconds later
+    monkeypatch.setattr(time, "monotonic", lambda: float(next(clock)))
+
+    async def restart() -> None:
+        gateway = await start(path)
+        await gateway.stop()
+
+    with caplog.at_level(logging.INFO, logger="dex.gateway"):
+        asyncio.run(restart())
+    lines = [r for r in caplog.records if r.getMessage() == "journal_replay"]
+    assert lines and lines[0].__dict__["records"].startswith("256/")
+    assert any(r.getMessage() == "journal_recovered" for r in caplog.records)

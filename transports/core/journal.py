@@ -38,7 +38,8 @@ are each safe to crash after (see docs/state.md for the argument):
 2. write ``<journal>.snapshot.tmp``, fsync it;
 3. rename it to ``<journal>.snapshot``, fsync the directory;
 4. write ``<journal>.next`` (``MAGIC`` + the ``S`` record), lock it, fsync it;
-5. rename it to ``<journal>``, fsync the directory; close the old segment.
+5. rename it to ``<journal>``, switch to it (closing the old segment), fsync
+   the directory.
 
 Recovery (``plan_recovery``) takes the snapshot whose ``journal_base`` is the
 segment's base and skips the records it covers (a crash after step 3), or the
