@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from engine import CancelOrder, CancelReason, PlaceOrder, RejectReason, ReplaceOrder
-from traders.harness import cli
+from traders.harness import cli, live_cost
 from traders.harness.config import ConfigError, HarnessConfig, new_run_id
 from traders.harness.reasons import CANCEL_MEANINGS, REJECT_MEANINGS, cancel_meaning, reject_meaning
 from traders.harness.results import print_reasons, reason_lines
@@ -155,3 +155,9 @@ def test_a_second_run_with_the_same_run_id_is_refused_as_duplicates_and_a_fresh_
     assert first["rejected_by_reason"].get("DUPLICATE_CLIENT_ORDER_ID", 0) == 0
     assert again["rejected_by_reason"].get("DUPLICATE_CLIENT_ORDER_ID", 0) > 0
     assert fresh["rejected_by_reason"].get("DUPLICATE_CLIENT_ORDER_ID", 0) == 0
+
+
+def test_the_cost_measurement_runs():
+    cost, unknown = live_cost.send_path_us(100, 4_000)
+    assert cost > 0
+    assert unknown < 0.05
