@@ -29,6 +29,10 @@ from engine.risk import RiskLimits
 from engine.types import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
 
 FORMAT_VERSION = 1
+_SIDES = {int(v): v for v in Side}
+_ORDER_TYPES = {int(v): v for v in OrderType}
+_TIFS = {int(v): v for v in TimeInForce}
+_STPS = {int(v): v for v in SelfTradePrevention}
 
 
 def _order(o: Order) -> list[Any]:
@@ -134,10 +138,11 @@ def _restore(state: dict[str, Any]) -> Engine:
         return acc
 
     def order(row: list[Any]) -> Order:
-        terms = terms_for(OrderType(row[9]), TimeInForce(row[10]), SelfTradePrevention(row[8]), bool(row[12]))
+        # Table lookups, not enum calls: a restart restores every resting order (a KeyError is a SnapshotError too).
+        terms = terms_for(_ORDER_TYPES[row[9]], _TIFS[row[10]], _STPS[row[8]], bool(row[12]))
         trader = str(row[1])
         account(trader)
-        args = (int(row[0]), trader, str(row[2]), str(row[3]), Side(row[4]), int(row[5]), int(row[6]), terms)
+        args = (int(row[0]), trader, str(row[2]), str(row[3]), _SIDES[row[4]], int(row[5]), int(row[6]), terms)
         o = StopOrder(*args, int(row[11])) if int(row[11]) else Order(*args)
         o.filled = int(row[7])
         return o
