@@ -120,7 +120,7 @@ class OrderFlow:
         """``size`` stream positions: the places, their keys (for ``settle``) and the cancel/replace slots (for ``resolve``)."""
         if len(self.instruments) > _MAX_INSTRUMENTS:
             raise ValueError(f"plan mode trades at most {_MAX_INSTRUMENTS} instruments")
-        self._max_age = max(_MAX_AGE, 2 * size)  # a reply tells of orders up to one batch old
+        self._max_age = max(_MAX_AGE, size)  # the last reply: orders up to one batch old
         places: list[PlaceOrder] = []
         keys: list[int] = []
         slots: list[int] = []
