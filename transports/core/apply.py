@@ -58,19 +58,21 @@ class Tally:
 class MarketBatch:
     """The market data of one group: trades in order, the last delta of each touched level.
 
-    ``wanted`` is off while nobody subscribes to anything: a symbol's ``md_seq``
-    only has to count the updates delivered after a subscriber's snapshot, so
-    updates nobody can receive are not collected at all.
+    ``wanted`` is off while nobody subscribes to anything: then updates nobody
+    can receive are not collected, only counted per symbol (``unsent``), so that
+    each symbol's ``md_seq`` still advances with its book.
     """
 
     def __init__(self) -> None:
         self.wanted = True
         self.trades: list[TradeExecuted] = []
         self.deltas: dict[LevelKey, BookDelta] = {}
+        self.unsent: dict[str, int] = {}
 
     def clear(self) -> None:
         self.trades = []
         self.deltas = {}
+        self.unsent = {}
 
 
 def apply_commands(
@@ -90,6 +92,7 @@ def apply_commands(
     trades = market.trades
     deltas = market.deltas
     collect = market.wanted
+    unsent = market.unsent
     rejected = tally.rejected
     cancelled = tally.cancelled
     for command in commands:
@@ -112,10 +115,14 @@ def apply_commands(
             if isinstance(event, BookDelta):
                 if collect:
                     deltas[(event.symbol, int(event.side), event.price)] = event
+                else:
+                    unsent[event.symbol] = unsent.get(event.symbol, 0) + 1
             elif isinstance(event, TradeExecuted):
                 tally.trades += 1
                 if collect:
                     trades.append(event)
+                else:
+                    unsent[event.symbol] = unsent.get(event.symbol, 0) + 1
             elif isinstance(event, OrderAccepted):
                 tally.accepted += 1
             elif isinstance(event, OrderRejected):

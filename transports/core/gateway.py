@@ -395,9 +395,10 @@ class Gateway:
 
     def _publish(self, market: MarketBatch) -> None:
         """The group's market data: its trades in order, then one delta per touched level."""
-        publish_all = self.marketdata.publish_all
-        publish_all(market.trades)
-        publish_all(market.deltas.values())
+        hub = self.marketdata
+        hub.publish_all(market.trades)
+        hub.publish_all(market.deltas.values())
+        hub.skip(market.unsent)
         market.clear()
 
     def _release(self, group: list[_Pending]) -> None:

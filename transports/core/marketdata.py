@@ -163,6 +163,13 @@ class MarketDataHub:
                     sub.push(update)
         self.published += count
 
+    def skip(self, counts: dict[str, int]) -> None:
+        """Advance each symbol's ``md_seq`` by updates nobody was subscribed to receive."""
+        md_seq = self.md_seq
+        for symbol, count in counts.items():
+            md_seq[symbol] = md_seq.get(symbol, 0) + count
+        self.published += sum(counts.values())
+
     @property
     def has_subscribers(self) -> bool:
         """Whether anybody would receive an update now (nobody: the writer need not collect any)."""
