@@ -82,8 +82,8 @@ class GatewayConfig:
     md_queue: int = 10_000  # per-subscriber market-data queue before it is told "gap"
     # Snapshot + journal truncation (only with a journal): after this many commands or seconds, whichever first; 0 = never.
     # The defaults bound a restart to one snapshot load plus at most this many commands of replay (docs/state.md).
-    snapshot_every: int = 1_000_000
-    snapshot_interval_s: float = 60.0
+    snapshot_every: int = 10_000_000
+    snapshot_interval_s: float = 600.0
 
 
 @dataclass(eq=False)
