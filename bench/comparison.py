@@ -312,7 +312,9 @@ def efficiency(summary: dict[str, Any]) -> dict[str, float | None]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="dex-bench", description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--transports", default="", help=f"comma list (default: all registered: {', '.join(TRANSPORTS)})")
-    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per point (default 5)")
+    # 3 s points keep the whole default run (7 targets x 5 modes x 3 repeats, two fresh servers per target and repeat, and
+    # the wire ceilings) under about 25 minutes on the 2-core machine.
+    p.add_argument("--duration", type=float, default=3.0, help="measured seconds per point (default 3)")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each point (default 1)")
     p.add_argument("--repeat", type=int, default=3, help="repeats of every point; min/median/max reported (default 3)")
     p.add_argument("--rate", type=float, default=1000.0, help="orders/s in the open-loop mode (default 1000)")
