@@ -90,22 +90,34 @@ def json_safe(instrument: Instrument) -> bool:
     return "E" not in str(instrument.tick_size) + str(instrument.lot_size)
 
 
+_STOPS = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+_PRICED = (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+
+@st.composite
+def places(draw: st.DrawFn, symbol: str) -> PlaceOrder:
+    """A place whose fields fit its order type (docs/json-format.md): a price only on limit and stop-limit
+    orders, a stop price only on stops, post_only only on GTC limits. The decoders refuse any other."""
+    order_type = draw(st.sampled_from(OrderType))
+    tif = draw(st.sampled_from(TimeInForce))
+    return PlaceOrder(
+        draw(names),
+        draw(optional_names),
+        symbol,
+        draw(sides),
+        draw(steps),
+        draw(maybe_steps) if order_type in _PRICED else 0,
+        order_type,
+        tif,
+        draw(st.booleans()) if order_type is OrderType.LIMIT and tif is TimeInForce.GTC else False,
+        draw(maybe_steps) if order_type in _STOPS else 0,
+        draw(st.sampled_from(SelfTradePrevention)),
+    )
+
+
 def commands(instrument: Instrument) -> st.SearchStrategy[Command]:
     symbol = instrument.symbol
-    place = st.builds(
-        PlaceOrder,
-        names,
-        optional_names,
-        st.just(symbol),
-        sides,
-        steps,
-        maybe_steps,
-        st.sampled_from(OrderType),
-        st.sampled_from(TimeInForce),
-        st.booleans(),
-        maybe_steps,
-        st.sampled_from(SelfTradePrevention),
-    )
+    place = places(symbol)
     cancel = st.one_of(
         st.builds(CancelOrder, names, ids, optional_names),
         st.builds(CancelOrder, names, st.just(0), names),

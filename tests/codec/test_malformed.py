@@ -42,8 +42,9 @@ def reason_of(fn: Any, *args: Any, **kwargs: Any) -> RejectReason:
 # ------------------------------------------------------------------ JSON
 JSON_PLACE = {
     "type": "place", "trader": "alice", "client_order_id": "a-1", "symbol": "BTC-USD", "side": "buy", "order_type": "limit",
-    "price": "30000.00", "qty": "0.5000", "tif": "gtc", "post_only": False, "stop_price": None, "stp": "cancel_newest",
+    "price": "30000.00", "qty": "0.5000", "tif": "gtc", "post_only": False, "stp": "cancel_newest",
 }  # fmt: skip
+JSON_STOP = {**JSON_PLACE, "order_type": "stop_limit", "stop_price": "29990.00", "post_only": MISSING}
 JSON_CANCEL = {"type": "cancel", "trader": "alice", "order_id": 7}
 JSON_REPLACE = {"type": "replace", "trader": "alice", "order_id": 7, "symbol": "BTC-USD", "price": "30001.00"}
 JSON_ADD = {"type": "add_instrument", "symbol": "ETH-USD", "tick_size": "0.01", "lot_size": "0.001", "min_qty": "0.001"}
@@ -72,8 +73,8 @@ JSON_CASES: list[tuple[dict[str, Any], str, Any, RejectReason]] = [
     *[(JSON_PLACE, "qty", bad, QTY) for bad in BAD_QTYS],
     (JSON_PLACE, "price", 30000.5, PRICE),
     *[(JSON_PLACE, "price", bad, PRICE) for bad in BAD_PRICES],
-    (JSON_PLACE, "stop_price", 1, PRICE),
-    (JSON_PLACE, "stop_price", "29999.999", PRICE),
+    (JSON_STOP, "stop_price", 1, PRICE),
+    (JSON_STOP, "stop_price", "29999.999", PRICE),
     (JSON_PLACE, "surprise", 1, M),
     (JSON_CANCEL, "order_id", MISSING, M),
     (JSON_CANCEL, "order_id", "abc", M),
@@ -106,7 +107,7 @@ JSON_CASES: list[tuple[dict[str, Any], str, Any, RejectReason]] = [
 
 
 def _with(base: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
-    out = dict(base)
+    out = {k: v for k, v in base.items() if v is not MISSING}
     if value is MISSING:
         out.pop(field, None)
     else:
@@ -115,8 +116,8 @@ def _with(base: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
 
 
 def test_the_valid_json_bases_decode() -> None:
-    for base in (JSON_PLACE, JSON_CANCEL, JSON_REPLACE, JSON_ADD):
-        json_codec.decode_command(base, LOOKUP)
+    for base in (JSON_PLACE, JSON_STOP, JSON_CANCEL, JSON_REPLACE, JSON_ADD):
+        json_codec.decode_command(_with(base, "type", base["type"]), LOOKUP)
 
 
 @pytest.mark.parametrize(("base", "field", "value", "reason"), JSON_CASES, ids=lambda v: repr(v)[:24])
@@ -206,7 +207,7 @@ PROTO_CASES: list[tuple[pb.Command, RejectReason]] = [
     (place(qty=""), M),
     *[(place(qty=bad), QTY) for bad in BAD_QTYS if bad],
     *[(place(price=bad), PRICE) for bad in BAD_PRICES if bad],
-    (place(stop_price="29999.999"), PRICE),
+    (place(order_type=4, stop_price="29999.999"), PRICE),
     (cancel(order_id=0), M),
     (cancel(order_id=2**63), M),
     (cancel(trader=""), M),

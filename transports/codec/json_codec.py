@@ -76,11 +76,11 @@ def _obj(data: Any) -> dict[str, Any]:
 
 
 def _text(data: dict[str, Any], key: str, required: bool = True, default: str = "") -> str:
-    value = data.get(key)
-    if value is None:
+    if key not in data:
         if required:
             raise MalformedMessage(f"missing field {key!r}")
         return default
+    value = data[key]
     if not isinstance(value, str):
         raise MalformedMessage(f"field {key!r} must be a string")
     if len(value) > _MAX_TEXT:
@@ -89,53 +89,90 @@ def _text(data: dict[str, Any], key: str, required: bool = True, default: str = 
 
 
 def _order_id(data: dict[str, Any], key: str = "order_id", required: bool = True) -> int:
-    value = data.get(key)
-    if value is None:
+    """An order id is a JSON integer (as events print it): never a string, a float or a bool."""
+    if key not in data:
         if required:
             raise MalformedMessage(f"missing field {key!r}")
         return 0
-    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
-        value = int(value)
+    value = data[key]
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
-        raise MalformedMessage(f"field {key!r} must be a positive integer")
+        raise MalformedMessage(f"field {key!r} must be a positive JSON integer")
     return value
 
 
-def _enum(data: dict[str, Any], key: str, kind: type[E], default: E) -> E:
-    value = data.get(key)
-    if value is None:
+def _names(kind: type[E]) -> dict[str, E]:
+    return {member.name.lower(): member for member in kind}
+
+
+_SIDES: dict[str, Side] = _names(Side)
+_ORDER_TYPES: dict[str, OrderType] = _names(OrderType)
+_TIFS: dict[str, TimeInForce] = _names(TimeInForce)
+_STPS: dict[str, SelfTradePrevention] = _names(SelfTradePrevention)
+
+
+def _enum(data: dict[str, Any], key: str, table: dict[str, E], default: E | None = None) -> E:
+    """A lower-case name, exactly as docs/json-format.md spells it ("buy", never "BUY")."""
+    if key not in data:
+        if default is None:
+            raise MalformedMessage(f"missing field {key!r}")
         return default
-    if isinstance(value, str):
-        member = kind.__members__.get(value.upper())
-        if member is not None:
-            return member
-    raise MalformedMessage(f"field {key!r} must be one of {', '.join(m.lower() for m in kind.__members__)}")
-
-
-def _required_enum(data: dict[str, Any], key: str, kind: type[E]) -> E:
-    if data.get(key) is None:
-        raise MalformedMessage(f"missing field {key!r}")
-    return _enum(data, key, kind, next(iter(kind)))
+    value = data[key]
+    member = table.get(value) if isinstance(value, str) else None
+    if member is None:
+        raise MalformedMessage(f"field {key!r} must be one of {', '.join(table)}")
+    return member
 
 
 def _bool(data: dict[str, Any], key: str) -> bool:
     value = data.get(key, False)
-    if value is None:
-        return False
     if not isinstance(value, bool):
         raise MalformedMessage(f"field {key!r} must be true or false")
     return value
 
 
 def _decimal(data: dict[str, Any], key: str) -> str | None:
-    """A price or quantity field: a decimal string, never a JSON number (floats are inexact)."""
-    value = data.get(key)
-    if value is None or isinstance(value, str):
+    """A price or quantity field: a decimal string, never a JSON number (floats are inexact) nor null."""
+    if key not in data:
+        return None
+    value = data[key]
+    if isinstance(value, str):
         return value
     raise MalformedMessage(
         f'field {key!r} must be a decimal string such as "100.25"',
         RejectReason.INVALID_QUANTITY if key == "qty" else RejectReason.INVALID_PRICE,
     )
+
+
+def _positive_price(conv: DecimalConverter, text: str, key: str) -> int:
+    ticks = conv.parse_price(text)
+    if ticks <= 0:
+        raise MalformedMessage(f"field {key!r} must be positive, got {text!r}", RejectReason.INVALID_PRICE)
+    return ticks
+
+
+def _positive_qty(conv: DecimalConverter, text: str, key: str) -> int:
+    lots = conv.parse_qty(text)
+    if lots <= 0:
+        raise MalformedMessage(f"field {key!r} must be positive, got {text!r}", RejectReason.INVALID_QUANTITY)
+    return lots
+
+
+def check_place_fields(order_type: OrderType, tif: TimeInForce, has_price: bool, has_stop_price: bool, post_only: bool) -> None:
+    """The fields a place may carry for its order type, the same rule in every form (JSON, protobuf, lean).
+
+    A field the order type does not take is refused whatever its value
+    (``INVALID_ORDER``, the engine's reason for the same combinations): a
+    price on a market or stop-market order, a stop price on an order that is
+    not a stop, ``post_only`` on anything but a GTC limit order. In JSON a
+    field is given when its key is present; in protobuf and lean, when it is
+    not at its default (0, "" or false: proto3 cannot tell those from absent).
+    """
+    if has_price and (order_type is OrderType.MARKET or order_type is OrderType.STOP_MARKET):
+        raise MalformedMessage(f"a {order_type.name.lower()} order takes no price", RejectReason.INVALID_ORDER)
+    if has_stop_price and order_type is not OrderType.STOP_MARKET and order_type is not OrderType.STOP_LIMIT:
+        raise MalformedMessage("only stop orders take a stop price", RejectReason.INVALID_ORDER)
+    if post_only and (order_type is not OrderType.LIMIT or tif is not TimeInForce.GTC):
+        raise MalformedMessage("post_only is for GTC limit orders only", RejectReason.INVALID_ORDER)
 
 
 def _instrument(instruments: InstrumentLookup, symbol: str) -> Instrument:
@@ -155,7 +192,7 @@ def _check_keys(data: dict[str, Any], allowed: frozenset[str]) -> None:
 _PLACE_KEYS = frozenset(
     {"type", "trader", "client_order_id", "symbol", "side", "order_type", "price", "qty", "tif", "post_only", "stop_price", "stp"}
 )
-_CANCEL_KEYS = frozenset({"type", "trader", "order_id", "client_order_id", "symbol"})
+_CANCEL_KEYS = frozenset({"type", "trader", "order_id", "client_order_id"})
 _REPLACE_KEYS = frozenset({"type", "trader", "order_id", "client_order_id", "symbol", "price", "qty"})
 _MASS_CANCEL_KEYS = frozenset({"type", "trader", "symbol"})
 _INSTRUMENT_KEYS = frozenset({"type", "symbol", "tick_size", "lot_size", "min_qty", "max_qty", "price_band_bps", "reference_price"})
@@ -165,27 +202,30 @@ def _decode_place(data: dict[str, Any], instruments: InstrumentLookup, trader: s
     _check_keys(data, _PLACE_KEYS)
     symbol = _text(data, "symbol")
     conv = converter(_instrument(instruments, symbol))
-    order_type = _enum(data, "order_type", OrderType, OrderType.LIMIT)
+    side = _enum(data, "side", _SIDES)
+    order_type = _enum(data, "order_type", _ORDER_TYPES, OrderType.LIMIT)
+    tif = _enum(data, "tif", _TIFS, TimeInForce.GTC)
+    stp = _enum(data, "stp", _STPS, SelfTradePrevention.CANCEL_NEWEST)
+    post_only = _bool(data, "post_only")
     raw_price = _decimal(data, "price")
     raw_stop = _decimal(data, "stop_price")
     raw_qty = _decimal(data, "qty")
+    check_place_fields(order_type, tif, raw_price is not None, raw_stop is not None, "post_only" in data)
+    if raw_qty is None:
+        raise MalformedMessage("missing field 'qty'")
     return PlaceOrder(
         trader if trader is not None else _text(data, "trader"),
         _text(data, "client_order_id", required=False),
         symbol,
-        _required_enum(data, "side", Side),
-        conv.parse_qty(raw_qty) if raw_qty is not None else _missing("qty"),
-        conv.parse_price(raw_price) if raw_price is not None else 0,
+        side,
+        _positive_qty(conv, raw_qty, "qty"),
+        _positive_price(conv, raw_price, "price") if raw_price is not None else 0,
         order_type,
-        _enum(data, "tif", TimeInForce, TimeInForce.GTC),
-        _bool(data, "post_only"),
-        conv.parse_price(raw_stop) if raw_stop is not None else 0,
-        _enum(data, "stp", SelfTradePrevention, SelfTradePrevention.CANCEL_NEWEST),
+        tif,
+        post_only,
+        _positive_price(conv, raw_stop, "stop_price") if raw_stop is not None else 0,
+        stp,
     )
-
-
-def _missing(key: str) -> int:
-    raise MalformedMessage(f"missing field {key!r}")
 
 
 def _decode_replace(data: dict[str, Any], instruments: InstrumentLookup, trader: str | None) -> ReplaceOrder:
@@ -203,8 +243,8 @@ def _decode_replace(data: dict[str, Any], instruments: InstrumentLookup, trader:
     return ReplaceOrder(
         trader if trader is not None else _text(data, "trader"),
         order_id,
-        conv.parse_price(raw_price) if raw_price is not None else 0,
-        conv.parse_qty(raw_qty) if raw_qty is not None else 0,
+        _positive_price(conv, raw_price, "price") if raw_price is not None else 0,
+        _positive_qty(conv, raw_qty, "qty") if raw_qty is not None else 0,
         symbol,
         client_order_id,
     )

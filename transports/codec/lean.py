@@ -13,7 +13,11 @@ Invariants:
   set to anything but its default, a symbol index out of the table, a text over
   64 characters, or more commands than allowed raise ``MalformedMessage``, and
   nothing of the batch is applied. The count is checked before any command is
-  built.
+  built. A client's batch (not a journal record) also obeys the value rules of
+  every form (docs/json-format.md): 0 means absent, a negative price or
+  quantity is ``INVALID_PRICE`` / ``INVALID_QUANTITY``, a place field its
+  order type does not take is ``INVALID_ORDER`` (``check_place_fields``), and a
+  replace changes a price or a quantity.
 * ``encode_outcomes`` writes one outcome per command, for the trader who sent
   it: accepted (with its order id, own fills as the taker and leaves),
   rejected (with the reason), cancelled or replaced. Book deltas are never in
@@ -50,6 +54,7 @@ from engine import (
     TimeInForce,
     TradeExecuted,
 )
+from transports.codec.json_codec import check_place_fields
 from transports.codec.proto_codec import decode_error, error_reply, pb
 
 PLACE: Final = 1
@@ -264,7 +269,7 @@ def decode_orders(message: pb.OrderBatch, trader: str | None, max_commands: int)
         if not name or len(name) > MAX_TEXT:
             raise MalformedMessage(f"a symbol is 1 to {MAX_TEXT} characters")
     names = _traders(message, trader, count)
-    return _commands(message, count, symbols, names)
+    return _commands(message, count, symbols, names, trader is not None)
 
 
 def _traders(message: pb.OrderBatch, trader: str | None, count: int) -> list[str]:
@@ -283,7 +288,9 @@ def _column(values: Sequence[int], count: int) -> list[int]:
     return list(values) if values else [0] * count
 
 
-def _commands(message: pb.OrderBatch, count: int, symbols: list[str], names: list[str]) -> list[Command]:
+def _commands(message: pb.OrderBatch, count: int, symbols: list[str], names: list[str], strict: bool) -> list[Command]:
+    """``strict`` (a client's batch): the value rules of ``check_values`` too. A journal record is not
+    re-judged: it holds what the engine received and answered, and replaying it must answer the same."""
     kinds = list(message.kind)
     symbol = _column(message.symbol, count)
     side = _column(message.side, count)
@@ -307,12 +314,15 @@ def _commands(message: pb.OrderBatch, count: int, symbols: list[str], names: lis
         text = coid[i]
         if len(text) > MAX_TEXT:
             raise MalformedMessage(f"command {i}: a client_order_id is at most {MAX_TEXT} characters")
+        if strict:
+            _check_values(i, kind, price[i], qty[i], stop_price[i])
         if kind == PLACE:
             if order_id[i]:
                 raise MalformedMessage(f"command {i}: a place takes no order_id")
-            commands.append(
-                _place(i, names[i], text, name, side[i], qty[i], price[i], order_type[i], tif[i], post_only[i], stop_price[i], stp[i])
-            )
+            place = _place(i, names[i], text, name, side[i], qty[i], price[i], order_type[i], tif[i], post_only[i], stop_price[i], stp[i])
+            if strict:
+                _check_place(i, place)
+            commands.append(place)
             continue
         if side[i] or order_type[i] or tif[i] or stp[i] or post_only[i] or stop_price[i]:
             raise MalformedMessage(f"command {i}: side, order_type, tif, stp, post_only and stop_price are for a place only")
@@ -332,6 +342,23 @@ def _commands(message: pb.OrderBatch, count: int, symbols: list[str], names: lis
         else:
             raise MalformedMessage(f"command {i}: unknown command kind {kind}")
     return commands
+
+
+def _check_values(i: int, kind: int, price: int, qty: int, stop_price: int) -> None:
+    """0 is "absent" in these integer columns (proto3); a value given is positive."""
+    if price < 0 or stop_price < 0:
+        raise MalformedMessage(f"command {i}: a price must be positive", RejectReason.INVALID_PRICE)
+    if qty < 0:
+        raise MalformedMessage(f"command {i}: a quantity must be positive", RejectReason.INVALID_QUANTITY)
+    if kind == REPLACE and not price and not qty:
+        raise MalformedMessage(f"command {i}: a replace needs a new price, a new qty, or both")
+
+
+def _check_place(i: int, place: PlaceOrder) -> None:
+    try:
+        check_place_fields(place.order_type, place.tif, place.price != 0, place.stop_price != 0, place.post_only)
+    except MalformedMessage as exc:
+        raise MalformedMessage(f"command {i}: {exc.message}", exc.reason) from None
 
 
 def _place(

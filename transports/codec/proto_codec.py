@@ -67,7 +67,7 @@ try:
 except ImportError as exc:  # pragma: no cover - a checkout where `make setup` has not run
     raise ImportError(f"{exc}: the protobuf code is generated from protos/exchange/v1/exchange.proto by `make setup`") from exc
 from transports.codec.decimals import DecimalConverter, converter
-from transports.codec.json_codec import InstrumentLookup
+from transports.codec.json_codec import InstrumentLookup, check_place_fields
 from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketUpdate
 
 __all__ = [
@@ -258,21 +258,45 @@ def decode_instruments(data: pb.InstrumentList | Bytes) -> list[Instrument]:
 def _decode_place(m: pb.PlaceOrder, instruments: InstrumentLookup, trader: str | None) -> PlaceOrder:
     symbol = _text(m.symbol, "symbol")
     conv = _converter(instruments, symbol)
+    side = _enum(_SIDE, m.side, "side")
+    order_type = _enum(_ORDER_TYPE, m.order_type, "order_type", OrderType.LIMIT)
+    tif = _enum(_TIF, m.tif, "tif", TimeInForce.GTC)
+    stp = _enum(_STP, m.stp, "stp", SelfTradePrevention.CANCEL_NEWEST)
+    check_place_fields(order_type, tif, bool(m.price), bool(m.stop_price), m.post_only)
     if not m.qty:
         raise MalformedMessage("missing field 'qty'")
     return PlaceOrder(
         trader if trader is not None else _text(m.trader, "trader"),
         _text(m.client_order_id, "client_order_id", required=False),
         symbol,
-        _enum(_SIDE, m.side, "side"),
-        conv.parse_qty(m.qty),
-        _price_in(conv, m.price),
-        _enum(_ORDER_TYPE, m.order_type, "order_type", OrderType.LIMIT),
-        _enum(_TIF, m.tif, "tif", TimeInForce.GTC),
+        side,
+        _positive_qty(conv, m.qty, "qty"),
+        _positive_price(conv, m.price, "price"),
+        order_type,
+        tif,
         m.post_only,
-        _price_in(conv, m.stop_price),
-        _enum(_STP, m.stp, "stp", SelfTradePrevention.CANCEL_NEWEST),
+        _positive_price(conv, m.stop_price, "stop_price"),
+        stp,
     )
+
+
+def _positive_price(conv: DecimalConverter, text: str, field: str) -> int:
+    """A price given (not empty) is positive: "0" is refused, only the empty string means absent."""
+    if not text:
+        return 0
+    ticks = conv.parse_price(text)
+    if ticks <= 0:
+        raise MalformedMessage(f"field {field!r} must be positive, got {text!r}", RejectReason.INVALID_PRICE)
+    return ticks
+
+
+def _positive_qty(conv: DecimalConverter, text: str, field: str) -> int:
+    if not text:
+        return 0
+    lots = conv.parse_qty(text)
+    if lots <= 0:
+        raise MalformedMessage(f"field {field!r} must be positive, got {text!r}", RejectReason.INVALID_QUANTITY)
+    return lots
 
 
 def _decode_cancel(m: pb.CancelOrder, instruments: InstrumentLookup, trader: str | None) -> CancelOrder:
@@ -295,8 +319,8 @@ def _decode_replace(m: pb.ReplaceOrder, instruments: InstrumentLookup, trader: s
     return ReplaceOrder(
         trader if trader is not None else _text(m.trader, "trader"),
         order_id,
-        _price_in(conv, m.new_price),
-        _qty_in(conv, m.new_qty),
+        _positive_price(conv, m.new_price, "new_price"),
+        _positive_qty(conv, m.new_qty, "new_qty"),
         symbol,
         client_order_id,
     )
