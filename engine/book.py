@@ -53,11 +53,10 @@ class Account:
     def __init__(self, trader: str) -> None:
         self.trader = trader
         self.open_count = 0  # its orders in the engine's OpenOrders
-        # Client order id -> the order id it was given. Kept for the engine's
-        # lifetime, so a resent order is recognised as a duplicate even after
-        # it filled. Written once, when the order is placed: nothing changes
-        # it when the order finishes or is replaced (a write into this large
-        # dict, cold in the cache, cost more than the boxed id it stores).
+        # Client order id -> the order id it was given: the ids of open orders
+        # and of finished ones still in the engine's de-duplication window
+        # (``Engine._remember`` drops an id when its entry leaves the window),
+        # so a resent order is recognised as a duplicate even after it filled.
         self.client_ids: dict[str, int] = {}
 
 

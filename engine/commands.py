@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from engine.instruments import Instrument
 from engine.native import mypyc_attr
+from engine.reasons import CancelReason
 from engine.record import Record
 from engine.types import OrderType, SelfTradePrevention, Side, TimeInForce
 
@@ -74,19 +75,26 @@ class PlaceOrder(Record):
 
 @mypyc_attr(acyclic=True)
 class CancelOrder(Record):
-    """Cancel by exchange ``order_id``, or by ``client_order_id`` when ``order_id`` is 0."""
+    """Cancel by exchange ``order_id``, or by ``client_order_id`` when ``order_id`` is 0.
 
-    __slots__ = ("client_order_id", "order_id", "trader")
-    FIELDS: ClassVar[tuple[str, ...]] = ("trader", "order_id", "client_order_id")
+    ``request_id`` (0 = none) makes a retry safe: within the de-duplication
+    window a cancel with a request id the trader already used is answered with
+    the first one's outcome and not applied again (``Engine``, docs/exactly-once.md).
+    """
+
+    __slots__ = ("client_order_id", "order_id", "request_id", "trader")
+    FIELDS: ClassVar[tuple[str, ...]] = ("trader", "order_id", "client_order_id", "request_id")
 
     trader: str
     order_id: int
     client_order_id: str
+    request_id: int
 
-    def __init__(self, trader: str, order_id: int = 0, client_order_id: str = "") -> None:
+    def __init__(self, trader: str, order_id: int = 0, client_order_id: str = "", request_id: int = 0) -> None:
         self.trader = trader
         self.order_id = order_id
         self.client_order_id = client_order_id
+        self.request_id = request_id
 
 
 @mypyc_attr(acyclic=True)
@@ -99,10 +107,11 @@ class ReplaceOrder(Record):
     quantity increase sends the order to the back of its (new) level, and a new
     price that crosses the spread trades at once. ``symbol``, when given, must
     be the order's symbol (the edge needs it to convert the price).
+    ``request_id`` (0 = none): as for ``CancelOrder``.
     """
 
-    __slots__ = ("client_order_id", "new_price", "new_qty", "order_id", "symbol", "trader")
-    FIELDS: ClassVar[tuple[str, ...]] = ("trader", "order_id", "new_price", "new_qty", "symbol", "client_order_id")
+    __slots__ = ("client_order_id", "new_price", "new_qty", "order_id", "request_id", "symbol", "trader")
+    FIELDS: ClassVar[tuple[str, ...]] = ("trader", "order_id", "new_price", "new_qty", "symbol", "client_order_id", "request_id")
 
     trader: str
     order_id: int
@@ -110,9 +119,17 @@ class ReplaceOrder(Record):
     new_qty: int
     symbol: str
     client_order_id: str
+    request_id: int
 
     def __init__(
-        self, trader: str, order_id: int, new_price: int = 0, new_qty: int = 0, symbol: str = "", client_order_id: str = ""
+        self,
+        trader: str,
+        order_id: int,
+        new_price: int = 0,
+        new_qty: int = 0,
+        symbol: str = "",
+        client_order_id: str = "",
+        request_id: int = 0,
     ) -> None:
         self.trader = trader
         self.order_id = order_id
@@ -120,21 +137,33 @@ class ReplaceOrder(Record):
         self.new_qty = new_qty
         self.symbol = symbol
         self.client_order_id = client_order_id
+        self.request_id = request_id
 
 
 @mypyc_attr(acyclic=True)
 class MassCancel(Record):
-    """Cancel every open order of ``trader``, in ``symbol`` or (``""``) in all symbols."""
+    """Cancel every open order of ``trader``, in ``symbol`` or (``""``) in all symbols.
 
-    __slots__ = ("symbol", "trader")
-    FIELDS: ClassVar[tuple[str, ...]] = ("trader", "symbol")
+    ``reason`` is what the cancels say: ``MASS_CANCEL`` when the trader asks
+    (the only one a wire decodes), ``CANCEL_ON_DISCONNECT`` when the exchange
+    issues it for a session that went silent (``transports.core.sessions``).
+    It is part of the command, so a replayed journal cancels with the same reason.
+    ``request_id`` (0 = none): as for ``CancelOrder``.
+    """
+
+    __slots__ = ("reason", "request_id", "symbol", "trader")
+    FIELDS: ClassVar[tuple[str, ...]] = ("trader", "symbol", "reason", "request_id")
 
     trader: str
     symbol: str
+    reason: CancelReason
+    request_id: int
 
-    def __init__(self, trader: str, symbol: str = "") -> None:
+    def __init__(self, trader: str, symbol: str = "", reason: CancelReason = CancelReason.MASS_CANCEL, request_id: int = 0) -> None:
         self.trader = trader
         self.symbol = symbol
+        self.reason = reason
+        self.request_id = request_id
 
 
 @mypyc_attr(acyclic=True)

@@ -18,6 +18,24 @@ Rules implemented here (each has tests):
 * Self-trade prevention per incoming order.
 * A trader can see, cancel and replace only its own orders: another trader's
   order id is simply unknown to it.
+
+De-duplication window (docs/exactly-once.md). Client order ids and request
+ids are remembered in a window counted in commands, never in time, so that the
+same journal always replays to the same state:
+
+* a client order id is held while its order is open (a cancel or replace may
+  name it) and, after the order finished, while it is among the last
+  ``dedup_window`` finished entries; a place reusing a held id is refused
+  ``DUPLICATE_CLIENT_ORDER_ID`` (naming the first order), an id that left the
+  window is free again;
+* a cancel, replace or mass cancel with a ``request_id`` (per trader; 0 = none)
+  stores its events as one entry of the same window; the same request id
+  again, while the entry is in the window, is answered with those events and
+  nothing is applied (``repeated_from`` tells the caller, whose market data
+  and counts must not see them twice); after it left, the command is new.
+
+So memory is the open orders plus ``dedup_window`` entries, whatever the order
+flow. The window's time bound lives in the gateway (it needs a clock).
 """
 
 from __future__ import annotations
@@ -58,10 +76,12 @@ _FOK: Final = TimeInForce.FOK
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
 _MAX_CLIENT_ID: Final = 64
+DEFAULT_DEDUP_WINDOW: Final = 100_000
 _FOK_NOT_FILLED: Final = CancelReason.FOK_NOT_FILLED
 _IOC_REMAINDER: Final = CancelReason.IOC_REMAINDER
 _MARKET_REMAINDER: Final = CancelReason.MARKET_REMAINDER
 _MASS_CANCEL: Final = CancelReason.MASS_CANCEL
+_CANCEL_ON_DISCONNECT: Final = CancelReason.CANCEL_ON_DISCONNECT
 _SELF_TRADE: Final = CancelReason.SELF_TRADE
 _CANCELLED_BY_USER: Final = CancelReason.USER
 _STATUS_CANCELLED: Final = OrderStatus.CANCELLED
@@ -99,6 +119,7 @@ class Engine:
         trader_limits: Mapping[str, RiskLimits] | None = None,
         trade_history: int = 1000,
         terminal_history: int = 10_000,
+        dedup_window: int = DEFAULT_DEDUP_WINDOW,
     ) -> None:
         self.risk = risk if risk is not None else RiskLimits()
         self.max_open_orders = self.risk.max_open_orders
@@ -116,6 +137,16 @@ class Engine:
         self.terminal = FinishedOrders(terminal_history)
         self._trader_risk: dict[tuple[str, str], tuple[int, int, int]] = {}
         self._last_terms = terms_for(_LIMIT, _GTC, SelfTradePrevention.CANCEL_NEWEST, False)
+        # The de-duplication window (module docstring): finished entries oldest
+        # first, each (trader, client order id, order id, request id), and the
+        # answers of the request ids among them by (trader, request id): (the
+        # entry's position, its events). ``dedup_position`` counts entries ever added.
+        self.dedup_window = dedup_window
+        self.dedup_position = 0
+        self.recent: deque[tuple[str, str, int, int]] = deque()
+        self.requests: dict[tuple[str, int], tuple[int, list[Event]]] = {}
+        # Set by ``handle``: the window position of the answer it repeated, or -1 (it applied the command).
+        self.repeated_from = -1
 
     # ------------------------------------------------------------------ API
     def handle(self, command: object) -> list[Event]:
@@ -126,17 +157,24 @@ class Engine:
         """
         ev: list[Event] = []
         kind = type(command)
+        self.repeated_from = -1
         if kind is PlaceOrder:
             assert isinstance(command, PlaceOrder)
             self._place(command, ev)
         elif kind is CancelOrder:
             assert isinstance(command, CancelOrder)
+            if command.request_id:
+                return self._once(command.trader, command.request_id, command)
             self._cancel(command, ev)
         elif kind is ReplaceOrder:
             assert isinstance(command, ReplaceOrder)
+            if command.request_id:
+                return self._once(command.trader, command.request_id, command)
             self._replace(command, ev)
         elif kind is MassCancel:
             assert isinstance(command, MassCancel)
+            if command.request_id:
+                return self._once(command.trader, command.request_id, command)
             self._mass_cancel(command, ev)
         elif kind is AddInstrument:
             assert isinstance(command, AddInstrument)
@@ -144,6 +182,38 @@ class Engine:
         else:
             raise MalformedMessage(f"not a command: {kind.__name__}")
         return ev
+
+    def _once(self, trader: str, request_id: int, command: CancelOrder | ReplaceOrder | MassCancel) -> list[Event]:
+        """Apply a command that carries a request id, unless the window holds that id's answer: then repeat it."""
+        key = (trader, request_id)
+        answered = self.requests.get(key)
+        if answered is not None:
+            self.repeated_from = answered[0]
+            return answered[1]
+        ev: list[Event] = []
+        if isinstance(command, CancelOrder):
+            self._cancel(command, ev)
+        elif isinstance(command, ReplaceOrder):
+            self._replace(command, ev)
+        else:
+            self._mass_cancel(command, ev)
+        self.requests[key] = (self.dedup_position, ev)
+        self._remember(trader, "", 0, request_id)
+        return ev
+
+    def _remember(self, trader: str, client_order_id: str, order_id: int, request_id: int) -> None:
+        """Add a finished entry to the window; forget the oldest one beyond ``dedup_window``."""
+        recent = self.recent
+        recent.append((trader, client_order_id, order_id, request_id))
+        self.dedup_position += 1
+        if len(recent) > self.dedup_window:
+            old_trader, old_coid, old_order, old_request = recent.popleft()
+            if old_request:
+                del self.requests[(old_trader, old_request)]
+            else:
+                ids = self.accounts[old_trader].client_ids
+                if ids.get(old_coid, 0) == old_order:  # else the id was given to a later order: keep it
+                    del ids[old_coid]
 
     def handle_all(self, commands: Iterable[object]) -> list[Event]:
         out: list[Event] = []
@@ -546,10 +616,12 @@ class Engine:
             account.open_count += 1
 
     def _retire(self, order: Order, status: OrderStatus) -> None:
-        """Move a finished order from the open orders to the terminal history."""
+        """Move a finished order from the open orders to the terminal history (and its client id into the window)."""
         if self.open.remove(order.order_id):
             self.accounts[order.trader].open_count -= 1
         self.terminal.add(order, status)
+        if order.client_order_id:
+            self._remember(order.trader, order.client_order_id, order.order_id, 0)
 
     # -------------------------------------------------------------- stops
     def _trigger_stops(self, book: OrderBook, ev: list[Event]) -> None:
@@ -704,6 +776,10 @@ class Engine:
             self._trigger_stops(book, ev)
 
     def _mass_cancel(self, cmd: MassCancel, ev: list[Event]) -> None:
+        reason = cmd.reason
+        if reason not in (_MASS_CANCEL, _CANCEL_ON_DISCONNECT):
+            self._reject(ev, cmd.trader, "", cmd.symbol, _INVALID_ORDER, f"a mass cancel cannot give the reason {reason!r}")
+            return
         account = self.accounts.get(cmd.trader)
         if account is None:
             return
@@ -715,7 +791,7 @@ class Engine:
         for symbol in sorted(by_symbol):
             book = self.books[symbol]
             for order in by_symbol[symbol]:
-                self._cancel_open(book, order, _MASS_CANCEL, ev)
+                self._cancel_open(book, order, reason, ev)
         for symbol in sorted(by_symbol):
             self._flush_deltas(self.books[symbol], ev)
 

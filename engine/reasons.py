@@ -43,11 +43,13 @@ class RejectReason(IntEnum):
     # 4xx: order management
     UNKNOWN_ORDER = 400  # no such live order of this trader
     ORDER_NOT_REPLACEABLE = 401
+    DUPLICATE_REQUEST_ID = 402  # a request id answered longer ago than the window's duration: nothing applied
     # 5xx: around the engine (never produced by the engine itself)
     OVERLOADED = 500  # the gateway's queue is full: retry later
     MALFORMED_MESSAGE = 501  # the codec could not decode the input
     UNAUTHORIZED = 502  # the trader may not act on this
     UNAVAILABLE = 503  # no matching server reachable / not the leader
+    LIMIT_EXCEEDED = 504  # a request or connection over a stated limit (docs/limits.md): nothing applied
     INTERNAL_ERROR = 599
 
 
@@ -58,3 +60,4 @@ class CancelReason(IntEnum):
     FOK_NOT_FILLED = 4  # a FOK order that could not fill completely
     SELF_TRADE = 5  # self-trade prevention
     MASS_CANCEL = 6  # a mass cancel by the trader
+    CANCEL_ON_DISCONNECT = 7  # the trader's session went silent past its grace (docs/sessions.md)

@@ -2,8 +2,10 @@
 
 A snapshot is a plain JSON-compatible ``dict`` holding everything that decides
 the engine's future behaviour: configuration, counters, every live order in
-queue order, pending stops, the client order ids each trader has used, and the
-bounded histories the queries serve. Derived structures (price heaps, dead
+queue order, pending stops, the client order ids each trader holds, the
+de-duplication window (its finished entries and the answers of its request
+ids, so a retry after a restart is answered as before it), and the bounded
+histories the queries serve. Derived structures (price heaps, dead
 queue entries, compiled risk limits) are rebuilt, not stored.
 
 Invariants (property-tested):
@@ -21,14 +23,16 @@ from collections import deque
 from typing import Any
 
 from engine.book import Account, BookSide, Order, OrderBook, StopOrder, terms_for
-from engine.engine import Engine
+from engine.engine import DEFAULT_DEDUP_WINDOW, Engine
 from engine.errors import SnapshotError
-from engine.events import TradeExecuted
+from engine.events import BookDelta, Event, OrderAccepted, OrderCancelled, OrderRejected, OrderReplaced, StopTriggered, TradeExecuted
 from engine.instruments import Instrument
+from engine.reasons import CancelReason, RejectReason
 from engine.risk import RiskLimits
 from engine.types import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the de-duplication window; a version 1 snapshot (every client id ever used) still loads
+_READABLE = (1, 2)
 _SIDES = {int(v): v for v in Side}
 _ORDER_TYPES = {int(v): v for v in OrderType}
 _TIFS = {int(v): v for v in TimeInForce}
@@ -79,6 +83,50 @@ def _trade(t: TradeExecuted) -> list[Any]:
     ]
 
 
+# The events a request id's answer may hold, by name, and how to rebuild each field (``int`` for enums, as stored).
+_EVENT_TYPES: dict[str, tuple[type, tuple[Any, ...]]] = {
+    "OrderAccepted": (OrderAccepted, (int, int, str, str, str, Side, OrderType, TimeInForce, int, int, int)),
+    "OrderRejected": (OrderRejected, (int, str, str, str, RejectReason, str, int)),
+    "TradeExecuted": (TradeExecuted, (int, int, str, int, int, Side, int, str, str, int, int, str, str, int)),
+    "OrderCancelled": (OrderCancelled, (int, int, str, str, str, CancelReason, int, int)),
+    "OrderReplaced": (OrderReplaced, (int, int, str, str, str, Side, int, int, bool)),
+    "StopTriggered": (StopTriggered, (int, int, str, str, str, int, int)),
+    "BookDelta": (BookDelta, (int, str, Side, int, int, int)),
+}
+
+
+def _event(e: Event) -> list[Any]:
+    name = type(e).__name__
+    if name not in _EVENT_TYPES:
+        raise SnapshotError(f"a request's answer cannot hold {name}")
+    return [name, *(int(v) if isinstance(v, int) else v for v in (getattr(e, f) for f in e.FIELDS))]
+
+
+def _restore_event(row: list[Any]) -> Event:
+    cls, kinds = _EVENT_TYPES[str(row[0])]
+    values = row[1:]
+    if len(values) != len(kinds):
+        raise SnapshotError(f"{row[0]} with {len(values)} fields")
+    event: Event = cls(*(kind(v) for kind, v in zip(kinds, values, strict=True)))
+    return event
+
+
+def _dedup(engine: Engine) -> dict[str, Any]:
+    requests = engine.requests
+    return {
+        "window": engine.dedup_window,
+        "position": engine.dedup_position,
+        "recent": [list(entry) for entry in engine.recent],
+        "answers": [
+            [trader, request_id, *_answer(requests[(trader, request_id)])] for trader, _, _, request_id in engine.recent if request_id
+        ],
+    }
+
+
+def _answer(answer: tuple[int, list[Event]]) -> list[Any]:
+    return [answer[0], [_event(e) for e in answer[1]]]
+
+
 def snapshot(engine: Engine) -> dict[str, Any]:
     books: dict[str, Any] = {}
     for symbol, book in engine.books.items():
@@ -103,6 +151,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "books": books,
         "client_ids": {t: [[c, order_id] for c, order_id in a.client_ids.items()] for t, a in engine.accounts.items()},
         "terminal": [[_order(o), int(status)] for o, status in engine.terminal.entries()],
+        "dedup": _dedup(engine),
     }
 
 
@@ -119,13 +168,16 @@ def restore(state: dict[str, Any]) -> Engine:
 
 
 def _restore(state: dict[str, Any]) -> Engine:
-    if state.get("version") != FORMAT_VERSION:
-        raise SnapshotError(f"unsupported snapshot version {state.get('version')!r}")
+    version = state.get("version")
+    if version not in _READABLE:
+        raise SnapshotError(f"unsupported snapshot version {version!r}")
+    dedup = state.get("dedup") or {"window": DEFAULT_DEDUP_WINDOW, "position": 0, "recent": [], "answers": []}
     engine = Engine(
         RiskLimits.from_dict(state["risk"]),
         {t: RiskLimits.from_dict(d) for t, d in state["trader_limits"].items()},
         int(state["trade_history"]),
         int(state["terminal_history"]),
+        int(dedup["window"]),
     )
     engine.seq = int(state["seq"])
     engine.last_order_id = int(state["last_order_id"])
@@ -190,7 +242,27 @@ def _restore(state: dict[str, Any]) -> Engine:
         engine.terminal.load(o, OrderStatus(status))
     for o in sorted(live, key=lambda o: o.order_id):
         engine._set_open(engine.accounts[o.trader], o)
+    engine.dedup_position = int(dedup["position"])
+    for trader, coid, order_id, request_id in dedup["recent"]:
+        engine.recent.append((str(trader), str(coid), int(order_id), int(request_id)))
+    for trader, request_id, position, events in dedup["answers"]:
+        engine.requests[(str(trader), int(request_id))] = (int(position), [_restore_event(e) for e in events])
+    if version == 1:
+        _window_from_v1(engine)
     return engine
+
+
+def _window_from_v1(engine: Engine) -> None:
+    """A version 1 snapshot held every client id ever used: those of finished orders enter the window, oldest
+    order first, and only the last ``dedup_window`` of them stay (as if the window had been there all along)."""
+    finished = sorted(
+        (order_id, trader, coid)
+        for trader, account in engine.accounts.items()
+        for coid, order_id in account.client_ids.items()
+        if engine.open.get(order_id) is None
+    )
+    for order_id, trader, coid in finished:
+        engine._remember(trader, coid, order_id, 0)
 
 
 def state_hash(engine: Engine) -> str:

@@ -174,12 +174,12 @@ stats_dicts = st.fixed_dictionaries(
             name: counts
             for name in (
                 "orders", "accepted", "rejected", "trades", "overloaded", "queue_depth", "batches", "fsyncs", "engine_seq",
-                "recovered_commands", "market_data_published", "market_data_subscribers", "market_data_gaps",
+                "recovered_commands", "market_data_published", "market_data_subscribers", "market_data_gaps", "repeated_requests",
             )
         },
         **{
             name: st.dictionaries(st.text(min_size=1, max_size=20), counts, max_size=4)
-            for name in ("commands", "rejected_by_reason", "cancelled_by_reason", "by_transport")
+            for name in ("commands", "rejected_by_reason", "cancelled_by_reason", "by_transport", "refused_by_reason", "limits_exceeded")
         },
         **{name: st.fixed_dictionaries({k: counts for k in ("p50", "p90", "p99", "p999", "max")}) for name in ("latency_us", "fsync_us")},
     }

@@ -9,9 +9,9 @@ serializer). AMQP properties say what a message is and whom it answers:
   ``correlation_id`` = chosen by the client, echoed in the reply;
   ``headers["trader"]`` = the trader the client acts for (identity, not
   authentication: every command of a batch is decoded as that trader's);
-  ``message_id`` = ``<client session>-<batch id>`` on batches (the server
-  answers a redelivered batch from its reply cache instead of applying it
-  twice). Batches are persistent (delivery mode 2) and published with
+  ``message_id`` = ``<client session>-<batch id>`` on batches (a redelivered
+  batch is applied again: the engine's de-duplication window, docs/exactly-once.md,
+  keeps it from acting twice). Batches are persistent (delivery mode 2) and published with
   publisher confirms: a batch is accepted once the broker confirmed it.
 * Reply (server -> ``reply_to``, default exchange): ``type`` = the request's,
   or ``error`` with an ``Error`` body for a request refused whole (did not

@@ -13,11 +13,11 @@ Thin, like every server: message -> ``proto_codec`` -> ``Gateway`` -> ``proto_co
   of all requests delivered before it on its channel: acknowledgements go out
   in runs, ``multiple=True``, one per event-loop turn): a server or broker
   that dies in between leaves it in the durable queue, and it is delivered
-  again. A redelivered batch whose ``message_id`` this process has answered
-  (or is applying) is answered from the reply cache (or with that answer),
-  never applied twice; one from before a server restart is applied again,
-  and the engine's duplicate client-order-id check rejects its places (no
-  doubled order).
+  again. A redelivered batch goes to the gateway like any other: the
+  engine's de-duplication window (docs/exactly-once.md) refuses its places'
+  client order ids and answers its cancels, replaces and mass cancels that
+  carry a request id with their first outcome, in this process or after a
+  restart alike (no per-process reply cache).
 * The broker connection is robust (``connection.py``): after a broker
   restart the queue, the exchange and the consumer are declared again and
   serving resumes; unacknowledged requests come back.
@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -77,7 +77,6 @@ log = logging.getLogger("dex-amqp")
 
 _DEFAULT_DEPTH = 10
 _MAX_DEPTH = 1000
-_REPLY_CACHE = 1024  # batches answered, by message_id (a redelivery is answered from here)
 
 Handler = Callable[[str, bytes], bytes]
 
@@ -121,8 +120,6 @@ class AmqpServer:
             proto.STATS: lambda trader, body: _bytes(self.requests.stats()),
             proto.SNAPSHOT: self._snapshot,
         }
-        self._answered: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
-        self._applying: dict[str, asyncio.Future[tuple[str, bytes]]] = {}  # batches being applied, by message_id
         # Requests in delivery order, each with "answered" (see _settle): acknowledged in runs, multiple=True.
         self._unacked: deque[list[Any]] = deque()
         self._ack_scheduled = False
@@ -135,7 +132,7 @@ class AmqpServer:
         self._publisher: MarketDataPublisher | None = None
         self.errors = 0  # requests answered with an Error
         self.dropped = 0  # requests without reply_to, replies that could not be published
-        self.redelivered = 0
+        self.redelivered = 0  # requests the broker delivered again (applied again: the engine's window de-duplicates)
 
     @property
     def url(self) -> str:
@@ -258,30 +255,9 @@ class AmqpServer:
         kind = message.type or ""
         trader = self._trader(message)
         if kind in (proto.BATCH, proto.ORDERS):
-            message_id = message.message_id or ""
-            if message.redelivered and message_id in self._answered:
+            if message.redelivered:
                 self.redelivered += 1
-                await self._answer(message, *self._answered[message_id])
-                return
-            applying = self._applying.get(message_id) if message.redelivered else None
-            if applying is not None:  # its first delivery is still being applied: answer with that, never apply it twice
-                self.redelivered += 1
-                await self._answer(message, *(await asyncio.shield(applying)))
-                return
-            future: asyncio.Future[tuple[str, bytes]] | None = None
-            if message_id:
-                future = self._applying[message_id] = asyncio.get_running_loop().create_future()
-            try:
-                reply = await (self._batch if kind == proto.BATCH else self._orders)(message, trader)
-            finally:
-                if future is not None:
-                    del self._applying[message_id]
-            if future is not None:
-                future.set_result(reply)
-                if reply[0] != proto.ERROR:  # refusals are not cached: a redelivered refused batch is tried again
-                    self._answered[message_id] = reply
-                    while len(self._answered) > _REPLY_CACHE:
-                        self._answered.popitem(last=False)
+            reply = await (self._batch if kind == proto.BATCH else self._orders)(message, trader)
             await self._answer(message, *reply)
             return
         handler = self._handlers.get(kind)

@@ -7,6 +7,7 @@ clients speak decimal strings through ``json_codec`` or ``proto_codec``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ import orjson
 from engine import (
     AddInstrument,
     CancelOrder,
+    CancelReason,
     Command,
     Instrument,
     MalformedMessage,
@@ -45,13 +47,35 @@ def encode_compact(command: Command) -> bytes:
         ]
     elif isinstance(command, CancelOrder):
         row = ["C", command.trader, command.order_id, command.client_order_id]
+        if command.request_id:
+            row.append(command.request_id)
     elif isinstance(command, ReplaceOrder):
         row = ["R", command.trader, command.order_id, command.new_price, command.new_qty, command.symbol, command.client_order_id]
+        if command.request_id:
+            row.append(command.request_id)
     elif isinstance(command, MassCancel):
         row = ["M", command.trader, command.symbol]
+        if command.reason != CancelReason.MASS_CANCEL or command.request_id:
+            row.append(int(command.reason))
+        if command.request_id:
+            row.append(command.request_id)
     else:
         row = ["I", command.instrument.to_dict()]
     return orjson.dumps(row)
+
+
+def needs_compact(commands: Sequence[Command]) -> bool:
+    """Whether ``commands`` need compact records: a lean ``OrderBatch`` cannot carry an ``add_instrument``, nor
+    the reason of a mass cancel the exchange issued itself (cancel on disconnect)."""
+    for command in commands:
+        kind = type(command)
+        if kind is AddInstrument:
+            return True
+        if kind is MassCancel:
+            assert isinstance(command, MassCancel)
+            if command.reason != CancelReason.MASS_CANCEL:
+                return True
+    return False
 
 
 def decode_compact(data: bytes) -> Command:
@@ -64,11 +88,12 @@ def decode_compact(data: bytes) -> Command:
                 SelfTradePrevention(row[11]),
             )  # fmt: skip
         if kind == "C":
-            return CancelOrder(row[1], row[2], row[3])
+            return CancelOrder(row[1], row[2], row[3], row[4] if len(row) > 4 else 0)
         if kind == "R":
-            return ReplaceOrder(row[1], row[2], row[3], row[4], row[5], row[6])
+            return ReplaceOrder(row[1], row[2], row[3], row[4], row[5], row[6], row[7] if len(row) > 7 else 0)
         if kind == "M":
-            return MassCancel(row[1], row[2])
+            reason = CancelReason(row[3]) if len(row) > 3 else CancelReason.MASS_CANCEL
+            return MassCancel(row[1], row[2], reason, row[4] if len(row) > 4 else 0)
         if kind == "I":
             return AddInstrument(Instrument.from_dict(row[1]))
     except (orjson.JSONDecodeError, IndexError, KeyError, TypeError, ValueError) as exc:

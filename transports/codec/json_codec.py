@@ -192,9 +192,9 @@ def _check_keys(data: dict[str, Any], allowed: frozenset[str]) -> None:
 _PLACE_KEYS = frozenset(
     {"type", "trader", "client_order_id", "symbol", "side", "order_type", "price", "qty", "tif", "post_only", "stop_price", "stp"}
 )
-_CANCEL_KEYS = frozenset({"type", "trader", "order_id", "client_order_id"})
-_REPLACE_KEYS = frozenset({"type", "trader", "order_id", "client_order_id", "symbol", "price", "qty"})
-_MASS_CANCEL_KEYS = frozenset({"type", "trader", "symbol"})
+_CANCEL_KEYS = frozenset({"type", "trader", "order_id", "client_order_id", "request_id"})
+_REPLACE_KEYS = frozenset({"type", "trader", "order_id", "client_order_id", "symbol", "price", "qty", "request_id"})
+_MASS_CANCEL_KEYS = frozenset({"type", "trader", "symbol", "request_id"})
 _INSTRUMENT_KEYS = frozenset({"type", "symbol", "tick_size", "lot_size", "min_qty", "max_qty", "price_band_bps", "reference_price"})
 
 
@@ -247,6 +247,7 @@ def _decode_replace(data: dict[str, Any], instruments: InstrumentLookup, trader:
         _positive_qty(conv, raw_qty, "qty") if raw_qty is not None else 0,
         symbol,
         client_order_id,
+        _order_id(data, "request_id", required=False),
     )
 
 
@@ -256,12 +257,14 @@ def _decode_cancel(data: dict[str, Any], trader: str | None) -> CancelOrder:
     client_order_id = _text(data, "client_order_id", required=False)
     if not order_id and not client_order_id:
         raise MalformedMessage("a cancel needs order_id or client_order_id")
-    return CancelOrder(trader if trader is not None else _text(data, "trader"), order_id, client_order_id)
+    request_id = _order_id(data, "request_id", required=False)
+    return CancelOrder(trader if trader is not None else _text(data, "trader"), order_id, client_order_id, request_id)
 
 
 def _decode_mass_cancel(data: dict[str, Any], trader: str | None) -> MassCancel:
     _check_keys(data, _MASS_CANCEL_KEYS)
-    return MassCancel(trader if trader is not None else _text(data, "trader"), _text(data, "symbol", required=False))
+    name = trader if trader is not None else _text(data, "trader")
+    return MassCancel(name, _text(data, "symbol", required=False), CancelReason.MASS_CANCEL, _order_id(data, "request_id", required=False))
 
 
 def _decode_instrument(data: dict[str, Any]) -> AddInstrument:
@@ -354,6 +357,8 @@ def encode_command(command: Command, instruments: InstrumentLookup) -> dict[str,
             out["order_id"] = command.order_id
         if command.client_order_id:
             out["client_order_id"] = command.client_order_id
+        if command.request_id:
+            out["request_id"] = command.request_id
         return out
     if isinstance(command, ReplaceOrder):
         inst = _conv(instruments(command.symbol))
@@ -366,11 +371,15 @@ def encode_command(command: Command, instruments: InstrumentLookup) -> dict[str,
             out["price"] = _price(inst, command.new_price)
         if command.new_qty:
             out["qty"] = _qty(inst, command.new_qty)
+        if command.request_id:
+            out["request_id"] = command.request_id
         return out
     if isinstance(command, MassCancel):
         out = {"type": "mass_cancel", "trader": command.trader}
         if command.symbol:
             out["symbol"] = command.symbol
+        if command.request_id:
+            out["request_id"] = command.request_id
         return out
     return {"type": "add_instrument", **command.instrument.to_dict()}
 

@@ -86,6 +86,7 @@ _COLUMNS: Final = (
     "stop_price",
     "order_id",
     "client_order_id",
+    "request_id",
 )
 
 
@@ -150,6 +151,7 @@ def encode_orders(commands: Sequence[Command], batch_id: int = 0, with_traders: 
     order_id: list[int] = []
     client_order_id: list[str] = []
     trader: list[int] = []
+    request_id: list[int] = []
     for command in commands:
         name = ""
         if isinstance(command, PlaceOrder):
@@ -183,6 +185,8 @@ def encode_orders(commands: Sequence[Command], batch_id: int = 0, with_traders: 
                 qty.append(command.new_qty)
                 order_id.append(command.order_id)
             elif isinstance(command, MassCancel):
+                if command.reason != CancelReason.MASS_CANCEL:
+                    raise MalformedMessage("a mass cancel with its own reason is not a lean command: journal it compact")
                 kind.append(MASS_CANCEL)
                 name = command.symbol
                 price.append(0)
@@ -192,6 +196,7 @@ def encode_orders(commands: Sequence[Command], batch_id: int = 0, with_traders: 
                 raise MalformedMessage("add_instrument is not a lean command: send it as a CommandBatch")
         symbol.append(_index(symbols, name) + 1 if name else 0)
         client_order_id.append("" if isinstance(command, MassCancel) else command.client_order_id)
+        request_id.append(0 if isinstance(command, PlaceOrder) else command.request_id)
         if with_traders:
             trader.append(_index(traders, command.trader))
     message = pb.OrderBatch(
@@ -211,6 +216,7 @@ def encode_orders(commands: Sequence[Command], batch_id: int = 0, with_traders: 
         client_order_id=client_order_id,
         traders=list(traders),
         trader=trader,
+        request_id=request_id if any(request_id) else [],  # absent when unused: the bytes of older batches
     )
     return message.SerializeToString()
 
@@ -303,6 +309,7 @@ def _commands(message: pb.OrderBatch, count: int, symbols: list[str], names: lis
     stop_price = _column(message.stop_price, count)
     order_id = _column(message.order_id, count)
     coid = list(message.client_order_id) if message.client_order_id else [""] * count
+    request_id = _column(message.request_id, count)
     table = len(symbols)
     commands: list[Command] = []
     for i in range(count):
@@ -319,6 +326,8 @@ def _commands(message: pb.OrderBatch, count: int, symbols: list[str], names: lis
         if kind == PLACE:
             if order_id[i]:
                 raise MalformedMessage(f"command {i}: a place takes no order_id")
+            if request_id[i]:
+                raise MalformedMessage(f"command {i}: a place takes no request_id (its client_order_id is one)")
             place = _place(i, names[i], text, name, side[i], qty[i], price[i], order_type[i], tif[i], post_only[i], stop_price[i], stp[i])
             if strict:
                 _check_place(i, place)
@@ -327,18 +336,18 @@ def _commands(message: pb.OrderBatch, count: int, symbols: list[str], names: lis
         if side[i] or order_type[i] or tif[i] or stp[i] or post_only[i] or stop_price[i]:
             raise MalformedMessage(f"command {i}: side, order_type, tif, stp, post_only and stop_price are for a place only")
         target = order_id[i]
-        if target >= _MAX_ID:
-            raise MalformedMessage(f"command {i}: order_id out of range")
+        if target >= _MAX_ID or request_id[i] >= _MAX_ID:
+            raise MalformedMessage(f"command {i}: order_id or request_id out of range")
         if kind == CANCEL:
             if s or price[i] or qty[i]:
                 raise MalformedMessage(f"command {i}: a cancel takes only order_id or client_order_id")
-            commands.append(CancelOrder(names[i], target, text))
+            commands.append(CancelOrder(names[i], target, text, request_id[i]))
         elif kind == REPLACE:
-            commands.append(ReplaceOrder(names[i], target, price[i], qty[i], name, text))
+            commands.append(ReplaceOrder(names[i], target, price[i], qty[i], name, text, request_id[i]))
         elif kind == MASS_CANCEL:
             if target or text or price[i] or qty[i]:
-                raise MalformedMessage(f"command {i}: a mass cancel takes only a symbol")
-            commands.append(MassCancel(names[i], name))
+                raise MalformedMessage(f"command {i}: a mass cancel takes only a symbol and a request_id")
+            commands.append(MassCancel(names[i], name, CancelReason.MASS_CANCEL, request_id[i]))
         else:
             raise MalformedMessage(f"command {i}: unknown command kind {kind}")
     return commands

@@ -192,6 +192,12 @@ def _order_id(value: int) -> int:
     return value
 
 
+def _request_id(value: int) -> int:
+    if value >= _MAX_ORDER_ID:
+        raise MalformedMessage("field 'request_id' must be a positive integer below 2**63")
+    return value
+
+
 def _converter(instruments: InstrumentLookup, symbol: str) -> DecimalConverter:
     instrument = instruments(symbol)
     if instrument is None:
@@ -304,7 +310,7 @@ def _decode_cancel(m: pb.CancelOrder, instruments: InstrumentLookup, trader: str
     client_order_id = _text(m.client_order_id, "client_order_id", required=False)
     if not order_id and not client_order_id:
         raise MalformedMessage("a cancel needs order_id or client_order_id")
-    return CancelOrder(trader if trader is not None else _text(m.trader, "trader"), order_id, client_order_id)
+    return CancelOrder(trader if trader is not None else _text(m.trader, "trader"), order_id, client_order_id, _request_id(m.request_id))
 
 
 def _decode_replace(m: pb.ReplaceOrder, instruments: InstrumentLookup, trader: str | None) -> ReplaceOrder:
@@ -323,11 +329,13 @@ def _decode_replace(m: pb.ReplaceOrder, instruments: InstrumentLookup, trader: s
         _positive_qty(conv, m.new_qty, "new_qty"),
         symbol,
         client_order_id,
+        _request_id(m.request_id),
     )
 
 
 def _decode_mass_cancel(m: pb.MassCancel, instruments: InstrumentLookup, trader: str | None) -> MassCancel:
-    return MassCancel(trader if trader is not None else _text(m.trader, "trader"), _text(m.symbol, "symbol", required=False))
+    name = trader if trader is not None else _text(m.trader, "trader")
+    return MassCancel(name, _text(m.symbol, "symbol", required=False), CancelReason.MASS_CANCEL, _request_id(m.request_id))
 
 
 def _decode_add_instrument(m: pb.AddInstrument, instruments: InstrumentLookup, trader: str | None) -> AddInstrument:
@@ -401,6 +409,7 @@ def _encode_replace(command: ReplaceOrder, instruments: InstrumentLookup) -> dic
         "order_id": command.order_id,
         "client_order_id": command.client_order_id,
         "symbol": command.symbol,
+        "request_id": command.request_id,
     }
     if command.new_price or command.new_qty:
         conv = _converter(instruments, command.symbol)
@@ -413,11 +422,15 @@ def _command_fields(command: Command, instruments: InstrumentLookup) -> dict[str
     if isinstance(command, PlaceOrder):
         return dict(place=_encode_place(command, instruments))
     if isinstance(command, CancelOrder):
-        return dict(cancel=dict(trader=command.trader, order_id=command.order_id, client_order_id=command.client_order_id))
+        return dict(
+            cancel=dict(
+                trader=command.trader, order_id=command.order_id, client_order_id=command.client_order_id, request_id=command.request_id
+            )
+        )
     if isinstance(command, ReplaceOrder):
         return dict(replace=_encode_replace(command, instruments))
     if isinstance(command, MassCancel):
-        return dict(mass_cancel=dict(trader=command.trader, symbol=command.symbol))
+        return dict(mass_cancel=dict(trader=command.trader, symbol=command.symbol, request_id=command.request_id))
     return dict(add_instrument=dict(instrument=encode_instrument(command.instrument)))
 
 
@@ -844,8 +857,9 @@ _STATS_COUNTERS = (
     "market_data_published",
     "market_data_subscribers",
     "market_data_gaps",
+    "repeated_requests",
 )
-_STATS_MAPS = ("commands", "rejected_by_reason", "cancelled_by_reason", "by_transport")
+_STATS_MAPS = ("commands", "rejected_by_reason", "cancelled_by_reason", "by_transport", "refused_by_reason", "limits_exceeded")
 _STATS_LATENCIES = ("latency_us", "fsync_us")
 _LATENCY_KEYS = ("p50", "p90", "p99", "p999", "max")
 

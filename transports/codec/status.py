@@ -54,11 +54,13 @@ REJECT_HTTP_STATUS: Mapping[RejectReason, int] = MappingProxyType(
         # 4xx order management.
         R.UNKNOWN_ORDER: S.NOT_FOUND,
         R.ORDER_NOT_REPLACEABLE: S.CONFLICT,
+        R.DUPLICATE_REQUEST_ID: S.CONFLICT,
         # 5xx around the engine.
         R.OVERLOADED: S.SERVICE_UNAVAILABLE,
         R.MALFORMED_MESSAGE: S.BAD_REQUEST,
         R.UNAUTHORIZED: S.FORBIDDEN,
         R.UNAVAILABLE: S.SERVICE_UNAVAILABLE,
+        R.LIMIT_EXCEEDED: S.REQUEST_ENTITY_TOO_LARGE,
         R.INTERNAL_ERROR: S.INTERNAL_SERVER_ERROR,
     }
 )
@@ -125,12 +127,14 @@ REJECT_GRPC_STATUS: Mapping[RejectReason, GrpcStatus] = MappingProxyType(
         # 4xx order management.
         R.UNKNOWN_ORDER: G.NOT_FOUND,
         R.ORDER_NOT_REPLACEABLE: G.FAILED_PRECONDITION,
+        R.DUPLICATE_REQUEST_ID: G.ALREADY_EXISTS,
         # 5xx around the engine. OVERLOADED is UNAVAILABLE, not RESOURCE_EXHAUSTED:
         # nothing was applied, and UNAVAILABLE is the code gRPC clients retry.
         R.OVERLOADED: G.UNAVAILABLE,
         R.MALFORMED_MESSAGE: G.INVALID_ARGUMENT,
         R.UNAUTHORIZED: G.PERMISSION_DENIED,
         R.UNAVAILABLE: G.UNAVAILABLE,
+        R.LIMIT_EXCEEDED: G.RESOURCE_EXHAUSTED,
         R.INTERNAL_ERROR: G.INTERNAL,
     }
 )

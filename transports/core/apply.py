@@ -9,7 +9,11 @@ journal records) is done by the caller, not here.
 Invariants:
 
 * Commands are applied in order, each exactly once; ``replies`` gets one
-  event list per command, the engine's own.
+  event list per command, the engine's own. A retried request id the engine's
+  window still holds (``Engine.repeated_from``) is answered with its first
+  events, or, when that answer is older than the window's duration (its
+  position below ``answerable_from``), with ``DUPLICATE_REQUEST_ID``; either
+  way nothing was applied, so its events are neither tallied nor published.
 * ``Tally`` counts what ``GatewayStats`` reports (commands by kind, accepted,
   rejected and cancelled by reason, trades) from the events themselves.
 * Market data is coalesced per group: every trade in engine order, and for
@@ -20,18 +24,21 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Final
 
 from engine import (
     BookDelta,
     CancelOrder,
     Command,
+    Engine,
     Event,
     MassCancel,
     OrderAccepted,
     OrderCancelled,
     OrderRejected,
     PlaceOrder,
+    RejectReason,
     ReplaceOrder,
     TradeExecuted,
 )
@@ -51,6 +58,7 @@ class Tally:
         self.add_instruments = 0
         self.accepted = 0
         self.trades = 0
+        self.repeated = 0  # retried request ids answered from the engine's window (nothing applied)
         self.rejected: dict[int, int] = {}  # RejectReason number -> count
         self.cancelled: dict[int, int] = {}  # CancelReason number -> count
 
@@ -76,14 +84,15 @@ class MarketBatch:
 
 
 def apply_commands(
-    handle: Callable[[Command], list[Event]],
+    engine: Engine,
     commands: Sequence[Command],
     replies: list[list[Event]],
     tally: Tally,
     market: MarketBatch,
     outcomes: OutcomeColumns | None = None,
+    answerable_from: int = 0,
 ) -> None:
-    """Apply ``commands`` through ``handle`` (``Engine.handle``).
+    """Apply ``commands`` through ``engine.handle``.
 
     Each one's events are appended to ``replies``, or, for a lean submission
     (``outcomes`` given), only its outcome is recorded and the events are
@@ -95,8 +104,15 @@ def apply_commands(
     unsent = market.unsent
     rejected = tally.rejected
     cancelled = tally.cancelled
+    handle = engine.handle
     for command in commands:
         events = handle(command)  # total: a bad command is a reject event, never an exception
+        repeated = engine.repeated_from >= 0
+        if repeated:
+            tally.repeated += 1
+            if engine.repeated_from < answerable_from:
+                events = [_too_old(command)]
+                rejected[_DUPLICATE_REQUEST_ID] = rejected.get(_DUPLICATE_REQUEST_ID, 0) + 1
         if outcomes is None:
             replies.append(events)
         else:
@@ -111,6 +127,8 @@ def apply_commands(
             tally.mass_cancels += 1
         else:
             tally.add_instruments += 1
+        if repeated:
+            continue
         for event in events:
             if isinstance(event, BookDelta):
                 if collect:
@@ -131,3 +149,14 @@ def apply_commands(
             elif isinstance(event, OrderCancelled):
                 code = int(event.reason)
                 cancelled[code] = cancelled.get(code, 0) + 1
+
+
+_DUPLICATE_REQUEST_ID: Final = int(RejectReason.DUPLICATE_REQUEST_ID)
+
+
+def _too_old(command: Command) -> OrderRejected:
+    """The answer to a retry whose first answer is older than the window's duration (not an engine event: seq 0)."""
+    trader = getattr(command, "trader", "")
+    request_id = getattr(command, "request_id", 0)
+    message = f"request id {request_id} was answered longer ago than the de-duplication window; nothing applied"
+    return OrderRejected(0, trader, "", "", RejectReason.DUPLICATE_REQUEST_ID, message, 0)

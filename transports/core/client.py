@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, ClassVar
 
-from engine import BookDepth, CancelOrder, Command, Event, Instrument, MassCancel, OrderView
+from engine import BookDepth, CancelOrder, Command, Event, Instrument, MassCancel, OrderView, ReplaceOrder
 from transports.codec import lean
 from transports.core.marketdata import MarketData
 
@@ -57,11 +57,18 @@ class TraderClient(ABC):
         replies = await self.submit(commands)
         return lean.decode_outcomes(lean.encode_outcomes(commands, replies))
 
-    async def cancel(self, order_id: int) -> list[Event]:
-        return (await self.submit([CancelOrder(self.trader, order_id)]))[0]
+    async def cancel(self, order_id: int, *, request_id: int = 0) -> list[Event]:
+        """Cancel one order. With a ``request_id`` (positive, unique per trader) a retry after a lost answer, also
+        across a server restart, is answered with the first outcome and never cancels twice (docs/exactly-once.md)."""
+        return (await self.submit([CancelOrder(self.trader, order_id, request_id=request_id)]))[0]
 
-    async def mass_cancel(self, symbol: str = "") -> list[Event]:
-        return (await self.submit([MassCancel(self.trader, symbol)]))[0]
+    async def replace(self, order_id: int, symbol: str, new_price: int = 0, new_qty: int = 0, *, request_id: int = 0) -> list[Event]:
+        """Change an order's price (ticks) and/or remaining quantity (lots); ``request_id`` as for ``cancel``."""
+        return (await self.submit([ReplaceOrder(self.trader, order_id, new_price, new_qty, symbol, request_id=request_id)]))[0]
+
+    async def mass_cancel(self, symbol: str = "", *, request_id: int = 0) -> list[Event]:
+        """Cancel every open order (in ``symbol``, or everywhere); ``request_id`` as for ``cancel``."""
+        return (await self.submit([MassCancel(self.trader, symbol, request_id=request_id)]))[0]
 
     @abstractmethod
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:

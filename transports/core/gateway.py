@@ -25,6 +25,14 @@ Invariants:
   The snapshot is synchronous: nothing else mutates the engine meanwhile, so
   it is exact, and the event loop pauses for its duration (docs/state.md has
   the measured pause per resting order).
+* Every command exactly once (docs/exactly-once.md). The engine's
+  de-duplication window is counted in commands (deterministic, in the
+  snapshot, rebuilt by replay); the gateway adds its duration: a retried
+  request id whose first answer is older than ``dedup_window_s`` is refused
+  ``DUPLICATE_REQUEST_ID`` instead of answered (nothing applied either way).
+  Ages are known to within a second (one time mark per second at most, each
+  carrying the time of its newest entry, so an answer is repeated for at least
+  ``dedup_window_s``); answers recovered at start count as given at the start.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
@@ -84,6 +94,9 @@ class GatewayConfig:
     # The defaults bound a restart to one snapshot load plus at most this many commands of replay (docs/state.md).
     snapshot_every: int = 10_000_000
     snapshot_interval_s: float = 600.0
+    # How long a retried request id is answered with its first outcome (the count bound is Engine.dedup_window); 0 = no
+    # time bound. JetStream's duplicate window defaults to the same two minutes.
+    dedup_window_s: float = 120.0
 
 
 @dataclass(eq=False)
@@ -108,7 +121,9 @@ class GatewayStats:
         self.rejected: Counter[str] = Counter()  # by reason name
         self.rejected_by: Counter[tuple[str, str]] = Counter()  # by (transport, reason name)
         self.transport_errors: Counter[tuple[str, str]] = Counter()  # refused before the engine, by (transport, reason name)
+        self.limits_exceeded: Counter[tuple[str, str]] = Counter()  # of those, by (transport, limit name: docs/limits.md)
         self.trades = 0
+        self.repeated = 0  # retried request ids answered from the de-duplication window
         self.cancelled: Counter[str] = Counter()  # by cancel reason
         self.overloaded = 0  # submissions refused whole
         self.batches = 0
@@ -117,9 +132,12 @@ class GatewayStats:
         self.latency_us = Histogram()  # submit -> reply, per command
         self.latency_by_transport: dict[str, Histogram] = {}
 
-    def refused(self, transport: str, reason: str) -> None:
-        """A request a transport refused before it reached the engine (undecodable, unidentified, ...)."""
+    def refused(self, transport: str, reason: str, limit: str = "") -> None:
+        """A request (or connection) a transport refused before it reached the engine (undecodable, unidentified,
+        over ``limit``, ...)."""
         self.transport_errors[(transport, reason)] += 1
+        if limit:
+            self.limits_exceeded[(transport, limit)] += 1
 
     def add(self, tally: Tally, transport: str, commands: int) -> None:
         """Merge one submission's tally (counted by ``apply_commands``)."""
@@ -137,12 +155,33 @@ class GatewayStats:
         self.by_transport[transport] += commands
         self.accepted += tally.accepted
         self.trades += tally.trades
+        self.repeated += tally.repeated
         for code, value in tally.rejected.items():
             reason = _REJECT_NAMES[code]
             self.rejected[reason] += value
             self.rejected_by[(transport, reason)] += value
         for code, value in tally.cancelled.items():
             self.cancelled[_CANCEL_NAMES[code]] += value
+
+
+# A fault-test hook, off unless a test sets it: the process SIGKILLs itself once the command with this request id is in
+# the journal (and fsynced, with fsync="batch") but before its reply is released (tests/faults/test_exactly_once.py).
+_KILL_AFTER_JOURNAL = int(os.environ.get("DEX_TEST_KILL_AFTER_JOURNAL", "0") or 0)
+
+
+def _kill_if_asked(group: list[_Pending]) -> None:
+    for item in group:
+        if any(getattr(command, "request_id", 0) == _KILL_AFTER_JOURNAL for command in item.commands):
+            _log.warning("test_kill_after_journal", extra={"request_id": _KILL_AFTER_JOURNAL})
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _by_second(counts: Counter[tuple[str, str]]) -> dict[str, int]:
+    """``(transport, name) -> count`` summed over transports: ``name -> count``."""
+    out: Counter[str] = Counter()
+    for (_, name), value in counts.items():
+        out[name] += value
+    return dict(out)
 
 
 def _log_rejects(commands: Sequence[Command], replies: Replies, transport: str) -> None:
@@ -185,6 +224,11 @@ class Gateway:
         self._syncing: list[_Pending] = []  # taken by the syncer, fsync in flight
         self._sync_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # (monotonic time, engine.dedup_position then), at most one a second: window entries below a mark older than
+        # dedup_window_s are too old to answer; _answer_floor is the position of the newest such mark.
+        self._window_marks: deque[tuple[float, int]] = deque()
+        self._mark_started = 0.0
+        self._answer_floor = 0
         self._running = False
         self._closing = False
 
@@ -194,6 +238,8 @@ class Gateway:
         if self.config.journal:
             self.journal = Journal(self.config.journal, self.config.fsync)
             self._recover(self.journal)
+        self._mark_started = time.monotonic()
+        self._window_marks.append((self._mark_started, self.engine.dedup_position))
         self._running = True
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._writer(), name="gateway-writer"))
@@ -352,8 +398,32 @@ class Gateway:
         return self._queued
 
     # --------------------------------------------------------------- writer
+    def _answerable_from(self) -> int:
+        """The first window position young enough to answer a retry from (``dedup_window_s``)."""
+        duration = self.config.dedup_window_s
+        if not duration:
+            return 0
+        horizon = time.monotonic() - duration
+        marks = self._window_marks
+        while marks and marks[0][0] <= horizon:
+            self._answer_floor = marks.popleft()[1]
+        return self._answer_floor
+
+    def _mark_window(self) -> None:
+        """After a group: the time by which the window's entries so far existed (see ``_answerable_from``)."""
+        position = self.engine.dedup_position
+        marks = self._window_marks
+        if not self.config.dedup_window_s or (marks and marks[-1][1] == position):
+            return
+        now = time.monotonic()
+        if marks and now - self._mark_started < 1.0:
+            marks[-1] = (now, position)  # later than some entries it covers: they are answered a little longer
+        else:
+            marks.append((now, position))
+            self._mark_started = now
+
     async def _writer(self) -> None:
-        handle = self.engine.handle
+        engine = self.engine
         stats = self.stats
         max_group = self.config.max_group
         market = MarketBatch()
@@ -368,19 +438,21 @@ class Gateway:
             journal = self.journal
             debug = _log.isEnabledFor(logging.DEBUG)
             market.wanted = self.marketdata.has_subscribers
+            answerable_from = self._answerable_from()
             while self._pending and taken < max_group:
                 item = self._pending.popleft()
                 group.append(item)
                 commands = item.commands
                 taken += len(commands)
                 tally = Tally()
-                apply_commands(handle, commands, item.replies, tally, market, item.outcomes)
+                apply_commands(engine, commands, item.replies, tally, market, item.outcomes, answerable_from)
                 stats.add(tally, item.transport, len(commands))
                 if debug and tally.rejected:
                     _log_rejects(commands, item.replies, item.transport)
                 if journal is not None:
                     records.extend([item.record] if item.record is not None else command_records(commands))
             self._queued -= taken
+            self._mark_window()
             stats.batches += 1
             self._publish(market)
             if journal is not None:
@@ -402,6 +474,8 @@ class Gateway:
         market.clear()
 
     def _release(self, group: list[_Pending]) -> None:
+        if _KILL_AFTER_JOURNAL:
+            _kill_if_asked(group)
         now = time.perf_counter_ns()
         latency = self.stats.latency_us
         by_transport = self.stats.latency_by_transport
@@ -481,9 +555,12 @@ class Gateway:
             "rejected": sum(s.rejected.values()),
             "rejected_by_reason": dict(s.rejected),
             "trades": s.trades,
+            "repeated_requests": s.repeated,
             "cancelled_by_reason": dict(s.cancelled),
             "by_transport": dict(s.by_transport),
             "overloaded": s.overloaded,
+            "refused_by_reason": _by_second(s.transport_errors),
+            "limits_exceeded": _by_second(s.limits_exceeded),
             "queue_depth": self._queued,
             "batches": s.batches,
             "fsyncs": s.fsyncs,
