@@ -40,6 +40,7 @@ from engine import (
     TimeInForce,
     TradeExecuted,
 )
+from transports.codec.market_messages import MarketEvent, PublicTrade
 
 # Fast and reproducible: the same examples on every run and every machine.
 FAST = settings(derandomize=True, max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -176,9 +177,10 @@ def trades(symbol: st.SearchStrategy[str]) -> st.SearchStrategy[TradeExecuted]:
     return st.builds(TradeExecuted, seqs, ids, symbol, steps, steps, sides, *maker, *taker)
 
 
-def market_events(instrument: Instrument) -> st.SearchStrategy[BookDelta | TradeExecuted]:
+def market_events(instrument: Instrument) -> st.SearchStrategy[MarketEvent]:
     symbol = st.just(instrument.symbol)
-    return st.one_of(st.builds(BookDelta, seqs, symbol, sides, steps, maybe_steps, st.integers(0, 1000)), trades(symbol))
+    public_trades = st.builds(PublicTrade, seqs, ids, symbol, steps, steps, sides)
+    return st.one_of(st.builds(BookDelta, seqs, symbol, sides, steps, maybe_steps, st.integers(0, 1000)), public_trades)
 
 
 def depths(instrument: Instrument) -> st.SearchStrategy[BookDepth]:

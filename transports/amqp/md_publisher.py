@@ -27,12 +27,11 @@ from collections.abc import Iterable
 import aio_pika
 from aio_pika.abc import AbstractExchange
 
-from engine import TradeExecuted
 from transports.amqp import protocol as proto
 from transports.amqp.settings import md_routing_key
 from transports.codec.market_bytes import protobuf_bytes
 from transports.core.gateway import Gateway
-from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate, Subscription
+from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate, PublicTrade, Subscription
 
 log = logging.getLogger("dex-amqp")
 
@@ -41,7 +40,7 @@ def routing_key(item: MarketData) -> str:
     if isinstance(item, Gap):
         return md_routing_key(proto.MD_GAP, item.symbol)
     assert isinstance(item, MarketUpdate)
-    kind = proto.MD_TRADE if isinstance(item.event, TradeExecuted) else proto.MD_BOOK
+    kind = proto.MD_TRADE if isinstance(item.event, PublicTrade) else proto.MD_BOOK
     return md_routing_key(kind, item.symbol)
 
 

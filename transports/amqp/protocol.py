@@ -19,7 +19,7 @@ serializer). AMQP properties say what a message is and whom it answers:
   the request's. A batch's reply body is a ``ReplyBatch``.
 * Market data (server -> the durable topic exchange ``<name>.md``): routing
   key ``<kind>.<symbol>`` with kind ``book`` (a BookDelta update), ``trade``
-  (a TradeExecuted update) or ``gap``; body ``MarketDataMessage``, each update
+  (a public, anonymous trade update) or ``gap``; body ``MarketDataMessage``, each update
   carrying the gateway's per-symbol ``md_seq``. Subscribers bind ``*.<symbol>``.
 """
 

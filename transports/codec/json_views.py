@@ -1,4 +1,4 @@
-"""JSON form of the engine's query views: book depth, order status, instruments.
+"""JSON form of the engine's query views: book depth, order status, instruments, public trades.
 
 The companion of ``json_codec`` (commands and events) for what servers answer
 to queries; every JSON transport uses these, none spells its own. Same rules:
@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import BookDepth, Instrument, L2Level, MalformedMessage, OrderStatus, OrderType, OrderView, Side, TimeInForce
+from transports.codec.market_messages import PublicTrade
 
 
 def _price(instrument: Instrument, ticks: int) -> str | None:
@@ -48,6 +49,33 @@ def decode_depth(data: dict[str, Any], instrument: Instrument) -> BookDepth:
         return BookDepth(str(data["symbol"]), int(data["seq"]), bids, asks, pp(last) if last is not None else 0)
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedMessage(f"not a book: {exc!r}") from None
+
+
+def encode_public_trade(trade: PublicTrade, instrument: Instrument) -> dict[str, Any]:
+    """``{"type": "trade", "seq", "trade_id", "symbol", "price", "qty", "aggressor_side"}``: no names, no order ids."""
+    return {
+        "type": "trade",
+        "seq": trade.seq,
+        "trade_id": trade.trade_id,
+        "symbol": trade.symbol,
+        "price": instrument.format_price(trade.price),
+        "qty": instrument.format_qty(trade.qty),
+        "aggressor_side": trade.aggressor_side.name.lower(),
+    }
+
+
+def decode_public_trade(data: dict[str, Any], instrument: Instrument) -> PublicTrade:
+    try:
+        return PublicTrade(
+            int(data["seq"]),
+            int(data["trade_id"]),
+            str(data["symbol"]),
+            instrument.parse_price(data["price"]),
+            instrument.parse_qty(data["qty"]),
+            Side[str(data["aggressor_side"]).upper()],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedMessage(f"not a trade: {exc!r}") from None
 
 
 def encode_order_view(view: OrderView, instrument: Instrument) -> dict[str, Any]:

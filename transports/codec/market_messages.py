@@ -2,13 +2,19 @@
 
 Produced by the gateway's ``MarketDataHub`` and encoded by the codecs; they
 live here so the codec does not depend on the asyncio side of the core.
+
+Market data is public, so it is anonymous: a trade is a ``PublicTrade``
+(symbol, trade id, price, quantity, aggressor side, engine seq), never the
+engine's ``TradeExecuted`` with its traders, order ids, client order ids and
+remaining quantities. Those stay private: the taker reads them in its reply,
+and either side in its order's status.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine import BookDelta, BookDepth, TradeExecuted
+from engine import BookDelta, BookDepth, Side, TradeExecuted
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,13 +25,32 @@ class BookSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class PublicTrade:
+    """A trade as every subscriber sees it: no trader, order id, client order id or remaining quantity."""
+
+    seq: int
+    trade_id: int
+    symbol: str
+    price: int  # ticks: the resting order's price
+    qty: int  # lots
+    aggressor_side: Side
+
+    @staticmethod
+    def of(trade: TradeExecuted) -> PublicTrade:
+        return PublicTrade(trade.seq, trade.trade_id, trade.symbol, trade.price, trade.qty, trade.aggressor_side)
+
+
+MarketEvent = BookDelta | PublicTrade
+
+
+@dataclass(frozen=True, slots=True)
 class MarketUpdate:
     """One sequenced change. The hub creates it once and hands the same object to every subscriber, so each
     wire encoding is made once and shared (``encoded``: ``transports.codec.market_bytes``)."""
 
     symbol: str
     md_seq: int
-    event: BookDelta | TradeExecuted
+    event: MarketEvent
     encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 

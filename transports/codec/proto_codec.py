@@ -68,7 +68,7 @@ except ImportError as exc:  # pragma: no cover - a checkout where `make setup` h
     raise ImportError(f"{exc}: the protobuf code is generated from protos/exchange/v1/exchange.proto by `make setup`") from exc
 from transports.codec.decimals import DecimalConverter, converter
 from transports.codec.json_codec import InstrumentLookup, check_place_fields
-from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketUpdate
+from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketEvent, MarketUpdate, PublicTrade
 
 __all__ = [
     "CommandMessage",
@@ -454,7 +454,8 @@ def _encode_book_delta(e: BookDelta, instruments: InstrumentLookup) -> dict[str,
     )
 
 
-def _encode_trade(e: TradeExecuted, instruments: InstrumentLookup) -> dict[str, Any]:
+def _encode_public_trade(e: PublicTrade | TradeExecuted, instruments: InstrumentLookup) -> dict[str, Any]:
+    """A ``Trade`` (market data): the fields everyone may see, the same numbers as ``TradeExecuted``'s first five."""
     conv = _converter(instruments, e.symbol)
     return dict(
         trade_id=e.trade_id,
@@ -462,6 +463,13 @@ def _encode_trade(e: TradeExecuted, instruments: InstrumentLookup) -> dict[str, 
         price=_price_out(conv, e.price),
         qty=_qty_out(conv, e.qty),
         aggressor_side=_PB_SIDE[e.aggressor_side],
+    )
+
+
+def _encode_trade(e: TradeExecuted, instruments: InstrumentLookup) -> dict[str, Any]:
+    conv = _converter(instruments, e.symbol)
+    return dict(
+        _encode_public_trade(e, instruments),
         maker_order_id=e.maker_order_id,
         maker_trader=e.maker_trader,
         maker_client_order_id=e.maker_client_order_id,
@@ -801,14 +809,21 @@ def decode_order_status(data: pb.OrderStatusReply | Bytes, instruments: Instrume
 
 
 # ------------------------------------------------------------- market data
+def _decode_public_trade(seq: int, m: pb.Trade, instruments: InstrumentLookup) -> PublicTrade:
+    conv = _converter(instruments, m.symbol)
+    return PublicTrade(
+        seq, m.trade_id, m.symbol, _price_in(conv, m.price), _qty_in(conv, m.qty), _enum(_SIDE, m.aggressor_side, "aggressor_side")
+    )
+
+
 def encode_market_data(item: MarketData, instruments: InstrumentLookup) -> pb.MarketDataMessage:
     if isinstance(item, MarketUpdate):
         event = item.event
         if type(event) is BookDelta:
             update = pb.MarketUpdate(md_seq=item.md_seq, seq=event.seq, book_delta=_encode_book_delta(event, instruments))
         else:
-            assert isinstance(event, TradeExecuted)
-            update = pb.MarketUpdate(md_seq=item.md_seq, seq=event.seq, trade=_encode_trade(event, instruments))
+            assert isinstance(event, PublicTrade)
+            update = pb.MarketUpdate(md_seq=item.md_seq, seq=event.seq, trade=_encode_public_trade(event, instruments))
         return pb.MarketDataMessage(update=update)
     if isinstance(item, BookSnapshot):
         return pb.MarketDataMessage(
@@ -823,11 +838,11 @@ def decode_market_data(data: pb.MarketDataMessage | Bytes, instruments: Instrume
     if kind == "update":
         update = message.update
         which = update.WhichOneof("kind")
-        event: BookDelta | TradeExecuted
+        event: MarketEvent
         if which == "book_delta":
             event = _decode_book_delta(update.seq, update.book_delta, instruments)
         elif which == "trade":
-            event = _decode_trade(update.seq, update.trade, instruments)
+            event = _decode_public_trade(update.seq, update.trade, instruments)
         else:
             raise MalformedMessage("a market update needs book_delta or trade")
         return MarketUpdate(event.symbol, update.md_seq, event)

@@ -22,9 +22,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 
 from engine import BookDelta, BookDepth, TradeExecuted
-from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketUpdate
+from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketEvent, MarketUpdate, PublicTrade
 
-__all__ = ["BookSnapshot", "Gap", "MarketData", "MarketDataHub", "MarketUpdate", "Subscription"]
+__all__ = ["BookSnapshot", "Gap", "MarketData", "MarketDataHub", "MarketEvent", "MarketUpdate", "PublicTrade", "Subscription"]
 
 
 SnapshotSource = Callable[[str], BookSnapshot]
@@ -136,13 +136,14 @@ class MarketDataHub:
                 subs.remove(sub)
 
     def publish(self, event: BookDelta | TradeExecuted) -> None:
+        """Number ``event`` and hand it to its symbol's subscribers (a trade made anonymous: ``PublicTrade``)."""
         symbol = event.symbol
         md_seq = self.md_seq.get(symbol, 0) + 1
         self.md_seq[symbol] = md_seq
         self.published += 1
         subs = self._subscribers.get(symbol)
         if subs:
-            update = MarketUpdate(symbol, md_seq, event)
+            update = MarketUpdate(symbol, md_seq, _public(event))
             for sub in subs:
                 sub.push(update)
 
@@ -158,7 +159,7 @@ class MarketDataHub:
             count += 1
             subs = subscribers.get(symbol)
             if subs:
-                update = MarketUpdate(symbol, seq, event)
+                update = MarketUpdate(symbol, seq, _public(event))
                 for sub in subs:
                     sub.push(update)
         self.published += count
@@ -181,6 +182,13 @@ class MarketDataHub:
 
     def gap_count(self) -> int:
         return sum(s.gaps for subs in self._subscribers.values() for s in subs)
+
+
+def _public(event: BookDelta | TradeExecuted) -> MarketEvent:
+    """What a subscriber may see of ``event``: a book delta as it is, a trade without its traders."""
+    if isinstance(event, TradeExecuted):
+        return PublicTrade.of(event)
+    return event
 
 
 async def in_sequence(

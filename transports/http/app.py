@@ -33,11 +33,11 @@ from starlette.responses import Response
 
 from engine import AddInstrument, CancelOrder, Command, ExchangeError, MalformedMessage, OrderRejected, RejectReason
 from transports.codec.json_codec import decode_command, decode_commands, dumps, encode_event, error_reply, loads
-from transports.codec.json_views import encode_depth, encode_instruments, encode_order_view
+from transports.codec.json_views import encode_depth, encode_instruments, encode_order_view, encode_public_trade
 from transports.codec.status import http_status
 from transports.core.gateway import Gateway
 from transports.core.limits import MAX_TRADER_LENGTH, Limits
-from transports.core.marketdata import Subscription
+from transports.core.marketdata import PublicTrade, Subscription
 from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry, render
 from transports.core.requests import RequestHandler
@@ -301,8 +301,11 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
         tags=["market data"],
     )
     async def get_trades(symbol: Symbol, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
-        instrument_or_404(symbol)
-        return json({"trades": [encode_event(t, lookup) for t in gateway.recent_trades(symbol, limit)]})
+        instrument = lookup(symbol)
+        if instrument is None:
+            raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
+        public = [encode_public_trade(PublicTrade.of(t), instrument) for t in gateway.recent_trades(symbol, limit)]
+        return json({"trades": public})  # anonymous: no traders, order ids or remaining quantities
 
     @app.get("/instruments", summary="Listed instruments", responses=doc.responses(doc.ref("Instruments"), {}), tags=["market data"])
     async def get_instruments() -> Response:

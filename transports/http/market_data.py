@@ -3,13 +3,15 @@
 ::
 
     {"type": "snapshot", "symbol", "md_seq", "seq", "bids": [[price, qty, count], ...], "asks": [...], "last_price"}
-    {"type": "update", "symbol", "md_seq", "event": {book_delta or trade, as json_codec.encode_event}}
+    {"type": "update", "symbol", "md_seq", "event": {a book_delta as json_codec.encode_event, or a public trade}}
     {"type": "gap", "symbol", "last_md_seq", "dropped"}
     {"type": "error", "reason", "code", "message"}          (then the server closes the socket)
 
 Per symbol, ``md_seq`` of the updates after a snapshot is the snapshot's + 1,
 + 2, ... with no holes; a ``gap`` (the subscriber fell behind and its queue
-was dropped) is always followed by a fresh snapshot. A snapshot holds at most
+was dropped) is always followed by a fresh snapshot. A trade is public, so
+anonymous (``json_views.encode_public_trade``: no traders, order ids, client
+order ids or remaining quantities). A snapshot holds at most
 50 levels a side (``MarketDataHub``): deltas to deeper levels keep a local
 book exact only down to that depth.
 """
@@ -18,10 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import BookDelta, Instrument, MalformedMessage, TradeExecuted
+from engine import BookDelta, Instrument, MalformedMessage
 from transports.codec.json_codec import InstrumentLookup, decode_event, dumps, encode_event
-from transports.codec.json_views import decode_depth, encode_depth
-from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate
+from transports.codec.json_views import decode_depth, decode_public_trade, encode_depth, encode_public_trade
+from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketEvent, MarketUpdate, PublicTrade
 
 
 def market_data_text(item: MarketData, instruments: InstrumentLookup) -> str:
@@ -36,7 +38,12 @@ def market_data_text(item: MarketData, instruments: InstrumentLookup) -> str:
 
 def encode_market_data(item: MarketData, instruments: InstrumentLookup) -> dict[str, Any]:
     if type(item) is MarketUpdate:
-        return {"type": "update", "symbol": item.symbol, "md_seq": item.md_seq, "event": encode_event(item.event, instruments)}
+        event = item.event
+        if isinstance(event, PublicTrade):
+            body = encode_public_trade(event, _instrument(instruments, event.symbol))
+        else:
+            body = encode_event(event, instruments)
+        return {"type": "update", "symbol": item.symbol, "md_seq": item.md_seq, "event": body}
     if type(item) is BookSnapshot:
         instrument = _instrument(instruments, item.symbol)
         depth = encode_depth(item.depth, instrument, item.md_seq)
@@ -52,9 +59,15 @@ def decode_market_data(data: Any, instruments: InstrumentLookup) -> MarketData:
     kind = data.get("type")
     try:
         if kind == "update":
-            event = decode_event(data["event"], instruments)
-            if not isinstance(event, BookDelta | TradeExecuted):
-                raise MalformedMessage(f"not a market-data event: {type(event).__name__}")
+            body = data["event"]
+            event: MarketEvent
+            if isinstance(body, dict) and body.get("type") == "trade":
+                event = decode_public_trade(body, _instrument(instruments, str(body.get("symbol"))))
+            else:
+                delta = decode_event(body, instruments)
+                if not isinstance(delta, BookDelta):
+                    raise MalformedMessage(f"not a market-data event: {type(delta).__name__}")
+                event = delta
             return MarketUpdate(str(data["symbol"]), int(data["md_seq"]), event)
         if kind == "snapshot":
             symbol = str(data["symbol"])

@@ -40,6 +40,13 @@ def _event(kind: str, props: Schema) -> Schema:
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
+_PUBLIC_TRADE: Schema = {
+    "trade_id": {"type": "integer", "minimum": 1},
+    "symbol": {"type": "string"},
+    "price": _OUT_DECIMAL,
+    "qty": _OUT_DECIMAL,
+    "aggressor_side": {"enum": _lower(Side)},
+}
 _INSTRUMENT_PROPS: Schema = {
     "symbol": _SYMBOL,
     "tick_size": _OUT_DECIMAL,
@@ -81,11 +88,7 @@ _EVENTS: dict[str, Schema] = {
     "TradeEvent": _event(
         "trade",
         {
-            "trade_id": {"type": "integer", "minimum": 1},
-            "symbol": {"type": "string"},
-            "price": _OUT_DECIMAL,
-            "qty": _OUT_DECIMAL,
-            "aggressor_side": {"enum": _lower(Side)},
+            **_PUBLIC_TRADE,
             "maker_order_id": _ORDER_ID,
             "maker_trader": {"type": "string"},
             "maker_client_order_id": {"type": "string"},
@@ -96,6 +99,7 @@ _EVENTS: dict[str, Schema] = {
             "taker_remaining": _OUT_DECIMAL,
         },
     ),
+    "PublicTrade": _event("trade", _PUBLIC_TRADE),  # GET /trades and the WebSocket: anonymous
     "CancelledEvent": _event(
         "cancelled",
         {
@@ -281,7 +285,7 @@ COMPONENTS: dict[str, Schema] = {
     },
     "Trades": {
         "type": "object",
-        "properties": {"trades": {"type": "array", "items": ref("TradeEvent")}},
+        "properties": {"trades": {"type": "array", "items": ref("PublicTrade")}},
         "required": ["trades"],
         "additionalProperties": False,
     },

@@ -9,12 +9,12 @@ import grpc
 import grpc.aio
 import pytest
 
-from engine import BookDelta, BookDepth, MalformedMessage, NotConnected, PlaceOrder, RejectReason, Side, TradeExecuted
+from engine import BookDelta, BookDepth, MalformedMessage, NotConnected, PlaceOrder, RejectReason, Side
 from tests.integration.grpc.helpers import BTC, Exchange, error_of, run_exchange
 from traders.workload import OrderFlow
 from transports.codec.proto_codec import pb
 from transports.core.gateway import Gateway, GatewayConfig
-from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate
+from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate, PublicTrade
 from transports.grpc.client import GrpcClient
 from transports.grpc.server import serve_grpc
 from transports.grpc.settings import GrpcServerSettings
@@ -43,7 +43,7 @@ class Book:
             else:
                 side.pop(event.price, None)
         else:
-            assert isinstance(event, TradeExecuted)
+            assert isinstance(event, PublicTrade)
             self.last_price = event.price
 
     def matches(self, depth: BookDepth) -> bool:

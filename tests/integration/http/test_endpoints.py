@@ -62,6 +62,16 @@ def test_partial_then_full_fill_trades_at_the_makers_price(http: httpx.Client) -
     assert data["last_price"] == "30000.00"
     trades = http.get(f"/trades/{SYMBOL}").json()["trades"]
     assert [(t["trade_id"], t["qty"]) for t in trades] == [(trade["trade_id"], "0.4000"), (trade2["trade_id"], "0.6000")]
+    # Public, so anonymous: no trader, order id, client order id or remaining quantity.
+    assert trades[0] == {
+        "type": "trade",
+        "seq": trade["seq"],
+        "trade_id": trade["trade_id"],
+        "symbol": SYMBOL,
+        "price": "30000.00",
+        "qty": "0.4000",
+        "aggressor_side": "buy",
+    }
     assert http.get(f"/trades/{SYMBOL}", params={"limit": 1}).json()["trades"] == [trades[-1]]
 
 

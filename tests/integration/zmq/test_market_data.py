@@ -77,7 +77,7 @@ def test_snapshot_and_updates_equal_the_book(server: LiveZmqServer) -> None:
             updates = [m for m in seen if isinstance(m, MarketUpdate)]
             assert updates and not [m for m in seen if isinstance(m, Gap)]
             assert [u.md_seq for u in updates] == list(range(first.md_seq + 1, first.md_seq + 1 + len(updates)))
-            assert any(type(u.event).__name__ == "TradeExecuted" for u in updates)
+            assert any(type(u.event).__name__ == "PublicTrade" for u in updates)
 
     run(scenario)
 
