@@ -65,4 +65,5 @@ def test_the_service_offers_the_rpcs_the_transports_need() -> None:
         "GetOrder": ("OrderStatusRequest", "OrderStatusReply", False, False),
         "GetInstruments": ("InstrumentsRequest", "InstrumentList", False, False),
         "GetStats": ("StatsRequest", "Stats", False, False),
+        "CancelOnDisconnect": ("CancelOnDisconnectRequest", "CancelOnDisconnectReply", False, False),
     }

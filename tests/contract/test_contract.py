@@ -426,3 +426,70 @@ def test_malformed_input_gets_a_clear_reason_and_the_server_keeps_serving(transp
         assert of(OrderAccepted, (await alice.submit([limit("a1", BUY, 1000, PX - 100)]))[0])
 
     run(transport, scenario)
+
+
+# ------------------------------------------------------- cancel on disconnect
+async def _rest(client: TraderClient, prefix: str, count: int, offset: int) -> list[int]:
+    replies = await client.submit([limit(f"{prefix}{i}", BUY, 1000, PX - offset - i) for i in range(count)])
+    return [of(OrderAccepted, reply)[0].order_id for reply in replies]
+
+
+async def _bid_prices(client: TraderClient) -> set[int]:
+    return {level.price for level in (await client.book(SYM, 100)).bids}
+
+
+def test_cancel_on_disconnect_cancels_a_silent_traders_orders_and_no_one_elses(transport: str) -> None:
+    from transports.core.sessions import MIN_GRACE_MS
+
+    grace_ms = 200
+
+    async def scenario(v: Venue) -> None:
+        alice, bob, watcher = await v.client("alice"), await v.client("bob"), await v.client("watcher")
+        alices = await _rest(alice, "a", 3, 300)
+        await _rest(bob, "b", 2, 400)  # bob never arms it
+        assert await alice.cancel_on_disconnect(grace_ms) == grace_ms >= MIN_GRACE_MS
+        await alice.close()
+        await bob.close()
+        bobs_prices = {PX - 400, PX - 401}
+        async with asyncio.timeout(grace_ms / 1000 + 10):  # bounded: the grace, and a loaded machine's slack
+            while await _bid_prices(watcher) != bobs_prices:
+                await asyncio.sleep(0.02)
+        again = await v.client("alice")
+        for order_id in alices:
+            status = await again.order(order_id)
+            assert status is not None and status.status is OrderStatus.CANCELLED and status.remaining == 0
+        assert (await watcher.stats())["cancelled_by_reason"] == {CancelReason.CANCEL_ON_DISCONNECT.name: 3}
+        await asyncio.sleep(2 * grace_ms / 1000)
+        assert await _bid_prices(watcher) == bobs_prices  # bob, who never armed it, keeps his orders
+
+    run(transport, scenario)
+
+
+def test_cancel_on_disconnect_spares_a_live_or_reconnected_trader_and_can_be_disarmed(transport: str) -> None:
+    from transports.core.sessions import MAX_GRACE_MS, MIN_GRACE_MS
+
+    grace_ms = 1000
+
+    async def scenario(v: Venue) -> None:
+        alice, watcher = await v.client("alice"), await v.client("watcher")
+        for wrong in (MIN_GRACE_MS - 1, MAX_GRACE_MS + 1):
+            with pytest.raises(ExchangeError) as info:
+                await alice.cancel_on_disconnect(wrong)
+            assert info.value.reason is RejectReason.MALFORMED_MESSAGE
+        await _rest(alice, "a", 2, 300)
+        prices = {PX - 300, PX - 301}
+        assert await alice.cancel_on_disconnect(grace_ms) == grace_ms
+        await asyncio.sleep(1.5 * grace_ms / 1000)  # longer than the grace: the client's heartbeats keep it alive
+        assert await _bid_prices(watcher) == prices
+        await alice.close()
+        back = await v.client("alice")  # reconnects within the grace and arms it again
+        assert await back.cancel_on_disconnect(grace_ms) == grace_ms
+        await asyncio.sleep(1.5 * grace_ms / 1000)
+        assert await _bid_prices(watcher) == prices
+        assert await back.cancel_on_disconnect(0) == 0  # disarmed: closing costs nothing
+        await back.close()
+        await asyncio.sleep(1.2 * grace_ms / 1000)
+        assert await _bid_prices(watcher) == prices
+        assert CancelReason.CANCEL_ON_DISCONNECT.name not in (await watcher.stats())["cancelled_by_reason"]
+
+    run(transport, scenario)

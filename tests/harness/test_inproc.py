@@ -116,6 +116,9 @@ class SpyClient(TraderClient):
             self.seen["trades"] += sum(isinstance(e, TradeExecuted) for e in events)
         return replies
 
+    async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
+        return await self.inner._arm_cancel_on_disconnect(grace_ms)
+
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:
         return await self.inner.book(symbol, depth)
 

@@ -130,6 +130,7 @@ class AmqpClient(TraderClient):
             raise
 
     async def close(self) -> None:
+        self._stop_heartbeat()
         connection, self._connection = self._connection, None
         self._connecting = None
         for future in self._pending.values():
@@ -227,6 +228,10 @@ class AmqpClient(TraderClient):
 
     async def stats(self) -> dict[str, Any]:
         return decode_stats(await self._call(proto.STATS))
+
+    async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
+        request = pb.CancelOnDisconnectRequest(grace_ms=grace_ms).SerializeToString()
+        return pb.CancelOnDisconnectReply.FromString(await self._call(proto.CANCEL_ON_DISCONNECT, request)).grace_ms
 
     async def ping(self) -> None:
         """One round trip to the server through the broker (``NotConnected`` if there is none)."""

@@ -35,9 +35,10 @@ ORDER: Final = "order"  # OrderStatusRequest -> OrderStatusReply
 INSTRUMENTS: Final = "instruments"  # empty -> InstrumentList
 STATS: Final = "stats"  # empty -> Stats
 SNAPSHOT: Final = "snapshot"  # MarketDataRequest -> one MarketDataMessage (snapshot) per symbol, pack_frames
+CANCEL_ON_DISCONNECT: Final = "cancel_on_disconnect"  # CancelOnDisconnectRequest -> CancelOnDisconnectReply (the heartbeat)
 ERROR: Final = "error"  # reply only: body is an Error
 
-KINDS: Final = frozenset({BATCH, ORDERS, PING, BOOK, ORDER, INSTRUMENTS, STATS, SNAPSHOT})
+KINDS: Final = frozenset({BATCH, ORDERS, PING, BOOK, ORDER, INSTRUMENTS, STATS, SNAPSHOT, CANCEL_ON_DISCONNECT})
 TRADER_HEADER: Final = "trader"
 
 # Market-data routing-key kinds.

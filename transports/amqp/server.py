@@ -119,6 +119,7 @@ class AmqpServer:
             proto.INSTRUMENTS: lambda trader, body: _bytes(self.requests.instruments()),
             proto.STATS: lambda trader, body: _bytes(self.requests.stats()),
             proto.SNAPSHOT: self._snapshot,
+            proto.CANCEL_ON_DISCONNECT: lambda trader, body: _bytes(self.requests.cancel_on_disconnect(body, trader or None)),
         }
         # Requests in delivery order, each with "answered" (see _settle): acknowledged in runs, multiple=True.
         self._unacked: deque[list[Any]] = deque()

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from engine import BookDepth, CancelOrder, Command, Event, Instrument, MassCancel, OrderView, ReplaceOrder
 from transports.codec import lean
 from transports.core.marketdata import MarketData
+from transports.core.sessions import Heartbeat
 
 Replies = list[list[Event]]
 
@@ -28,12 +29,14 @@ class TraderClient(ABC):
 
     def __init__(self, trader: str) -> None:
         self.trader = trader
+        self._heartbeat = Heartbeat(self._arm_cancel_on_disconnect)
 
     async def connect(self) -> None:  # noqa: B027 - optional hook
         """Open connections; idempotent. Raises ``NotConnected`` if the server is unreachable."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
-        """Close connections; idempotent."""
+    async def close(self) -> None:
+        """Close connections; idempotent. An override calls ``_stop_heartbeat`` first."""
+        self._stop_heartbeat()
 
     async def __aenter__(self) -> TraderClient:
         await self.connect()
@@ -69,6 +72,26 @@ class TraderClient(ABC):
     async def mass_cancel(self, symbol: str = "", *, request_id: int = 0) -> list[Event]:
         """Cancel every open order (in ``symbol``, or everywhere); ``request_id`` as for ``cancel``."""
         return (await self.submit([MassCancel(self.trader, symbol, request_id=request_id)]))[0]
+
+    async def cancel_on_disconnect(self, grace_ms: int) -> int:
+        """Have this trader's open orders cancelled if this client goes silent for ``grace_ms``; 0 disarms.
+
+        The client repeats the request (the heartbeat) every quarter of the
+        grace until it is closed or disarmed; when no heartbeat reaches the
+        server within the grace (the client closed, crashed or lost its
+        connection), every open order of the trader is cancelled with
+        ``CancelReason.CANCEL_ON_DISCONNECT``. Returns the grace armed.
+        Bounds and what liveness means on each wire: docs/sessions.md.
+        """
+        return await self._heartbeat.set(grace_ms)
+
+    def _stop_heartbeat(self) -> None:
+        """Every client's ``close`` calls it first: a closed client sends no heartbeat."""
+        self._heartbeat.stop()
+
+    @abstractmethod
+    async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
+        """One ``CancelOnDisconnectRequest`` on this client's wire; the grace the server armed."""
 
     @abstractmethod
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:

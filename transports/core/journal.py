@@ -12,7 +12,8 @@ Payload kinds (first byte), one record per submission:
   the gateway journals the bytes it already holds instead of re-encoding;
 * ``B`` + an ``OrderBatch`` whose ``traders``/``trader`` columns name each
   command's trader: any other submission of place/cancel/replace/mass cancel;
-* ``C`` + one compact command (``codec.compact``): ``add_instrument``, and every
+* ``C`` + one compact command (``codec.compact``): ``add_instrument``, a mass
+  cancel the exchange issued (cancel on disconnect: its reason), and every
   command of journals written before the lean format (still read);
 * ``H`` + ``{"seq": ..., "state_hash": ...}``, a checkpoint written at clean
   shutdown so the next start can prove that replay rebuilt the same state;
@@ -84,8 +85,8 @@ from typing import Literal
 
 import orjson
 
-from engine import AddInstrument, Command, Engine, ExchangeError, RejectReason
-from transports.codec.compact import decode_compact, encode_compact
+from engine import Command, Engine, ExchangeError, RejectReason
+from transports.codec.compact import decode_compact, encode_compact, needs_compact
 from transports.codec.lean import decode_orders, encode_orders, parse_orders
 
 MAGIC = b"DEXJRNL1"
@@ -501,8 +502,8 @@ def trader_batch_record(trader: str, order_batch: bytes) -> bytes:
 
 
 def command_records(commands: Sequence[Command]) -> list[bytes]:
-    """The records of commands that came without one: one lean batch, or compact records around ``add_instrument``."""
-    if not any(type(c) is AddInstrument for c in commands):
+    """The records of commands that came without one: one lean batch, or compact records (``needs_compact``)."""
+    if not needs_compact(commands):
         return [b"B" + encode_orders(commands, with_traders=True)]
     return [b"C" + encode_compact(c) for c in commands]
 

@@ -11,6 +11,7 @@ handler and writes back what it returns. The handler owns:
   the trader of every command is the connection's (whatever a client wrote);
 * the admin check (``add_instrument``);
 * the queries (book, order status, instruments, stats, snapshots);
+* cancel on disconnect: arming a trader's session (``transports.core.sessions``);
 * the mapping of every refusal to one ``RejectReason`` (counted per transport
   in ``GatewayStats.transport_errors``) and the encoding of every reply.
 
@@ -42,6 +43,7 @@ from transports.codec.proto_codec import (
 from transports.core.gateway import Gateway, Replies
 from transports.core.journal import trader_batch_record
 from transports.core.limits import DEFAULT_DEPTH, MAX_DEPTH, MAX_TRADER_LENGTH, Limits
+from transports.core.sessions import check_grace, guard_of
 
 _log = logging.getLogger("dex.requests")
 
@@ -80,6 +82,7 @@ class RequestHandler:
         self.limits = Limits(min(limits.max_batch, gateway.config.buffer), limits.max_request_bytes, limits.max_snapshot_symbols)
         self.allow_admin = allow_admin
         self._lookup = gateway.instrument
+        self.sessions = guard_of(gateway)
 
     def refused(self, error: ExchangeError) -> None:
         """Count a request refused before the engine (servers call it for what they refuse themselves)."""
@@ -152,6 +155,17 @@ class RequestHandler:
             raise Unidentified("say who you are first: this connection has no trader")
         request = parse_message(pb.OrderStatusRequest, data)
         return encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup)
+
+    def cancel_on_disconnect(self, data: pb.CancelOnDisconnectRequest | bytes, trader: str | None) -> pb.CancelOnDisconnectReply:
+        """Arm, refresh (the heartbeat) or disarm ``trader``'s cancel on disconnect (``transports.core.sessions``)."""
+        request = parse_message(pb.CancelOnDisconnectRequest, data)
+        return pb.CancelOnDisconnectReply(grace_ms=self.arm_session(trader, request.grace_ms))
+
+    def arm_session(self, trader: str | None, grace_ms: object) -> int:
+        """The grace armed for ``trader`` (0: disarmed); its cancel goes where this handler's commands go."""
+        if trader is None:
+            raise Unidentified("say who you are first: this connection has no trader")
+        return self.sessions.arm(trader, check_grace(grace_ms), self._submit, self.transport)
 
     def instruments(self) -> pb.InstrumentList:
         return encode_instruments(self.gateway.instruments)

@@ -111,6 +111,7 @@ class NodeApi:
             ("GET", "/v1/snapshot"): self._snapshot,
             ("GET", "/v1/cluster"): self._cluster,
             ("GET", "/v1/applied"): self._applied,
+            ("POST", "/v1/cancel-on-disconnect"): self._cancel_on_disconnect,
         }
 
     async def handle(self, request: Request) -> Response:
@@ -218,6 +219,9 @@ class NodeApi:
         if action == "cluster":
             return self.replica.status()
         raise MalformedMessage("action must be submit, book or cluster")
+
+    def _cancel_on_disconnect(self, request: Request) -> bytes:
+        return self._requests.cancel_on_disconnect(request.body, _trader(request)).SerializeToString()
 
     # -------------------------------------------------------------- reads
     def _book(self, request: Request) -> bytes:

@@ -31,6 +31,7 @@ from transports.codec.proto_codec import (
     decode_order_status,
     decode_stats,
     encode_commands,
+    pb,
 )
 from transports.core.client import Replies, TraderClient
 from transports.core.http_wire import Broken, HttpEndpoint, StreamRefused, Unreachable
@@ -76,6 +77,7 @@ class DhtClient(TraderClient):
         await self._catalog.refresh()
 
     async def close(self) -> None:
+        self._stop_heartbeat()
         for endpoint in self.endpoints:
             endpoint.close()
 
@@ -142,6 +144,13 @@ class DhtClient(TraderClient):
 
     async def stats(self) -> dict[str, Any]:
         return decode_stats(await self._get("/v1/stats"))
+
+    async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
+        body = pb.CancelOnDisconnectRequest(grace_ms=grace_ms).SerializeToString()
+        status, reply = await self._request("POST", "/v1/cancel-on-disconnect", content=body)
+        if status != 200:
+            raise decode_error(reply)
+        return pb.CancelOnDisconnectReply.FromString(reply).grace_ms
 
     async def cluster(self) -> dict[str, Any]:
         """The node's view of its replica group (owner, epoch, state hash)."""

@@ -11,7 +11,7 @@ the first ``count`` commands belonging to the first request, and so on. The
 commands are one lean ``OrderBatch`` with each command's trader
 (``transports.codec.lean``, the journal's format: integers in ticks and lots,
 the trader already bound by the node that accepted the batch); an entry that
-lists an instrument carries ``transports.codec.compact`` records instead
+lists an instrument (or carries a cancel on disconnect) carries ``transports.codec.compact`` records instead
 (``DX2``, which is also how older nodes wrote every entry: both are read). ``origin`` + ``request`` let the proposing node find its waiting
 clients when the entry comes back committed; every other node only applies
 it. A request of no commands is a read barrier: once it is applied here,
@@ -24,8 +24,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from engine import AddInstrument, Command, MalformedMessage
-from transports.codec.compact import decode_compact, encode_compact
+from engine import Command, MalformedMessage
+from transports.codec.compact import decode_compact, encode_compact, needs_compact
 from transports.codec.lean import decode_orders, encode_orders, parse_orders
 
 MAGIC = b"DX3"  # the commands as one lean OrderBatch
@@ -43,7 +43,7 @@ def encode_entry(origin: bytes, requests: Sequence[Request]) -> bytes:
     if not requests:
         raise ValueError("an entry carries at least one request")
     commands = [c for _, batch in requests for c in batch]
-    lean = commands and not any(type(c) is AddInstrument for c in commands)
+    lean = commands and not needs_compact(commands)
     head = [MAGIC if lean else COMPACT, origin, len(requests).to_bytes(4, "big")]
     head.extend(_GROUP.pack(request, len(batch)) for request, batch in requests)
     if lean:

@@ -111,6 +111,7 @@ class ExchangeService:
             "GetOrder": unary(self.get_order, lenient(pb.OrderStatusRequest), out),
             "GetInstruments": unary(self.get_instruments, lenient(pb.InstrumentsRequest), out),
             "GetStats": unary(self.get_stats, lenient(pb.StatsRequest), out),
+            "CancelOnDisconnect": unary(self.cancel_on_disconnect, lenient(pb.CancelOnDisconnectRequest), out),
         }
 
     def shutdown(self) -> None:
@@ -230,6 +231,17 @@ class ExchangeService:
         except ExchangeError as exc:
             await abort(context, exc)
         return encode_order_status(gateway.order_status(trader, request.order_id), gateway.instrument)
+
+    async def cancel_on_disconnect(
+        self, request: pb.CancelOnDisconnectRequest | MalformedMessage, context: Context
+    ) -> pb.CancelOnDisconnectReply:
+        try:
+            trader = trader_of(context)
+            if isinstance(request, MalformedMessage):
+                raise request
+            return self.requests.cancel_on_disconnect(request, trader)
+        except ExchangeError as exc:
+            await abort(context, exc)
 
     async def get_instruments(self, request: pb.InstrumentsRequest | MalformedMessage, context: Context) -> pb.InstrumentList:
         return encode_instruments(self.gateway.instruments)

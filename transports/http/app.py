@@ -41,6 +41,7 @@ from transports.core.marketdata import PublicTrade, Subscription
 from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry, render
 from transports.core.requests import RequestHandler
+from transports.core.sessions import json_grace
 from transports.http import openapi as doc
 from transports.http.doc_pages import add_doc_pages
 from transports.http.errors import PayloadTooLarge, Unidentified, install_error_handlers
@@ -221,6 +222,19 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
     async def mass_cancel(request: Request) -> Response:
         trader = trader_of(request)
         return await apply_one(decode_command(await read_object(request, "mass_cancel"), lookup, trader))
+
+    @app.post(
+        "/cancel-on-disconnect",
+        summary="Arm cancel on disconnect (0 disarms); repeat it within the grace as the heartbeat",
+        description="When no request arrives within grace_ms, every open order of the trader is cancelled (docs/sessions.md).",
+        responses=doc.responses(doc.ref("CancelOnDisconnect"), {400: doc.ERROR, 401: doc.ERROR, 413: doc.ERROR}),
+        openapi_extra=doc.with_trader(doc.body(doc.ref("CancelOnDisconnect"))),
+        tags=["orders"],
+    )
+    async def cancel_on_disconnect(request: Request) -> Response:
+        trader = trader_of(request)
+        grace_ms = requests.arm_session(trader, json_grace(await read_object(request, "cancel_on_disconnect")))
+        return json({"type": "cancel_on_disconnect", "grace_ms": grace_ms})
 
     @app.delete(
         "/orders/{order_id}",

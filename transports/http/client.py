@@ -104,6 +104,7 @@ class HttpClient(TraderClient):
             raise
 
     async def close(self) -> None:
+        self._stop_heartbeat()
         if self._http is not None:
             http, self._http = self._http, None
             http.close()
@@ -130,6 +131,12 @@ class HttpClient(TraderClient):
 
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         status, content = await self._request("GET", path, params=params)
+        if status != 200:
+            raise error_from_reply(status, content)
+        return loads(content)
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        status, content = await self._request("POST", path, content=dumps(body))
         if status != 200:
             raise error_from_reply(status, content)
         return loads(content)
@@ -176,6 +183,10 @@ class HttpClient(TraderClient):
         if status != 200:
             raise error_from_reply(status, content)
         return lean.decode_outcomes(content)
+
+    async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
+        data = await self._post("/cancel-on-disconnect", {"grace_ms": grace_ms})
+        return int(data["grace_ms"])
 
     # ----------------------------------------------------------- queries
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:

@@ -13,6 +13,7 @@ from typing import Any
 
 from engine import CancelReason, OrderStatus, OrderType, RejectReason, SelfTradePrevention, Side, TimeInForce
 from transports.core.limits import MAX_TRADER_LENGTH
+from transports.core.sessions import MAX_GRACE_MS, MIN_GRACE_MS
 
 Schema = dict[str, Any]
 JSON = "application/json"
@@ -326,6 +327,21 @@ COMPONENTS: dict[str, Schema] = {
             "fsync_us": {"type": "object", "additionalProperties": {"type": "integer"}},
         },
         "required": ["orders", "accepted", "rejected", "trades", "engine_seq", "queue_depth"],
+    },
+    "CancelOnDisconnect": {
+        "type": "object",
+        "description": "Arm (or refresh: the heartbeat), or with 0 disarm, cancel on disconnect (docs/sessions.md)",
+        "properties": {
+            "type": {"const": "cancel_on_disconnect"},
+            "grace_ms": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_GRACE_MS,
+                "description": f"milliseconds: 0 (disarm), or {MIN_GRACE_MS} to {MAX_GRACE_MS}",
+            },
+        },
+        "required": ["grace_ms"],
+        "additionalProperties": False,
     },
     "Health": {
         "type": "object",

@@ -108,6 +108,7 @@ class NatsClient(TraderClient):
                 raise
 
     async def close(self) -> None:
+        self._stop_heartbeat()
         nc, self._nc = self._nc, None
         if nc is not None:
             with contextlib.suppress(Exception):  # already closed, or the server is gone: nothing left to release
@@ -212,6 +213,10 @@ class NatsClient(TraderClient):
         out = decode_stats(msg.data)
         out["nats_slow_consumers"] = int((msg.headers or {}).get("Dex-Slow-Consumers", "0"))
         return out
+
+    async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
+        data = (await self._query("cancel_on_disconnect", pb.CancelOnDisconnectRequest(grace_ms=grace_ms).SerializeToString()))[0]
+        return pb.CancelOnDisconnectReply.FromString(data).grace_ms
 
     async def ping(self) -> None:
         await self._request(self.subjects.query("ping"), b"", self.connect_timeout)

@@ -137,6 +137,7 @@ class NatsServer:
             "instruments": self._instruments,
             "stats": self._stats,
             "snapshot": self._snapshot,
+            "cancel_on_disconnect": self._cancel_on_disconnect,
         }
         self._subs: list[NatsSubscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -265,6 +266,9 @@ class NatsServer:
 
     async def _order(self, msg: Msg) -> Sequence[bytes]:
         return (_bytes(self.requests.order_status(msg.data, trader_of(msg))),)
+
+    async def _cancel_on_disconnect(self, msg: Msg) -> Sequence[bytes]:
+        return (_bytes(self.requests.cancel_on_disconnect(msg.data, trader_of(msg))),)
 
     async def _snapshot(self, msg: Msg) -> Sequence[bytes]:
         if self.settings.market_data == "on-demand":

@@ -168,6 +168,7 @@ class ZmqClient(TraderClient):
         self._connecting = None
 
     async def close(self) -> None:
+        self._stop_heartbeat()
         for stream, arrived in list(self._streams.items()):
             stream.close(0)
             arrived.set()  # a reader waiting on it finds the socket closed and raises NotConnected
@@ -354,6 +355,10 @@ class ZmqClient(TraderClient):
 
     async def stats(self) -> dict[str, Any]:
         return decode_stats((await self._query(proto.STATS))[0])
+
+    async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
+        frames = await self._query(proto.CANCEL_ON_DISCONNECT, [pb.CancelOnDisconnectRequest(grace_ms=grace_ms).SerializeToString()])
+        return pb.CancelOnDisconnectReply.FromString(frames[0]).grace_ms
 
     async def ping(self) -> None:
         """One round trip to the server (``NotConnected`` if there is no answer within ``connect_timeout``)."""

@@ -35,9 +35,10 @@ INSTRUMENTS: Final = b"instruments"  # no body -> InstrumentList
 STATS: Final = b"stats"  # no body -> Stats
 SNAPSHOT: Final = b"snapshot"  # body: MarketDataRequest -> one MarketDataMessage (snapshot) frame per symbol
 ORDERS: Final = b"orders"  # body: OrderBatch (lean, columnar) -> OutcomeBatch
+CANCEL_ON_DISCONNECT: Final = b"cancel_on_disconnect"  # body: CancelOnDisconnectRequest -> CancelOnDisconnectReply (the heartbeat)
 ERROR: Final = b"error"  # reply only: body is an Error
 
-KINDS: Final = frozenset({HELLO, PING, INFO, BOOK, ORDER, INSTRUMENTS, STATS, SNAPSHOT, ORDERS})
+KINDS: Final = frozenset({HELLO, PING, INFO, BOOK, ORDER, INSTRUMENTS, STATS, SNAPSHOT, ORDERS, CANCEL_ON_DISCONNECT})
 
 MAX_CORR: Final = 32  # bytes of a correlation frame
 TOPIC_SEPARATOR: Final = b" "
