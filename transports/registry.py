@@ -147,9 +147,15 @@ def _nats_client(trader: str, url: str | None) -> TraderClient:
 
 
 def _nats_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
-    from transports.nats.server import serve_nats
+    import os
 
-    return serve_nats(gateway)  # no URL: a private nats-server, stopped by PID afterwards
+    from transports.nats.server import NatsServerSettings, serve_nats
+    from transports.nats.settings import URL_ENV
+
+    # $DEX_NATS_URL names a running nats-server (the hostile suite's child servers get the session's); else a
+    # private nats-server, started for the purpose and stopped by PID afterwards.
+    url = os.environ.get(URL_ENV)
+    return serve_nats(gateway, NatsServerSettings(url=url) if url else None)
 
 
 async def _nats_malformed(url: str) -> RejectReason:
