@@ -11,7 +11,9 @@ The single-dash spellings of the tool this replaces (``-server``,
 too (``transports.core.legacy_flags``, the same for every command).
 
 Exit codes: 0 done; 1 reconciliation differs and ``--strict-reconcile``;
-2 bad options or the server cannot be reached.
+2 bad options, the server cannot be reached, or it stopped answering during
+the run (then the results so far are still printed and written to ``--json``,
+with ``error`` saying what ended the run).
 """
 
 from __future__ import annotations
@@ -131,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     reconciled = bool(report["reconciliation"]["ok"])
     if not args.quiet:
         results.print_summary(report, console)
-    elif not reconciled:
+    elif not reconciled and not merged.error:
         results.print_reconciliation(report["reconciliation"], errors)
+    if merged.error:
+        errors.print(f"dex-trader: the {config.transport} server became unreachable during the run: {merged.error}", highlight=False)
+        return EXIT_UNAVAILABLE
     if not reconciled and args.strict_reconcile:
         return EXIT_RECONCILE
     return EXIT_OK

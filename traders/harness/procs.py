@@ -14,6 +14,9 @@ event loop and clients. The parent:
 
 A child that cannot reach the server reports it and the parent stops the
 others (by their own ``Process`` handles) and raises ``NotConnected``.
+A server that dies during the run ends each process's run early with what
+it counted and the ``error`` (``ProcessRunner.run``); the counters after the
+run are then read with a short timeout, and are empty if the server is gone.
 """
 
 from __future__ import annotations
@@ -34,11 +37,13 @@ from engine import ExchangeError, NotConnected
 from traders.harness.clients import open_exchange
 from traders.harness.config import ConfigError, HarnessConfig
 from traders.harness.progress import ProgressView
-from traders.harness.runner import ProcessRunner
+from traders.harness.runner import ProcessRunner, close_quietly
+from transports.core.client import TraderClient
 
 _START_DELAY_S = 0.05  # between "go" and the first send, so every process is waiting already
 _READY_TIMEOUT_S = 60.0
 _GRACE_S = 30.0  # how long after the scheduled end a child may still take to report
+_STATS_AFTER_LOSS_S = 2.0  # reading the counters of a server that stopped answering
 
 
 class HarnessError(RuntimeError):
@@ -66,6 +71,7 @@ async def _run_here(config: HarnessConfig, view: ProgressView) -> Outcome:
     async with open_exchange(config.transport, config.server) as new_client:
         control = new_client(f"{config.trader_prefix}-control")
         await control.connect()
+        lost = False
         try:
             before = await control.stats()
             runner = ProcessRunner(config, 0, new_client, on_progress=show)
@@ -74,21 +80,38 @@ async def _run_here(config: HarnessConfig, view: ProgressView) -> Outcome:
                 result = await runner.run(time.monotonic() + _START_DELAY_S)
             finally:
                 await runner.close()
-            after = await control.stats()
+            lost = bool(runner.error)
+            after = await _stats_of_lost(control) if lost else await control.stats()
         finally:
-            await control.close()
+            await (close_quietly(control) if lost else control.close())
     return Outcome([result], before, after)
 
 
-async def read_stats(config: HarnessConfig) -> dict[str, Any]:
-    """The server's counters through a short-lived client."""
+async def _stats_of_lost(client: TraderClient) -> dict[str, Any]:
+    """The counters of a server that stopped answering during the run, if it answers now; else empty."""
+    try:
+        async with asyncio.timeout(_STATS_AFTER_LOSS_S):
+            return await client.stats()
+    except (ExchangeError, OSError, TimeoutError):
+        return {}
+
+
+async def read_stats(config: HarnessConfig, server_lost: bool = False) -> dict[str, Any]:
+    """The server's counters through a short-lived client (empty if ``server_lost`` and it does not answer)."""
     async with open_exchange(config.transport, config.server) as new_client:
         client = new_client(f"{config.trader_prefix}-control")
         try:
-            await client.connect()
-            return await client.stats()
+            if not server_lost:
+                await client.connect()
+                return await client.stats()
+            try:
+                async with asyncio.timeout(_STATS_AFTER_LOSS_S):
+                    await client.connect()
+            except (ExchangeError, OSError, TimeoutError):
+                return {}
+            return await _stats_of_lost(client)
         finally:
-            await client.close()
+            await close_quietly(client)
 
 
 def _run_spawned(config: HarnessConfig, view: ProgressView) -> Outcome:
@@ -114,7 +137,7 @@ def _run_spawned(config: HarnessConfig, view: ProgressView) -> Outcome:
     for child in children:
         child.join(timeout=5.0)
     _stop(children)
-    after = asyncio.run(read_stats(config))
+    after = asyncio.run(read_stats(config, server_lost=any(r.get("error") for r in results)))
     return Outcome(sorted(results, key=lambda r: int(r["proc"])), before, after)
 
 

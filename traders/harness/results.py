@@ -51,6 +51,7 @@ class Merged:
     errors: list[str] = field(default_factory=list)
     rejected_by_reason: dict[str, int] = field(default_factory=dict)  # warm-up included
     generated_live: int = 0
+    error: str = ""  # what ended the run early (the server died or stopped answering); "" when it ran to the end
 
 
 def merge(results: Sequence[Mapping[str, Any]]) -> Merged:
@@ -67,6 +68,8 @@ def merge(results: Sequence[Mapping[str, Any]]) -> Merged:
         for reason, count in dict(result.get("rejected_by_reason", {})).items():
             merged.rejected_by_reason[str(reason)] = merged.rejected_by_reason.get(str(reason), 0) + int(count)
         merged.generated_live += int(result.get("generated_live", 0))
+        if result.get("error") and not merged.error:
+            merged.error = f"process {result['proc']}: {result['error']}" if len(results) > 1 else str(result["error"])
     return merged
 
 
@@ -96,6 +99,16 @@ def reconcile(total: Counts, before: Mapping[str, Any], after: Mapping[str, Any]
         "rejected": total.rejected,
         "trades": total.trades,
     }
+    if not after:  # the server stopped answering: there is nothing to compare with
+        return {
+            "ok": False,
+            "skipped": "the server did not answer after the run",
+            "harness": harness,
+            "server": dict.fromkeys(RECONCILED, 0),
+            "diff": {},
+            "server_rejected_by_reason": {},
+            "server_cancelled_by_reason": {},
+        }
     start, end = server_counts(before), server_counts(after)
     server = {key: end[key] - start[key] for key in RECONCILED}
     diff = {key: harness[key] - server[key] for key in RECONCILED if harness[key] != server[key]}
@@ -158,6 +171,7 @@ def build_report(config: HarnessConfig, merged: Merged, before: Mapping[str, Any
         "rejected_by_reason": dict(sorted(merged.rejected_by_reason.items(), key=lambda item: -item[1])),
         "generated_live": merged.generated_live,
         "reconciliation": reconcile(merged.total, before, after),
+        "error": merged.error or None,
     }
 
 
@@ -202,10 +216,15 @@ def print_summary(report: Mapping[str, Any], console: Console) -> None:
     print_reconciliation(report["reconciliation"], console)
     for message in report["error_messages"]:
         console.print(f"[yellow]first error in {message}[/yellow]", highlight=False)
+    if report.get("error"):
+        console.print(f"[bold red]the run ended early: {report['error']}[/bold red]", highlight=False)
 
 
 def print_reconciliation(rec: Mapping[str, Any], console: Console) -> None:
     harness, server = rec["harness"], rec["server"]
+    if rec.get("skipped"):
+        console.print(f"[yellow]not reconciled: {rec['skipped']}[/yellow]", highlight=False)
+        return
     if rec["ok"]:
         console.print(
             "[green]reconciled[/green] with the server: "

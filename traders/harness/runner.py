@@ -37,6 +37,15 @@ tables); each reply's outcomes go back to the flow (``OrderFlow.settle``). A
 batch therefore sends its places first, then its cancels and replaces, and
 always ``--batch`` commands.
 
+When the server dies: a ``NotConnected`` from any trader ends the run at
+once; a server that just stops answering (a ZeroMQ peer, a broker whose
+consumer died: the request waits for its own timeout) is found by a watchdog:
+no reply for ``STALL_S`` while requests are in flight, and a fresh client's
+``stats`` gets no answer within ``PROBE_TIMEOUT_S``, ends the run with
+``ServerLost``. Either way ``run`` returns what was counted so far, with the
+``error`` that ended it (the requests in flight then are not counted: their
+outcome is unknown).
+
 Counting: a command counts as sent once its outcome arrived; ``accepted`` and
 ``rejected`` count the outcomes, ``trades`` every trade the batch caused (the
 engine reports a trade in the reply of the command that caused it, so each is
@@ -49,6 +58,7 @@ the run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from array import array
 from collections import deque
@@ -73,6 +83,13 @@ _BACKOFF_MAX_S = 0.1
 _PROGRESS_EVERY_S = 1.0
 PREPARE_RATE = 300_000  # closed loop: commands/s per process prepared before the run (more are written on the fly)
 PREPARE_MAX = 1_500_000  # commands per process prepared before the run: about 3 s of work and 45 MB at most
+STALL_S = 2.0  # no reply for this long while requests are in flight: ask whether the server still answers
+PROBE_TIMEOUT_S = 3.0  # how long the watchdog's fresh client waits for the server's stats
+CLOSE_TIMEOUT_S = 2.0  # closing a client of a dead server must not hang the report
+
+
+class ServerLost(NotConnected):
+    """The server stopped answering during the run (it died, or its wire did)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +182,8 @@ class Tally:
         self.first_error = ""
         self.rejected_by_reason: dict[str, int] = {}  # warm-up included
         self.generated_live = 0  # batches written during the run: the prepared ones ran out
+        self.in_flight = 0  # submits awaiting their reply
+        self.last_answer = time.monotonic()  # monotonic time of the last reply with outcomes (the server is alive)
 
     def record(self, batch: Prepared, outcomes: Outcomes, latency_s: float, service_s: float, measured: bool) -> None:
         accepted = outcomes.accepted
@@ -211,6 +230,7 @@ class ProcessRunner:
         self.prepared: list[deque[Batch]] = []
         self.instruments: list[Instrument] = []
         self.start = self.measure_start = self.end = 0.0
+        self.error = ""  # what ended the run early (the server died or stopped answering); "" when it ran to the end
 
     async def prepare(self) -> None:
         """Connect every trader's client and build its order flow (``NotConnected`` if the server is down)."""
@@ -244,7 +264,7 @@ class ProcessRunner:
 
     async def close(self) -> None:
         for client in self.clients:
-            await client.close()
+            await close_quietly(client) if self.error else await client.close()
 
     async def run(self, start: float) -> dict[str, Any]:
         """Run from ``start`` (monotonic) to the end of the schedule; return this process's result."""
@@ -257,11 +277,20 @@ class ProcessRunner:
         progress = loop.create_task(self._report_progress()) if self.on_progress is not None else None
         try:
             await pacer.sleep_until(start)
+            self.tally.last_answer = time.monotonic()
             async with asyncio.TaskGroup() as group:
-                for i, (client, flow, prepared) in enumerate(zip(self.clients, self.flows, self.prepared, strict=True)):
+                traders = [
                     group.create_task(self._trade(client, flow, prepared, self.proc * config.workers + i, pacer))
+                    for i, (client, flow, prepared) in enumerate(zip(self.clients, self.flows, self.prepared, strict=True))
+                ]
+                watchdog = group.create_task(self._watch())
+                await asyncio.wait(traders)
+                watchdog.cancel()
         except BaseExceptionGroup as group_error:
-            raise _first_cause(group_error) from None
+            cause = _first_cause(group_error)
+            if not isinstance(cause, NotConnected):
+                raise cause from None
+            self.error = f"{type(cause).__name__}: {cause}"
         finally:
             pacer.close()
             if progress is not None:
@@ -310,12 +339,38 @@ class ProcessRunner:
             if measured:
                 tally.last_reply = max(tally.last_reply, done)
 
+    async def _watch(self) -> None:
+        """Raise ``ServerLost`` when requests wait ``STALL_S`` without a reply and the server does not answer a probe."""
+        tally = self.tally
+        while True:
+            await asyncio.sleep(STALL_S / 4)
+            waited = time.monotonic() - tally.last_answer
+            if not tally.in_flight or waited < STALL_S:
+                continue
+            probe = self.new_client(f"{self.config.trader_prefix}-watchdog-{self.proc}")
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT_S):
+                    await probe.connect()
+                    await probe.stats()
+            except (ExchangeError, OSError, TimeoutError) as exc:
+                why = "no answer" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+                raise ServerLost(f"no reply for {waited:.1f}s, and the server does not answer ({why})") from None
+            finally:
+                await close_quietly(probe)
+            tally.last_answer = time.monotonic()  # alive, only slow: wait another STALL_S before asking again
+
     async def _submit(self, client: TraderClient, batch: Prepared, measured: bool) -> Outcomes | None:
         """The outcomes, retrying ``Overloaded`` (nothing was applied) until the run ends; None if dropped."""
         backoff = _BACKOFF_START_S
+        tally = self.tally
         while True:
             try:
-                outcomes = await client.submit_orders(batch.data)
+                tally.in_flight += 1
+                try:
+                    outcomes = await client.submit_orders(batch.data)
+                finally:
+                    tally.in_flight -= 1
+                tally.last_answer = time.monotonic()
             except NotConnected:
                 raise
             except Overloaded as exc:
@@ -369,7 +424,15 @@ class ProcessRunner:
             "first_error": tally.first_error,
             "rejected_by_reason": tally.rejected_by_reason,
             "generated_live": tally.generated_live,
+            "error": self.error,
         }
+
+
+async def close_quietly(client: TraderClient) -> None:
+    """Close ``client``, bounded in time and whatever it raises: its server may be gone."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await client.close()
 
 
 def select_listed(listed: Sequence[Instrument], symbols: Sequence[str]) -> list[Instrument]:
