@@ -68,8 +68,8 @@ from transports.codec.proto_codec import (
 from transports.core import legacy_flags
 from transports.core.gateway import Gateway
 from transports.core.journal import FsyncPolicy
-from transports.core.limits import MAX_TRADER_LENGTH, Limits
-from transports.core.requests import RequestHandler, distinct
+from transports.core.limits import Limits
+from transports.core.requests import RequestHandler, check_trader, distinct
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 
 TRANSPORT = "amqp"
@@ -119,7 +119,6 @@ class AmqpServer:
             proto.INSTRUMENTS: lambda trader, body: _bytes(self.requests.instruments()),
             proto.STATS: lambda trader, body: _bytes(self.requests.stats()),
             proto.SNAPSHOT: self._snapshot,
-            proto.CANCEL_ON_DISCONNECT: lambda trader, body: _bytes(self.requests.cancel_on_disconnect(body, trader or None)),
         }
         # Requests in delivery order, each with "answered" (see _settle): acknowledged in runs, multiple=True.
         self._unacked: deque[list[Any]] = deque()
@@ -274,16 +273,12 @@ class AmqpServer:
 
     def _trader(self, message: AbstractIncomingMessage) -> str | ExchangeError:
         value = (message.headers or {}).get(proto.TRADER_HEADER)
-        if isinstance(value, bytes):
-            try:
-                value = value.decode()
-            except UnicodeDecodeError:
-                return MalformedMessage("the trader must be UTF-8 text")
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str | bytes) or not value.strip():
             return ExchangeError("name the trader in the 'trader' header", RejectReason.UNAUTHORIZED)
-        if len(value) > MAX_TRADER_LENGTH:
-            return MalformedMessage(f"a trader is at most {MAX_TRADER_LENGTH} characters")
-        return value.strip()
+        try:
+            return check_trader(value)
+        except ExchangeError as exc:
+            return exc
 
     async def _batch(self, message: AbstractIncomingMessage, trader: str | ExchangeError) -> tuple[str, bytes]:
         """Apply a batch; its reply (``batch``, ReplyBatch) or refusal (``error``, Error). No await before the submit."""

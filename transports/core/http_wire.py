@@ -186,7 +186,7 @@ class HttpEndpoint:
             head += f"content-length: {len(body)}\r\n"
         if headers:
             head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        return (head + "\r\n").encode("latin-1") + body
+        return (head + "\r\n").encode() + body  # UTF-8: a trader name is UTF-8 on every wire, X-Trader included
 
     async def request(
         self, method: str, path: str, *, params: dict[str, object] | None = None, headers: dict[str, str] | None = None, body: bytes = b""

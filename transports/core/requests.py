@@ -11,7 +11,6 @@ handler and writes back what it returns. The handler owns:
   the trader of every command is the connection's (whatever a client wrote);
 * the admin check (``add_instrument``);
 * the queries (book, order status, instruments, stats, snapshots);
-* cancel on disconnect: arming a trader's session (``transports.core.sessions``);
 * the mapping of every refusal to one ``RejectReason`` (counted per transport
   in ``GatewayStats.transport_errors``) and the encoding of every reply.
 
@@ -24,6 +23,7 @@ server turns into its wire's error frame.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 
 from engine import AddInstrument, Command, ExchangeError, MalformedMessage, RejectReason
@@ -43,7 +43,6 @@ from transports.codec.proto_codec import (
 from transports.core.gateway import Gateway, Replies
 from transports.core.journal import trader_batch_record
 from transports.core.limits import DEFAULT_DEPTH, MAX_DEPTH, MAX_TRADER_LENGTH, Limits
-from transports.core.sessions import check_grace, guard_of
 
 _log = logging.getLogger("dex.requests")
 
@@ -56,13 +55,29 @@ class Unidentified(ExchangeError):
     reason = RejectReason.UNAUTHORIZED
 
 
-def check_trader(trader: str) -> str:
-    """``trader`` as a connection's identity: 1 to 64 characters of text, surrounding blanks removed."""
+def check_trader(trader: str | bytes) -> str:
+    """``trader`` as a connection's identity, by the one rule of every wire (docs/json-format.md, "Trader names").
+
+    A name is UTF-8 text (bytes are decoded as UTF-8, never Latin-1: an HTTP
+    header's bytes too), 1 to 64 characters once surrounding blanks are
+    removed, printable (no control or format characters) and in Unicode NFC, so
+    one name cannot become two traders by its spelling. Missing or blank:
+    ``UNAUTHORIZED``; anything else outside the rule: ``MALFORMED_MESSAGE``.
+    """
+    if isinstance(trader, bytes):
+        try:
+            trader = trader.decode()
+        except UnicodeDecodeError:
+            raise MalformedMessage("a trader name is UTF-8 text") from None
     name = trader.strip()
     if not name:
         raise Unidentified("a trader is required: name one (hello, X-Trader, ...)")
     if len(name) > MAX_TRADER_LENGTH:
         raise MalformedMessage(f"a trader is at most {MAX_TRADER_LENGTH} characters")
+    if not name.isascii() and not unicodedata.is_normalized("NFC", name):
+        raise MalformedMessage("a trader name is in Unicode NFC (composed characters)")
+    if not name.isprintable():
+        raise MalformedMessage("a trader name has no control or format characters")
     return name
 
 
@@ -82,7 +97,6 @@ class RequestHandler:
         self.limits = Limits(min(limits.max_batch, gateway.config.buffer), limits.max_request_bytes, limits.max_snapshot_symbols)
         self.allow_admin = allow_admin
         self._lookup = gateway.instrument
-        self.sessions = guard_of(gateway)
 
     def refused(self, error: ExchangeError) -> None:
         """Count a request refused before the engine (servers call it for what they refuse themselves)."""
@@ -155,17 +169,6 @@ class RequestHandler:
             raise Unidentified("say who you are first: this connection has no trader")
         request = parse_message(pb.OrderStatusRequest, data)
         return encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup)
-
-    def cancel_on_disconnect(self, data: pb.CancelOnDisconnectRequest | bytes, trader: str | None) -> pb.CancelOnDisconnectReply:
-        """Arm, refresh (the heartbeat) or disarm ``trader``'s cancel on disconnect (``transports.core.sessions``)."""
-        request = parse_message(pb.CancelOnDisconnectRequest, data)
-        return pb.CancelOnDisconnectReply(grace_ms=self.arm_session(trader, request.grace_ms))
-
-    def arm_session(self, trader: str | None, grace_ms: object) -> int:
-        """The grace armed for ``trader`` (0: disarmed); its cancel goes where this handler's commands go."""
-        if trader is None:
-            raise Unidentified("say who you are first: this connection has no trader")
-        return self.sessions.arm(trader, check_grace(grace_ms), self._submit, self.transport)
 
     def instruments(self) -> pb.InstrumentList:
         return encode_instruments(self.gateway.instruments)

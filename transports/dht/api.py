@@ -39,11 +39,11 @@ from transports.codec.proto_codec import (
 )
 from transports.codec.status import http_status
 from transports.core.gateway import Gateway, Replies
-from transports.core.limits import MAX_TRADER_LENGTH, Limits
+from transports.core.limits import Limits
 from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry
 from transports.core.metrics import render as render_metrics
-from transports.core.requests import RequestHandler
+from transports.core.requests import RequestHandler, check_trader
 from transports.dht.httpd import Request, Response
 from transports.dht.replica import Replica
 
@@ -64,12 +64,10 @@ def _error(exc: ExchangeError) -> Response:
 
 
 def _trader(request: Request) -> str:
-    trader = request.headers.get("x-trader", "").strip()
-    if not trader:
+    raw = request.headers.get("x-trader", "").encode("latin-1")  # the header's bytes (read as Latin-1): UTF-8, as on every wire
+    if not raw.strip():
         raise ExchangeError("name the trader in the X-Trader header", RejectReason.UNAUTHORIZED)
-    if len(trader) > MAX_TRADER_LENGTH:
-        raise MalformedMessage(f"a trader is at most {MAX_TRADER_LENGTH} characters")
-    return trader
+    return check_trader(raw)
 
 
 def _int(request: Request, name: str, default: int | None = None) -> int:
@@ -111,7 +109,6 @@ class NodeApi:
             ("GET", "/v1/snapshot"): self._snapshot,
             ("GET", "/v1/cluster"): self._cluster,
             ("GET", "/v1/applied"): self._applied,
-            ("POST", "/v1/cancel-on-disconnect"): self._cancel_on_disconnect,
         }
 
     async def handle(self, request: Request) -> Response:
@@ -201,9 +198,9 @@ class NodeApi:
         action = payload.get("action")
         if action == "submit":
             trader = payload.get("trader")
-            if not isinstance(trader, str) or not trader.strip() or len(trader) > MAX_TRADER_LENGTH:
+            if not isinstance(trader, str) or not trader.strip():
                 raise ExchangeError("submit needs a trader", RejectReason.UNAUTHORIZED)
-            commands = json_codec.decode_commands(payload.get("commands"), self._lookup, trader.strip())
+            commands = json_codec.decode_commands(payload.get("commands"), self._lookup, check_trader(trader))
             if not commands:
                 raise MalformedMessage("an empty batch")
             self._check_admin(commands)
@@ -219,9 +216,6 @@ class NodeApi:
         if action == "cluster":
             return self.replica.status()
         raise MalformedMessage("action must be submit, book or cluster")
-
-    def _cancel_on_disconnect(self, request: Request) -> bytes:
-        return self._requests.cancel_on_disconnect(request.body, _trader(request)).SerializeToString()
 
     # -------------------------------------------------------------- reads
     def _book(self, request: Request) -> bytes:

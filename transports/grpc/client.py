@@ -18,6 +18,8 @@ Errors (``engine`` hierarchy; never a grpc exception):
 * ``NotConnected``: the server cannot be reached, or the stream broke. After
   a broken ``submit`` its commands may or may not have been applied; the next
   submit opens a new stream.
+  A stream the server refused at once for its trader (a name outside the
+  rule of ``check_trader``) raises that refusal (``MALFORMED_MESSAGE``) instead.
 * ``Overloaded``: the gateway refused the batch whole; nothing applied; retry.
 * ``MalformedMessage``: the server could not decode the input; ``reason``
   tells which rule (``UNKNOWN_SYMBOL``, ``INVALID_PRICE``, ...).
@@ -41,6 +43,7 @@ from engine import (
     AddInstrument,
     BookDepth,
     Command,
+    ExchangeError,
     Instrument,
     InstrumentAdded,
     MalformedMessage,
@@ -63,7 +66,7 @@ from transports.codec.proto_codec import (
 from transports.core.client import Replies, TraderClient
 from transports.core.marketdata import MarketData
 from transports.grpc.errors import error_from_rpc
-from transports.grpc.settings import SERVICE_NAME, TRADER_METADATA, channel_target, client_options, client_url
+from transports.grpc.settings import SERVICE_NAME, channel_target, client_options, client_url, trader_metadata
 
 _PATH = f"/{SERVICE_NAME}/"
 
@@ -78,7 +81,7 @@ class GrpcClient(TraderClient):
         self.url = client_url(url)
         self.connect_timeout = connect_timeout
         self.timeout = timeout  # deadline of each unary call, and how late a Trade reply may be
-        self._metadata = ((TRADER_METADATA, trader),)
+        self._metadata = (trader_metadata(trader),)
         self._channel: grpc.aio.Channel | None = None
         self._instruments: dict[str, Instrument] = {}
         self._stream: _TradeStream | None = None
@@ -99,9 +102,6 @@ class GrpcClient(TraderClient):
         self._get_order = unary(_PATH + "GetOrder", pb.OrderStatusRequest.SerializeToString, pb.OrderStatusReply.FromString)
         self._get_instruments = unary(_PATH + "GetInstruments", pb.InstrumentsRequest.SerializeToString, pb.InstrumentList.FromString)
         self._get_stats = unary(_PATH + "GetStats", pb.StatsRequest.SerializeToString, pb.Stats.FromString)
-        self._cancel_on_disconnect = unary(
-            _PATH + "CancelOnDisconnect", pb.CancelOnDisconnectRequest.SerializeToString, pb.CancelOnDisconnectReply.FromString
-        )
         self._market_data = channel.unary_stream(
             _PATH + "MarketData", pb.MarketDataRequest.SerializeToString, pb.MarketDataMessage.FromString
         )
@@ -116,7 +116,6 @@ class GrpcClient(TraderClient):
             raise
 
     async def close(self) -> None:
-        self._stop_heartbeat()
         for stream in (self._stream, self._lean):
             if stream is not None:
                 stream.close(NotConnected(f"the client of the gRPC server at {self.url} was closed"))
@@ -217,15 +216,6 @@ class GrpcClient(TraderClient):
             raise error_from_rpc(exc, self.url) from None
         return decode_stats(reply)
 
-    async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
-        await self._ready()
-        request = pb.CancelOnDisconnectRequest(grace_ms=grace_ms)
-        try:
-            reply = await self._cancel_on_disconnect(request, timeout=self.timeout, metadata=self._metadata)
-        except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc, self.url) from None
-        return int(reply.grace_ms)
-
     # ------------------------------------------------------- market data
     async def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
         await self._ready()
@@ -239,6 +229,10 @@ class GrpcClient(TraderClient):
             raise error_from_rpc(exc, self.url) from None
         finally:
             call.cancel()
+
+
+# A stream ended with one of these never started: the server refused the call's identity (no or a bad trader).
+_REFUSED_CALL = (RejectReason.MALFORMED_MESSAGE, RejectReason.UNAUTHORIZED)
 
 
 class _TradeStream:
@@ -256,7 +250,7 @@ class _TradeStream:
         self.call = call
         self.url = url
         self.reply_timeout = reply_timeout
-        self.broken: NotConnected | None = None
+        self.broken: ExchangeError | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._outbox: deque[Any] = deque()
@@ -313,15 +307,15 @@ class _TradeStream:
         except grpc.aio.AioRpcError as exc:
             self._fail(self._broken_by(exc))
 
-    def _broken_by(self, exc: BaseException) -> NotConnected:
+    def _broken_by(self, exc: BaseException) -> ExchangeError:
         if isinstance(exc, grpc.aio.AioRpcError):
             error = error_from_rpc(exc, self.url)
-            if isinstance(error, NotConnected):
-                return error
+            if isinstance(error, NotConnected) or error.reason in _REFUSED_CALL:
+                return error  # the server refused the call itself (its trader): nothing of it was applied
             return NotConnected(f"the Trade stream to the gRPC server at {self.url} broke: {error}")
         return NotConnected(f"the Trade stream to the gRPC server at {self.url} broke ({type(exc).__name__}: {exc})")
 
-    def _fail(self, error: NotConnected) -> None:
+    def _fail(self, error: ExchangeError) -> None:
         if self.broken is None:
             self.broken = error
         self._outbox.clear()

@@ -44,12 +44,12 @@ from transports.codec.proto_codec import (
     pb,
 )
 from transports.core.gateway import Gateway
-from transports.core.limits import MAX_TRADER_LENGTH, Limits
+from transports.core.limits import Limits
 from transports.core.marketdata import Subscription
-from transports.core.requests import RequestHandler
+from transports.core.requests import RequestHandler, check_trader
 from transports.grpc.errors import Context, Unidentified, abort
 from transports.grpc.lookup import InstrumentIndex
-from transports.grpc.settings import MAX_MESSAGE_BYTES, TRADER_METADATA, GrpcServerSettings
+from transports.grpc.settings import MAX_MESSAGE_BYTES, TRADER_METADATA, TRADER_METADATA_BIN, GrpcServerSettings
 from transports.grpc.trade_stream import TRANSPORT, Handle, TradeStream
 
 M = TypeVar("M", bound=Message)
@@ -72,15 +72,10 @@ def lenient(kind: type[M]) -> Callable[[bytes], M | MalformedMessage]:
 
 
 def trader_of(context: Context) -> str:
-    """The acting trader named by the call's metadata."""
+    """The acting trader named by the call's metadata: ``x-trader``, or ``x-trader-bin`` (UTF-8 bytes) for any name."""
     for key, value in context.invocation_metadata() or ():
-        if key == TRADER_METADATA:
-            trader = value.strip() if isinstance(value, str) else ""
-            if not trader:
-                break
-            if len(trader) > MAX_TRADER_LENGTH:
-                raise MalformedMessage(f"x-trader is longer than {MAX_TRADER_LENGTH} characters")
-            return trader
+        if key in (TRADER_METADATA, TRADER_METADATA_BIN) and value.strip():
+            return check_trader(value)
     raise Unidentified("the x-trader metadata is required: it names the acting trader")
 
 
@@ -111,7 +106,6 @@ class ExchangeService:
             "GetOrder": unary(self.get_order, lenient(pb.OrderStatusRequest), out),
             "GetInstruments": unary(self.get_instruments, lenient(pb.InstrumentsRequest), out),
             "GetStats": unary(self.get_stats, lenient(pb.StatsRequest), out),
-            "CancelOnDisconnect": unary(self.cancel_on_disconnect, lenient(pb.CancelOnDisconnectRequest), out),
         }
 
     def shutdown(self) -> None:
@@ -231,17 +225,6 @@ class ExchangeService:
         except ExchangeError as exc:
             await abort(context, exc)
         return encode_order_status(gateway.order_status(trader, request.order_id), gateway.instrument)
-
-    async def cancel_on_disconnect(
-        self, request: pb.CancelOnDisconnectRequest | MalformedMessage, context: Context
-    ) -> pb.CancelOnDisconnectReply:
-        try:
-            trader = trader_of(context)
-            if isinstance(request, MalformedMessage):
-                raise request
-            return self.requests.cancel_on_disconnect(request, trader)
-        except ExchangeError as exc:
-            await abort(context, exc)
 
     async def get_instruments(self, request: pb.InstrumentsRequest | MalformedMessage, context: Context) -> pb.InstrumentList:
         return encode_instruments(self.gateway.instruments)

@@ -31,6 +31,17 @@ SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["Exchange"].full_name  # "exc
 # Metadata naming the acting trader (identity, not authentication: docs/grpc.md),
 # and the trailer that carries the serialized Error of a failed call.
 TRADER_METADATA = "x-trader"
+# gRPC metadata values are printable ASCII; any other name travels as its UTF-8 bytes in binary metadata.
+TRADER_METADATA_BIN = "x-trader-bin"
+
+
+def trader_metadata(trader: str) -> tuple[str, str | bytes]:
+    """The metadata naming ``trader``: ``x-trader`` for printable ASCII, else ``x-trader-bin`` (UTF-8 bytes)."""
+    if trader.isascii() and trader.isprintable():
+        return (TRADER_METADATA, trader)
+    return (TRADER_METADATA_BIN, trader.encode())
+
+
 ERROR_TRAILER = "exchange-error-bin"
 
 # A CommandBatch of 10,000 orders is about 0.5 MB and its ReplyBatch about

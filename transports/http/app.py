@@ -32,16 +32,16 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 
 from engine import AddInstrument, CancelOrder, Command, ExchangeError, MalformedMessage, OrderRejected, RejectReason
+from transports.codec import lean
 from transports.codec.json_codec import decode_command, decode_commands, dumps, encode_event, error_reply, loads
 from transports.codec.json_views import encode_depth, encode_instruments, encode_order_view, encode_public_trade
 from transports.codec.status import http_status
 from transports.core.gateway import Gateway
-from transports.core.limits import MAX_TRADER_LENGTH, Limits
+from transports.core.limits import Limits
 from transports.core.marketdata import PublicTrade, Subscription
 from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry, render
-from transports.core.requests import RequestHandler
-from transports.core.sessions import json_grace
+from transports.core.requests import RequestHandler, check_trader
 from transports.http import openapi as doc
 from transports.http.doc_pages import add_doc_pages
 from transports.http.errors import PayloadTooLarge, Unidentified, install_error_handlers
@@ -97,12 +97,11 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
 
     # ----------------------------------------------------------- helpers
     def trader_of(request: Request) -> str:
-        trader = request.headers.get(TRADER_HEADER, "").strip()
-        if not trader:
+        # Starlette reads header bytes as Latin-1 (losslessly): the name is those bytes read as UTF-8, as on every wire.
+        raw = request.headers.get(TRADER_HEADER, "").encode("latin-1")
+        if not raw.strip():
             raise Unidentified("the X-Trader header is required: it names the acting trader")
-        if len(trader) > MAX_TRADER_LENGTH:
-            raise MalformedMessage(f"X-Trader is longer than {MAX_TRADER_LENGTH} characters")
-        return trader
+        return check_trader(raw)
 
     async def read_body(request: Request) -> bytes:
         length = request.headers.get("content-length")
@@ -177,9 +176,14 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
         tags=["orders"],
     )
     async def post_lean(request: Request) -> Response:
-        trader = request.headers.get(TRADER_HEADER, "").strip()
+        raw = request.headers.get(TRADER_HEADER, "").encode("latin-1")
+        try:
+            trader = check_trader(raw) if raw.strip() else None
+        except ExchangeError as exc:  # answered in the lean form, like every other refusal of this route
+            requests.refused(exc)
+            return Response(lean.encode_refusal(exc, 0), media_type=PROTOBUF)
         data = await read_body(request)
-        return Response(await requests.orders(data, trader or None), media_type=PROTOBUF)
+        return Response(await requests.orders(data, trader), media_type=PROTOBUF)
 
     @app.post(
         "/orders/batch",
@@ -222,19 +226,6 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
     async def mass_cancel(request: Request) -> Response:
         trader = trader_of(request)
         return await apply_one(decode_command(await read_object(request, "mass_cancel"), lookup, trader))
-
-    @app.post(
-        "/cancel-on-disconnect",
-        summary="Arm cancel on disconnect (0 disarms); repeat it within the grace as the heartbeat",
-        description="When no request arrives within grace_ms, every open order of the trader is cancelled (docs/sessions.md).",
-        responses=doc.responses(doc.ref("CancelOnDisconnect"), {400: doc.ERROR, 401: doc.ERROR, 413: doc.ERROR}),
-        openapi_extra=doc.with_trader(doc.body(doc.ref("CancelOnDisconnect"))),
-        tags=["orders"],
-    )
-    async def cancel_on_disconnect(request: Request) -> Response:
-        trader = trader_of(request)
-        grace_ms = requests.arm_session(trader, json_grace(await read_object(request, "cancel_on_disconnect")))
-        return json({"type": "cancel_on_disconnect", "grace_ms": grace_ms})
 
     @app.delete(
         "/orders/{order_id}",

@@ -10,7 +10,7 @@ from transports.codec import lean
 from transports.core.client import Replies, TraderClient
 from transports.core.gateway import Gateway
 from transports.core.marketdata import MarketData
-from transports.core.requests import RequestHandler
+from transports.core.requests import RequestHandler, check_trader
 from transports.core.trader_identity import bind_trader
 
 
@@ -22,14 +22,14 @@ class InProcClient(TraderClient):
         self.gateway = gateway
         self._requests = RequestHandler(gateway, self.transport)
 
+    async def connect(self) -> None:
+        self.trader = check_trader(self.trader)  # the names rule of every wire: refused here as there
+
     async def submit(self, commands: Sequence[Command]) -> Replies:
         return await self.gateway.submit([bind_trader(c, self.trader) for c in commands], self.transport)
 
     async def submit_orders(self, batch: bytes) -> lean.Outcomes:
         return lean.decode_outcomes(await self._requests.orders(batch, self.trader))
-
-    async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
-        return self._requests.arm_session(self.trader, grace_ms)
 
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:
         result = self.gateway.depth(symbol, depth)

@@ -99,7 +99,6 @@ class ZmqServer:
             proto.INSTRUMENTS: lambda peer, body: (_bytes(self.requests.instruments()),),
             proto.STATS: lambda peer, body: (_bytes(self.requests.stats()),),
             proto.SNAPSHOT: self._snapshot,
-            proto.CANCEL_ON_DISCONNECT: self._cancel_on_disconnect,
         }
         self.dropped_replies = 0  # to clients that vanished or stopped reading
         self.errors = 0  # requests answered with an Error
@@ -257,10 +256,7 @@ class ZmqServer:
 
     # ------------------------------------------------------------- requests
     def _hello(self, peer: bytes, body: Frames) -> Sequence[bytes]:
-        try:
-            trader = check_trader(body[0].decode() if body else "")
-        except UnicodeDecodeError:
-            raise MalformedMessage("the trader must be UTF-8 text") from None
+        trader = check_trader(bytes(body[0]) if body else b"")
         traders = self._traders
         traders.pop(peer, None)
         traders[peer] = trader
@@ -273,9 +269,6 @@ class ZmqServer:
 
     def _order(self, peer: bytes, body: Frames) -> Sequence[bytes]:
         return (_bytes(self.requests.order_status(body[0] if body else b"", self._traders.get(peer))),)
-
-    def _cancel_on_disconnect(self, peer: bytes, body: Frames) -> Sequence[bytes]:
-        return (_bytes(self.requests.cancel_on_disconnect(body[0] if body else b"", self._traders.get(peer))),)
 
     def _snapshot(self, peer: bytes, body: Frames) -> Sequence[bytes]:
         return [_bytes(m) for m in self.requests.snapshots(body[0] if body else b"")]

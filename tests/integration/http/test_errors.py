@@ -147,7 +147,6 @@ def test_endpoint_bodies_must_match_the_endpoint(http: httpx.Client) -> None:
     [
         ({"side": "buy", "price": "40000.00", "qty": "1"}, 422, "PRICE_OUT_OF_BAND"),
         ({"side": "buy", "price": "29000.00", "qty": "5000"}, 400, "QUANTITY_ABOVE_MAX"),
-        ({"side": "buy", "price": "29000.00", "qty": "1", "post_only": True, "tif": "ioc"}, 400, "INVALID_ORDER"),
         ({"side": "buy", "price": "30000.00", "qty": "1", "post_only": True}, 409, "POST_ONLY_WOULD_TAKE"),
         ({"side": "buy", "price": "29000.00", "qty": "1", "client_order_id": "dup"}, 409, "DUPLICATE_CLIENT_ORDER_ID"),
     ],
@@ -161,6 +160,24 @@ def test_engine_rejects_map_to_the_status_table_on_single_command_endpoints(
     assert response.status_code == status == REJECT_HTTP_STATUS[RejectReason[reason]]
     (rejected,) = events(response)
     assert (rejected["type"], rejected["reason"], rejected["code"]) == ("rejected", reason, int(RejectReason[reason]))
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"price": "29000.00", "post_only": True, "tif": "ioc"}, "INVALID_ORDER"),
+        ({"order_type": "market", "price": "0"}, "INVALID_ORDER"),
+        ({"order_type": "market", "price": "30000.00"}, "INVALID_ORDER"),
+        ({"price": "29000.00", "stop_price": "29500.00"}, "INVALID_ORDER"),
+        ({"price": "0"}, "INVALID_PRICE"),
+        ({"price": "29000.00", "side": "BUY"}, "MALFORMED_MESSAGE"),
+    ],
+)
+def test_strict_values_are_refused_before_the_engine_with_their_reason(http: httpx.Client, fields: dict[str, object], reason: str) -> None:
+    """docs/json-format.md, "Strict values": such input never reaches the engine (an error, no event, no order)."""
+    response = http.post("/orders", json={"symbol": SYMBOL, "side": "buy", "qty": "1", **fields}, headers=ALICE)
+    assert_error(response, REJECT_HTTP_STATUS[RejectReason[reason]], reason)
+    assert http.get("/stats").json()["orders"] == 0
 
 
 def test_a_client_that_hangs_up_mid_body_is_not_an_internal_error(http: httpx.Client, server: LiveServer) -> None:
