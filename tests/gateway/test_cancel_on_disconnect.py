@@ -166,3 +166,23 @@ def test_heartbeats_keep_a_session_alive_silence_fires_it_once_and_zero_disarms(
         guard.close()
 
     asyncio.run(scenario())
+
+
+def test_the_number_of_armed_sessions_is_capped_and_a_refresh_is_never_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from transports.core import sessions
+
+    monkeypatch.setattr(sessions, "MAX_SESSIONS", 2)
+
+    async def scenario() -> None:
+        guard, submit = SessionGuard(), _Recorder()
+        for trader in ("alice", "bob"):
+            assert guard.arm(trader, MAX_GRACE_MS, submit, "http") == MAX_GRACE_MS
+        with pytest.raises(ExchangeError) as info:
+            guard.arm("carol", MAX_GRACE_MS, submit, "http")
+        assert info.value.reason is RejectReason.LIMIT_EXCEEDED
+        assert guard.arm("alice", MAX_GRACE_MS, submit, "http") == MAX_GRACE_MS  # a heartbeat of an armed session
+        assert guard.arm("bob", 0, submit, "http") == 0
+        assert guard.arm("carol", MAX_GRACE_MS, submit, "http") == MAX_GRACE_MS  # room again
+        guard.close()
+
+    asyncio.run(scenario())

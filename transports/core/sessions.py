@@ -26,6 +26,8 @@ Invariants:
   stays pure: the clock is here.
 * The grace is bounded: ``MIN_GRACE_MS`` to ``MAX_GRACE_MS``; anything else
   (and a grace that is not an integer) is refused with ``MALFORMED_MESSAGE``.
+  So is the state: at most ``MAX_SESSIONS`` armed at once (``LIMIT_EXCEEDED``
+  beyond), each gone at the latest ``MAX_GRACE_MS`` after its last heartbeat.
 * One guard per gateway (``guard_of``), one session per trader: the latest
   arm wins, whatever wire it came on. A session fires once; a heartbeat after
   that arms it again. Sessions live in memory: a restarted server has none
@@ -40,7 +42,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
-from engine import CancelReason, Command, ExchangeError, MalformedMessage, MassCancel, Overloaded
+from engine import CancelReason, Command, ExchangeError, MalformedMessage, MassCancel, Overloaded, RejectReason
 
 if TYPE_CHECKING:
     from transports.core.gateway import Gateway, Replies
@@ -49,6 +51,7 @@ _log = logging.getLogger("dex.sessions")
 
 MIN_GRACE_MS: Final = 100  # shorter would fire on an ordinary scheduling hiccup of a busy client
 MAX_GRACE_MS: Final = 300_000  # five minutes: longer is not "on disconnect" any more
+MAX_SESSIONS: Final = 100_000  # armed sessions of one gateway: a session is a timer and ~200 bytes; more is refused
 HEARTBEATS_PER_GRACE: Final = 4  # our clients repeat the request this often within one grace
 _RETRY_S: Final = 0.01  # a cancel the gateway refused as overloaded is retried this soon ...
 _RETRIES: Final = 500  # ... this many times (5 s), then given up and logged
@@ -96,6 +99,8 @@ class SessionGuard:
     def arm(self, trader: str, grace_ms: int, submit: Submit, transport: str) -> int:
         """Arm (or refresh: the heartbeat) ``trader``'s session, or disarm it with 0; the grace now armed."""
         grace_ms = check_grace(grace_ms)
+        if grace_ms and trader not in self._sessions and len(self._sessions) >= MAX_SESSIONS:
+            raise ExchangeError(f"at most {MAX_SESSIONS} sessions may be armed at once", RejectReason.LIMIT_EXCEEDED)
         session = self._sessions.pop(trader, None)
         if session is not None and session.timer is not None:
             session.timer.cancel()
@@ -186,9 +191,10 @@ class Heartbeat:
             await asyncio.sleep(interval)
             try:
                 await asyncio.wait_for(self._arm(grace_ms), grace_ms / 1000)
-            except (ExchangeError, OSError, TimeoutError) as exc:
+            except Exception as exc:  # whatever the wire raised: the next beat tries again, the task must not die
                 self.failures += 1
-                _log.debug("heartbeat_failed", extra={"error": repr(exc)})
+                if self.failures & (self.failures - 1) == 0:  # the 1st, 2nd, 4th ...: a dead server cannot flood the log
+                    _log.warning("heartbeat_failed", extra={"error": repr(exc), "failures": self.failures})
 
     def stop(self) -> None:
         """Stop beating (``close`` does it): the server's grace runs from the last beat."""

@@ -25,4 +25,4 @@ def bind_trader(command: Command, trader: str) -> Command:
     if isinstance(command, ReplaceOrder):
         return ReplaceOrder(trader, command.order_id, command.new_price, command.new_qty, command.symbol, command.client_order_id)
     assert isinstance(command, MassCancel)
-    return MassCancel(trader, command.symbol)
+    return MassCancel(trader, command.symbol)  # a client's mass cancel gives the reason MASS_CANCEL, whatever it wrote
