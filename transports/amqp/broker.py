@@ -50,6 +50,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from transports.core.limits import ConnectionLimits, Limits
+
 RABBITMQ_BIN = Path(os.environ.get("DEX_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 90.0
@@ -198,6 +200,11 @@ class LocalRabbitMQ:
             "disk_free_limit.absolute = 50MB",  # a shared CI disk must not block publishers
             "log.console = false",
             "log.file.level = info",
+            # The broker is the connection server here: its limits are ours (docs/limits.md).
+            f"max_message_size = {Limits().max_broker_message_bytes}",  # the largest allowed batch, or its reply
+            f"connection_max = {ConnectionLimits().max_connections}",
+            "channel_max = 128",
+            "frame_max = 131072",
         ]
         plugins = "[]."
         if s.management_port:

@@ -62,14 +62,12 @@ from transports.amqp.settings import (
 from transports.codec.lean import encode_refusal
 from transports.codec.proto_codec import (
     error_reply,
-    parse_message,
-    pb,
 )
 from transports.core import legacy_flags
 from transports.core.gateway import Gateway
 from transports.core.journal import FsyncPolicy
 from transports.core.limits import Limits
-from transports.core.requests import RequestHandler, check_trader, distinct
+from transports.core.requests import RequestHandler, check_trader
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 
 TRANSPORT = "amqp"
@@ -92,7 +90,7 @@ class AmqpServerSettings:
     symbols: str = ""
     allow_admin: bool = False
     log_level: str = "info"
-    max_batch: int = 10_000
+    max_batch: int = Limits().max_batch  # commands per batch (docs/limits.md)
     prefetch: int = PREFETCH
 
 
@@ -119,6 +117,7 @@ class AmqpServer:
             proto.INSTRUMENTS: lambda trader, body: _bytes(self.requests.instruments()),
             proto.STATS: lambda trader, body: _bytes(self.requests.stats()),
             proto.SNAPSHOT: self._snapshot,
+            proto.CANCEL_ON_DISCONNECT: lambda trader, body: _bytes(self.requests.cancel_on_disconnect(body, trader or None)),
         }
         # Requests in delivery order, each with "answered" (see _settle): acknowledged in runs, multiple=True.
         self._unacked: deque[list[Any]] = deque()
@@ -326,8 +325,8 @@ class AmqpServer:
         return _bytes(self.requests.order_status(body, trader or None))
 
     def _snapshot(self, trader: str, body: bytes) -> bytes:
-        request = parse_message(pb.MarketDataRequest, body)
-        known = [s for s in distinct(request.symbols)[:256] if self.gateway.instrument(s) is not None]
+        wanted = self.requests.market_data_symbols(body)  # within the limits, repeats collapsed
+        known = [s for s in wanted if self.gateway.instrument(s) is not None]
         if self._publisher is not None:
             # Before the snapshot, in the same step: every update after it is published.
             self._publisher.want(known)

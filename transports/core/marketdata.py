@@ -8,6 +8,9 @@ Invariants:
 * A subscription starts with a ``BookSnapshot`` taken synchronously at the
   moment of subscribing, carrying the ``md_seq`` it reflects; every update
   after it has ``md_seq`` = snapshot's + 1, + 2, ...
+* A snapshot holds the best ``MAX_SNAPSHOT_LEVELS`` levels per side
+  (docs/limits.md), so its size is bounded however deep the book: a deeper
+  level reaches a subscriber as an update when it next changes.
 * A subscriber that falls behind (its bounded queue is full) is never fed a
   partial stream: its backlog is dropped and, when it next reads, it receives
   a ``Gap`` and then a fresh ``BookSnapshot`` taken at that moment; the stream
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 
 from engine import BookDelta, BookDepth, TradeExecuted
 from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketEvent, MarketUpdate, PublicTrade
+from transports.core.limits import MAX_SNAPSHOT_LEVELS
 
 __all__ = ["BookSnapshot", "Gap", "MarketData", "MarketDataHub", "MarketEvent", "MarketUpdate", "PublicTrade", "Subscription"]
 
@@ -106,7 +110,7 @@ class Subscription:
 class MarketDataHub:
     """Numbers and fans out the market-data events of one engine."""
 
-    def __init__(self, depth_source: Callable[[str, int], BookDepth | None], snapshot_depth: int = 1_000_000) -> None:
+    def __init__(self, depth_source: Callable[[str, int], BookDepth | None], snapshot_depth: int = MAX_SNAPSHOT_LEVELS) -> None:
         self._depth_source = depth_source
         self._snapshot_depth = snapshot_depth
         self.md_seq: dict[str, int] = {}

@@ -101,6 +101,14 @@ class GatewayCollector(Collector):
         for (transport, reason), value in sorted(s.transport_errors.items()):
             errors.add_metric([transport, reason], value)
         yield errors
+        limits = CounterMetricFamily(
+            "dex_limits_exceeded",
+            "Requests and connections refused over a stated limit (docs/limits.md), by transport and limit",
+            labels=["transport", "limit"],
+        )
+        for (transport, limit), value in sorted(s.limits_exceeded.items()):
+            limits.add_metric([transport, limit], value)
+        yield limits
         yield GaugeMetricFamily("dex_gateway_queue_depth", "Commands waiting in the gateway queue", value=gw.queue_depth)
         yield GaugeMetricFamily("dex_engine_seq", "Engine sequence number of the last event", value=gw.engine.seq)
         yield GaugeMetricFamily("dex_recovered_commands", "Commands replayed from the journal at start-up", value=gw.recovered_commands)

@@ -4,13 +4,17 @@ A server frames requests and does I/O; it hands each request's bytes (or a
 message its library already parsed) and the connection's trader to this
 handler and writes back what it returns. The handler owns:
 
-* limits, checked before the work they bound: request bytes before decoding,
-  the command count before any command is built, the depth and the number of
-  symbols of a query;
+* limits (``transports.core.limits``, docs/limits.md), checked before the
+  work they bound: request bytes before decoding (each encoding against its
+  own bound), the command count from the wire bytes before any command is
+  built (``transports.codec.wire_count``), the depth and the number of
+  symbols of a query; a refusal is ``LimitExceeded`` (``LIMIT_EXCEEDED``),
+  counted by transport and limit name;
 * identity: a connection without a trader may not trade or read orders, and
   the trader of every command is the connection's (whatever a client wrote);
 * the admin check (``add_instrument``);
 * the queries (book, order status, instruments, stats, snapshots);
+* cancel on disconnect: arming a trader's session (``transports.core.sessions``);
 * the mapping of every refusal to one ``RejectReason`` (counted per transport
   in ``GatewayStats.transport_errors``) and the encoding of every reply.
 
@@ -40,9 +44,11 @@ from transports.codec.proto_codec import (
     parse_message,
     pb,
 )
+from transports.codec.wire_count import field_exceeds, json_separators, varint_field
 from transports.core.gateway import Gateway, Replies
 from transports.core.journal import trader_batch_record
-from transports.core.limits import DEFAULT_DEPTH, MAX_DEPTH, MAX_TRADER_LENGTH, Limits
+from transports.core.limits import DEFAULT_DEPTH, MAX_DEPTH, MAX_TRADER_LENGTH, LimitExceeded, Limits
+from transports.core.sessions import check_grace, guard_of
 
 _log = logging.getLogger("dex.requests")
 
@@ -94,24 +100,26 @@ class RequestHandler:
         self._submit: Submit = submit if submit is not None else gateway.submit
         self._lean_submit = gateway.submit if submit is None else None
         limits = limits if limits is not None else Limits()
-        self.limits = Limits(min(limits.max_batch, gateway.config.buffer), limits.max_request_bytes, limits.max_snapshot_symbols)
+        self.limits = limits.bounded_by(gateway.config.buffer)
         self.allow_admin = allow_admin
         self._lookup = gateway.instrument
+        self.sessions = guard_of(gateway)
 
     def refused(self, error: ExchangeError) -> None:
         """Count a request refused before the engine (servers call it for what they refuse themselves)."""
-        self.gateway.stats.refused(self.transport, error.reason.name)
+        self.gateway.stats.refused(self.transport, error.reason.name, error.limit if isinstance(error, LimitExceeded) else "")
 
     # ------------------------------------------------------------- trading
     async def orders(self, data: bytes, trader: str | None) -> bytes:
         """The ``OutcomeBatch`` bytes answering the lean ``OrderBatch`` in ``data``, sent by ``trader``."""
         batch_id = 0
         try:
-            self._check_size(len(data))
-            message = lean.parse_orders(data)
+            self._check_size(len(data), self.limits.max_lean_bytes, "max_lean_bytes")
+            message = lean.parse_orders(data)  # packed integer columns: what it builds is bounded by the bytes
             batch_id = message.batch_id
             if trader is None:
                 raise Unidentified("say who you are first: this connection has no trader")
+            self.check_count(len(message.kind))
             commands = lean.decode_orders(message, trader, self.limits.max_batch)
             if self._lean_submit is not None:
                 outcomes = lean.OutcomeColumns()
@@ -128,15 +136,22 @@ class RequestHandler:
         batch_id = 0
         try:
             if not isinstance(data, pb.CommandBatch):
-                self._check_size(len(data))
+                self.check_proto_batch(data)
             batch = parse_message(pb.CommandBatch, data)
             batch_id = batch.batch_id
             commands = self._decode(batch, trader)
             replies = await self._submit(commands, self.transport, None)
             return encode_replies(replies, self._lookup, batch_id)
+        except LimitExceeded as exc:
+            return self.refuse_batch(exc, data if isinstance(data, bytes) else batch_id)
         except ExchangeError as exc:
             self.refused(exc)
             return encode_refused(exc, batch_id)
+
+    def refuse_batch(self, error: ExchangeError, batch: bytes | int) -> pb.ReplyBatch:
+        """Count ``error`` and answer the ``CommandBatch`` it refused (its unparsed bytes, or its id) with it."""
+        self.refused(error)
+        return encode_refused(error, varint_field(batch, _BATCH_ID_FIELD) if isinstance(batch, bytes) else batch)
 
     def _decode(self, batch: pb.CommandBatch, trader: str | None) -> list[Command]:
         if trader is None:
@@ -144,16 +159,35 @@ class RequestHandler:
         count = len(batch.commands)
         if count == 0:
             raise MalformedMessage("an empty batch")
-        if count > self.limits.max_batch:
-            raise MalformedMessage(f"a batch holds at most {self.limits.max_batch} commands, got {count}")
+        self.check_count(count)
         commands = decode_commands(batch, self._lookup, trader)
         if not self.allow_admin and any(type(c) is AddInstrument for c in commands):
             raise ExchangeError("add_instrument needs a server started with --allow-admin", RejectReason.UNAUTHORIZED)
         return commands
 
-    def _check_size(self, size: int) -> None:
-        if size > self.limits.max_request_bytes:
-            raise MalformedMessage(f"a request is at most {self.limits.max_request_bytes} bytes, got {size}")
+    def check_proto_batch(self, data: bytes) -> None:
+        """``LimitExceeded`` unless ``data`` (an unparsed ``CommandBatch``) is within the byte and count limits.
+
+        The count is read from the wire tags and stops at the first command over the limit: nothing is built.
+        """
+        check_proto_batch(data, self.limits)
+
+    def check_json_batch(self, data: bytes) -> None:
+        """``LimitExceeded`` unless the JSON batch ``data`` is within the byte limit and parsing it builds a bounded
+        number of values (``,`` ``[`` ``{`` counted outside strings, before it is parsed)."""
+        self._check_size(len(data), self.limits.max_json_bytes, "max_json_bytes")
+        bound = self.limits.max_json_separators
+        if json_separators(data, bound) > bound:
+            raise LimitExceeded(f"a batch holds at most {self.limits.max_batch} commands (at most {bound} JSON values)", "max_batch")
+
+    def check_count(self, count: int) -> None:
+        """``LimitExceeded`` if a batch of ``count`` commands is over the limit."""
+        if count > self.limits.max_batch:
+            raise LimitExceeded(f"a batch holds at most {self.limits.max_batch} commands, got {count}", "max_batch")
+
+    def _check_size(self, size: int, bound: int, limit: str) -> None:
+        if size > bound:
+            raise LimitExceeded(f"a request is at most {bound} bytes, got {size}", limit)
 
     # -------------------------------------------------------------- queries
     def book(self, data: pb.BookRequest | bytes) -> pb.BookDepth:
@@ -170,6 +204,17 @@ class RequestHandler:
         request = parse_message(pb.OrderStatusRequest, data)
         return encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup)
 
+    def cancel_on_disconnect(self, data: pb.CancelOnDisconnectRequest | bytes, trader: str | None) -> pb.CancelOnDisconnectReply:
+        """Arm, refresh (the heartbeat) or disarm ``trader``'s cancel on disconnect (``transports.core.sessions``)."""
+        request = parse_message(pb.CancelOnDisconnectRequest, data)
+        return pb.CancelOnDisconnectReply(grace_ms=self.arm_session(trader, request.grace_ms))
+
+    def arm_session(self, trader: str | None, grace_ms: object) -> int:
+        """The grace armed for ``trader`` (0: disarmed); its cancel goes where this handler's commands go."""
+        if trader is None:
+            raise Unidentified("say who you are first: this connection has no trader")
+        return self.sessions.arm(trader, check_grace(grace_ms), self._submit, self.transport)
+
     def instruments(self) -> pb.InstrumentList:
         return encode_instruments(self.gateway.instruments)
 
@@ -178,12 +223,7 @@ class RequestHandler:
 
     def snapshots(self, data: pb.MarketDataRequest | bytes) -> list[pb.MarketDataMessage]:
         """A ``BookSnapshot`` message per distinct symbol requested (duplicates collapsed, their number capped)."""
-        request = parse_message(pb.MarketDataRequest, data)
-        symbols = distinct(request.symbols)
-        if not symbols:
-            raise MalformedMessage("name the symbols to snapshot")
-        if len(symbols) > self.limits.max_snapshot_symbols:
-            raise MalformedMessage(f"a snapshot request names at most {self.limits.max_snapshot_symbols} symbols")
+        symbols = self.market_data_symbols(data)
         out = []
         for symbol in symbols:
             try:
@@ -192,6 +232,37 @@ class RequestHandler:
                 raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL) from None
             out.append(encode_market_data(snapshot, self._lookup))
         return out
+
+    def market_data_symbols(self, data: pb.MarketDataRequest | bytes) -> list[str]:
+        """The distinct symbols a ``MarketDataRequest`` names (snapshot or subscription), within the limits."""
+        if not isinstance(data, pb.MarketDataRequest):
+            self._check_size(len(data), self.limits.max_request_bytes, "max_request_bytes")
+            if field_exceeds(data, _SYMBOLS_FIELD, self.limits.max_batch):  # names, repeats included: none built yet
+                raise LimitExceeded(f"a market-data request names at most {self.limits.max_batch} symbols", "max_batch")
+        return self.snapshot_symbols(parse_message(pb.MarketDataRequest, data).symbols)
+
+    def snapshot_symbols(self, symbols: Sequence[str]) -> list[str]:
+        """The distinct symbols of a snapshot or subscription request, first seen first; ``LimitExceeded`` over the cap."""
+        wanted = distinct(symbols)
+        if not wanted:
+            raise MalformedMessage("name the symbols to snapshot")
+        if len(wanted) > self.limits.max_snapshot_symbols:
+            raise LimitExceeded(f"a request names at most {self.limits.max_snapshot_symbols} distinct symbols", "max_snapshot_symbols")
+        return wanted
+
+
+_COMMANDS_FIELD = pb.CommandBatch.DESCRIPTOR.fields_by_name["commands"].number
+_BATCH_ID_FIELD = pb.CommandBatch.DESCRIPTOR.fields_by_name["batch_id"].number
+_SYMBOLS_FIELD = pb.MarketDataRequest.DESCRIPTOR.fields_by_name["symbols"].number
+
+
+def check_proto_batch(data: bytes, limits: Limits) -> None:
+    """``LimitExceeded`` unless the unparsed ``CommandBatch`` ``data`` is within ``limits``' bytes and count (a pure
+    function of the bytes: the durable NATS path applies it on replay too)."""
+    if len(data) > limits.max_proto_bytes:
+        raise LimitExceeded(f"a request is at most {limits.max_proto_bytes} bytes, got {len(data)}", "max_proto_bytes")
+    if field_exceeds(data, _COMMANDS_FIELD, limits.max_batch):
+        raise LimitExceeded(f"a batch holds at most {limits.max_batch} commands", "max_batch")
 
 
 def distinct(symbols: Sequence[str]) -> list[str]:

@@ -19,27 +19,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
-from google.protobuf.message import DecodeError
 
 from engine import AddInstrument, Command, ExchangeError, MalformedMessage, RejectReason
 from transports.codec import json_codec
 from transports.codec.json_views import encode_depth
 from transports.codec.lean import encode_refusal
 from transports.codec.proto_codec import (
-    decode_commands,
     encode_book,
     encode_instruments,
     encode_market_data,
     encode_order_status,
     encode_refused,
-    encode_replies,
     encode_stats,
     error_reply,
-    pb,
 )
 from transports.codec.status import http_status
 from transports.core.gateway import Gateway, Replies
-from transports.core.limits import Limits
+from transports.core.limits import LimitExceeded, Limits
 from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry
 from transports.core.metrics import render as render_metrics
@@ -52,6 +48,11 @@ log = logging.getLogger("dex-node.api")
 PROTO = "application/x-protobuf"
 MAX_DEPTH = 1000
 STATS_BARRIER_S = 2.0  # how long /v1/stats waits for the group to commit its read barrier
+
+
+def _batch_status(reason: RejectReason) -> int:
+    """HTTP status of a refused batch: input that never decoded or was over a limit, else 200 (the error is inside)."""
+    return http_status(reason) if reason in (RejectReason.MALFORMED_MESSAGE, RejectReason.LIMIT_EXCEEDED) else 200
 
 
 def frame(message: bytes) -> bytes:
@@ -100,7 +101,7 @@ class NodeApi:
         async def replicate(commands: list[Command], transport: str, record: bytes | None) -> Replies:
             return await replica.submit(commands)  # the replicated log is the journal here
 
-        self._requests = RequestHandler(gateway, "dht", Limits(max_batch=100_000), allow_admin, replicate)
+        self._requests = RequestHandler(gateway, "dht", Limits(), allow_admin, replicate)
         self._metrics = metrics_registry(gateway)  # this replica's gateway: every node applies every command
         self._routes = {
             ("GET", "/v1/book"): self._book,
@@ -109,6 +110,7 @@ class NodeApi:
             ("GET", "/v1/snapshot"): self._snapshot,
             ("GET", "/v1/cluster"): self._cluster,
             ("GET", "/v1/applied"): self._applied,
+            ("POST", "/v1/cancel-on-disconnect"): self._cancel_on_disconnect,
         }
 
     async def handle(self, request: Request) -> Response:
@@ -145,24 +147,17 @@ class NodeApi:
             raise ExchangeError("add_instrument needs a node started with --allow-admin", RejectReason.UNAUTHORIZED)
 
     async def _batch(self, request: Request) -> Response:
-        batch_id = 0
+        """A ``CommandBatch`` in, a ``ReplyBatch`` out, through the request handler (limits before decoding)."""
         try:
             trader = _trader(request)
-            try:
-                batch = pb.CommandBatch.FromString(request.body)
-            except DecodeError:
-                raise MalformedMessage("the body must be a serialized CommandBatch") from None
-            batch_id = batch.batch_id
-            if not batch.commands:
-                raise MalformedMessage("an empty batch")
-            commands = decode_commands(batch, self._lookup, trader)
-            self._check_admin(commands)
-            replies = await self.replica.submit(commands)
         except ExchangeError as exc:
             self.errors += 1
-            status = 400 if exc.reason is RejectReason.MALFORMED_MESSAGE else 200
-            return Response(status, encode_refused(exc, batch_id).SerializeToString(), PROTO)
-        return Response(200, encode_replies(replies, self._lookup, batch_id).SerializeToString(), PROTO)
+            return Response(_batch_status(exc.reason), encode_refused(exc, 0).SerializeToString(), PROTO)
+        reply = await self._requests.commands(request.body, trader)
+        if reply.HasField("error"):
+            self.errors += 1
+            return Response(_batch_status(RejectReason(reply.error.code)), reply.SerializeToString(), PROTO)
+        return Response(200, reply.SerializeToString(), PROTO)
 
     async def _lean(self, request: Request) -> Response:
         """Lean order entry (docs/wire-schema.md): an ``OrderBatch`` in, an ``OutcomeBatch`` out, refusals inside."""
@@ -179,7 +174,8 @@ class NodeApi:
         compressed = request.headers.get("grc-compress", "none") == "gzip"
         try:
             try:
-                body = gzip.decompress(request.body) if compressed else request.body
+                body = self._inflate(request.body) if compressed else request.body
+                self._requests.check_json_batch(body)  # bytes, and the values parsing would build, before it does
                 message = orjson.loads(body)
             except (orjson.JSONDecodeError, OSError, EOFError, zlib.error):
                 raise MalformedMessage("the body must be JSON [rid, key, payload]") from None
@@ -191,8 +187,19 @@ class NodeApi:
             result = await self._grenache_action(payload)
         except ExchangeError as exc:
             self.errors += 1
+            if isinstance(exc, LimitExceeded):
+                self._requests.refused(exc)
             return _grenache_reply([rid, f"ERR_{exc.reason.name}: {exc.message}", None], compressed)
         return _grenache_reply([rid, None, result], compressed)
+
+    def _inflate(self, body: bytes) -> bytes:
+        """A gzip body, inflated to at most the request limit: a small body may not unpack to gigabytes."""
+        bound = self._requests.limits.max_request_bytes
+        inflater = zlib.decompressobj(wbits=31)  # gzip framing
+        out = inflater.decompress(body, bound + 1)
+        if len(out) > bound:
+            raise LimitExceeded(f"a request inflates to at most {bound} bytes", "max_request_bytes")
+        return out
 
     async def _grenache_action(self, payload: dict[str, Any]) -> Any:
         action = payload.get("action")
@@ -216,6 +223,9 @@ class NodeApi:
         if action == "cluster":
             return self.replica.status()
         raise MalformedMessage("action must be submit, book or cluster")
+
+    def _cancel_on_disconnect(self, request: Request) -> bytes:
+        return self._requests.cancel_on_disconnect(request.body, _trader(request)).SerializeToString()
 
     # -------------------------------------------------------------- reads
     def _book(self, request: Request) -> bytes:
@@ -263,9 +273,7 @@ class NodeApi:
         )
 
     def _market_data(self, request: Request) -> Response:
-        symbols = [s for s in request.query.get("symbols", "").split(",") if s]
-        if not symbols:
-            raise MalformedMessage("name the symbols to subscribe to")
+        symbols = self._requests.snapshot_symbols([s for s in request.query.get("symbols", "").split(",") if s])
         for symbol in symbols:
             if self.gateway.instrument(symbol) is None:
                 raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)

@@ -35,7 +35,7 @@ from transports.core.server_cli import LOG_LEVELS, freeze_startup_heap
 from transports.core.state_dir import DEFAULT_STATE_DIR, STATE_DIR_ENV, state_dir
 from transports.dht.api import NodeApi
 from transports.dht.discovery import GrapeDiscovery, KademliaDiscovery, parse_endpoints
-from transports.dht.httpd import HttpServer
+from transports.dht.httpd import HttpServer, guard_for
 from transports.dht.replica import Replica, ReplicaSettings
 from transports.instruments import select_instruments
 
@@ -59,7 +59,7 @@ async def serve_dht(gateway: Gateway, host: str = "127.0.0.1") -> AsyncIterator[
     raft = f"{host}:{free_tcp_port(host)}"
     replica = Replica(gateway, ReplicaSettings(raft, (raft,), secrets.token_hex(16)))
     replica.start()
-    server = HttpServer(NodeApi(gateway, replica, allow_admin=True).handle)
+    server = HttpServer(NodeApi(gateway, replica, allow_admin=True).handle, guard_for(gateway.stats))
     try:
         await server.start(host, 0)
         await _wait_owner(replica, 15.0)
@@ -122,7 +122,7 @@ async def _run(args: argparse.Namespace, secret: str) -> int:
         os.makedirs(os.path.dirname(os.path.abspath(journal)), exist_ok=True)
     replica = Replica(gateway, ReplicaSettings(me, members, secret, shard=shard, journal=journal))
     api_handler = NodeApi(gateway, replica, allow_admin=args.allow_admin)
-    server = HttpServer(api_handler.handle)
+    server = HttpServer(api_handler.handle, guard_for(gateway.stats))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

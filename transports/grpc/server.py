@@ -55,7 +55,9 @@ class ExchangeServer:
         self.settings = settings
         self.service = ExchangeService(gateway, settings)
         self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server(options=server_options())
+        # Calls open at once, all connections together: beyond, gRPC answers RESOURCE_EXHAUSTED (docs/limits.md).
+        limits = settings.connections
+        self.server = grpc.aio.server(options=server_options(limits), maximum_concurrent_rpcs=limits.max_connections)
         self.server.add_registered_method_handlers(SERVICE_NAME, self.service.handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)

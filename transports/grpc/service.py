@@ -44,12 +44,12 @@ from transports.codec.proto_codec import (
     pb,
 )
 from transports.core.gateway import Gateway
-from transports.core.limits import Limits
+from transports.core.limits import MAX_DEPTH, Limits
 from transports.core.marketdata import Subscription
 from transports.core.requests import RequestHandler, check_trader
 from transports.grpc.errors import Context, Unidentified, abort
 from transports.grpc.lookup import InstrumentIndex
-from transports.grpc.settings import MAX_MESSAGE_BYTES, TRADER_METADATA, TRADER_METADATA_BIN, GrpcServerSettings
+from transports.grpc.settings import TRADER_METADATA, TRADER_METADATA_BIN, GrpcServerSettings
 from transports.grpc.trade_stream import TRANSPORT, Handle, TradeStream
 
 M = TypeVar("M", bound=Message)
@@ -84,8 +84,7 @@ class ExchangeService:
         self.gateway = gateway
         self.settings = settings if settings is not None else GrpcServerSettings()
         self.index = InstrumentIndex(gateway)
-        limits = Limits(max_batch=100_000, max_request_bytes=MAX_MESSAGE_BYTES)
-        self.requests = RequestHandler(gateway, TRANSPORT, limits, self.settings.allow_admin)
+        self.requests = RequestHandler(gateway, TRANSPORT, Limits(), self.settings.allow_admin)
         self._streams: set[TradeStream] = set()
         self._subscriptions: set[Subscription] = set()
         self.shutting_down = False
@@ -94,18 +93,20 @@ class ExchangeService:
         """Method name -> handler, for ``server.add_registered_method_handlers(SERVICE_NAME, ...)``."""
         unary, out = grpc.unary_unary_rpc_method_handler, _serialize
         return {
-            # Both streams take raw bytes: the request handler checks their size before it parses them.
+            # Batches and subscriptions take raw bytes: the request handler checks their size and counts their
+            # elements before it parses them (a single command is one message: gRPC's receive limit bounds it).
             "Trade": grpc.stream_stream_rpc_method_handler(self.trade, None, out),
             "Orders": grpc.stream_stream_rpc_method_handler(self.orders, None, None),
             "PlaceOrder": unary(self.place_order, lenient(pb.PlaceOrder), out),
             "CancelOrder": unary(self.cancel_order, lenient(pb.CancelOrder), out),
             "ReplaceOrder": unary(self.replace_order, lenient(pb.ReplaceOrder), out),
-            "SubmitBatch": unary(self.submit_batch, lenient(pb.CommandBatch), out),
-            "MarketData": grpc.unary_stream_rpc_method_handler(self.market_data, lenient(pb.MarketDataRequest), out),
+            "SubmitBatch": unary(self.submit_batch, None, out),
+            "MarketData": grpc.unary_stream_rpc_method_handler(self.market_data, None, out),
             "GetBook": unary(self.get_book, lenient(pb.BookRequest), out),
             "GetOrder": unary(self.get_order, lenient(pb.OrderStatusRequest), out),
             "GetInstruments": unary(self.get_instruments, lenient(pb.InstrumentsRequest), out),
             "GetStats": unary(self.get_stats, lenient(pb.StatsRequest), out),
+            "CancelOnDisconnect": unary(self.cancel_on_disconnect, lenient(pb.CancelOnDisconnectRequest), out),
         }
 
     def shutdown(self) -> None:
@@ -161,11 +162,9 @@ class ExchangeService:
             await abort(context, exc)
         return self.index.apply(lambda lookup: encode_reply(events, lookup))
 
-    async def submit_batch(self, request: pb.CommandBatch | MalformedMessage, context: Context) -> pb.ReplyBatch:
+    async def submit_batch(self, request: bytes, context: Context) -> pb.ReplyBatch:
         try:
             trader = trader_of(context)
-            if isinstance(request, MalformedMessage):
-                raise request
         except ExchangeError as exc:
             await abort(context, exc)
         reply = await self.requests.commands(request, trader)
@@ -174,21 +173,18 @@ class ExchangeService:
         return reply
 
     # ------------------------------------------------------- market data
-    async def market_data(self, request: pb.MarketDataRequest | MalformedMessage, context: Context) -> None:
+    async def market_data(self, request: bytes, context: Context) -> None:
         gateway = self.gateway
         try:
-            if isinstance(request, MalformedMessage):
-                raise request
             if self.shutting_down:
                 raise NotConnected("the server is shutting down")
-            symbols = list(dict.fromkeys(request.symbols))
-            if not symbols:
-                raise MalformedMessage("name at least one symbol")
+            symbols = self.requests.market_data_symbols(request)
             try:
                 sub = gateway.subscribe(symbols)
             except KeyError as exc:
                 raise MalformedMessage(f"unknown symbol {exc.args[0]!r}", RejectReason.UNKNOWN_SYMBOL) from None
         except ExchangeError as exc:
+            self.requests.refused(exc)
             await abort(context, exc)
         self._subscriptions.add(sub)
         lookup = gateway.instrument
@@ -208,7 +204,7 @@ class ExchangeService:
         try:
             if isinstance(request, MalformedMessage):
                 raise request
-            levels = min(request.depth or DEFAULT_BOOK_DEPTH, self.settings.max_book_depth)
+            levels = min(request.depth or DEFAULT_BOOK_DEPTH, self.settings.max_book_depth, MAX_DEPTH)
             depth = gateway.depth(request.symbol, levels) if request.symbol else None
             if depth is None:
                 raise MalformedMessage(f"unknown symbol {request.symbol!r}", RejectReason.UNKNOWN_SYMBOL)
@@ -225,6 +221,17 @@ class ExchangeService:
         except ExchangeError as exc:
             await abort(context, exc)
         return encode_order_status(gateway.order_status(trader, request.order_id), gateway.instrument)
+
+    async def cancel_on_disconnect(
+        self, request: pb.CancelOnDisconnectRequest | MalformedMessage, context: Context
+    ) -> pb.CancelOnDisconnectReply:
+        try:
+            trader = trader_of(context)
+            if isinstance(request, MalformedMessage):
+                raise request
+            return self.requests.cancel_on_disconnect(request, trader)
+        except ExchangeError as exc:
+            await abort(context, exc)
 
     async def get_instruments(self, request: pb.InstrumentsRequest | MalformedMessage, context: Context) -> pb.InstrumentList:
         return encode_instruments(self.gateway.instruments)

@@ -9,12 +9,13 @@ The server binds to 127.0.0.1 unless told otherwise; a client reads
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
 from transports.codec.proto_codec import pb
 from transports.core.journal import FsyncPolicy
+from transports.core.limits import ConnectionLimits, Limits
 from transports.core.state_dir import default_journal
 
 DEFAULT_HOST = "127.0.0.1"
@@ -44,9 +45,15 @@ def trader_metadata(trader: str) -> tuple[str, str | bytes]:
 
 ERROR_TRAILER = "exchange-error-bin"
 
-# A CommandBatch of 10,000 orders is about 0.5 MB and its ReplyBatch about
-# 1.2 MB; the codec accepts batches of up to 100,000 commands.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# What a server receives is bounded by what the largest allowed batch needs
+# (transports.core.limits, docs/limits.md); what it sends (replies, snapshots)
+# is ours, and a ReplyBatch of 10,000 orders with their fills is a few MB.
+MAX_REQUEST_BYTES = Limits().max_request_bytes
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+MAX_CONCURRENT_STREAMS = 128  # calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)
+KEEPALIVE_TIME_MS = 60_000  # the server pings a connection silent this long ...
+KEEPALIVE_TIMEOUT_MS = 20_000  # ... and drops it when no answer comes within this
+MAX_METADATA_BYTES = 16 * 1024  # headers of one call
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 LOG_LEVELS: tuple[LogLevel, ...] = ("critical", "error", "warning", "info", "debug")
@@ -67,6 +74,7 @@ class GrpcServerSettings:
     max_inflight: int = 1024  # batches of one Trade stream submitted but not yet answered
     max_book_depth: int = 1000  # levels per side a GetBook may ask for
     graceful_shutdown_s: float = 10.0  # wait this long for open calls on SIGTERM
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)  # idle_timeout_s and max_connections apply (docs/limits.md)
 
     @property
     def url(self) -> str:
@@ -97,12 +105,23 @@ def channel_target(url: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def server_options() -> ChannelOptions:
+def server_options(connections: ConnectionLimits | None = None) -> ChannelOptions:
+    """The server's channel arguments: receive limit, connection limits (docs/limits.md) and keepalive."""
+    limits = connections if connections is not None else ConnectionLimits()
     return [
         # Two servers must never share a port by accident (gRPC turns SO_REUSEPORT on by default).
         ("grpc.so_reuseport", 0),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        # A larger message is refused by gRPC before it is read whole (RESOURCE_EXHAUSTED).
+        ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+        ("grpc.max_send_message_length", MAX_REPLY_BYTES),
+        ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+        ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
+        ("grpc.max_allowed_incoming_connections", limits.max_connections),
+        # A connection with no call open this long is closed (GOAWAY; a client reconnects on its next call).
+        ("grpc.max_connection_idle_ms", int(limits.idle_timeout_s * 1000)),
+        # Dead peers: the server pings, and drops a connection that does not answer.
+        ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+        ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
         # Trading connections idle between bursts: let clients keep them alive.
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
@@ -111,8 +130,8 @@ def server_options() -> ChannelOptions:
 
 def client_options() -> ChannelOptions:
     return [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_REPLY_BYTES),
+        ("grpc.max_send_message_length", MAX_REQUEST_BYTES),
         # One TCP connection per client, as on every other transport (gRPC would
         # otherwise multiplex every channel of a process onto one connection).
         ("grpc.use_local_subchannel_pool", 1),

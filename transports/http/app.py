@@ -42,6 +42,7 @@ from transports.core.marketdata import PublicTrade, Subscription
 from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry, render
 from transports.core.requests import RequestHandler, check_trader
+from transports.core.sessions import json_grace
 from transports.http import openapi as doc
 from transports.http.doc_pages import add_doc_pages
 from transports.http.errors import PayloadTooLarge, Unidentified, install_error_handlers
@@ -79,9 +80,6 @@ _COMMAND_ERRORS = {
 }
 
 OrderId = Annotated[int, Path(ge=1, le=2**63 - 1, description="exchange order id")]
-RequestId = Annotated[
-    int, Query(ge=0, le=2**63 - 1, description="0 = none; a retry inside the de-duplication window is answered with the first answer")
-]
 Symbol = Annotated[str, Path(min_length=1, max_length=32)]
 
 
@@ -90,13 +88,13 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
     settings = settings if settings is not None else HttpServerSettings()
     app = FastAPI(title="turbo-dex", version="1", description=_DESCRIPTION, docs_url=None, redoc_url=None)
     add_doc_pages(app)  # /docs, /redoc and / with assets served locally
-    install_error_handlers(app, lambda reason: gateway.stats.refused("http", reason))
+    install_error_handlers(app, lambda reason, limit: gateway.stats.refused("http", reason, limit))
     registry = metrics_registry(gateway)
     lookup = gateway.instrument
     submit = gateway.submit
     allow_admin = settings.allow_admin
     max_batch = min(settings.max_batch, gateway.config.buffer)
-    max_body = settings.max_body_bytes
+    max_body = settings.body_limit
 
     # ----------------------------------------------------------- helpers
     def trader_of(request: Request) -> str:
@@ -153,7 +151,7 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
         if lookup(symbol) is None:
             raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
 
-    requests = RequestHandler(gateway, TRANSPORT, Limits(max_batch=settings.max_batch, max_request_bytes=max_body), allow_admin)
+    requests = RequestHandler(gateway, TRANSPORT, Limits(max_batch=settings.max_batch), allow_admin)
 
     legacy = LegacyApi(gateway, trader_of, read_body, max_batch)
     add_legacy_routes(app, legacy)
@@ -200,11 +198,12 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
     async def post_batch(request: Request) -> Response:
         trader = trader_of(request)
         raw = await read_body(request)
+        requests.check_json_batch(raw)  # bytes, and the values parsing would build, counted before it does
         data = loads(raw)
         if is_legacy_batch(data):  # the old shape (docs/http.md, "Legacy routes")
             return await legacy.batch(raw, trader)
         if isinstance(data, list) and len(data) > max_batch:
-            raise PayloadTooLarge(f"a batch holds at most {max_batch} commands, got {len(data)}")
+            raise PayloadTooLarge(f"a batch holds at most {max_batch} commands, got {len(data)}", "max_batch")
         commands = decode_commands(data, lookup, trader)
         if not allow_admin:
             for command in commands:
@@ -230,6 +229,19 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
         trader = trader_of(request)
         return await apply_one(decode_command(await read_object(request, "mass_cancel"), lookup, trader))
 
+    @app.post(
+        "/cancel-on-disconnect",
+        summary="Arm cancel on disconnect (0 disarms); repeat it within the grace as the heartbeat",
+        description="When no request arrives within grace_ms, every open order of the trader is cancelled (docs/sessions.md).",
+        responses=doc.responses(doc.ref("CancelOnDisconnect"), {400: doc.ERROR, 401: doc.ERROR, 413: doc.ERROR}),
+        openapi_extra=doc.with_trader(doc.body(doc.ref("CancelOnDisconnect"))),
+        tags=["orders"],
+    )
+    async def cancel_on_disconnect(request: Request) -> Response:
+        trader = trader_of(request)
+        grace_ms = requests.arm_session(trader, json_grace(await read_object(request, "cancel_on_disconnect")))
+        return json({"type": "cancel_on_disconnect", "grace_ms": grace_ms})
+
     @app.delete(
         "/orders/{order_id}",
         summary="Cancel one of the trader's orders",
@@ -237,8 +249,8 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
         openapi_extra=doc.with_trader(),
         tags=["orders"],
     )
-    async def cancel_order(request: Request, order_id: OrderId, request_id: RequestId = 0) -> Response:
-        return await apply_one(CancelOrder(trader_of(request), order_id, request_id=request_id))
+    async def cancel_order(request: Request, order_id: OrderId) -> Response:
+        return await apply_one(CancelOrder(trader_of(request), order_id))
 
     @app.post(
         "/orders/{order_id}/replace",

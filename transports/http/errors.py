@@ -10,8 +10,9 @@ A 404 for an unknown route names the nearest real one (``nearest_route``).
 
     ExchangeError (engine)
     ├── Unidentified      no X-Trader header: 401 UNAUTHORIZED
-    └── MalformedMessage
-        └── PayloadTooLarge   a body or batch over the limit: 413 MALFORMED_MESSAGE
+    ├── MalformedMessage
+    └── LimitExceeded
+        └── PayloadTooLarge   a body or batch over the limit: 413 LIMIT_EXCEEDED
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from starlette.responses import Response
 from engine import ExchangeError, MalformedMessage, RejectReason
 from transports.codec.json_codec import dumps, error_reply
 from transports.codec.status import RETRY_AFTER_SECONDS, http_status, is_retryable
+from transports.core.limits import LimitExceeded
 
 JSON = "application/json"
 log = logging.getLogger("turbo-dex")
@@ -40,8 +42,11 @@ class Unidentified(ExchangeError):
     reason = RejectReason.UNAUTHORIZED
 
 
-class PayloadTooLarge(MalformedMessage):
-    """A body (or a batch) larger than the server accepts."""
+class PayloadTooLarge(LimitExceeded):
+    """A body (or a batch) larger than the server accepts: 413 LIMIT_EXCEEDED."""
+
+    def __init__(self, message: str, limit: str = "max_request_bytes") -> None:
+        super().__init__(message, limit)
 
 
 def error_response(error: ExchangeError, status: int | None = None) -> Response:
@@ -84,22 +89,22 @@ def _route_table(routes: Iterable[object]) -> list[tuple[str, set[str]]]:
     return table
 
 
-def install_error_handlers(app: FastAPI, count: Callable[[str], None]) -> None:
-    """Route every failure through ``error_response``; ``count`` each by reason name (for /metrics)."""
+def install_error_handlers(app: FastAPI, count: Callable[[str, str], None]) -> None:
+    """Route every failure through ``error_response``; ``count`` each by reason name and limit name (for /metrics)."""
 
     async def on_exchange_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ExchangeError)
-        count(exc.reason.name)
+        count(exc.reason.name, exc.limit if isinstance(exc, LimitExceeded) else "")
         return error_response(exc)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        count(RejectReason.MALFORMED_MESSAGE.name)
+        count(RejectReason.MALFORMED_MESSAGE.name, "")
         return error_response(MalformedMessage(_validation_message(exc)), 400)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        count(RejectReason.MALFORMED_MESSAGE.name)
+        count(RejectReason.MALFORMED_MESSAGE.name, "")
         message = f"{exc.detail}: {request.method} {request.url.path}"
         if exc.status_code == 404:
             message += f"; nearest route: {nearest_route(f'{request.method} {request.url.path}', app.routes)} (every route: /docs)"
@@ -115,7 +120,7 @@ def install_error_handlers(app: FastAPI, count: Callable[[str], None]) -> None:
         return Response(status_code=499)
 
     async def on_bug(request: Request, exc: Exception) -> Response:
-        count(RejectReason.INTERNAL_ERROR.name)
+        count(RejectReason.INTERNAL_ERROR.name, "")
         log.exception("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(ExchangeError("internal error; see the server log"), 500)
 

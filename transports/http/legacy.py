@@ -146,7 +146,7 @@ class LegacyApi:
         try:
             items = exact_loads(raw)
             if len(items) > self.max_batch:
-                raise PayloadTooLarge(f"a batch holds at most {self.max_batch} orders, got {len(items)}")
+                raise PayloadTooLarge(f"a batch holds at most {self.max_batch} orders, got {len(items)}", "max_batch")
             commands = [self._decoded(item, trader, i) for i, item in enumerate(items)]
         except ExchangeError as exc:
             return self._refuse(exc, "/orders/batch")

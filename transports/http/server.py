@@ -32,9 +32,11 @@ import uvloop
 
 from engine import ExchangeError
 from transports.core import legacy_flags
+from transports.core.connections import ConnectionGuard
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_options, start_metrics
 from transports.http.app import create_app
+from transports.http.protocol import guarded_protocol
 from transports.http.settings import DEFAULT_HOST, DEFAULT_PORT, HttpServerSettings, http_url
 from transports.instruments import select_instruments
 
@@ -69,10 +71,12 @@ class _Server(uvicorn.Server):
 
 
 def _uvicorn_config(gateway: Gateway, settings: HttpServerSettings) -> uvicorn.Config:
+    guard = ConnectionGuard(settings.connections, gateway.stats, "http")
     return uvicorn.Config(
         create_app(gateway, settings),
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(guard, settings.body_limit),  # httptools, with read timeouts and connection caps
+        timeout_keep_alive=max(1, round(settings.connections.idle_timeout_s)),
         ws="websockets-sansio",
         lifespan="off",  # the gateway's lifetime is ours, not the app's
         log_level=settings.log_level,

@@ -8,10 +8,11 @@ The server binds to 127.0.0.1 unless told otherwise; the client reads
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from transports.core.journal import FsyncPolicy
+from transports.core.limits import ConnectionLimits, Limits
 from transports.core.state_dir import default_journal
 
 DEFAULT_HOST = "127.0.0.1"
@@ -38,8 +39,14 @@ class HttpServerSettings:
     allow_admin: bool = False  # accept add_instrument over HTTP
     log_level: LogLevel = "info"
     max_batch: int = 10_000  # commands per POST /orders/batch
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int | None = None  # None: what the largest allowed batch needs (docs/limits.md)
     graceful_shutdown_s: int = 10  # wait this long for open requests on SIGTERM
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)  # timeouts and caps (docs/limits.md)
+
+    @property
+    def body_limit(self) -> int:
+        """Bytes of one request body: refused from its Content-Length before it is read, and while it streams."""
+        return self.max_body_bytes if self.max_body_bytes is not None else Limits(max_batch=self.max_batch).max_request_bytes
 
     @property
     def url(self) -> str:

@@ -16,10 +16,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from transports.core.limits import ConnectionLimits, Limits
 from transports.core.local_server import LocalServerProcess, ServerStartError
 from transports.nats.settings import free_port
 
-MAX_PAYLOAD = 8 * 1024 * 1024  # our servers accept batches of up to 8 MB (NATS's default is 1 MB)
+# The broker is the connection server here: its limits are ours (docs/limits.md). A message holds the largest
+# allowed batch or its reply (NATS's default is 1 MB); a client connection may fall this far behind before the
+# broker drops it as a slow consumer; and the broker holds at most this many client connections.
+MAX_PAYLOAD = Limits().max_broker_message_bytes
+MAX_PENDING = 64 * 1024 * 1024
+MAX_CONNECTIONS = ConnectionLimits().max_connections
 
 
 def nats_server_binary() -> str:
@@ -65,6 +71,8 @@ class NatsServerProcess(LocalServerProcess):
             f'server_name: "{self.server_name}"',
             f'listen: "{self.host}:{self.port}"',
             f"max_payload: {MAX_PAYLOAD}",
+            f"max_pending: {MAX_PENDING}",
+            f"max_connections: {MAX_CONNECTIONS}",
             "jetstream {",
             f'  store_dir: "{self.store_dir}"',
             *(["  sync_interval: always"] if self.sync_always else []),

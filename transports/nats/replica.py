@@ -8,7 +8,8 @@ so every node that applies the same stream prefix holds the same state
 replay of the stream (``replay``) reproduces both.
 
 Invariants: every input gets exactly one result, even input that does not
-decode (a refused ``ReplyBatch`` with the reason); ``add_instrument`` is
+decode or is over a limit of docs/limits.md, checked from its bytes before
+it is parsed (a refused ``ReplyBatch`` with the reason); ``add_instrument`` is
 refused on this path (the instruments are fixed at start by ``--symbols``).
 """
 
@@ -20,8 +21,13 @@ from google.protobuf.message import DecodeError
 
 from engine import AddInstrument, Engine, Event, ExchangeError, Instrument, MalformedMessage, PlaceOrder, RejectReason, TradeExecuted
 from transports.codec.proto_codec import decode_commands, encode_refused, encode_replies, pb
-from transports.core.limits import MAX_TRADER_LENGTH
+from transports.codec.wire_count import varint_field
+from transports.core.limits import MAX_TRADER_LENGTH, LimitExceeded, Limits
+from transports.core.requests import check_proto_batch
 from transports.nats.settings import TRADER_HEADER
+
+_LIMITS = Limits()  # the same limits as every wire (docs/limits.md)
+_BATCH_ID = pb.CommandBatch.DESCRIPTOR.fields_by_name["batch_id"].number
 
 
 class OrderReplica:
@@ -46,6 +52,10 @@ class OrderReplica:
         self.applied_seq = seq
         batch_id = 0
         try:
+            try:
+                check_proto_batch(data, _LIMITS)  # bytes and command count, before anything is built
+            except LimitExceeded as exc:
+                return encode_refused(exc, varint_field(data, _BATCH_ID))
             batch = pb.CommandBatch.FromString(data)
             batch_id = batch.batch_id
             trader = ((headers or {}).get(TRADER_HEADER) or "").strip()

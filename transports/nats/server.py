@@ -57,14 +57,12 @@ from transports.codec.proto_codec import (
     encode_refused,
     encode_stats,
     error_reply,
-    parse_message,
-    pb,
 )
 from transports.core import legacy_flags
 from transports.core.gateway import Gateway
 from transports.core.limits import Limits
 from transports.core.marketdata import BookSnapshot, MarketData, Subscription
-from transports.core.requests import RequestHandler, check_trader, distinct
+from transports.core.requests import RequestHandler, check_trader
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 from transports.nats.connection import ConnectionErrors, connect
 from transports.nats.local import NatsServerProcess
@@ -99,7 +97,7 @@ class NatsServerSettings:
     symbols: str = ""
     allow_admin: bool = False
     log_level: str = "info"
-    max_batch: int = 100_000
+    max_batch: int = Limits().max_batch  # commands per batch (docs/limits.md)
     market_data: str = "on-demand"  # "all" symbols, symbols someone took a snapshot of ("on-demand"), or "off"
     start_nats: bool = False  # no NATS answers at the URL: start the bundled one (JetStream, nats_dir)
     nats_dir: str = "data/nats-server"
@@ -273,8 +271,8 @@ class NatsServer:
     async def _snapshot(self, msg: Msg) -> Sequence[bytes]:
         if self.settings.market_data == "on-demand":
             # Before the snapshot, so every later update goes out; unknown or repeated symbols are refused below.
-            request = parse_message(pb.MarketDataRequest, msg.data)
-            self._want_market_data([s for s in distinct(request.symbols)[:256] if self.gateway.instrument(s) is not None])
+            wanted = self.requests.market_data_symbols(msg.data)  # within the limits, repeats collapsed
+            self._want_market_data([s for s in wanted if self.gateway.instrument(s) is not None])
         return [_bytes(m) for m in self.requests.snapshots(msg.data)]
 
     # ------------------------------------------------------ market data, stats

@@ -47,7 +47,7 @@ from engine import ExchangeError, MalformedMessage
 from transports.codec.proto_codec import error_reply, pb
 from transports.core import legacy_flags
 from transports.core.gateway import Gateway
-from transports.core.limits import Limits
+from transports.core.limits import LimitExceeded, Limits
 from transports.core.requests import RequestHandler, check_trader
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 from transports.zmq import protocol as proto
@@ -84,8 +84,7 @@ class ZmqServer:
         self.settings = settings if settings is not None else ZmqServerSettings(port=0, pub_port=0, journal=None)
         self._own_context = context is None
         self.context: zmq.Context[Any] = context if context is not None else zmq.Context()
-        limits = Limits(max_batch=self.settings.max_batch, max_request_bytes=self.settings.max_message_bytes)
-        self.requests = RequestHandler(gateway, TRANSPORT, limits, self.settings.allow_admin)
+        self.requests = RequestHandler(gateway, TRANSPORT, Limits(max_batch=self.settings.max_batch), self.settings.allow_admin)
         self._traders: dict[bytes, str] = {}  # routing id -> trader (insertion order: oldest first)
         self._outboxes: dict[bytes, deque[Frames]] = {}
         self._retry: asyncio.TimerHandle | None = None
@@ -99,6 +98,7 @@ class ZmqServer:
             proto.INSTRUMENTS: lambda peer, body: (_bytes(self.requests.instruments()),),
             proto.STATS: lambda peer, body: (_bytes(self.requests.stats()),),
             proto.SNAPSHOT: self._snapshot,
+            proto.CANCEL_ON_DISCONNECT: self._cancel_on_disconnect,
         }
         self.dropped_replies = 0  # to clients that vanished or stopped reading
         self.errors = 0  # requests answered with an Error
@@ -122,6 +122,8 @@ class ZmqServer:
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full or vanished client is an error we see, not a silent drop
             router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client reconnecting with its routing id takes it over
             router.setsockopt(zmq.MAXMSGSIZE, s.max_message_bytes)
+            router.setsockopt(zmq.HEARTBEAT_IVL, s.heartbeat_ivl_ms)
+            router.setsockopt(zmq.HEARTBEAT_TIMEOUT, s.heartbeat_timeout_ms)
             xpub.setsockopt(zmq.LINGER, 0)
             xpub.setsockopt(zmq.SNDHWM, s.pub_sndhwm)
             xpub.setsockopt(zmq.MAXMSGSIZE, 4096)  # subscribers only send subscriptions
@@ -199,6 +201,14 @@ class ZmqServer:
 
     def _on_batch(self, peer: bytes, frame: bytes) -> None:
         try:
+            self.requests.check_proto_batch(frame)  # bytes and command count, before anything is built
+        except LimitExceeded as exc:
+            self.errors += 1
+            self._send(peer, [self.requests.refuse_batch(exc, frame).SerializeToString()])
+            return
+        except MalformedMessage:
+            pass  # not a protobuf message at all: the parser says so below
+        try:
             batch = pb.CommandBatch.FromString(frame)
         except DecodeError:
             self._refuse_unattributable(peer, MalformedMessage("a one-frame request must be a serialized CommandBatch"))
@@ -269,6 +279,9 @@ class ZmqServer:
 
     def _order(self, peer: bytes, body: Frames) -> Sequence[bytes]:
         return (_bytes(self.requests.order_status(body[0] if body else b"", self._traders.get(peer))),)
+
+    def _cancel_on_disconnect(self, peer: bytes, body: Frames) -> Sequence[bytes]:
+        return (_bytes(self.requests.cancel_on_disconnect(body[0] if body else b"", self._traders.get(peer))),)
 
     def _snapshot(self, peer: bytes, body: Frames) -> Sequence[bytes]:
         return [_bytes(m) for m in self.requests.snapshots(body[0] if body else b"")]

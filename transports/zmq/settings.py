@@ -19,6 +19,14 @@ High-water marks are set on every socket, on purpose (ZeroMQ's default of
   per-symbol ``md_seq`` makes every drop visible, and the subscriber then
   resynchronises from a snapshot (docs/zmq.md).
 * DEALER and SUB HWMs on the client mirror those.
+
+What else bounds one peer (docs/limits.md): ``MAXMSGSIZE`` (a frame larger
+than the largest allowed batch drops that peer's connection before the frame
+is held whole), and ZMTP heartbeats that drop a peer which stopped
+answering. ZeroMQ gives no hook to refuse a connection, so there is no cap on
+their number here (a socket monitor only reports them after the fact): put
+the port behind a firewall or proxy that limits connections when it faces
+untrusted clients.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 from transports.core.journal import FsyncPolicy
+from transports.core.limits import Limits
 from transports.core.state_dir import default_journal
 
 DEFAULT_HOST = "127.0.0.1"
@@ -46,6 +55,10 @@ ROUTER_SNDHWM = 1_000
 PUB_SNDHWM = 50_000  # per subscriber: a few seconds of a busy symbol (~100 B each)
 DEALER_HWM = 1_000
 SUB_RCVHWM = 50_000
+# ZMTP heartbeats on the ROUTER: the server pings every peer this often and drops one that has not answered
+# within the timeout, so a dead client's connection (and what ZeroMQ holds for it) goes away.
+HEARTBEAT_IVL_MS = 10_000
+HEARTBEAT_TIMEOUT_MS = 30_000
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 LOG_LEVELS: tuple[LogLevel, ...] = ("critical", "error", "warning", "info", "debug")
@@ -63,7 +76,6 @@ class ZmqServerSettings:
     allow_admin: bool = False  # accept add_instrument commands
     log_level: LogLevel = "info"
     max_batch: int = 10_000  # commands per CommandBatch (and never more than buffer)
-    max_message_bytes: int = 16 * 1024 * 1024  # ZMQ_MAXMSGSIZE: a larger frame drops that peer's connection
     router_rcvhwm: int = ROUTER_RCVHWM
     router_sndhwm: int = ROUTER_SNDHWM
     pub_sndhwm: int = PUB_SNDHWM
@@ -74,6 +86,13 @@ class ZmqServerSettings:
     max_outbox: int = 10_000  # replies held for one client that does not read; beyond, they are dropped and logged
     max_peers: int = 65_536  # connection -> trader bindings kept; the oldest is forgotten (it says hello again)
     close_linger_ms: int = 500  # on shutdown, how long ZeroMQ may still flush replies already handed to it
+    heartbeat_ivl_ms: int = HEARTBEAT_IVL_MS
+    heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS
+
+    @property
+    def max_message_bytes(self) -> int:
+        """ZMQ_MAXMSGSIZE: what the largest allowed batch needs (docs/limits.md); a larger frame drops that peer."""
+        return Limits(max_batch=self.max_batch).max_request_bytes
 
 
 def tcp_endpoint(host: str, port: int | str) -> str:

@@ -228,10 +228,14 @@ def test_add_instrument_needs_an_admin_server() -> None:
 
 def test_a_batch_whose_reply_is_larger_than_grpcs_default_4_mb_limit_goes_through() -> None:
     async def scenario(ex: Exchange) -> None:
-        async with ex.client("alice") as alice:
-            batch = [PlaceOrder("alice", "", "BTC-USD", Side.BUY, q("0.0001"), p("29000.00") - i % 1000) for i in range(50_000)]
-            replies = await alice.submit(batch)
-            assert len(replies) == 50_000 and all(isinstance(r[0], OrderAccepted) for r in replies)
+        n = 10_000  # the largest allowed batch (docs/limits.md); each order takes two resting orders, so its reply is large
+        async with ex.client("alice") as alice, ex.client("bob") as bob:
+            sells = [PlaceOrder("alice", f"s{i:063d}", "BTC-USD", Side.SELL, q("0.0001"), p("29000.00") + i) for i in range(2 * n)]
+            for half in (sells[:n], sells[n:]):
+                assert all(isinstance(r[0], OrderAccepted) for r in await alice.submit(half))
+            buys = [PlaceOrder("bob", f"b{i:063d}", "BTC-USD", Side.BUY, q("0.0002"), p("29000.00") + 2 * i + 1) for i in range(n)]
+            replies = await bob.submit(buys)
+            assert len(replies) == n and all(isinstance(r[0], OrderAccepted) for r in replies)
             encoded = encode_replies(replies, ex.gateway.instrument).ByteSize()
             assert encoded > 4 * 1024 * 1024
 

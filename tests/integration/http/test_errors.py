@@ -89,8 +89,8 @@ def test_too_large_batches_and_bodies_are_413(start_server: StartServer) -> None
     server = start_server(max_batch=100, max_body_bytes=64 * 1024)
     with httpx.Client(base_url=server.url) as http:
         order = {"symbol": SYMBOL, "side": "buy", "price": "29000.00", "qty": "1"}
-        assert_error(http.post("/orders/batch", json=[order] * 101, headers=ALICE), 413, "MALFORMED_MESSAGE")
-        assert_error(http.post("/orders/batch", content=b"[" + b" " * 70_000 + b"]", headers=ALICE), 413, "MALFORMED_MESSAGE")
+        assert_error(http.post("/orders/batch", json=[order] * 101, headers=ALICE), 413, "LIMIT_EXCEEDED")
+        assert_error(http.post("/orders/batch", content=b"[" + b" " * 70_000 + b"]", headers=ALICE), 413, "LIMIT_EXCEEDED")
 
         def chunked() -> object:
             yield b"["
@@ -98,14 +98,14 @@ def test_too_large_batches_and_bodies_are_413(start_server: StartServer) -> None
                 yield b" " * 100
             yield b"]"
 
-        assert_error(http.post("/orders/batch", content=chunked(), headers=ALICE), 413, "MALFORMED_MESSAGE")  # type: ignore[arg-type]
+        assert_error(http.post("/orders/batch", content=chunked(), headers=ALICE), 413, "LIMIT_EXCEEDED")  # type: ignore[arg-type]
         assert http.post("/orders/batch", json=[order] * 100, headers=ALICE).status_code == 200
 
 
 def test_a_batch_over_the_servers_limit_is_413(http: httpx.Client) -> None:
-    # Default server: at most 10,000 commands in a batch (the codec alone would take 100,000).
+    # Default server: at most 10,000 commands in a batch (docs/limits.md).
     huge = b"[" + b",".join([b"{}"] * 10_001) + b"]"
-    assert_error(http.post("/orders/batch", content=huge, headers=ALICE), 413, "MALFORMED_MESSAGE")
+    assert_error(http.post("/orders/batch", content=huge, headers=ALICE), 413, "LIMIT_EXCEEDED")
 
 
 @pytest.mark.parametrize(
