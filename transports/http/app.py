@@ -80,6 +80,9 @@ _COMMAND_ERRORS = {
 }
 
 OrderId = Annotated[int, Path(ge=1, le=2**63 - 1, description="exchange order id")]
+RequestId = Annotated[
+    int, Query(ge=0, le=2**63 - 1, description="0 = none; a retry inside the de-duplication window is answered with the first answer")
+]
 Symbol = Annotated[str, Path(min_length=1, max_length=32)]
 
 
@@ -249,8 +252,8 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
         openapi_extra=doc.with_trader(),
         tags=["orders"],
     )
-    async def cancel_order(request: Request, order_id: OrderId) -> Response:
-        return await apply_one(CancelOrder(trader_of(request), order_id))
+    async def cancel_order(request: Request, order_id: OrderId, request_id: RequestId = 0) -> Response:
+        return await apply_one(CancelOrder(trader_of(request), order_id, request_id=request_id))
 
     @app.post(
         "/orders/{order_id}/replace",

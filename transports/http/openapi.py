@@ -34,6 +34,12 @@ _TEXT: Schema = {"type": "string", "maxLength": 64}
 _SYMBOL: Schema = {"type": "string", "minLength": 1, "maxLength": 32, "examples": ["BTC-USD"]}
 _ORDER_ID: Schema = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 _SEQ: Schema = {"type": "integer", "minimum": 0}
+_REQUEST_ID: Schema = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": 2**63 - 1,
+    "description": "per trader; a retry inside the de-duplication window is answered with the first answer (docs/exactly-once.md)",
+}
 
 
 def _event(kind: str, props: Schema) -> Schema:
@@ -187,17 +193,25 @@ _COMMANDS: dict[str, Schema] = {
     ),
     "CancelCommand": _command(
         "cancel",
-        {"trader": _TRADER_FIELD, "order_id": _ORDER_ID, "client_order_id": _TEXT, "symbol": _SYMBOL},
+        {"trader": _TRADER_FIELD, "order_id": _ORDER_ID, "client_order_id": _TEXT, "symbol": _SYMBOL, "request_id": _REQUEST_ID},
         [],
         _BY_ID_OR_CLIENT_ID,
     ),
     "ReplaceCommand": _command(
         "replace",
-        {"trader": _TRADER_FIELD, "order_id": _ORDER_ID, "client_order_id": _TEXT, "symbol": _SYMBOL, "price": _DECIMAL, "qty": _DECIMAL},
+        {
+            "trader": _TRADER_FIELD,
+            "order_id": _ORDER_ID,
+            "client_order_id": _TEXT,
+            "symbol": _SYMBOL,
+            "price": _DECIMAL,
+            "qty": _DECIMAL,
+            "request_id": _REQUEST_ID,
+        },
         ["symbol"],
         _BY_ID_OR_CLIENT_ID,
     ),
-    "MassCancelCommand": _command("mass_cancel", {"trader": _TRADER_FIELD, "symbol": _SYMBOL}, []),
+    "MassCancelCommand": _command("mass_cancel", {"trader": _TRADER_FIELD, "symbol": _SYMBOL, "request_id": _REQUEST_ID}, []),
     "AddInstrumentCommand": _command(
         "add_instrument",
         {
