@@ -8,6 +8,7 @@ write its JSON with what it counted and an ``error``, and exit 2.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -20,11 +21,24 @@ import pytest
 
 from tests.hostile.support import Venue
 from transports.nats.settings import URL_ENV as NATS_URL_ENV
+from transports.registry import make_client
 
 ROOT = Path(__file__).resolve().parents[2]
 DEX_TRADER = Path(sys.executable).parent / "dex-trader"
 WIRES = ("http", "grpc", "zmq", "nats", "amqp", "dht")
 PROMPT_S = 15.0  # from the kill to dex-trader's exit; it waited for its 30 s request timeout before
+
+
+async def wait_for_orders(wire: str, url: str, trader: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    """Until the server has applied commands (dex-trader started, connected and is trading); bounded."""
+    deadline = time.monotonic() + timeout
+    async with make_client(wire, "observer", url) as client:
+        while time.monotonic() < deadline and trader.poll() is None:
+            commands = (await client.stats()).get("commands", {})
+            if isinstance(commands, dict) and sum(int(v) for v in commands.values()) >= 200:  # 20 batches
+                return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"dex-trader sent nothing within {timeout:g}s (exit code {trader.poll()})")
 
 
 @pytest.fixture
@@ -57,7 +71,8 @@ def test_a_server_killed_mid_run_leaves_the_counts_and_the_error(wire: str, brok
     )  # fmt: skip
     trader = subprocess.Popen([*command, *options], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(4.0)  # started, connected, and trading for a while
+        asyncio.run(wait_for_orders(wire, server.url, trader))
+        time.sleep(1.5)  # trading for a while
         assert trader.poll() is None, trader.communicate()
         os.kill(server.pid, signal.SIGKILL)
         killed = time.monotonic()
@@ -77,6 +92,6 @@ def test_a_server_killed_mid_run_leaves_the_counts_and_the_error(wire: str, brok
     assert "unreachable during the run" in stderr, stderr
     report = json.loads(out.read_text())
     assert report["error"], report
-    assert report["total"]["sent"] > 0 and report["total"]["accepted"] > 0, report["total"]
+    assert report["total"]["sent"] > 0 and report["total"]["accepted"] > 0, (report["total"], report["error"])
     assert report["orders_sent"] == report["total"]["sent"]  # no warm-up: every answered command is measured
     assert report["reconciliation"]["ok"] is False and report["reconciliation"]["skipped"]
