@@ -263,8 +263,11 @@ class ProcessRunner:
         return min(most, int(span * PREPARE_RATE / (config.workers * config.batch)) + 1)
 
     async def close(self) -> None:
+        if self.error:  # the server is gone: close them all at once, each bounded in time
+            await asyncio.gather(*(close_quietly(client) for client in self.clients))
+            return
         for client in self.clients:
-            await close_quietly(client) if self.error else await client.close()
+            await client.close()
 
     async def run(self, start: float) -> dict[str, Any]:
         """Run from ``start`` (monotonic) to the end of the schedule; return this process's result."""
