@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import BookDepth, Instrument, L2Level, MalformedMessage, OrderStatus, OrderType, OrderView, Side, TimeInForce
-from transports.codec.market_messages import PublicTrade
+from transports.codec.market_messages import Fill, PublicTrade
 
 
 def _price(instrument: Instrument, ticks: int) -> str | None:
@@ -76,6 +76,42 @@ def decode_public_trade(data: dict[str, Any], instrument: Instrument) -> PublicT
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedMessage(f"not a trade: {exc!r}") from None
+
+
+def encode_fill(fill: Fill, instrument: Instrument) -> dict[str, Any]:
+    """A trader's own fill on ``/ws/fills``: ``{"type": "fill", "seq", "trade_id", "symbol", "order_id",
+    "client_order_id", "side", "price", "qty", "remaining", "maker"}``; never the counterparty."""
+    return {
+        "type": "fill",
+        "seq": fill.seq,
+        "trade_id": fill.trade_id,
+        "symbol": fill.symbol,
+        "order_id": fill.order_id,
+        "client_order_id": fill.client_order_id,
+        "side": fill.side.name.lower(),
+        "price": instrument.format_price(fill.price),
+        "qty": instrument.format_qty(fill.qty),
+        "remaining": instrument.format_qty(fill.remaining),
+        "maker": fill.maker,
+    }
+
+
+def decode_fill(data: dict[str, Any], instrument: Instrument) -> Fill:
+    try:
+        return Fill(
+            int(data["seq"]),
+            int(data["trade_id"]),
+            str(data["symbol"]),
+            int(data["order_id"]),
+            str(data["client_order_id"]),
+            Side[str(data["side"]).upper()],
+            instrument.parse_price(data["price"]),
+            instrument.parse_qty(data["qty"]),
+            instrument.parse_qty(data["remaining"]),
+            bool(data["maker"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedMessage(f"not a fill: {exc!r}") from None
 
 
 def encode_order_view(view: OrderView, instrument: Instrument) -> dict[str, Any]:

@@ -7,7 +7,8 @@ Market data is public, so it is anonymous: a trade is a ``PublicTrade``
 (symbol, trade id, price, quantity, aggressor side, engine seq), never the
 engine's ``TradeExecuted`` with its traders, order ids, client order ids and
 remaining quantities. Those stay private: the taker reads them in its reply,
-and either side in its order's status.
+either side in its order's status and on its own fills stream (``Fill``:
+``transports.core.fills``).
 """
 
 from __future__ import annotations
@@ -62,3 +63,34 @@ class Gap:
 
 
 MarketData = BookSnapshot | MarketUpdate | Gap
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One side of a trade, as its own trader sees it."""
+
+    seq: int  # the engine sequence number of the trade
+    trade_id: int
+    symbol: str
+    order_id: int
+    client_order_id: str
+    side: Side  # this order's side
+    price: int  # ticks
+    qty: int  # lots
+    remaining: int  # lots of this order still open after the fill
+    maker: bool  # True: this order rested and was hit; False: it took
+
+    @staticmethod
+    def of(trade: TradeExecuted) -> tuple[tuple[str, Fill], tuple[str, Fill]]:
+        """``(maker trader, maker's fill), (taker trader, taker's fill)``."""
+        taker_side = trade.aggressor_side
+        maker_side = Side.SELL if taker_side is Side.BUY else Side.BUY
+        maker = Fill(
+            trade.seq, trade.trade_id, trade.symbol, trade.maker_order_id, trade.maker_client_order_id,
+            maker_side, trade.price, trade.qty, trade.maker_remaining, True,
+        )  # fmt: skip
+        taker = Fill(
+            trade.seq, trade.trade_id, trade.symbol, trade.taker_order_id, trade.taker_client_order_id,
+            taker_side, trade.price, trade.qty, trade.taker_remaining, False,
+        )  # fmt: skip
+        return (trade.maker_trader, maker), (trade.taker_trader, taker)

@@ -68,7 +68,7 @@ except ImportError as exc:  # pragma: no cover - a checkout where `make setup` h
     raise ImportError(f"{exc}: the protobuf code is generated from protos/exchange/v1/exchange.proto by `make setup`") from exc
 from transports.codec.decimals import DecimalConverter, converter
 from transports.codec.json_codec import InstrumentLookup, check_place_fields
-from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketEvent, MarketUpdate, PublicTrade
+from transports.codec.market_messages import BookSnapshot, Fill, Gap, MarketData, MarketEvent, MarketUpdate, PublicTrade
 
 __all__ = [
     "CommandMessage",
@@ -77,6 +77,7 @@ __all__ = [
     "decode_commands",
     "decode_error",
     "decode_event",
+    "decode_fill",
     "decode_instrument",
     "decode_instruments",
     "decode_market_data",
@@ -89,6 +90,7 @@ __all__ = [
     "encode_command",
     "encode_commands",
     "encode_event",
+    "encode_fill",
     "encode_instrument",
     "encode_instruments",
     "encode_market_data",
@@ -855,6 +857,41 @@ def decode_market_data(data: pb.MarketDataMessage | Bytes, instruments: Instrume
     if kind == "gap":
         return Gap(message.gap.symbol, message.gap.last_md_seq, message.gap.dropped)
     raise MalformedMessage("a market-data message needs snapshot, update or gap")
+
+
+# ------------------------------------------------------------ private fills
+def encode_fill(fill: Fill, instruments: InstrumentLookup) -> pb.Fill:
+    """A trader's own fill (``rpc Fills``): its order, never the counterparty."""
+    conv = _converter(instruments, fill.symbol)
+    return pb.Fill(
+        seq=fill.seq,
+        trade_id=fill.trade_id,
+        symbol=fill.symbol,
+        order_id=fill.order_id,
+        client_order_id=fill.client_order_id,
+        side=_PB_SIDE[fill.side],
+        price=_price_out(conv, fill.price),
+        qty=_qty_out(conv, fill.qty),
+        remaining=_qty_out(conv, fill.remaining),
+        maker=fill.maker,
+    )
+
+
+def decode_fill(data: pb.Fill | Bytes, instruments: InstrumentLookup) -> Fill:
+    m = _parse(pb.Fill, data)
+    conv = _converter(instruments, m.symbol)
+    return Fill(
+        m.seq,
+        m.trade_id,
+        m.symbol,
+        m.order_id,
+        m.client_order_id,
+        _enum(_SIDE, m.side, "side"),
+        _price_in(conv, m.price),
+        _qty_in(conv, m.qty),
+        _qty_in(conv, m.remaining),
+        m.maker,
+    )
 
 
 # ------------------------------------------------------------------- stats

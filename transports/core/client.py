@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from engine import BookDepth, CancelOrder, Command, Event, Instrument, MassCancel, OrderView, ReplaceOrder
 from transports.codec import lean
+from transports.core.fills import Fill
 from transports.core.marketdata import MarketData
 from transports.core.sessions import Heartbeat
 
@@ -112,3 +113,11 @@ class TraderClient(ABC):
     @abstractmethod
     def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
         """A snapshot per symbol, then sequenced updates; ``Gap`` + a fresh snapshot after falling behind."""
+
+    def fills(self) -> AsyncIterator[Fill]:
+        """This trader's own fills from now on, as maker and as taker (``transports.core.fills``).
+
+        gRPC (``rpc Fills``) and HTTP (``/ws/fills``) push them; on other wires a
+        trader reads its fills in its replies (as the taker) and its orders' status.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no fills stream: read your orders' status (order())")

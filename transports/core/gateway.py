@@ -72,6 +72,7 @@ from transports.core import gc_tuning
 from transports.core.apply import MarketBatch, Tally, apply_commands
 from transports.core.histogram import Histogram
 from transports.core.journal import FsyncPolicy, Journal, canonical_state, command_records, plan_recovery, replay_records
+from transports.core.fills import FillsHub, FillSubscription
 from transports.core.marketdata import MarketDataHub, Subscription
 
 _log = logging.getLogger("dex.gateway")
@@ -210,6 +211,7 @@ class Gateway:
         self.config = config if config is not None else GatewayConfig()
         self.stats = GatewayStats()
         self.marketdata = MarketDataHub(self.engine.depth)
+        self.fills = FillsHub()  # each trader's own fills (transports.core.fills)
         self.journal: Journal | None = None
         self.recovered_commands = 0
         self.truncated_bytes = 0
@@ -437,7 +439,7 @@ class Gateway:
             taken = 0
             journal = self.journal
             debug = _log.isEnabledFor(logging.DEBUG)
-            market.wanted = self.marketdata.has_subscribers
+            market.wanted = self.marketdata.has_subscribers or self.fills.has_subscribers
             answerable_from = self._answerable_from()
             while self._pending and taken < max_group:
                 item = self._pending.popleft()
@@ -468,6 +470,8 @@ class Gateway:
     def _publish(self, market: MarketBatch) -> None:
         """The group's market data: its trades in order, then one delta per touched level."""
         hub = self.marketdata
+        if self.fills.has_subscribers:
+            self.fills.publish(market.trades)
         hub.publish_all(market.trades)
         hub.publish_all(market.deltas.values())
         hub.skip(market.unsent)
@@ -545,6 +549,13 @@ class Gateway:
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.marketdata.unsubscribe(sub)
+
+    def subscribe_fills(self, trader: str) -> FillSubscription:
+        """``trader``'s own fills from now on, as maker and as taker (private: nobody else's)."""
+        return self.fills.subscribe(trader, self.config.md_queue)
+
+    def unsubscribe_fills(self, sub: FillSubscription) -> None:
+        self.fills.unsubscribe(sub)
 
     def stats_dict(self) -> dict[str, Any]:
         s = self.stats

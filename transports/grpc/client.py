@@ -55,6 +55,7 @@ from transports.codec import lean
 from transports.codec.proto_codec import (
     decode_book,
     decode_error,
+    decode_fill,
     decode_instruments,
     decode_market_data,
     decode_order_status,
@@ -64,6 +65,7 @@ from transports.codec.proto_codec import (
     pb,
 )
 from transports.core.client import Replies, TraderClient
+from transports.core.fills import Fill
 from transports.core.marketdata import MarketData
 from transports.grpc.errors import error_from_rpc
 from transports.grpc.settings import SERVICE_NAME, channel_target, client_options, client_url, trader_metadata
@@ -105,6 +107,7 @@ class GrpcClient(TraderClient):
         self._market_data = channel.unary_stream(
             _PATH + "MarketData", pb.MarketDataRequest.SerializeToString, pb.MarketDataMessage.FromString
         )
+        self._fills = channel.unary_stream(_PATH + "Fills", pb.FillsRequest.SerializeToString, pb.Fill.FromString)
         self._trade = channel.stream_stream(_PATH + "Trade", pb.CommandBatch.SerializeToString, pb.ReplyBatch.FromString)
         self._orders: grpc.aio.StreamStreamMultiCallable[bytes, pb.OutcomeBatch] = channel.stream_stream(
             _PATH + "Orders", None, pb.OutcomeBatch.FromString
@@ -225,6 +228,19 @@ class GrpcClient(TraderClient):
         try:
             async for message in call:
                 yield decode_market_data(message, lookup)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.url) from None
+        finally:
+            call.cancel()
+
+    async def fills(self) -> AsyncIterator[Fill]:
+        """This trader's own fills from now on, as maker and as taker (``rpc Fills``; transports.core.fills)."""
+        await self._ready()
+        call = self._fills(pb.FillsRequest(), metadata=self._metadata)
+        try:
+            async for message in call:
+                await self._know([message.symbol])
+                yield decode_fill(message, self._instruments.get)
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.url) from None
         finally:

@@ -31,18 +31,20 @@ import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError, Message
 
-from engine import ExchangeError, MalformedMessage, NotConnected, RejectReason
+from engine import ExchangeError, MalformedMessage, NotConnected, Overloaded, RejectReason
 from transports.codec.market_bytes import protobuf_bytes
 from transports.codec.proto_codec import (
     decode_command,
     decode_error,
     encode_book,
+    encode_fill,
     encode_instruments,
     encode_order_status,
     encode_reply,
     encode_stats,
     pb,
 )
+from transports.core.fills import FillSubscription
 from transports.core.gateway import Gateway
 from transports.core.limits import MAX_DEPTH, Limits
 from transports.core.marketdata import Subscription
@@ -86,7 +88,7 @@ class ExchangeService:
         self.index = InstrumentIndex(gateway)
         self.requests = RequestHandler(gateway, TRANSPORT, Limits(), self.settings.allow_admin)
         self._streams: set[TradeStream] = set()
-        self._subscriptions: set[Subscription] = set()
+        self._subscriptions: set[Subscription | FillSubscription] = set()
         self.shutting_down = False
 
     def handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
@@ -102,6 +104,7 @@ class ExchangeService:
             "ReplaceOrder": unary(self.replace_order, lenient(pb.ReplaceOrder), out),
             "SubmitBatch": unary(self.submit_batch, None, out),
             "MarketData": grpc.unary_stream_rpc_method_handler(self.market_data, None, out),
+            "Fills": grpc.unary_stream_rpc_method_handler(self.fills, lenient(pb.FillsRequest), out),
             "GetBook": unary(self.get_book, lenient(pb.BookRequest), out),
             "GetOrder": unary(self.get_order, lenient(pb.OrderStatusRequest), out),
             "GetInstruments": unary(self.get_instruments, lenient(pb.InstrumentsRequest), out),
@@ -196,6 +199,31 @@ class ExchangeService:
             self._subscriptions.discard(sub)
             gateway.unsubscribe(sub)
         # Only shutdown closes a subscription: tell the client the server went away.
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+
+    async def fills(self, request: pb.FillsRequest | MalformedMessage, context: Context) -> None:
+        """The calling trader's own fills, as maker and as taker (``transports.core.fills``), until it leaves."""
+        gateway = self.gateway
+        try:
+            if self.shutting_down:
+                raise NotConnected("the server is shutting down")
+            trader = trader_of(context)
+            if isinstance(request, MalformedMessage):
+                raise request
+        except ExchangeError as exc:
+            self.requests.refused(exc)
+            await abort(context, exc)
+        sub = gateway.subscribe_fills(trader)
+        self._subscriptions.add(sub)
+        lookup = gateway.instrument
+        try:
+            async for fill in sub:
+                await context.write(encode_fill(fill, lookup))
+        finally:
+            self._subscriptions.discard(sub)
+            gateway.unsubscribe_fills(sub)
+        if sub.overflowed:
+            await abort(context, Overloaded("this fills stream fell behind: re-read your orders' status and subscribe again"))
         await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
 
     # ----------------------------------------------------------- queries

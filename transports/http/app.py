@@ -29,13 +29,15 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.openapi.utils import get_openapi
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from engine import AddInstrument, CancelOrder, Command, ExchangeError, MalformedMessage, OrderRejected, RejectReason
+from engine import AddInstrument, CancelOrder, Command, ExchangeError, MalformedMessage, OrderRejected, Overloaded, RejectReason
 from transports.codec import lean
 from transports.codec.json_codec import decode_command, decode_commands, dumps, encode_event, error_reply, loads
-from transports.codec.json_views import encode_depth, encode_instruments, encode_order_view, encode_public_trade
+from transports.codec.json_views import encode_depth, encode_fill, encode_instruments, encode_order_view, encode_public_trade
 from transports.codec.status import http_status
+from transports.core.fills import FillSubscription
 from transports.core.gateway import Gateway
 from transports.core.limits import Limits
 from transports.core.marketdata import PublicTrade, Subscription
@@ -100,7 +102,7 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
     max_body = settings.body_limit
 
     # ----------------------------------------------------------- helpers
-    def trader_of(request: Request) -> str:
+    def trader_of(request: HTTPConnection) -> str:
         # Starlette reads header bytes as Latin-1 (losslessly): the name is those bytes read as UTF-8, as on every wire.
         raw = request.headers.get(TRADER_HEADER, "").encode("latin-1")
         if not raw.strip():
@@ -360,9 +362,13 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
             await refuse(websocket, MalformedMessage("name the symbols: /ws/marketdata/{symbol} or /ws/marketdata?symbols=A,B"))
             return
         try:
-            sub = gateway.subscribe(symbols)
+            sub = gateway.subscribe(requests.snapshot_symbols(symbols))  # repeats collapsed, their number capped
         except KeyError as exc:
             await refuse(websocket, MalformedMessage(f"unknown symbol {exc.args[0]!r}", RejectReason.UNKNOWN_SYMBOL))
+            return
+        except ExchangeError as exc:
+            requests.refused(exc)
+            await refuse(websocket, exc)
             return
         watcher = asyncio.create_task(_close_on_disconnect(websocket, sub))
         try:
@@ -381,6 +387,29 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
     @app.websocket("/ws/marketdata")
     async def ws_symbols(websocket: WebSocket) -> None:
         await stream(websocket, [s for s in websocket.query_params.get("symbols", "").split(",") if s])
+
+    @app.websocket("/ws/fills")
+    async def ws_fills(websocket: WebSocket) -> None:
+        """The X-Trader's own fills, as maker and as taker (private: ``transports.core.fills``)."""
+        await websocket.accept()
+        try:
+            sub = gateway.subscribe_fills(trader_of(websocket))
+        except ExchangeError as exc:
+            await refuse(websocket, exc)
+            return
+        watcher = asyncio.create_task(_close_on_disconnect(websocket, sub))
+        try:
+            async for fill in sub:
+                instrument = lookup(fill.symbol)
+                assert instrument is not None  # a traded symbol is listed
+                await websocket.send_text(dumps(encode_fill(fill, instrument)).decode())
+            if sub.overflowed:
+                await refuse(websocket, Overloaded("this fills stream fell behind: re-read your orders' status and subscribe again"))
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the client went away; nothing to tell it
+        finally:
+            watcher.cancel()
+            gateway.unsubscribe_fills(sub)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -407,7 +436,7 @@ async def refuse(websocket: WebSocket, error: ExchangeError) -> None:
         await websocket.close(_POLICY_VIOLATION, error.reason.name)
 
 
-async def _close_on_disconnect(websocket: WebSocket, sub: Subscription) -> None:
+async def _close_on_disconnect(websocket: WebSocket, sub: Subscription | FillSubscription) -> None:
     """Read (and ignore) what the client sends; when it leaves, end the subscription so the sender stops."""
     try:
         while True:

@@ -43,8 +43,9 @@ from engine import (
 )
 from transports.codec import lean
 from transports.codec.json_codec import decode_event, dumps, encode_command, loads
-from transports.codec.json_views import decode_depth, decode_instruments, decode_order_view
+from transports.codec.json_views import decode_depth, decode_fill, decode_instruments, decode_order_view
 from transports.core.client import Replies, TraderClient
+from transports.core.fills import Fill
 from transports.core.http_wire import HttpEndpoint
 from transports.core.marketdata import MarketData
 from transports.http.market_data import decode_market_data
@@ -246,5 +247,30 @@ class HttpClient(TraderClient):
                 yield decode_market_data(data, lookup)
         except websockets.exceptions.ConnectionClosedError as exc:
             raise NotConnected(f"market-data connection to turbo-dex at {self.url} lost ({exc})") from exc
+        finally:
+            await ws.close()
+
+    async def fills(self) -> AsyncIterator[Fill]:
+        """This trader's own fills from now on, as maker and as taker (the WebSocket ``/ws/fills``)."""
+        if self._http is None:
+            await self.connect()
+        try:
+            ws = await ws_connect(f"{self.ws_url}/ws/fills", additional_headers={"x-trader": self.trader}, open_timeout=5.0)
+        except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
+            raise NotConnected(f"not connected to turbo-dex at {self.url} ({type(exc).__name__}: {exc})") from exc
+        try:
+            async for message in ws:
+                data = loads(message)
+                if isinstance(data, dict) and data.get("type") == "error":
+                    raise error_from_reply(400, message.encode() if isinstance(message, str) else message)
+                if not isinstance(data, dict):
+                    raise MalformedMessage("a fill must be a JSON object")
+                await self._know([str(data.get("symbol"))])
+                instrument = self._instruments.get(str(data.get("symbol")))
+                if instrument is None:
+                    raise MalformedMessage(f"a fill of an unknown symbol: {data.get('symbol')!r}")
+                yield decode_fill(data, instrument)
+        except websockets.exceptions.ConnectionClosedError as exc:
+            raise NotConnected(f"fills connection to turbo-dex at {self.url} lost ({exc})") from exc
         finally:
             await ws.close()
