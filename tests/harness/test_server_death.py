@@ -89,6 +89,7 @@ def test_a_server_killed_mid_run_leaves_the_counts_and_the_error(wire: str, brok
         server.stop()
     assert trader.returncode == 2, (trader.returncode, stdout, stderr)
     assert took < PROMPT_S, f"dex-trader took {took:.1f}s to notice its server died"
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr  # one line says what happened
     assert "unreachable during the run" in stderr, stderr
     report = json.loads(out.read_text())
     assert report["error"], report

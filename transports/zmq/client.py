@@ -279,7 +279,9 @@ class ZmqClient(TraderClient):
         result: asyncio.Future[list[bytes]] = loop.create_future()
 
         def done(f: asyncio.Future[Any]) -> None:
-            if result.done():
+            if result.done():  # its caller gave up (cancelled): whatever ends the reply now is read by nobody
+                if not f.cancelled():
+                    f.exception()  # read, so that asyncio does not log "exception was never retrieved"
                 return
             if f.cancelled():
                 result.cancel()
