@@ -32,10 +32,12 @@ REJECT_MEANINGS: Final[Mapping[RejectReason, str]] = {
     RejectReason.UNKNOWN_ORDER: "a cancel/replace named an order that had already filled or been cancelled "
     "(--workload exercise-unknown does it on purpose)",
     RejectReason.ORDER_NOT_REPLACEABLE: "a replace named an order that cannot be replaced (a pending stop)",
+    RejectReason.DUPLICATE_REQUEST_ID: "a retry's request id was answered longer ago than the dedup window; nothing applied",
     RejectReason.OVERLOADED: "the server's queue was full; nothing was applied (the harness retries)",
     RejectReason.MALFORMED_MESSAGE: "the server could not decode the request",
     RejectReason.UNAUTHORIZED: "the trader may not act on this order or route",
     RejectReason.UNAVAILABLE: "no matching server could take the order (none reachable, or not the leader)",
+    RejectReason.LIMIT_EXCEEDED: "the request was over a limit of docs/limits.md (a batch too large); nothing was applied",
     RejectReason.INTERNAL_ERROR: "the server failed on this command (a bug: see its log)",
 }
 
@@ -47,6 +49,7 @@ CANCEL_MEANINGS: Final[Mapping[CancelReason, str]] = {
     CancelReason.SELF_TRADE: "an order would have traded with the same trader's resting order; "
     "the newest was cancelled (self-trade prevention)",
     CancelReason.MASS_CANCEL: "a mass cancel by the trader",
+    CancelReason.CANCEL_ON_DISCONNECT: "the trader's session went silent past the grace it chose (cancel on disconnect)",
 }
 
 
