@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
+import orjson
 import pytest
 
-from engine import Engine, Instrument
+from engine import Engine, Instrument, RejectReason
+from transports.codec.proto_codec import pb
 from transports.core.gateway import Gateway
 from transports.core.limits import ConnectionLimits
 from transports.dht.httpd import HttpServer, Request, Response, guard_for
@@ -77,6 +79,14 @@ def run(name: str, scenario: Callable[[Open, Gateway], Awaitable[None]], limits:
             await gateway.stop()
 
     asyncio.run(main())
+
+
+def reason_of(answer: bytes) -> str:
+    """The reason an error answer names: a JSON error body (turbo-dex) or a protobuf ``Error`` (the DHT node)."""
+    body = answer.partition(b"\r\n\r\n")[2]
+    if body.startswith(b"{"):
+        return str(orjson.loads(body)["reason"])
+    return RejectReason(pb.Error.FromString(body).code).name
 
 
 async def closed(reader: asyncio.StreamReader) -> bytes:
@@ -143,7 +153,7 @@ def test_a_body_over_the_limit_is_refused_from_its_content_length(server: str) -
         reader, writer = await connect()
         writer.write(b"POST " + POST[server] + b" HTTP/1.1\r\nHost: x\r\nX-Trader: a\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1))
         answer = await closed(reader)  # answered, and closed, without a byte of the body sent
-        assert answer.startswith(b"HTTP/1.1 413")
+        assert answer.startswith(b"HTTP/1.1 413") and reason_of(answer) == "LIMIT_EXCEEDED"
         assert gateway.stats_dict()["limits_exceeded"] == {"max_request_bytes": 1}
 
     run(server, scenario)
@@ -159,7 +169,7 @@ def test_declared_bodies_beyond_the_buffer_budget_are_refused_as_overloaded(serv
         reader, second = await connect()
         second.write(head)
         answer = await closed(reader)
-        assert answer.startswith(b"HTTP/1.1 503") and b"etry-" in answer
+        assert answer.startswith(b"HTTP/1.1 503") and b"etry-" in answer and reason_of(answer) == "OVERLOADED"
         assert gateway.stats_dict()["limits_exceeded"].get("max_buffered_bytes") == 1
         first.close()
 
@@ -171,7 +181,8 @@ def test_connections_beyond_the_per_peer_cap_are_refused_and_the_others_still_se
     async def scenario(connect: Open, gateway: Gateway) -> None:
         held = [await connect() for _ in range(LIMITS.max_connections_per_peer)]
         reader, _ = await connect()
-        assert (await closed(reader)).startswith(b"HTTP/1.1 503")
+        answer = await closed(reader)
+        assert answer.startswith(b"HTTP/1.1 503") and reason_of(answer) == "OVERLOADED"
         assert gateway.stats_dict()["limits_exceeded"] == {"max_connections_per_peer": 1}
         r, w = held[0]
         w.write(b"GET " + PATH[server] + b" HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -14,8 +14,9 @@ first, at the cost of one pass over the bytes that builds nothing:
   message at the top level (a truncated varint, a length past the end, a
   group or an unknown wire type) raise ``MalformedMessage``, as the parser
   would.
-* ``varint_field(data, field)``: one integer field (a batch's id), read the
-  same way, to answer a refused batch with its id.
+* ``varint_field(data, field, max_fields)``: one integer field (a batch's
+  id), read the same way from at most ``max_fields`` fields, to answer a
+  refused batch with its id.
 * ``json_separators(data, limit)``: an upper bound on the number of values
   JSON ``data`` holds (every value but the first in an array or object
   follows a ``,``; every first one follows a ``[`` or ``{``), counted with
@@ -65,16 +66,20 @@ def count_field(data: bytes, field: int, limit: int) -> int:
     return found
 
 
-def varint_field(data: bytes, field: int) -> int:
+def varint_field(data: bytes, field: int, max_fields: int) -> int:
     """The value of top-level varint ``field`` in the protobuf message ``data`` (the last one wins), or 0.
 
-    For answering a refused batch with its id: bytes that stop being a message end the scan with what was read.
+    For answering a refused batch with its id: the scan reads at most ``max_fields`` fields (a batch's id follows
+    its commands, so a refused batch of a few commands over the limit still gets its id; a flood gets 0), and bytes
+    that stop being a message end it with what was read.
     """
     end = len(data)
     pos = 0
     found = 0
     try:
-        while pos < end:
+        for _ in range(max_fields):
+            if pos >= end:
+                break
             number, wire, value, pos = _field(data, pos, end)
             if number == field and wire == _VARINT:
                 found = value

@@ -219,7 +219,7 @@ class ConnectionLimits:
     idle_timeout_s: float = 30.0  # a kept-alive connection with no request in flight
     max_connections: int = 4096  # open connections of one server
     max_connections_per_peer: int = 1024  # open connections from one peer address
-    max_buffered_bytes: int = 64 * 1024 * 1024  # request bytes held, all connections together, before they are read whole
+    max_buffered_bytes: int = 32 * 1024 * 1024  # request bytes held, all connections together, before they are read whole
     max_header_bytes: int = 64 * 1024  # request line and headers of one request
 
     def __post_init__(self) -> None:

@@ -151,7 +151,9 @@ class RequestHandler:
     def refuse_batch(self, error: ExchangeError, batch: bytes | int) -> pb.ReplyBatch:
         """Count ``error`` and answer the ``CommandBatch`` it refused (its unparsed bytes, or its id) with it."""
         self.refused(error)
-        return encode_refused(error, varint_field(batch, _BATCH_ID_FIELD) if isinstance(batch, bytes) else batch)
+        # The id follows the commands: look past a batch a little over the limit, never through a flood.
+        batch_id = varint_field(batch, _BATCH_ID_FIELD, 2 * self.limits.max_batch) if isinstance(batch, bytes) else batch
+        return encode_refused(error, batch_id)
 
     def _decode(self, batch: pb.CommandBatch, trader: str | None) -> list[Command]:
         if trader is None:

@@ -27,12 +27,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
+from engine import ExchangeError
+from transports.codec.proto_codec import error_reply
 from transports.core.connections import ConnectionGuard
 from transports.core.gateway import GatewayStats
-from transports.core.limits import ConnectionLimits, Limits
+from transports.core.limits import ConnectionLimits, LimitExceeded, Limits
 
 log = logging.getLogger("dex-node.http")
 
+PROTOBUF = "application/x-protobuf"
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = Limits().max_request_bytes  # what the largest allowed batch needs, in any encoding
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
@@ -61,9 +64,10 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, error: ExchangeError | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.error = error  # a refusal with a reason: answered as a protobuf Error, like the node's other refusals
 
 
 class _Body:
@@ -78,11 +82,12 @@ class _Body:
         if size > self.max_body:
             if self.guard is not None:
                 self.guard.exceeded("max_request_bytes")
-            raise _BadRequest(413, f"a request body is at most {self.max_body} bytes")
+            message = f"a request body is at most {self.max_body} bytes"
+            raise _BadRequest(413, message, LimitExceeded(message, "max_request_bytes"))
         if self.guard is not None:
             refusal = self.guard.reserve(size - self.held)
             if refusal is not None:
-                raise _BadRequest(503, refusal.message)
+                raise _BadRequest(503, refusal.message, refusal)
         self.held = size
 
     def release(self) -> None:
@@ -186,7 +191,7 @@ class HttpServer:
         if self.guard is not None:
             refusal = self.guard.admit(peer)
             if refusal is not None:
-                await _refuse(writer, 503, refusal.message)
+                await _refuse(writer, 503, refusal.message, refusal)
                 writer.close()
                 return
         task = asyncio.current_task()
@@ -228,7 +233,7 @@ class HttpServer:
                         return
                     request = _request(lines, headers, content)
                 except _BadRequest as exc:
-                    await _refuse(writer, exc.status, str(exc))
+                    await _refuse(writer, exc.status, str(exc), exc.error)
                     return
                 wait = limits.idle_timeout_s + limits.header_timeout_s
                 try:
@@ -249,14 +254,14 @@ class HttpServer:
             self.guard.exceeded(limit)
 
 
-async def _refuse(writer: asyncio.StreamWriter, status: int, message: str) -> None:
-    """Answer ``status`` with ``message`` and let the caller close the connection."""
-    body = message.encode()
+async def _refuse(writer: asyncio.StreamWriter, status: int, message: str, error: ExchangeError | None = None) -> None:
+    """Answer ``status`` with ``message`` (a protobuf ``Error`` when it has a reason) and let the caller close."""
+    body, kind = (error_reply(error).SerializeToString(), PROTOBUF) if error is not None else (message.encode(), "text/plain")
     extra = {"Connection": "close"}
     if status == 503:
         extra["Retry-After"] = "1"
     with contextlib.suppress(ConnectionError):
-        writer.write(_head(status, "text/plain", extra, len(body)) + body)
+        writer.write(_head(status, kind, extra, len(body)) + body)
         await writer.drain()
 
 

@@ -54,13 +54,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # -------------------------------------------------------- connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._peer = self.client[0] if self.client else ""
+        peer = transport.get_extra_info("peername")
+        self._peer = str(peer[0]) if peer else ""
         refusal = self.guard.admit(self._peer)
-        if refusal is not None:
+        if refusal is not None:  # refused before uvicorn sets the connection up: a flood costs little
+            self.transport = transport
             transport.write(_raw_response(refusal))
             transport.close()
             return
+        super().connection_made(transport)
         self._admitted = True
         self._arm("header_timeout_s", self.guard.limits.header_timeout_s)
 

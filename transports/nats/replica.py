@@ -55,7 +55,7 @@ class OrderReplica:
             try:
                 check_proto_batch(data, _LIMITS)  # bytes and command count, before anything is built
             except LimitExceeded as exc:
-                return encode_refused(exc, varint_field(data, _BATCH_ID))
+                return encode_refused(exc, varint_field(data, _BATCH_ID, 2 * _LIMITS.max_batch))
             batch = pb.CommandBatch.FromString(data)
             batch_id = batch.batch_id
             trader = ((headers or {}).get(TRADER_HEADER) or "").strip()

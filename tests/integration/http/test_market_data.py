@@ -142,7 +142,13 @@ def test_a_subscriber_that_falls_behind_gets_a_gap_then_a_fresh_snapshot(start_s
         assert local.levels() == levels(current)
 
 
-@pytest.mark.parametrize(("path", "reason"), [("/ws/marketdata/DOGE-USD", "UNKNOWN_SYMBOL"), ("/ws/marketdata", "MALFORMED_MESSAGE")])
+TOO_MANY = "/ws/marketdata?symbols=" + ",".join(f"S{i}" for i in range(65))  # over max_snapshot_symbols (docs/limits.md)
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [("/ws/marketdata/DOGE-USD", "UNKNOWN_SYMBOL"), ("/ws/marketdata", "MALFORMED_MESSAGE"), (TOO_MANY, "LIMIT_EXCEEDED")],
+)
 def test_a_bad_subscription_gets_an_error_message_and_a_close(server: LiveServer, path: str, reason: str) -> None:
     with connect(ws_url(server, path)) as ws:
         message = receive(ws)
