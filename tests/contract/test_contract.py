@@ -27,6 +27,7 @@ from engine import (
     Event,
     ExchangeError,
     Instrument,
+    MassCancel,
     OrderAccepted,
     OrderCancelled,
     OrderRejected,
@@ -42,6 +43,7 @@ from engine import (
     TimeInForce,
     TradeExecuted,
 )
+from transports.codec import lean
 from transports.core.client import TraderClient
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.marketdata import BookSnapshot, MarketUpdate, PublicTrade
@@ -493,3 +495,37 @@ def test_cancel_on_disconnect_spares_a_live_or_reconnected_trader_and_can_be_dis
         assert CancelReason.CANCEL_ON_DISCONNECT.name not in (await watcher.stats())["cancelled_by_reason"]
 
     run(transport, scenario)
+
+
+# ------------------------------------------------------- every command exactly once
+def test_a_retried_request_id_acts_once_and_gets_its_first_answer_also_after_a_restart(transport: str, tmp_path: Path) -> None:
+    """docs/exactly-once.md: a cancel, replace or mass cancel retried with its request id, on every wire and form."""
+    journal = tmp_path / "journal.log"
+
+    async def first_life() -> tuple[int, list[Event]]:
+        async with venue(transport, journal) as v:
+            alice = await v.client("alice")
+            placed = await alice.submit([limit(f"a{i}", BUY, 1000, PX - 10 - i) for i in range(3)])
+            o1, o2, _ = (of(OrderAccepted, r)[0].order_id for r in placed)
+            cancelled = await alice.cancel(o1, request_id=1)
+            assert await alice.cancel(o1, request_id=1) == cancelled and of(OrderCancelled, cancelled)[0].order_id == o1
+            replaced = await alice.replace(o2, SYM, new_price=PX - 5, request_id=2)
+            assert await alice.replace(o2, SYM, new_price=PX - 5, request_id=2) == replaced
+            assert of(OrderReplaced, replaced)[0].price == PX - 5
+            sweep = lean.encode_orders([MassCancel("alice", request_id=3)])
+            swept = await alice.submit_orders(sweep)
+            await alice.submit([limit("late", BUY, 1000, PX - 50)])  # placed after the sweep: its retry leaves it alone
+            again = await alice.submit_orders(sweep)
+            assert (again.outcome, again.cancelled) == (swept.outcome, swept.cancelled) == ([lean.CANCELLED], [2])
+            assert [(lvl.price, lvl.qty) for lvl in (await alice.book(SYM)).bids] == [(PX - 50, 1000)]
+            assert (await alice.stats())["repeated_requests"] == 3
+            return o1, cancelled
+
+    async def second_life(o1: int, cancelled: list[Event]) -> None:
+        async with venue(transport, journal) as v:
+            alice = await v.client("alice")
+            assert await alice.cancel(o1, request_id=1) == cancelled  # rebuilt from the journal: the same answer
+            stats = await alice.stats()
+            assert stats["repeated_requests"] == 1 and stats["cancelled_by_reason"] == {}
+
+    asyncio.run(second_life(*asyncio.run(first_life())))
