@@ -33,7 +33,7 @@ from transports.codec.lean import encode_orders
 from transports.core.gateway import Gateway, GatewayConfig, Replies
 from transports.core.journal import journal_commands, read_records
 from transports.core.requests import RequestHandler
-from transports.core.sessions import MAX_GRACE_MS, MIN_GRACE_MS, SessionGuard, json_grace
+from transports.core.sessions import MAX_GRACE_MS, MIN_GRACE_MS, Heartbeat, SessionGuard, json_grace
 from transports.dht.entries import decode_entry, encode_entry
 
 INSTRUMENT = Instrument.create("BTC-USD", "0.01", "0.001")
@@ -184,5 +184,33 @@ def test_the_number_of_armed_sessions_is_capped_and_a_refresh_is_never_refused(m
         assert guard.arm("bob", 0, submit, "http") == 0
         assert guard.arm("carol", MAX_GRACE_MS, submit, "http") == MAX_GRACE_MS  # room again
         guard.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_clients_disarm_is_never_overtaken_by_a_late_heartbeat_and_a_bad_grace_keeps_the_beat() -> None:
+    async def scenario() -> None:
+        received: list[int] = []
+        in_flight = asyncio.Event()
+
+        async def deliver(grace_ms: int) -> None:
+            await asyncio.sleep(0.04 if grace_ms else 0.005)  # a wire that may reorder: a beat is slower than a disarm
+            received.append(grace_ms)
+
+        async def arm(grace_ms: int) -> int:
+            in_flight.set()
+            await asyncio.shield(asyncio.ensure_future(deliver(grace_ms)))  # once sent, it arrives, whatever the client does
+            return grace_ms
+
+        beat = Heartbeat(arm)
+        assert await beat.set(MIN_GRACE_MS) == MIN_GRACE_MS
+        with pytest.raises(ExchangeError):
+            await beat.set(MIN_GRACE_MS - 1)  # refused before anything is sent; the beat goes on
+        in_flight.clear()
+        await asyncio.wait_for(in_flight.wait(), 5)  # a heartbeat is on the wire now
+        assert await beat.set(0) == 0
+        await asyncio.sleep(4 * MIN_GRACE_MS / 1000)
+        assert received[-1] == 0 and set(received[:-1]) == {MIN_GRACE_MS} and len(received) >= 3
+        beat.stop()
 
     asyncio.run(scenario())

@@ -170,31 +170,38 @@ class Heartbeat:
 
     A heartbeat that fails (the server is unreachable for a moment) is tried
     again at the next beat: if none gets through within the grace, the
-    orders are cancelled, which is the point.
+    orders are cancelled, which is the point. One request at a time: a new
+    grace (or a disarm) waits for a beat in flight, so a late beat can never
+    arrive after it and arm the old grace again. A request that fails leaves
+    the beat that was running as it was.
     """
 
     def __init__(self, arm: Arm) -> None:
         self._arm = arm
         self._task: asyncio.Task[None] | None = None
+        self._one_at_a_time = asyncio.Lock()
         self.failures = 0
 
     async def set(self, grace_ms: int) -> int:
-        self.stop()
-        armed = await self._arm(check_grace(grace_ms))
-        if armed:
-            self._task = asyncio.get_running_loop().create_task(self._beat(armed), name="cancel-on-disconnect heartbeat")
+        grace_ms = check_grace(grace_ms)
+        async with self._one_at_a_time:
+            armed = await self._arm(grace_ms)
+            self.stop()
+            if armed:
+                self._task = asyncio.get_running_loop().create_task(self._beat(armed), name="cancel-on-disconnect heartbeat")
         return armed
 
     async def _beat(self, grace_ms: int) -> None:
         interval = grace_ms / 1000 / HEARTBEATS_PER_GRACE
         while True:
             await asyncio.sleep(interval)
-            try:
-                await asyncio.wait_for(self._arm(grace_ms), grace_ms / 1000)
-            except Exception as exc:  # whatever the wire raised: the next beat tries again, the task must not die
-                self.failures += 1
-                if self.failures & (self.failures - 1) == 0:  # the 1st, 2nd, 4th ...: a dead server cannot flood the log
-                    _log.warning("heartbeat_failed", extra={"error": repr(exc), "failures": self.failures})
+            async with self._one_at_a_time:
+                try:
+                    await asyncio.wait_for(self._arm(grace_ms), grace_ms / 1000)
+                except Exception as exc:  # whatever the wire raised: the next beat tries again, the task must not die
+                    self.failures += 1
+                    if self.failures & (self.failures - 1) == 0:  # the 1st, 2nd, 4th ...: a dead server cannot flood the log
+                        _log.warning("heartbeat_failed", extra={"error": repr(exc), "failures": self.failures})
 
     def stop(self) -> None:
         """Stop beating (``close`` does it): the server's grace runs from the last beat."""
