@@ -104,6 +104,9 @@ class GrpcClient(TraderClient):
         self._get_order = unary(_PATH + "GetOrder", pb.OrderStatusRequest.SerializeToString, pb.OrderStatusReply.FromString)
         self._get_instruments = unary(_PATH + "GetInstruments", pb.InstrumentsRequest.SerializeToString, pb.InstrumentList.FromString)
         self._get_stats = unary(_PATH + "GetStats", pb.StatsRequest.SerializeToString, pb.Stats.FromString)
+        self._cancel_on_disconnect = unary(
+            _PATH + "CancelOnDisconnect", pb.CancelOnDisconnectRequest.SerializeToString, pb.CancelOnDisconnectReply.FromString
+        )
         self._market_data = channel.unary_stream(
             _PATH + "MarketData", pb.MarketDataRequest.SerializeToString, pb.MarketDataMessage.FromString
         )
@@ -119,6 +122,7 @@ class GrpcClient(TraderClient):
             raise
 
     async def close(self) -> None:
+        self._stop_heartbeat()
         for stream in (self._stream, self._lean):
             if stream is not None:
                 stream.close(NotConnected(f"the client of the gRPC server at {self.url} was closed"))
@@ -218,6 +222,15 @@ class GrpcClient(TraderClient):
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.url) from None
         return decode_stats(reply)
+
+    async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
+        await self._ready()
+        request = pb.CancelOnDisconnectRequest(grace_ms=grace_ms)
+        try:
+            reply = await self._cancel_on_disconnect(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.url) from None
+        return int(reply.grace_ms)
 
     # ------------------------------------------------------- market data
     async def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:

@@ -31,6 +31,9 @@ class InProcClient(TraderClient):
     async def submit_orders(self, batch: bytes) -> lean.Outcomes:
         return lean.decode_outcomes(await self._requests.orders(batch, self.trader))
 
+    async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
+        return self._requests.arm_session(self.trader, grace_ms)
+
     async def book(self, symbol: str, depth: int = 10) -> BookDepth:
         result = self.gateway.depth(symbol, depth)
         if result is None:
