@@ -27,10 +27,10 @@ async def first(stream: AsyncIterator[Fill], count: int) -> list[Fill]:
 @pytest.mark.parametrize("transport", FILL_TRANSPORTS)
 def test_each_trader_receives_its_own_fills_as_maker_and_taker_and_nobody_elses(transport: str) -> None:
     async def scenario(v: Venue) -> None:
-        clients = {name: await v.client(name) for name in ("mira", "theo", "olga")}
+        clients = {name: await v.client(name) for name in ("mïra", "theo", "olga")}
         streams = {name: c.fills() for name, c in clients.items()}
         got = {
-            "mira": asyncio.ensure_future(first(streams["mira"], 2)),
+            "mïra": asyncio.ensure_future(first(streams["mïra"], 2)),
             "theo": asyncio.ensure_future(first(streams["theo"], 1)),
             "olga": asyncio.ensure_future(first(streams["olga"], 1)),
         }
@@ -40,14 +40,14 @@ def test_each_trader_receives_its_own_fills_as_maker_and_taker_and_nobody_elses(
             await asyncio.sleep(0.01)
         assert v.gateway.fills.subscriber_count == 3
 
-        (rest,) = of(OrderAccepted, await one(clients["mira"], limit("m-1", SELL, 5000, PX)))
+        (rest,) = of(OrderAccepted, await one(clients["mïra"], limit("m-1", SELL, 5000, PX)))
         (take,) = of(OrderAccepted, await one(clients["theo"], limit("t-1", BUY, 2000, PX)))
         (later,) = of(OrderAccepted, await one(clients["olga"], limit("o-1", BUY, 1000, PX)))
 
-        mira = await asyncio.wait_for(got["mira"], 10)
+        mira = await asyncio.wait_for(got["mïra"], 10)
         theo = await asyncio.wait_for(got["theo"], 10)
         olga = await asyncio.wait_for(got["olga"], 10)
-        # The maker learns both fills of its resting order, without being told who took it.
+        # The maker (a UTF-8 name) learns both fills of its resting order, without being told who took it.
         assert [(f.order_id, f.client_order_id, f.side, f.price, f.qty, f.remaining, f.maker) for f in mira] == [
             (rest.order_id, "m-1", Side.SELL, PX, 2000, 3000, True),
             (rest.order_id, "m-1", Side.SELL, PX, 1000, 2000, True),

@@ -255,7 +255,9 @@ class HttpClient(TraderClient):
         if self._http is None:
             await self.connect()
         try:
-            ws = await ws_connect(f"{self.ws_url}/ws/fills", additional_headers={"x-trader": self.trader}, open_timeout=5.0)
+            # The header's bytes are the name's UTF-8 (websockets writes header text as Latin-1, byte for byte).
+            header = {"x-trader": self.trader.encode().decode("latin-1")}
+            ws = await ws_connect(f"{self.ws_url}/ws/fills", additional_headers=header, open_timeout=5.0)
         except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
             raise NotConnected(f"not connected to turbo-dex at {self.url} ({type(exc).__name__}: {exc})") from exc
         try:
