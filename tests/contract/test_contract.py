@@ -258,10 +258,10 @@ def test_a_full_gateway_refuses_a_batch_whole_and_applies_none_of_it(transport: 
     async def scenario(v: Venue) -> None:
         alice = await v.client("alice")
         # More than the whole queue holds: refused whole, as OVERLOADED or (by a
-        # server that knows it could never fit) MALFORMED_MESSAGE.
+        # server that knows it could never fit: max_batch is bounded by the queue) LIMIT_EXCEEDED.
         with pytest.raises(ExchangeError) as info:
             await alice.submit([limit(f"a{i}", BUY, 1000, PX - 100) for i in range(50)])
-        assert info.value.reason in (RejectReason.OVERLOADED, RejectReason.MALFORMED_MESSAGE)
+        assert info.value.reason in (RejectReason.OVERLOADED, RejectReason.LIMIT_EXCEEDED)
         assert await alice.order(1) is None and (await alice.book(SYM)).bids == []
         assert v.gateway.stats_dict()["orders"] == 0
         assert len(await alice.submit([limit("ok", BUY, 1000, PX - 100)])) == 1

@@ -152,7 +152,7 @@ class RequestHandler:
         """Count ``error`` and answer the ``CommandBatch`` it refused (its unparsed bytes, or its id) with it."""
         self.refused(error)
         # The id follows the commands: look past a batch a little over the limit, never through a flood.
-        batch_id = varint_field(batch, _BATCH_ID_FIELD, 2 * self.limits.max_batch) if isinstance(batch, bytes) else batch
+        batch_id = varint_field(batch, _BATCH_ID_FIELD, _ID_SCAN_FIELDS) if isinstance(batch, bytes) else batch
         return encode_refused(error, batch_id)
 
     def _decode(self, batch: pb.CommandBatch, trader: str | None) -> list[Command]:
@@ -255,6 +255,7 @@ class RequestHandler:
 
 _COMMANDS_FIELD = pb.CommandBatch.DESCRIPTOR.fields_by_name["commands"].number
 _BATCH_ID_FIELD = pb.CommandBatch.DESCRIPTOR.fields_by_name["batch_id"].number
+_ID_SCAN_FIELDS = 2 * Limits().max_batch  # fields read for a refused batch's id, whatever a server's own max_batch
 _SYMBOLS_FIELD = pb.MarketDataRequest.DESCRIPTOR.fields_by_name["symbols"].number
 
 
