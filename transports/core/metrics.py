@@ -93,6 +93,7 @@ class GatewayCollector(Collector):
         yield _labelled(CounterMetricFamily("dex_cancels", "Orders cancelled, by cancel reason", labels=["reason"]), s.cancelled)
         yield CounterMetricFamily("dex_trades", "Trades executed", value=s.trades)
         yield CounterMetricFamily("dex_overloaded", "Submissions refused whole because the gateway queue was full", value=s.overloaded)
+        yield CounterMetricFamily("dex_repeated_requests", "Retried request ids answered from the de-duplication window", value=s.repeated)
         yield CounterMetricFamily("dex_gateway_batches", "Groups of commands applied between two yields", value=s.batches)
         yield CounterMetricFamily("dex_journal_fsyncs", "Journal fsync calls", value=s.fsyncs)
         errors = CounterMetricFamily(
