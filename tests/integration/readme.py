@@ -165,7 +165,7 @@ NOT_RUN: dict[str, str] = {
     "make bench-zmq": "minutes of benchmark, and it rewrites the committed reports/bench-zmq.json",
     "make bench-restart": "about 5 minutes of restarts, and it rewrites the committed reports/bench-restart.json",
     "make soak": "10 minutes of steady flow, and it rewrites the committed reports/soak.json; tests/bench/test_soak.py runs a short one",
-    "make bench-hostile": "the hostile-input suite, which make test runs anyway (tests/hostile); it rewrites the committed reports/hostile.json",
+    "make bench-hostile": "the hostile-input suite, which make test runs anyway (tests/hostile); it rewrites reports/hostile.json",
     "make bench": "up to 15 minutes, and it rewrites the committed reports/transport-comparison.*; tests/bench runs its --quick form",
     "make bench-nats": "minutes of benchmark (with leader failovers), and it rewrites the committed reports/bench-nats.json",
     "make bench-amqp": "minutes of benchmark, and it rewrites the committed reports/bench-amqp.json",

@@ -70,9 +70,9 @@ from engine import (
 from transports.codec.lean import OutcomeColumns
 from transports.core import gc_tuning
 from transports.core.apply import MarketBatch, Tally, apply_commands
+from transports.core.fills import FillsHub, FillSubscription
 from transports.core.histogram import Histogram
 from transports.core.journal import FsyncPolicy, Journal, canonical_state, command_records, plan_recovery, replay_records
-from transports.core.fills import FillsHub, FillSubscription
 from transports.core.marketdata import MarketDataHub, Subscription
 
 _log = logging.getLogger("dex.gateway")
