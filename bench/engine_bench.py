@@ -3,7 +3,7 @@
 Run ``python -m bench.engine_bench --out reports/bench-engine.json`` (that is
 ``make bench-engine``); ``--quick`` is a smoke test of a few seconds.
 
-What is measured, per workload (see ``bench/workloads.py``):
+What is measured, per workload (see ``bench/engine_workloads.py``):
 
 * ``ops_per_s``: one timed loop of ``engine.handle`` over the pre-built
   command list, no per-operation timing; median (and min/max) of ``--repeat``
@@ -40,7 +40,7 @@ from typing import Any
 import engine
 import engine.engine
 from bench import peers as peer_lib
-from bench.workloads import GENERATORS, SYMBOL, BookState, Command, Workload, add_instrument, resting_orders
+from bench.engine_workloads import GENERATORS, SYMBOL, BookState, Command, Workload, add_instrument, resting_orders
 from engine import Engine, PlaceOrder, Side
 
 TARGET_MIXED_OPS_PER_S = 500_000

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from time import perf_counter, process_time
 from typing import Any
 
-from bench.workloads import OP_CANCEL, OP_IOC, OP_LIMIT, OP_REPLACE, SYMBOL, BookState, PeerOp
+from bench.engine_workloads import OP_CANCEL, OP_IOC, OP_LIMIT, OP_REPLACE, SYMBOL, BookState, PeerOp
 
 PEERS = ("lightmatchingengine", "limit_order_book")
 
