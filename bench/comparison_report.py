@@ -18,11 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to files
-import matplotlib.pyplot as plt
-
+from bench import report_decision as decision
+from bench import report_sections as sections
+from bench.chart_style import plt
 from transports.core.histogram import Histogram
 
 PERCENTILES = (50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9)
@@ -30,16 +28,6 @@ MODE_TITLES = {
     "single": "one order at a time (closed loop, 1 trader)",
     "rate": "open loop at a fixed rate (16 traders)",
     "batch": "batches of 1,000 (closed loop, 4 traders)",
-}
-# Where each transport's acknowledgement happens (design; see docs/<transport>.md and its fault tests).
-ACKNOWLEDGED_AFTER = {
-    "inproc": "nothing: no wire and no journal (the ceiling: harness, gateway and engine in one process)",
-    "http": "the server's journal fsync (group commit), then the HTTP response",
-    "grpc": "the server's journal fsync (group commit), then the stream reply",
-    "zmq": "the server's journal fsync (group commit), then the ROUTER reply",
-    "nats": "the server's journal fsync for core request/reply; JetStream's stream acknowledgement on the durable path",
-    "amqp": "the broker's publisher confirm of a persistent message, then the server's journal fsync before the reply",
-    "dht": "a Raft majority of the book's replica group has the command in its log",
 }
 
 
@@ -69,7 +57,7 @@ def percentile_curves(result: dict[str, Any], mode: str) -> dict[str, list[int]]
 
 # ------------------------------------------------------------------ charts
 def _throughput_chart(result: dict[str, Any]) -> Any:
-    names = [n for n in result["transports"] if result["summary"][n]["batch"]["throughput_per_s"]]
+    names = [n for n in result["transports"] if _mode(result, n, "batch").get("throughput_per_s")]
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
     spreads = [result["summary"][n]["batch"]["throughput_per_s"] for n in names]
     medians = [s["median"] for s in spreads]
@@ -89,17 +77,19 @@ def _throughput_chart(result: dict[str, Any]) -> Any:
 def _latency_chart(result: dict[str, Any]) -> Any:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110, sharey=True)
     xs = [1 / (1 - p / 100) for p in PERCENTILES]  # HDR style: 2x, 10x, 100x, 1000x
-    for ax, mode in zip(axes, ("single", "rate"), strict=True):
+    for ax, mode in zip(axes, ("single", "rate"), strict=True):  # a mode the run lacks leaves its panel empty
         for name, ys in percentile_curves(result, mode).items():
             ax.plot(xs, ys, marker="o", markersize=3, label=name, linestyle="--" if name == "inproc" else "-")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(xs, [f"p{p:g}" for p in PERCENTILES], fontsize=7)
         ax.minorticks_off()
-        ax.set_title(MODE_TITLES[mode], fontsize=9)
+        ax.set_title(MODE_TITLES.get(mode, mode), fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("round-trip latency, µs (log)")
-    axes[1].legend(fontsize=7, loc="upper left")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:  # a mode the run lacks has no curves to name
+            ax.legend(fontsize=7, loc="upper left")
     fig.suptitle("Latency percentiles (all repeats merged)", fontsize=10)
     fig.tight_layout()
     return fig
@@ -113,84 +103,87 @@ def _png(fig: Any) -> bytes:
 
 
 # ---------------------------------------------------------------- findings
+def _mode(result: dict[str, Any], name: str, mode: str) -> dict[str, Any]:
+    """The summary of ``mode`` for transport ``name``; empty when the run had no such workload."""
+    data: dict[str, Any] = result.get("summary", {}).get(name, {}).get(mode, {})
+    return data
+
+
+def _best(result: dict[str, Any], mode: str, key: str, pick: str) -> tuple[str, float] | None:
+    """The reconciled transport (not in process) with the lowest latency ``key`` or the highest throughput in ``mode``."""
+    candidates: list[tuple[float, str]] = []
+    for name in result.get("transports", []):
+        data = _mode(result, name, mode)
+        if name == "inproc" or not data:
+            continue
+        spread = data["throughput_per_s"] if key == "throughput" else data["latency_us"][key]
+        if spread and data["all_reconciled"]:
+            candidates.append((spread["median"], name))
+    if not candidates:
+        return None
+    value, name = min(candidates) if pick == "min" else max(candidates)
+    return name, value
+
+
 def findings(result: dict[str, Any]) -> list[str]:
     """ "Which transport for what", each line backed by a figure of this run."""
-    summary = result["summary"]
-    wired = [n for n in result["transports"] if n != "inproc"]
     lines: list[str] = []
-
-    def best(mode: str, key: str, pick: str) -> tuple[str, float] | None:
-        candidates: list[tuple[float, str]] = []
-        for name in wired:
-            data = summary[name][mode]
-            spread = data["throughput_per_s"] if key == "throughput" else data["latency_us"][key]
-            if spread and data["all_reconciled"]:
-                candidates.append((spread["median"], name))
-        if not candidates:
-            return None
-        value, name = min(candidates) if pick == "min" else max(candidates)
-        return name, value
-
-    single = best("single", "p50", "min")
+    single = _best(result, "single", "p50", "min")
     if single:
-        p99 = summary[single[0]]["single"]["latency_us"]["p99"]
+        data = _mode(result, single[0], "single")
         lines.append(
             f"**Lowest latency, one order at a time:** {single[0]}: median p50 {single[1]:,.0f} µs, "
-            f"p99 {p99['median']:,.0f} µs (median of {summary[single[0]]['single']['runs']} runs)."
+            f"p99 {data['latency_us']['p99']['median']:,.0f} µs (median of {data['runs']} runs)."
         )
-    loaded = best("rate", "p99", "min")
+    loaded = _best(result, "rate", "p99", "min")
     if loaded:
+        achieved = _mode(result, loaded[0], "rate")["throughput_per_s"]["median"]
         lines.append(
-            f"**Lowest tail latency under a steady load:** {loaded[0]}: p99 {loaded[1]:,.0f} µs "
-            f"at {result['parameters']['rate']:,.0f} orders/s offered "
-            f"({summary[loaded[0]]['rate']['throughput_per_s']['median']:,.0f}/s achieved)."
+            f"**Lowest tail latency under a steady load:** {loaded[0]}: p99 {loaded[1]:,.0f} µs ({achieved:,.0f} orders/s achieved)."
         )
-    top = best("batch", "throughput", "max")
+    top = _best(result, "batch", "throughput", "max")
     if top:
-        eff = result["efficiency"].get(top[0])
+        eff = result.get("efficiency", {}).get(top[0])
         share = f", {eff:.0%} of the in-process ceiling" if eff is not None else ""
         lines.append(f"**Highest throughput:** {top[0]}: {top[1]:,.0f} orders/s in batches of 1,000{share}.")
-    ceiling = (summary.get("inproc", {}).get("batch", {}).get("throughput_per_s") or {}).get("median")
+    ceiling = (_mode(result, "inproc", "batch").get("throughput_per_s") or {}).get("median")
     if ceiling:
         lines.append(
             f"**The ceiling:** the same harness and gateway with no wire reach {ceiling:,.0f} orders/s; "
             "every transport's efficiency is measured against it."
         )
-    failed = [n for n in result["transports"] if any(summary[n][m]["failed_runs"] or not summary[n][m]["runs"] for m in summary[n])]
+    lines += decision.section_findings(result)
+    summary = result.get("summary", {})
+    failed = [n for n in result.get("transports", []) if any(summary[n][m]["failed_runs"] or not summary[n][m]["runs"] for m in summary[n])]
     if failed:
         lines.append(f"**Incomplete:** points failed for {', '.join(failed)}; their figures above are partial or missing.")
     lines.append(
-        "**Durability** is not a speed figure: the table below says what each transport waits for before it "
-        "acknowledges an order; every mode above ran with that default in place."
+        "**Durability** is not a speed figure: the decision table says what each transport waits for before it "
+        "acknowledges an order; every mode ran with that default in place unless its name says `fsync_off`."
     )
-    if "nats" in wired:
-        lines.append(
-            "**Zero configuration:** `nats-auto` (NATS) is the only deployment here that finds or starts its broker "
-            "and elects its matching server by itself (docs/nats.md); this report does not time it."
-        )
-    lines.append("**Fan-out** of market data to many subscribers is not measured by this report.")
     return lines
 
 
 # ------------------------------------------------------------------ tables
 def _tables(result: dict[str, Any]) -> list[str]:
-    summary = result["summary"]
     rows = [
         "| transport | batch orders/s median (min-max) | efficiency | single p50 µs | single p99 µs | "
         "rate achieved/s | rate p50 µs | rate p99 µs | rate p99.9 µs | errors | reconciled |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for name in result["transports"]:
-        s = summary[name]
-        eff = result["efficiency"].get(name)
+        s = result["summary"][name]
+        batch, single, rate = (s.get(m, {}) for m in ("batch", "single", "rate"))
+        eff = result.get("efficiency", {}).get(name)
         errors = sum(s[m]["order_errors"] for m in s)
-        reconciled = all(s[m]["all_reconciled"] for m in s)
+        reconciled = all(s[m]["all_reconciled"] for m in s if s[m]["runs"])
+        lat = {m: d.get("latency_us", {}) for m, d in (("single", single), ("rate", rate))}
         rows.append(
-            f"| {name} | {_spread_text(s['batch']['throughput_per_s'])} | {'-' if eff is None else f'{eff:.1%}'} | "
-            f"{_spread_text(s['single']['latency_us']['p50'])} | {_spread_text(s['single']['latency_us']['p99'])} | "
-            f"{_spread_text(s['rate']['throughput_per_s'])} | "
-            f"{_spread_text(s['rate']['latency_us']['p50'])} | {_spread_text(s['rate']['latency_us']['p99'])} | "
-            f"{_spread_text(s['rate']['latency_us']['p999'])} | {errors:,} | {'yes' if reconciled else 'NO'} |"
+            f"| {name} | {_spread_text(batch.get('throughput_per_s'))} | {'-' if eff is None else f'{eff:.1%}'} | "
+            f"{_spread_text(lat['single'].get('p50'))} | {_spread_text(lat['single'].get('p99'))} | "
+            f"{_spread_text(rate.get('throughput_per_s'))} | {_spread_text(lat['rate'].get('p50'))} | "
+            f"{_spread_text(lat['rate'].get('p99'))} | {_spread_text(lat['rate'].get('p999'))} | {errors:,} | "
+            f"{'yes' if reconciled else 'NO'} |"
         )
     return rows
 
@@ -199,7 +192,6 @@ def _wire_tables(result: dict[str, Any]) -> list[str]:
     """Durability apart from the wire, and every transport beside its own wire's echo ceiling."""
     from bench.comparison import WIRE_OF
 
-    summary = result["summary"]
     wires = result.get("wire_ceilings", {})
     engine = (result.get("engine_alone", {}).get("per_s") or {}).get("median")
     rows = [
@@ -208,21 +200,20 @@ def _wire_tables(result: dict[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for name in result["transports"]:
-        s = summary[name]
-        off = s.get("batch_fsync_off", {})
-        single_off = s.get("single_fsync_off", {})
+        off = _mode(result, name, "batch_fsync_off")
+        single_off = _mode(result, name, "single_fsync_off")
         wire = WIRE_OF.get(name, "")
         echo = wires.get(wire, {})
         weff = result.get("wire_efficiency", {}).get(name)
-        eff = result["efficiency"].get(name)
+        eff = result.get("efficiency", {}).get(name)
         off_text = (off.get("skipped") and "n/a") or _spread_text(off.get("throughput_per_s"))
         off_latency = single_off.get("latency_us", {})
         single_text = (
             "n/a" if single_off.get("skipped") else f"{_spread_text(off_latency.get('p50'))} / {_spread_text(off_latency.get('p99'))}"
         )
         rows.append(
-            f"| {name} | {_spread_text(s['batch']['throughput_per_s'])} | {off_text} | {single_text} | {wire or '-'} | "
-            f"{_spread_text(echo.get('batch_orders_per_s'))} | "
+            f"| {name} | {_spread_text(_mode(result, name, 'batch').get('throughput_per_s'))} | {off_text} | {single_text} | "
+            f"{wire or '-'} | {_spread_text(echo.get('batch_orders_per_s'))} | "
             f"{_spread_text(echo.get('single_p50_us'))} / {_spread_text(echo.get('single_p99_us'))} | "
             f"{'-' if weff is None else f'{weff:.1%}'} | {'-' if eff is None else f'{eff:.1%}'} |"
         )
@@ -234,7 +225,7 @@ def _wire_tables(result: dict[str, Any]) -> list[str]:
         + (f" (median {engine:,.0f})." if engine else "."),
         f"Raw asyncio TCP echo with the same payloads: {_spread_text(tcp.get('batch_orders_per_s'))} orders/s in batches, "
         f"single p50 / p99 {_spread_text(tcp.get('single_p50_us'))} / {_spread_text(tcp.get('single_p99_us'))} µs.",
-        "A transport skipped with `--fsync off` acknowledges after something other than our journal (see the table above).",
+        "A transport skipped with `--fsync off` acknowledges after something other than our journal (see the decision table).",
     ]
 
 
@@ -243,66 +234,101 @@ def _machine_lines(result: dict[str, Any]) -> list[str]:
     v = result["versions"]
     libs = ", ".join(f"{k} {val}" for k, val in v["libraries"].items())
     brokers = ", ".join(f"{k} {val}" for k, val in v["brokers"].items())
-    p = result["parameters"]
+    quick = " (quick smoke run)" if result.get("parameters", {}).get("quick") else ""
     return [
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_bytes'] / 2**30:.1f} GiB, {m['platform']}; "
         f"load average at start {m['load_average_at_start']}, at end {result['load_average_at_end']}.",
         f"- {v['python']}. Libraries: {libs}.",
         f"- Brokers and runtimes: {brokers}.",
-        f"- Parameters: {p['repeat']} repeat(s) of every point, {p['duration_s']:g} s measured after {p['warmup_s']:g} s warm-up, "
-        f"seed {p['seed']}{' (quick smoke run)' if p['quick'] else ''}; the whole run took {result['elapsed_s']:,.0f} s.",
-        "- Server and harness share this machine's cores; figures are what this machine did in this run, nothing is extrapolated.",
+        f"- Workload file `{result.get('parameters', {}).get('workload_file', '-')}`{quick}; the whole run took "
+        f"{result['elapsed_s']:,.0f} s.",
+        "- Servers, brokers and clients share this machine's cores; figures are what this machine did in this run, nothing extrapolated.",
     ]
+
+
+def _workload_lines(result: dict[str, Any]) -> list[str]:
+    rows = ["| workload | mode | what it runs | transports | points |", "|---|---|---|---|---|"]
+    for w in result.get("workloads", []):
+        points = f"{w['repeats']} x {w['duration_s']:g} s (+{w['warmup_s']:g} s warm-up)"
+        if w["mode"] == "recovery":
+            points = f"{w['kills']} kills per deployment"
+        transports = ", ".join(w["transports"]) or "all"
+        rows.append(f"| {w['name']} | {w['mode']} | {w['description'] or '-'} | {transports} | {points} |")
+    return rows
+
+
+def _order_path_lines(result: dict[str, Any], charts: dict[str, str]) -> list[str]:
+    if not result.get("transports"):
+        return []
+    descriptions = {w["name"]: w["description"] for w in result.get("workloads", [])}
+    modes = "; ".join(f"**{m}** = {descriptions.get(m) or m}" for m in result.get("modes", []))
+    out = [
+        "## Order path",
+        "",
+        f"Workloads: {modes}. Open-loop latency runs from each order's intended send time (coordinated omission corrected). "
+        "Efficiency = batch throughput ÷ in-process batch throughput of this run.",
+        "",
+        *_tables(result),
+        "",
+    ]
+    if result.get("wire_ceilings"):
+        out += [
+            "### The wire, the disk and the engine apart",
+            "",
+            "Each transport's batch throughput with its default durability and with `--fsync off` (a fresh server each), "
+            "beside its own wire's trivial echo server carrying the same payloads (`bench/wire_ceiling.py`: 4 clients, "
+            "a lean batch of the same size each way; one client for single requests), all in this run. "
+            '"Of wire-or-engine" = batch throughput ÷ the lower of the wire\'s echo ceiling and the engine alone.',
+            "",
+            *_wire_tables(result),
+            "",
+        ]
+    out += [f"![{key}]({charts[key]})" for key in ("throughput", "latency") if key in charts]
+    out.append("")
+    for mode in ("single", "rate"):
+        curves = percentile_curves(result, mode)
+        if not curves:
+            continue
+        out += [
+            f"**Latency percentiles, {mode}** (µs, all repeats merged)",
+            "",
+            "| transport | " + " | ".join(f"p{p:g}" for p in PERCENTILES) + " |",
+        ]
+        out.append("|---|" + "---:|" * len(PERCENTILES))
+        out += [f"| {n} | " + " | ".join(f"{v:,}" for v in ys) + " |" for n, ys in curves.items()]
+        out.append("")
+    return out
 
 
 def markdown(result: dict[str, Any], charts: dict[str, str]) -> str:
     out = [
         "# Transport comparison",
         "",
-        "Same engine, same seeded workload, same `dex-trader` harness, same machine, one run of `make bench` "
-        "(`dex-bench`). Figures are medians over the repeats, with (min-max). Regenerate with `make bench`.",
+        "Same engine, same seeded workloads, same `dex-trader` harness, same machine, one run of `dex-bench` over workload files "
+        "(`bench/workloads/`, format in `docs/benchmarks.md`). Figures are medians over the repeats, with (min-max). "
+        "Regenerate with `make bench`.",
         "",
         *_machine_lines(result),
         "",
-        "## Results",
-        "",
-        "Modes: **single** = " + MODE_TITLES["single"] + "; **rate** = " + MODE_TITLES["rate"] + ", latency from each order's "
-        "intended send time (coordinated omission corrected); **batch** = " + MODE_TITLES["batch"] + ". Efficiency = "
-        "batch throughput ÷ in-process batch throughput of this run.",
-        "",
-        *_tables(result),
-        "",
-        "## The wire, the disk and the engine apart",
-        "",
-        "Each transport's batch throughput with its default durability and with `--fsync off` (a fresh server each), "
-        "beside its own wire's trivial echo server carrying the same payloads (`bench/wire_ceiling.py`: 4 clients, "
-        "a lean batch of the same size each way; one client for single requests), all in this run. "
-        '"Of wire-or-engine" = batch throughput ÷ the lower of the wire\'s echo ceiling and the engine alone.',
-        "",
-        *_wire_tables(result),
-        "",
-        f"![throughput]({charts['throughput']})",
-        "",
-        f"![latency]({charts['latency']})",
+        *_workload_lines(result),
         "",
         "## Which transport for what",
         "",
+        *decision.table(result),
+        "",
         *[f"- {line}" for line in findings(result)],
         "",
-        "| transport | acknowledged after |",
-        "|---|---|",
-        *[f"| {n} | {ACKNOWLEDGED_AFTER.get(n, 'see docs/' + n + '.md')} |" for n in result["transports"]],
-        "",
-        "## Latency percentiles (µs, all repeats merged)",
-        "",
+        *_order_path_lines(result, charts),
+        *sections.rate_search_lines(result),
+        *sections.fanout_lines(result),
+        *sections.cost_lines(result),
+        *sections.burst_lines(result),
+        *sections.recovery_lines(result),
     ]
-    for mode in ("single", "rate"):
-        curves = percentile_curves(result, mode)
-        out += [f"**{mode}** ({MODE_TITLES[mode]})", "", "| transport | " + " | ".join(f"p{p:g}" for p in PERCENTILES) + " |"]
-        out.append("|---|" + "---:|" * len(PERCENTILES))
-        out += [f"| {n} | " + " | ".join(f"{v:,}" for v in ys) + " |" for n, ys in curves.items()]
-        out.append("")
-    return "\n".join(out) + "\n"
+    text = "\n".join(out) + "\n"
+    for key, file in charts.items():
+        text = text.replace(f"(chart:{key})", f"({file})")
+    return text
 
 
 def html_page(result: dict[str, Any], md_text: str, pngs: dict[str, bytes]) -> str:
@@ -324,10 +350,12 @@ def html_page(result: dict[str, Any], md_text: str, pngs: dict[str, bytes]) -> s
         if in_table:
             body.append("</table>")
             in_table = False
-        if line.startswith("!["):
-            key = line[2 : line.index("]")]
-            data = base64.b64encode(pngs[key]).decode()
-            body.append(f'<img alt="{key}" src="data:image/png;base64,{data}">')
+        if line.startswith("![") and line.endswith(")"):
+            alt, file = line[2:-1].split("](", 1)
+            data = base64.b64encode(pngs[file]).decode()
+            body.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
+        elif line.startswith("### "):
+            body.append(f"<h3>{html.escape(line[4:])}</h3>")
         elif line.startswith("# "):
             body.append(f"<h1>{html.escape(line[2:])}</h1>")
         elif line.startswith("## "):
@@ -355,10 +383,25 @@ def _inline(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
-def write_reports(result: dict[str, Any], out_dir: Path) -> list[Path]:
+def _charts(result: dict[str, Any]) -> dict[str, Any]:
+    """Every chart this run has data for, by key (the Markdown names them ``chart:<key>`` or by key)."""
+    figures: dict[str, Any] = {}
+    if any(_mode(result, n, "batch").get("throughput_per_s") for n in result.get("transports", [])):
+        figures["throughput"] = _throughput_chart(result)
+    if any(percentile_curves(result, m) for m in ("single", "rate")):
+        figures["latency"] = _latency_chart(result)
+    for name, section in sections.sections_of(result, "rate-search"):
+        figures[f"rate_{name}"] = sections.rate_chart(section)
+    for name, section in sections.sections_of(result, "fanout"):
+        figures[f"fanout_{name}"] = sections.fanout_chart(section)
+    if result.get("cost_summary"):
+        figures["cost"] = sections.cost_chart(result)
+    return figures
+
+
+def write_reports(result: dict[str, Any], out_dir: Path, stem: str = "transport-comparison") -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "transport-comparison"
-    pngs = {"throughput": _png(_throughput_chart(result)), "latency": _png(_latency_chart(result))}
+    pngs = {key: _png(fig) for key, fig in _charts(result).items()}
     charts = {key: f"{stem}-{key}.png" for key in pngs}
     files = []
     for key, data in pngs.items():
@@ -368,14 +411,15 @@ def write_reports(result: dict[str, Any], out_dir: Path) -> list[Path]:
     md_text = markdown(result, charts)
     slim = {
         **result,
-        "runs": {n: [{k: v for k, v in p.items() if k != "latency_histogram"} for p in runs] for n, runs in result["runs"].items()},
+        "runs": {n: [{k: v for k, v in p.items() if k != "latency_histogram"} for p in runs] for n, runs in result.get("runs", {}).items()},
     }
     slim["latency_percentiles_us"] = {mode: percentile_curves(result, mode) for mode in ("single", "rate", "batch")}
     slim["percentiles"] = list(PERCENTILES)
+    slim["decision"] = decision.rows(result)
     for name, text in (
         (f"{stem}.json", json.dumps(slim, indent=1) + "\n"),
         (f"{stem}.md", md_text),
-        (f"{stem}.html", html_page(result, md_text, pngs)),
+        (f"{stem}.html", html_page(result, md_text, {charts[k]: v for k, v in pngs.items()})),
     ):
         path = out_dir / name
         path.write_text(text, encoding="utf-8")

@@ -101,7 +101,7 @@ def test_percentile_curves_come_from_the_merged_histograms() -> None:
 @pytest.mark.slow
 def test_quick_run_covers_every_registered_transport_and_writes_the_report(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.comparison", "--quick", "--out-dir", str(tmp_path)],
+        [sys.executable, "-m", "bench.suite", "--quick", "--workload", "bench/workloads/order-path.yaml", "--out-dir", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -109,7 +109,7 @@ def test_quick_run_covers_every_registered_transport_and_writes_the_report(tmp_p
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report = json.loads((tmp_path / "transport-comparison.json").read_text())
+    report = json.loads((tmp_path / "workload-order-path.json").read_text())
     assert report["transports"][0] == "inproc"
     assert set(report["transports"]) == set(TRANSPORTS)
     for name in TRANSPORTS:
@@ -130,11 +130,11 @@ def test_quick_run_covers_every_registered_transport_and_writes_the_report(tmp_p
     assert all(report["efficiency"][n] > 0 for n in TRANSPORTS)
     assert report["versions"]["libraries"]["grpcio"] != "not installed"
     assert report["machine"]["cores"] >= 1
-    md = (tmp_path / "transport-comparison.md").read_text()
+    md = (tmp_path / "workload-order-path.md").read_text()
     assert "## Which transport for what" in md and "**Highest throughput:**" in md
     for name in TRANSPORTS:
         assert f"| {name} |" in md
-    page = (tmp_path / "transport-comparison.html").read_text()
+    page = (tmp_path / "workload-order-path.html").read_text()
     assert page.count('src="data:image/png;base64,') == 2
     for chart in ("throughput", "latency"):
-        assert (tmp_path / f"transport-comparison-{chart}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (tmp_path / f"workload-order-path-{chart}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,189 @@
+"""The report's decision table, "which transport for what", regenerated from every section of the run.
+
+One row per transport: single-order latency, batched throughput, the rate
+sustained within p99 ≤ 5 ms, fan-out at 1,000 subscribers, CPU per 1,000
+orders, what an acknowledgement waits for, recovery time, zero configuration
+and the operational parts. The measured columns come from this run's result
+only; a transport whose figures did not reconcile shows them marked and is
+never named a winner. The three design columns are facts about each
+deployment (its docs and fault tests check them), not speed figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report_sections import median, sections_of
+
+# Where each transport's acknowledgement happens (design; see docs/<transport>.md and its fault tests).
+ACKNOWLEDGED_AFTER = {
+    "inproc": "nothing: no wire and no journal (the ceiling)",
+    "http": "the server's journal fsync (group commit)",
+    "grpc": "the server's journal fsync (group commit)",
+    "zmq": "the server's journal fsync (group commit)",
+    "nats": "the server's journal fsync (core request/reply); JetStream's stream ack on the durable path",
+    "amqp": "the broker's publisher confirm, then the server's journal fsync",
+    "dht": "a Raft majority of the book's replica group",
+}
+ZERO_CONFIGURATION = {
+    "inproc": "-",
+    "http": "no: clients name the server",
+    "grpc": "no: clients name the server",
+    "zmq": "no: clients name the server",
+    "nats": "yes with `make nats-auto`: finds or starts nats-server, elects the matcher",
+    "amqp": "no: broker URL and credentials",
+    "dht": "yes: nodes find each other (Kademlia) and elect each book's owner",
+}
+OPERATIONAL_PARTS = {
+    "inproc": "one process (library use)",
+    "http": "the server",
+    "grpc": "the server",
+    "zmq": "the server",
+    "nats": "the server + nats-server",
+    "amqp": "the server + RabbitMQ",
+    "dht": "three or more nodes, no broker",
+}
+RECOVERY_DEPLOYMENT = {"dht": "dht", "inproc": ""}  # every other transport recovers as a single server on its journal
+
+
+def _summary(result: dict[str, Any], name: str, mode: str) -> dict[str, Any]:
+    data: dict[str, Any] = result.get("summary", {}).get(name, {}).get(mode, {})
+    return data
+
+
+def _measured(result: dict[str, Any], name: str, mode: str, key: str) -> str:
+    data = _summary(result, name, mode)
+    if not data or not data.get("runs"):
+        return "-"
+    spread = data["throughput_per_s"] if key == "throughput" else data["latency_us"][key]
+    value = median(spread)
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" + ("" if data["all_reconciled"] else " (NOT reconciled)")
+
+
+def _sustained(result: dict[str, Any], name: str) -> str:
+    for _, section in sections_of(result, "rate-search"):
+        data = (section.get("transports") or {}).get(name)
+        if data:
+            value = median((data.get("sustainable_per_s") or {}).get("5"))
+            return "none" if value is None else f"{value:,.0f}/s"
+    return "-"
+
+
+def _fanout(result: dict[str, Any], name: str, subscribers: str = "1000") -> str:
+    for _, section in sections_of(result, "fanout"):
+        data = (section.get("transports") or {}).get(name)
+        if not data:
+            continue
+        point = (data.get("summary") or {}).get(subscribers)
+        if not point:
+            return data.get("failure") or "not measured"
+        if point.get("failure"):
+            return f"fails: {str(point['failure'])[:80]}"
+        p99 = median((point.get("latency_us") or {}).get("p99"))
+        whole = "every update" if point.get("complete") else "updates lost or late"
+        return "-" if p99 is None else f"p99 {p99 / 1000:,.1f} ms, {whole}"
+    return "-"
+
+
+def _cpu(result: dict[str, Any], name: str, mode: str = "batch") -> str:
+    cost = (result.get("cost_summary") or {}).get(name, {}).get(mode)
+    if not cost:
+        return "-"
+    server, client = median(cost.get("server_cpu_s_per_1000")), median(cost.get("client_cpu_s_per_1000"))
+    if server is None:
+        return "-"
+    return f"{server:.3f} + {client:.3f}" if client is not None else f"{server:.3f}"
+
+
+def _recovery(result: dict[str, Any], name: str) -> str:
+    deployment = RECOVERY_DEPLOYMENT.get(name, "single")
+    if not deployment:
+        return "-"
+    for _, section in sections_of(result, "recovery"):
+        deployments = section.get("deployments") or {}
+        texts = []
+        for label in (deployment, "nats-auto") if name == "nats" else (deployment,):
+            data = deployments.get(label)
+            value = median((data or {}).get("recovery_s"))
+            if value is not None:
+                texts.append(f"{label} {value:,.2f} s")
+        return "; ".join(texts) or "-"
+    return "-"
+
+
+def rows(result: dict[str, Any]) -> list[dict[str, str]]:
+    """The decision table as data (the JSON report keeps it beside the figures it is built from)."""
+    names = list(result.get("transports") or [])
+    for _, section in result.get("sections", {}).items():
+        names += [n for n in (section.get("transports") or {}) if n not in names]
+    return [
+        {
+            "transport": name,
+            "single_p50_us": _measured(result, name, "single", "p50"),
+            "batch_orders_per_s": _measured(result, name, "batch", "throughput"),
+            "sustainable_at_5ms": _sustained(result, name),
+            "fanout_1000": _fanout(result, name),
+            "cpu_s_per_1000_orders": _cpu(result, name),
+            "acknowledged_after": ACKNOWLEDGED_AFTER.get(name, f"see docs/{name}.md"),
+            "recovery": _recovery(result, name),
+            "zero_configuration": ZERO_CONFIGURATION.get(name, "-"),
+            "operational_parts": OPERATIONAL_PARTS.get(name, "-"),
+        }
+        for name in names
+    ]
+
+
+HEADERS = (
+    "transport",
+    "single order p50 µs",
+    "batched orders/s",
+    "sustained at p99 ≤ 5 ms",
+    "fan-out, 1,000 subscribers",
+    "CPU-s per 1,000 orders (server + client, batch)",
+    "acknowledged after",
+    "recovery (median)",
+    "zero configuration",
+    "operational parts",
+)
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|---|" + "---:|" * 5 + "---|" * 4]
+    lines += ["| " + " | ".join(row.values()) + " |" for row in rows(result)]
+    return lines
+
+
+def section_findings(result: dict[str, Any]) -> list[str]:
+    """Winners of the sections beyond the order path, each backed by its figure (reconciled points only)."""
+    lines: list[str] = []
+    best_rate = max(
+        (
+            (median(((d.get("sustainable_per_s") or {}).get("5"))) or 0.0, n)
+            for _, s in sections_of(result, "rate-search")
+            for n, d in (s.get("transports") or {}).items()
+            if n != "inproc"
+        ),
+        default=(0.0, ""),
+    )
+    if best_rate[1]:
+        lines.append(f"**Highest rate within p99 ≤ 5 ms:** {best_rate[1]}: {best_rate[0]:,.0f} orders/s offered one order per submit.")
+    costs = result.get("cost_summary") or {}
+    cheapest = min(
+        ((median(c.get("batch", {}).get("server_cpu_s_per_1000")), n) for n, c in costs.items() if n != "inproc"),
+        key=lambda pair: float("inf") if pair[0] is None else pair[0],
+        default=(None, ""),
+    )
+    if cheapest[0] is not None:
+        lines.append(f"**Cheapest server per order (batch mode):** {cheapest[1]}: {cheapest[0]:.3f} CPU-s per 1,000 orders.")
+    for _, section in sections_of(result, "recovery"):
+        for deployment, data in (section.get("deployments") or {}).items():
+            value = median(data.get("recovery_s"))
+            if value is not None:
+                kills, lost, doubled = data.get("kills"), data.get("lost"), data.get("doubled")
+                lines.append(
+                    f"**Recovery, {deployment}:** {value:,.2f} s from kill -9 to the next accepted order "
+                    f"(median of {kills} kills; lost {lost}, doubled {doubled})."
+                )
+    return lines
