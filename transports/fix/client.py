@@ -1,0 +1,484 @@
+"""``FixClient``: the ``TraderClient`` for ``dex-fix``, one FIX 4.4 session over one TCP connection.
+
+The server is ``url``, else ``$DEX_FIX_SERVER``, else fix://127.0.0.1:9878.
+``connect()`` logs on as SenderCompID = this client's trader (Password 554
+from ``password``, else ``$DEX_FIX_PASSWORD``, if set), with
+ResetSeqNumFlag=Y unless told to keep the stored numbers (``reset=False``:
+the client then starts from ``next_out``/``next_in``), and reads the
+instruments with a SecurityListRequest (x): tick and lot sizes turn the
+engine's integers into the decimal strings FIX carries.
+
+Invariants:
+
+* The server answers a connection's requests in order and marks every
+  message of an answer with DEX_REPLY (20002, ``Y`` on the last), so
+  requests may be pipelined: each waits for its own answer in a FIFO.
+  Unsolicited messages (a maker's fill, market data) carry no mark.
+* Answers become engine events again (``OrderAccepted``, ``TradeExecuted``
+  with this trader as taker, ``OrderCancelled``, ``OrderReplaced``,
+  ``OrderRejected`` with the stable reason of DEX_REASON), without engine
+  sequence numbers (0) or counterparties: FIX does not carry them.
+* Never hang: an answer not in within ``timeout`` fails with
+  ``NotConnected`` (the command may or may not have been applied).
+* The session layer is answered in the reader: Heartbeat for a TestRequest,
+  one SequenceReset-GapFill for a ResendRequest.
+
+Not on this wire: ``stats`` (FIX has no such message: read them over HTTP or
+gRPC) and cancel on disconnect (FIX sessions end with a Logout; the
+heartbeat timeout is the server's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, ClassVar
+
+import simplefix
+
+from engine import (
+    BookDelta,
+    BookDepth,
+    CancelOrder,
+    CancelReason,
+    Command,
+    Event,
+    ExchangeError,
+    Instrument,
+    L2Level,
+    MalformedMessage,
+    MassCancel,
+    NotConnected,
+    OrderAccepted,
+    OrderCancelled,
+    OrderRejected,
+    OrderReplaced,
+    OrderStatus,
+    OrderView,
+    PlaceOrder,
+    RejectReason,
+    ReplaceOrder,
+    Side,
+    TimeInForce,
+    TradeExecuted,
+)
+from transports.codec.decimals import converter
+from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketUpdate, PublicTrade
+from transports.core.client import Replies, TraderClient
+from transports.fix import protocol as p
+from transports.fix.settings import MAX_MESSAGE_BYTES, READ_BYTES, SERVER_COMP_ID, client_url, parse_url
+
+PASSWORD_ENV = "DEX_FIX_PASSWORD"
+_STATUS = {
+    p.OrdStatus.NEW: OrderStatus.NEW,
+    p.OrdStatus.PARTIALLY_FILLED: OrderStatus.PARTIALLY_FILLED,
+    p.OrdStatus.FILLED: OrderStatus.FILLED,
+    p.OrdStatus.CANCELED: OrderStatus.CANCELLED,
+}
+_CANCEL_NAMES = {r.name: r for r in CancelReason}
+
+
+class FixClient(TraderClient):
+    transport: ClassVar[str] = "fix"
+
+    def __init__(
+        self,
+        trader: str,
+        url: str | None = None,
+        *,
+        password: str | None = None,
+        timeout: float = 30.0,
+        heartbeat_s: int = 30,
+        reset: bool = True,
+        comp_id: str = SERVER_COMP_ID,
+    ) -> None:
+        super().__init__(trader)
+        self.url = client_url(url)
+        self.password = password if password is not None else os.environ.get(PASSWORD_ENV)
+        self.timeout = timeout
+        self.heartbeat_s = heartbeat_s
+        self.reset = reset
+        self.comp_id = comp_id
+        self.next_out = 1
+        self.next_in = 1
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._read_task: asyncio.Task[None] | None = None
+        self._answers: deque[asyncio.Future[list[simplefix.FixMessage]]] = deque()
+        self._partial: list[simplefix.FixMessage] = []
+        self._logon: asyncio.Future[simplefix.FixMessage] | None = None
+        self._streams: dict[str, asyncio.Queue[simplefix.FixMessage | None]] = {}
+        self._ids = itertools.count(1)
+        self._instruments: dict[str, Instrument] = {}
+        self.logout_text = ""
+
+    # ----------------------------------------------------------- lifecycle
+    async def connect(self) -> None:
+        if self._writer is not None:
+            return
+        address = parse_url(self.url)
+        try:
+            self._reader, self._writer = await asyncio.wait_for(asyncio.open_connection(address.host, address.port), self.timeout)
+        except (OSError, TimeoutError) as exc:
+            raise NotConnected(f"not connected to the FIX server at {self.url} ({exc})") from None
+        if self.reset:
+            self.next_out = self.next_in = 1
+        self._logon = asyncio.get_running_loop().create_future()
+        self._read_task = asyncio.get_running_loop().create_task(self._read_loop())
+        pairs: list[tuple[int, object]] = [(p.ENCRYPT_METHOD, 0), (p.HEART_BT_INT, self.heartbeat_s)]
+        if self.reset:
+            pairs.append((p.RESET_SEQ_NUM_FLAG, "Y"))
+        if self.password is not None:
+            pairs.append((p.PASSWORD, self.password))
+        self._send(p.LOGON, pairs)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._logon), self.timeout)
+        except (TimeoutError, ExchangeError) as exc:
+            await self.close()
+            raise NotConnected(f"FIX logon to {self.url} refused: {self.logout_text or exc}") from None
+        await self._load_instruments()
+
+    async def close(self) -> None:
+        self._stop_heartbeat()
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        with contextlib.suppress(Exception):
+            writer.write(self._encode(p.LOGOUT, []))
+            await asyncio.wait_for(writer.drain(), 1.0)
+        if self._read_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._read_task), 1.0)
+            self._read_task.cancel()
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+        self._fail_all(NotConnected("the FIX session is closed"))
+
+    def _fail_all(self, error: ExchangeError) -> None:
+        while self._answers:
+            future = self._answers.popleft()
+            if not future.done():
+                future.set_exception(error)
+        if self._logon is not None and not self._logon.done():
+            self._logon.set_exception(error)
+        for queue in self._streams.values():
+            queue.put_nowait(None)
+
+    # ------------------------------------------------------------- wire
+    def _encode(self, msg_type: bytes, pairs: Sequence[tuple[int, object]], seq: int | None = None, poss_dup: bool = False) -> bytes:
+        message = p.new_message(msg_type)
+        for tag, value in pairs:
+            message.append_pair(tag, value)
+        number = self.next_out if seq is None else seq
+        if seq is None:
+            self.next_out += 1
+        return p.encode(message, self.trader, self.comp_id, number, poss_dup)
+
+    def _send(self, msg_type: bytes, pairs: Sequence[tuple[int, object]]) -> None:
+        if self._writer is None or self._writer.transport.is_closing():
+            raise NotConnected(f"not connected to the FIX server at {self.url}")
+        self._writer.write(self._encode(msg_type, pairs))
+
+    async def _request(self, msg_type: bytes, pairs: Sequence[tuple[int, object]]) -> list[simplefix.FixMessage]:
+        await self.connect()
+        future: asyncio.Future[list[simplefix.FixMessage]] = asyncio.get_running_loop().create_future()
+        self._send(msg_type, pairs)
+        self._answers.append(future)
+        return await self._wait(future)
+
+    async def _wait(self, future: asyncio.Future[list[simplefix.FixMessage]]) -> list[simplefix.FixMessage]:
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
+        except TimeoutError:
+            raise NotConnected(f"no answer from the FIX server at {self.url} within {self.timeout} s") from None
+
+    async def _read_loop(self) -> None:
+        frames = p.FrameReader(MAX_MESSAGE_BYTES * 64)
+        reader = self._reader
+        assert reader is not None
+        try:
+            while True:
+                data = await reader.read(READ_BYTES)
+                if not data:
+                    break
+                frames.feed(data)
+                for frame in frames.frames():
+                    if frame.message is not None and not frame.problem:
+                        self._on_message(frame.message)
+        except (ConnectionError, p.FrameError):
+            pass
+        finally:
+            self._fail_all(NotConnected(f"the FIX server at {self.url} closed the session {self.logout_text}".strip()))
+
+    def _on_message(self, message: simplefix.FixMessage) -> None:
+        msg_type = message.get(p.MSG_TYPE)
+        seq = int(message.get(p.MSG_SEQ_NUM) or b"0")
+        if msg_type == p.SEQUENCE_RESET:
+            self.next_in = max(self.next_in, int(message.get(p.NEW_SEQ_NO) or b"0"))
+            return
+        self.next_in = max(self.next_in, seq + 1)
+        if msg_type == p.LOGON and self._logon is not None and not self._logon.done():
+            self._logon.set_result(message)
+        elif msg_type == p.TEST_REQUEST:
+            self._send(p.HEARTBEAT, [(p.TEST_REQ_ID, message.get(p.TEST_REQ_ID) or b"")])
+        elif msg_type == p.RESEND_REQUEST:
+            begin = int(message.get(p.BEGIN_SEQ_NO) or b"1")
+            if self._writer is not None:
+                self._writer.write(self._encode(p.SEQUENCE_RESET, [(p.GAP_FILL_FLAG, "Y"), (p.NEW_SEQ_NO, self.next_out)], begin, True))
+        elif msg_type == p.LOGOUT:
+            self.logout_text = (message.get(p.TEXT) or b"").decode(errors="replace")
+        elif message.get(p.DEX_REPLY) is not None:
+            self._partial.append(message)
+            if message.get(p.DEX_REPLY) == b"Y":
+                answer, self._partial = self._partial, []
+                if self._answers:
+                    future = self._answers.popleft()
+                    if not future.done():
+                        future.set_result(answer)
+        elif msg_type in (p.MARKET_DATA_SNAPSHOT, p.MARKET_DATA_INCREMENTAL):
+            queue = self._streams.get((message.get(p.MD_REQ_ID) or b"").decode(errors="replace"))
+            if queue is not None:
+                queue.put_nowait(message)
+
+    # ------------------------------------------------------------ trading
+    def _conv(self, symbol: str) -> Any:
+        instrument = self._instruments.get(symbol)
+        if instrument is None:
+            raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
+        return converter(instrument)
+
+    async def submit(self, commands: Sequence[Command]) -> Replies:
+        await self.connect()
+        futures = []
+        for command in commands:
+            msg_type, pairs = await self._encode_command(command)
+            future: asyncio.Future[list[simplefix.FixMessage]] = asyncio.get_running_loop().create_future()
+            self._send(msg_type, pairs)
+            self._answers.append(future)
+            futures.append((command, future))
+        return [self._events(command, await self._wait(future)) for command, future in futures]
+
+    async def _encode_command(self, command: Command) -> tuple[bytes, list[tuple[int, object]]]:
+        cl_ord_id = f"{self.trader[:20]}-{next(self._ids)}-{os.getpid()}"
+        if isinstance(command, PlaceOrder):
+            conv = self._conv(command.symbol)
+            pairs: list[tuple[int, object]] = [
+                (p.CL_ORD_ID, command.client_order_id or cl_ord_id),
+                (p.SYMBOL, command.symbol),
+                (p.SIDE, p.SIDE_CODES[command.side]),
+                (p.ORDER_QTY, conv.format_qty(command.qty)),
+                (p.ORD_TYPE, p.ORD_TYPE_CODES[command.order_type]),
+                (p.TIME_IN_FORCE, p.TIF_CODES[command.tif]),
+                (p.TRANSACT_TIME, p.sending_time()),
+            ]
+            if command.price:
+                pairs.append((p.PRICE, conv.format_price(command.price)))
+            if command.stop_price:
+                pairs.append((p.STOP_PX, conv.format_price(command.stop_price)))
+            if command.post_only:
+                pairs.append((p.EXEC_INST, p.POST_ONLY_EXEC_INST))
+            return p.NEW_ORDER_SINGLE, pairs
+        if isinstance(command, CancelOrder):
+            return p.ORDER_CANCEL_REQUEST, [(p.CL_ORD_ID, cl_ord_id), *_target(command.order_id, command.client_order_id)]
+        if isinstance(command, ReplaceOrder):
+            return p.ORDER_CANCEL_REPLACE_REQUEST, await self._replace_pairs(command, cl_ord_id)
+        if isinstance(command, MassCancel):
+            scope = (
+                [(p.MASS_CANCEL_REQUEST_TYPE, "1"), (p.SYMBOL, command.symbol)] if command.symbol else [(p.MASS_CANCEL_REQUEST_TYPE, "7")]
+            )
+            return p.ORDER_MASS_CANCEL_REQUEST, [(p.CL_ORD_ID, cl_ord_id), *scope, (p.TRANSACT_TIME, p.sending_time())]
+        raise MalformedMessage(f"{type(command).__name__} is not sent over FIX")
+
+    async def _replace_pairs(self, command: ReplaceOrder, cl_ord_id: str) -> list[tuple[int, object]]:
+        """FIX's OrderQty counts what is filled: read the order first (the engine's new_qty is what stays open)."""
+        view = await self.order(command.order_id) if command.order_id else None
+        symbol = command.symbol or (view.symbol if view else "")
+        conv = self._conv(symbol)
+        filled = view.filled if view else 0
+        open_qty = command.new_qty or (view.remaining if view else 0)
+        pairs: list[tuple[int, object]] = [
+            (p.CL_ORD_ID, cl_ord_id),
+            *_target(command.order_id, command.client_order_id),
+            (p.SYMBOL, symbol),
+            (p.SIDE, p.SIDE_CODES[view.side if view else Side.BUY]),
+            (p.ORDER_QTY, conv.format_qty(filled + open_qty)),
+            (p.ORD_TYPE, "2"),
+            (p.TRANSACT_TIME, p.sending_time()),
+        ]
+        if command.new_price:
+            pairs.append((p.PRICE, conv.format_price(command.new_price)))
+        elif view is not None and view.price:
+            pairs.append((p.PRICE, conv.format_price(view.price)))
+        return pairs
+
+    def _events(self, command: Command, answer: list[simplefix.FixMessage]) -> list[Event]:
+        events: list[Event] = []
+        for message in answer:
+            event = self._event(command, message)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _event(self, command: Command, message: simplefix.FixMessage) -> Event | None:
+        msg_type = message.get(p.MSG_TYPE)
+        get = _reader(message)
+        if msg_type in (p.ORDER_CANCEL_REJECT, p.REJECT) or (msg_type == p.EXECUTION_REPORT and get(p.EXEC_TYPE) == p.ExecType.REJECTED):
+            order_id = get(p.ORDER_ID)
+            return OrderRejected(
+                0, self.trader, get(p.CL_ORD_ID) if msg_type == p.EXECUTION_REPORT else getattr(command, "client_order_id", ""),
+                getattr(command, "symbol", ""), p.reject_reason(message.get(p.DEX_REASON)), get(p.TEXT),
+                int(order_id) if order_id.isdigit() else 0,
+            )  # fmt: skip
+        if msg_type != p.EXECUTION_REPORT:
+            return None
+        symbol = get(p.SYMBOL)
+        conv = self._conv(symbol)
+        exec_type = get(p.EXEC_TYPE)
+        order_id = int(get(p.ORDER_ID) or 0)
+        side = p.SIDES[get(p.SIDE).encode()]
+        price = conv.parse_price(get(p.PRICE)) if get(p.PRICE) else 0
+        order_qty = conv.parse_qty(get(p.ORDER_QTY))
+        leaves = conv.parse_qty(get(p.LEAVES_QTY))
+        cum = conv.parse_qty(get(p.CUM_QTY))
+        if exec_type == p.ExecType.NEW:
+            order_type = p.ORD_TYPES[get(p.ORD_TYPE).encode()]
+            tif = p.TIFS.get(get(p.TIME_IN_FORCE).encode(), TimeInForce.GTC)
+            stop = command.stop_price if isinstance(command, PlaceOrder) else 0
+            return OrderAccepted(0, order_id, self.trader, get(p.CL_ORD_ID), symbol, side, order_type, tif, price, order_qty, stop)
+        if exec_type == p.ExecType.TRADE:
+            return TradeExecuted(
+                0, int(get(p.TRD_MATCH_ID) or 0), symbol, conv.parse_price(get(p.LAST_PX)), conv.parse_qty(get(p.LAST_QTY)), side,
+                0, "", "", 0, order_id, self.trader, get(p.CL_ORD_ID), leaves,
+            )  # fmt: skip
+        if exec_type == p.ExecType.CANCELED:
+            reason = _CANCEL_NAMES.get(get(p.TEXT), CancelReason.USER)
+            cid = get(p.ORIG_CL_ORD_ID) or get(p.CL_ORD_ID)
+            return OrderCancelled(0, order_id, self.trader, cid, symbol, reason, order_qty - cum - leaves, leaves)
+        if exec_type == p.ExecType.REPLACED:
+            return OrderReplaced(0, order_id, self.trader, get(p.CL_ORD_ID), symbol, side, price, leaves, False)
+        return None
+
+    async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
+        raise ExchangeError("cancel on disconnect is not offered over FIX (the session's heartbeat timeout is the server's)")
+
+    # ------------------------------------------------------------ queries
+    async def _load_instruments(self) -> None:
+        (answer,) = await self._request(p.SECURITY_LIST_REQUEST, [(p.SECURITY_REQ_ID, "1"), (p.SECURITY_LIST_REQUEST_TYPE, "4")])
+        found: dict[str, Instrument] = {}
+        nth = 1
+        while (symbol := answer.get(p.SYMBOL, nth)) is not None:
+            tick = (answer.get(p.MIN_PRICE_INCREMENT, nth) or b"1").decode()
+            lot = (answer.get(p.ROUND_LOT, nth) or b"1").decode()
+            min_qty = (answer.get(p.MIN_TRADE_VOL, nth) or b"").decode() or None
+            found[symbol.decode()] = Instrument.create(symbol.decode(), tick, lot, min_qty=min_qty)
+            nth += 1
+        self._instruments = found
+
+    async def instruments(self) -> list[Instrument]:
+        await self.connect()
+        return list(self._instruments.values())
+
+    async def book(self, symbol: str, depth: int = 10) -> BookDepth:
+        await self.connect()
+        request_id = f"book-{next(self._ids)}"
+        pairs = [(p.MD_REQ_ID, request_id), (p.SUBSCRIPTION_REQUEST_TYPE, "0"), (p.MARKET_DEPTH, depth), (p.NO_RELATED_SYM, 1)]
+        (answer,) = await self._request(p.MARKET_DATA_REQUEST, [*pairs, (p.SYMBOL, symbol)])
+        if answer.get(p.MSG_TYPE) != p.MARKET_DATA_SNAPSHOT:
+            raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
+        return self._snapshot(answer).depth
+
+    def _snapshot(self, message: simplefix.FixMessage) -> BookSnapshot:
+        symbol = (message.get(p.SYMBOL) or b"").decode()
+        conv = self._conv(symbol)
+        bids: list[L2Level] = []
+        asks: list[L2Level] = []
+        for nth in range(1, int(message.get(p.NO_MD_ENTRIES) or b"0") + 1):
+            level = L2Level(
+                conv.parse_price((message.get(p.MD_ENTRY_PX, nth) or b"").decode()),
+                conv.parse_qty((message.get(p.MD_ENTRY_SIZE, nth) or b"").decode()),
+                int(message.get(p.NUMBER_OF_ORDERS, nth) or b"0"),
+            )
+            (bids if message.get(p.MD_ENTRY_TYPE, nth) == b"0" else asks).append(level)
+        md_seq = int(message.get(p.RPT_SEQ) or b"0")
+        return BookSnapshot(symbol, md_seq, BookDepth(symbol, 0, bids, asks))
+
+    async def order(self, order_id: int) -> OrderView | None:
+        (answer,) = await self._request(p.ORDER_STATUS_REQUEST, [(p.ORDER_ID, order_id), (p.CL_ORD_ID, "NONE"), (p.SIDE, "1")])
+        get = _reader(answer)
+        if get(p.EXEC_TYPE) != p.ExecType.ORDER_STATUS:
+            return None
+        symbol = get(p.SYMBOL)
+        conv = self._conv(symbol)
+        return OrderView(
+            int(get(p.ORDER_ID)), self.trader, get(p.CL_ORD_ID), symbol, p.SIDES[get(p.SIDE).encode()],
+            p.ORD_TYPES[get(p.ORD_TYPE).encode()], p.TIFS.get(get(p.TIME_IN_FORCE).encode(), TimeInForce.GTC),
+            conv.parse_price(get(p.PRICE)) if get(p.PRICE) else 0, 0, conv.parse_qty(get(p.LEAVES_QTY)),
+            conv.parse_qty(get(p.CUM_QTY)), _STATUS.get(get(p.ORD_STATUS), OrderStatus.NEW),
+        )  # fmt: skip
+
+    async def stats(self) -> dict[str, Any]:
+        raise ExchangeError("FIX has no statistics message: read the server's stats over HTTP or gRPC")
+
+    async def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
+        await self.connect()
+        request_id = f"md-{next(self._ids)}"
+        queue: asyncio.Queue[simplefix.FixMessage | None] = asyncio.Queue()
+        self._streams[request_id] = queue
+        pairs: list[tuple[int, object]] = [(p.MD_REQ_ID, request_id), (p.SUBSCRIPTION_REQUEST_TYPE, "1"), (p.MARKET_DEPTH, 0)]
+        pairs += [(p.NO_RELATED_SYM, len(symbols)), *((p.SYMBOL, s) for s in symbols)]
+        last: dict[str, int] = {}
+        try:
+            for snapshot_message in await self._request(p.MARKET_DATA_REQUEST, pairs):
+                if snapshot_message.get(p.MSG_TYPE) != p.MARKET_DATA_SNAPSHOT:
+                    raise MalformedMessage(_reader(snapshot_message)(p.TEXT), RejectReason.UNKNOWN_SYMBOL)
+                snapshot = self._snapshot(snapshot_message)
+                last[snapshot.symbol] = snapshot.md_seq
+                yield snapshot
+            while (message := await queue.get()) is not None:
+                if message.get(p.MSG_TYPE) == p.MARKET_DATA_SNAPSHOT:  # after the server saw this session fall behind
+                    snapshot = self._snapshot(message)
+                    yield Gap(snapshot.symbol, last.get(snapshot.symbol, 0), snapshot.md_seq - last.get(snapshot.symbol, 0))
+                    last[snapshot.symbol] = snapshot.md_seq
+                    yield snapshot
+                    continue
+                update = self._update(message)
+                last[update.symbol] = update.md_seq
+                yield update
+        finally:
+            self._streams.pop(request_id, None)
+            with contextlib.suppress(ExchangeError):
+                self._send(p.MARKET_DATA_REQUEST, [(p.MD_REQ_ID, request_id), (p.SUBSCRIPTION_REQUEST_TYPE, "2")])
+
+    def _update(self, message: simplefix.FixMessage) -> MarketUpdate:
+        get = _reader(message)
+        symbol = get(p.SYMBOL)
+        conv = self._conv(symbol)
+        md_seq = int(get(p.RPT_SEQ) or 0)
+        price = conv.parse_price(get(p.MD_ENTRY_PX))
+        qty = conv.parse_qty(get(p.MD_ENTRY_SIZE))
+        entry = get(p.MD_ENTRY_TYPE)
+        if entry == "2":
+            aggressor = p.SIDES.get(get(p.AGGRESSOR_SIDE).encode(), Side.BUY)
+            return MarketUpdate(symbol, md_seq, PublicTrade(0, int(get(p.TRD_MATCH_ID) or 0), symbol, price, qty, aggressor))
+        side = Side.BUY if entry == "0" else Side.SELL
+        return MarketUpdate(symbol, md_seq, BookDelta(0, symbol, side, price, qty, int(get(p.NUMBER_OF_ORDERS) or 0)))
+
+
+def _target(order_id: int, client_order_id: str) -> list[tuple[int, object]]:
+    pairs: list[tuple[int, object]] = [(p.ORIG_CL_ORD_ID, client_order_id or str(order_id))]
+    if order_id:
+        pairs.append((p.ORDER_ID, order_id))
+    return pairs
+
+
+def _reader(message: simplefix.FixMessage) -> Any:
+    def get(tag: int) -> str:
+        value = message.get(tag)
+        return value.decode(errors="replace") if value is not None else ""
+
+    return get
