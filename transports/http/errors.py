@@ -82,6 +82,10 @@ def _first_segment(route: str) -> str:
 def _route_table(routes: Iterable[object]) -> list[tuple[str, set[str]]]:
     table = []
     for route in routes:
+        included = getattr(route, "original_router", None)  # a router included without a prefix (app.include_router)
+        if included is not None:
+            table += _route_table(included.routes)
+            continue
         path = getattr(route, "path", "")
         methods = getattr(route, "methods", None) or ({"GET"} if path.startswith("/ws/") else set())
         if path and not path.startswith("/docs/") and methods - {"HEAD"}:
