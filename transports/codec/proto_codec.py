@@ -910,6 +910,10 @@ _STATS_COUNTERS = (
     "market_data_subscribers",
     "market_data_gaps",
     "repeated_requests",
+    "process_cpu_us",
+    "peak_rss_bytes",
+    "lean_bytes_in",
+    "lean_bytes_out",
 )
 _STATS_MAPS = ("commands", "rejected_by_reason", "cancelled_by_reason", "by_transport", "refused_by_reason", "limits_exceeded")
 _STATS_LATENCIES = ("latency_us", "fsync_us")

@@ -124,12 +124,17 @@ class RequestHandler:
             if self._lean_submit is not None:
                 outcomes = lean.OutcomeColumns()
                 await self._lean_submit(commands, self.transport, trader_batch_record(trader, data), outcomes)
-                return outcomes.to_bytes(batch_id)
-            replies = await self._submit(commands, self.transport, trader_batch_record(trader, data))
+                reply = outcomes.to_bytes(batch_id)
+            else:
+                replies = await self._submit(commands, self.transport, trader_batch_record(trader, data))
+                reply = lean.encode_outcomes(commands, replies, batch_id)
         except ExchangeError as exc:
             self.refused(exc)
-            return lean.encode_refusal(exc, batch_id)
-        return lean.encode_outcomes(commands, replies, batch_id)
+            reply = lean.encode_refusal(exc, batch_id)
+        stats = self.gateway.stats
+        stats.lean_bytes_in += len(data)  # the cost report's bytes per order: every lean request and its answer
+        stats.lean_bytes_out += len(reply)
+        return reply
 
     async def commands(self, data: pb.CommandBatch | bytes, trader: str | None) -> pb.ReplyBatch:
         """The ``ReplyBatch`` (every event of every command) answering a ``CommandBatch``."""
