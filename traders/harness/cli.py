@@ -126,7 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     merged = results.merge(outcome.results)
     report = results.build_report(
-        config, merged, outcome.before, outcome.after, "in-process" if config.transport == "inproc" else config.server or "(default URL)"
+        config,
+        merged,
+        outcome.before,
+        outcome.after,
+        "in-process" if config.transport == "inproc" else config.server or "(default URL)",
+        outcome.window,
     )
     if args.json_path:
         results.write_json(args.json_path, report)

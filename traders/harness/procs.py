@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import queue as queue_module
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class Outcome:
     results: list[dict[str, Any]]
     before: dict[str, Any]
     after: dict[str, Any]
+    window: tuple[dict[str, Any], dict[str, Any]] = ({}, {})  # the server's stats as the measured window starts and ends
 
 
 def run(config: HarnessConfig, view: ProgressView) -> Outcome:
@@ -77,14 +79,33 @@ async def _run_here(config: HarnessConfig, view: ProgressView) -> Outcome:
             runner = ProcessRunner(config, 0, new_client, on_progress=show)
             try:
                 await runner.prepare()
-                result = await runner.run(time.monotonic() + _START_DELAY_S)
+                start = time.monotonic() + _START_DELAY_S
+                opening = asyncio.create_task(_stats_at(control, start + config.warmup_s))
+                try:
+                    result = await runner.run(start)
+                    window = (await _window_start(opening, runner.error), await _stats_of_lost(control))
+                finally:
+                    opening.cancel()
             finally:
                 await runner.close()
             lost = bool(runner.error)
             after = await _stats_of_lost(control) if lost else await control.stats()
         finally:
             await (close_quietly(control) if lost else control.close())
-    return Outcome([result], before, after)
+    return Outcome([result], before, after, window)
+
+
+async def _stats_at(client: TraderClient, instant: float) -> dict[str, Any]:
+    """The server's stats read at ``instant`` (monotonic): when the measured window opens."""
+    await asyncio.sleep(max(0.0, instant - time.monotonic()))
+    return await _stats_of_lost(client)
+
+
+async def _window_start(opening: asyncio.Task[dict[str, Any]], lost: str) -> dict[str, Any]:
+    """What ``opening`` read (empty if the run ended before the window opened or the server was lost)."""
+    if lost or not opening.done():
+        return {}
+    return opening.result()
 
 
 async def _stats_of_lost(client: TraderClient) -> dict[str, Any]:
@@ -126,11 +147,15 @@ def _run_spawned(config: HarnessConfig, view: ProgressView) -> Outcome:
     ]
     for child in children:
         child.start()
+    opening: dict[str, Any] = {}
     try:
         _await_ready(children, messages, view)
         start_at.value = time.monotonic() + _START_DELAY_S
         go.set()
+        reader = threading.Thread(target=_read_opening, args=(config, start_at.value + config.warmup_s, opening), daemon=True)
+        reader.start()
         results = _collect(config, children, messages, view)
+        reader.join(timeout=_STATS_AFTER_LOSS_S)
     except BaseException:
         _stop(children)
         raise
@@ -138,7 +163,14 @@ def _run_spawned(config: HarnessConfig, view: ProgressView) -> Outcome:
         child.join(timeout=5.0)
     _stop(children)
     after = asyncio.run(read_stats(config, server_lost=any(r.get("error") for r in results)))
-    return Outcome(sorted(results, key=lambda r: int(r["proc"])), before, after)
+    return Outcome(sorted(results, key=lambda r: int(r["proc"])), before, after, (dict(opening), after))
+
+
+def _read_opening(config: HarnessConfig, instant: float, into: dict[str, Any]) -> None:
+    """A thread: the server's stats at ``instant`` (monotonic), when the measured window opens, into ``into``."""
+    time.sleep(max(0.0, instant - time.monotonic()))
+    with contextlib.suppress(Exception):  # no reading: the report's server cost is None, the run goes on
+        into.update(asyncio.run(read_stats(config, server_lost=True)))
 
 
 def _await_ready(children: list[SpawnProcess], messages: Queue[dict[str, Any]], view: ProgressView) -> None:

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from traders.harness.config import HarnessConfig
+from traders.harness.cost import cost_report
 from traders.harness.progress import format_us
 from traders.harness.reasons import cancel_meaning, reject_meaning
 from traders.harness.runner import Counts
@@ -52,6 +53,9 @@ class Merged:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)  # warm-up included
     generated_live: int = 0
     error: str = ""  # what ended the run early (the server died or stopped answering); "" when it ran to the end
+    # The processes' own accounting over the measured window: CPU seconds, request bytes and peak RSS, each summed
+    # (the processes run side by side, so their peaks add up to at most the sum).
+    cost: dict[str, float] = field(default_factory=lambda: {"cpu_s": 0.0, "request_bytes": 0, "peak_rss_bytes": 0})
 
 
 def merge(results: Sequence[Mapping[str, Any]]) -> Merged:
@@ -68,6 +72,8 @@ def merge(results: Sequence[Mapping[str, Any]]) -> Merged:
         for reason, count in dict(result.get("rejected_by_reason", {})).items():
             merged.rejected_by_reason[str(reason)] = merged.rejected_by_reason.get(str(reason), 0) + int(count)
         merged.generated_live += int(result.get("generated_live", 0))
+        for key, value in dict(result.get("cost", {})).items():
+            merged.cost[key] = merged.cost.get(key, 0) + value
         if result.get("error") and not merged.error:
             merged.error = f"process {result['proc']}: {result['error']}" if len(results) > 1 else str(result["error"])
     return merged
@@ -131,8 +137,18 @@ def counter_delta(before: Mapping[str, Any], after: Mapping[str, Any], key: str)
     return dict(sorted(((k, v) for k, v in deltas.items() if v), key=lambda item: -item[1]))
 
 
-def build_report(config: HarnessConfig, merged: Merged, before: Mapping[str, Any], after: Mapping[str, Any], server: str) -> dict[str, Any]:
+def build_report(
+    config: HarnessConfig,
+    merged: Merged,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    server: str,
+    window: tuple[Mapping[str, Any], Mapping[str, Any]] = ({}, {}),
+) -> dict[str, Any]:
+    """The JSON report; ``window`` is the server's stats when the measured window started and ended (``cost``)."""
     m = merged.measured
+    window_start, window_end = window
+    served = server_counts(window_end)["commands"] - server_counts(window_start)["commands"] if window_start and window_end else None
     throughput = m.sent / merged.measured_elapsed_s if merged.measured_elapsed_s > 0 else 0.0
     return {
         "transport": config.transport,
@@ -172,6 +188,7 @@ def build_report(config: HarnessConfig, merged: Merged, before: Mapping[str, Any
         "generated_live": merged.generated_live,
         "reconciliation": reconcile(merged.total, before, after),
         "error": merged.error or None,
+        "cost": cost_report(config.transport, m.sent, merged.cost, window_start, window_end, served),
     }
 
 

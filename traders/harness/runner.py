@@ -67,6 +67,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from engine import Command, ExchangeError, Instrument, NotConnected, Overloaded
+from traders.harness import cost
 from traders.harness.clients import ClientFactory
 from traders.harness.config import ConfigError, HarnessConfig
 from traders.harness.pacing import Pacer
@@ -184,6 +185,7 @@ class Tally:
         self.generated_live = 0  # batches written during the run: the prepared ones ran out
         self.in_flight = 0  # submits awaiting their reply
         self.last_answer = time.monotonic()  # monotonic time of the last reply with outcomes (the server is alive)
+        self.request_bytes = 0  # measured: lean OrderBatch bytes sent (the cost report's bytes per order)
 
     def record(self, batch: Prepared, outcomes: Outcomes, latency_s: float, service_s: float, measured: bool) -> None:
         accepted = outcomes.accepted
@@ -205,6 +207,7 @@ class Tally:
         if measured:
             self.latency_us.record(latency_us)
             self.service_us.record(int(service_s * 1e6))
+            self.request_bytes += len(batch.data)
 
     def error(self, exc: BaseException, measured: bool, overloaded: bool) -> None:
         if not self.first_error:
@@ -231,6 +234,7 @@ class ProcessRunner:
         self.instruments: list[Instrument] = []
         self.start = self.measure_start = self.end = 0.0
         self.error = ""  # what ended the run early (the server died or stopped answering); "" when it ran to the end
+        self.cpu_at_measure = self.cpu_at_end = 0.0  # this process's CPU seconds when the window starts and ends
 
     async def prepare(self) -> None:
         """Connect every trader's client and build its order flow (``NotConnected`` if the server is down)."""
@@ -278,6 +282,7 @@ class ProcessRunner:
         loop = asyncio.get_running_loop()
         pacer = Pacer(loop)
         progress = loop.create_task(self._report_progress()) if self.on_progress is not None else None
+        window = loop.create_task(self._cpu_at_measure(pacer))
         try:
             await pacer.sleep_until(start)
             self.tally.last_answer = time.monotonic()
@@ -288,6 +293,7 @@ class ProcessRunner:
                 ]
                 watchdog = group.create_task(self._watch())
                 await asyncio.wait(traders)
+                self.cpu_at_end = cost.cpu_s()
                 watchdog.cancel()
         except BaseExceptionGroup as group_error:
             cause = _first_cause(group_error)
@@ -295,6 +301,7 @@ class ProcessRunner:
                 raise cause from None
             self.error = f"{type(cause).__name__}: {cause}"
         finally:
+            window.cancel()
             pacer.close()
             if progress is not None:
                 progress.cancel()
@@ -341,6 +348,10 @@ class ProcessRunner:
             tally.record(batch, outcomes, done - intended, done - sent, measured)
             if measured:
                 tally.last_reply = max(tally.last_reply, done)
+
+    async def _cpu_at_measure(self, pacer: Pacer) -> None:
+        await pacer.sleep_until(self.measure_start)
+        self.cpu_at_measure = cost.cpu_s()
 
     async def _watch(self) -> None:
         """Raise ``ServerLost`` when requests wait ``STALL_S`` without a reply and the server does not answer a probe."""
@@ -428,6 +439,11 @@ class ProcessRunner:
             "rejected_by_reason": tally.rejected_by_reason,
             "generated_live": tally.generated_live,
             "error": self.error,
+            "cost": {
+                "cpu_s": max(0.0, self.cpu_at_end - self.cpu_at_measure) if self.cpu_at_measure else 0.0,
+                "peak_rss_bytes": cost.peak_rss_bytes(),
+                "request_bytes": tally.request_bytes,
+            },
         }
 
 
