@@ -245,6 +245,7 @@ class Frame:
 
 _PREFIX = b"8=FIX.4.4\x019="
 _TRAILER_BYTES = 7  # "10=ddd\x01"
+_LENGTH_DIGITS = 9  # a BodyLength longer than this is not a number we read (any bound is far below 10**9)
 
 
 class FrameReader:
@@ -270,9 +271,9 @@ class FrameReader:
                 raise FrameGarbled("a message starts with 8=FIX.4.4<SOH>9=<BodyLength><SOH>")
             if len(buf) < len(_PREFIX):
                 return
-            end = buf.find(SOH, len(_PREFIX), len(_PREFIX) + 8)
+            end = buf.find(SOH, len(_PREFIX), len(_PREFIX) + _LENGTH_DIGITS + 1)
             if end < 0:
-                if len(buf) >= len(_PREFIX) + 8:
+                if len(buf) > len(_PREFIX) + _LENGTH_DIGITS:
                     raise FrameGarbled("BodyLength (9) is not a number")
                 return
             digits = bytes(buf[len(_PREFIX) : end])

@@ -216,13 +216,15 @@ class FixSession:
             self.send(out)
         raise SessionEnded
 
-    def _refuse(self, why: str) -> NoReturn:
-        """A Logon refused: a Logout outside any session (sequence 1, nothing stored), then close."""
+    def _refuse(self, why: str, message: simplefix.FixMessage | None = None) -> NoReturn:
+        """A Logon refused: a Logout outside any session (sequence 1, nothing stored; addressed to the SenderCompID of
+        ``message`` when it has one), then close."""
         self.registry.requests.refused(ExchangeError(why, RejectReason.UNAUTHORIZED))
         out = p.new_message(p.LOGOUT)
         out.append_pair(p.TEXT, why[:200])
+        target = (message.get(p.SENDER_COMP_ID) if message is not None else None) or b"UNKNOWN"
         with contextlib.suppress(SessionEnded):
-            self._write(p.encode(out, self.settings.comp_id, "UNKNOWN", 1))
+            self._write(p.encode(out, self.settings.comp_id, target.decode(errors="replace")[:64], 1))
         raise SessionEnded
 
     def _reject(self, seq: int, why: str, reason: int, tag: int = 0, msg_type: bytes = b"", reply: str = "Y") -> None:
@@ -272,9 +274,21 @@ class FixSession:
                 return  # a resend of what we already have
             self._logout(f"MsgSeqNum too low, expecting {self.numbers.next_in} but received {seq}")
         await self._dispatch(message, msg_type, seq)
-        while self._gap_queue and self.numbers.next_in in self._gap_queue:
-            queued = self._gap_queue.pop(self.numbers.next_in)
-            await self._dispatch(queued, queued.get(p.MSG_TYPE) or b"", self.numbers.next_in)
+        await self._drain_gap_queue()
+
+    async def _drain_gap_queue(self) -> None:
+        """Messages queued above a gap, once it is closed. Those a gap fill jumped over were received all the same
+        (a peer may gap-fill its own messages it could not resend): they are handled, in order, never dropped."""
+        while self._gap_queue:
+            first = min(self._gap_queue)
+            if first < self.numbers.next_in:
+                late = self._gap_queue.pop(first)
+                await self._dispatch(late, late.get(p.MSG_TYPE) or b"", first, consume=False)
+            elif first == self.numbers.next_in:
+                queued = self._gap_queue.pop(first)
+                await self._dispatch(queued, queued.get(p.MSG_TYPE) or b"", first)
+            else:
+                break
         if not self._gap_queue:
             self._resend_asked = False
 
@@ -289,9 +303,11 @@ class FixSession:
             out.append_pair(p.END_SEQ_NO, 0)
             self.send(out)
 
-    async def _dispatch(self, message: simplefix.FixMessage, msg_type: bytes, seq: int) -> None:
-        """Handle the in-sequence message ``seq`` (its number is consumed here, whatever becomes of it)."""
-        self.numbers.next_in = seq + 1
+    async def _dispatch(self, message: simplefix.FixMessage, msg_type: bytes, seq: int, consume: bool = True) -> None:
+        """Handle message ``seq``; ``consume``: it is the one expected, and its number is consumed here, whatever
+        becomes of it (a message handled after a gap fill jumped over it consumes nothing)."""
+        if consume:
+            self.numbers.next_in = seq + 1
         if msg_type in _ORDER_TYPES:
             self._collect_order(message, msg_type, seq)
             if len(self._batch) >= self.registry.requests.limits.max_batch:
@@ -331,28 +347,28 @@ class FixSession:
     # -------------------------------------------------------------- logon
     def _on_logon(self, message: simplefix.FixMessage, msg_type: bytes) -> None:
         if msg_type != p.LOGON:
-            self._refuse("the first message must be a Logon (35=A)")
+            self._refuse("the first message must be a Logon (35=A)", message)
         if message.get(p.BEGIN_STRING_TAG) != p.BEGIN_STRING:
-            self._refuse("BeginString must be FIX.4.4")
+            self._refuse("BeginString must be FIX.4.4", message)
         try:
             sender = check_trader(message.get(p.SENDER_COMP_ID) or b"")
         except ExchangeError as exc:
-            self._refuse(f"SenderCompID (49): {exc.message}")
+            self._refuse(f"SenderCompID (49): {exc.message}", message)
         if (message.get(p.TARGET_COMP_ID) or b"") != self.settings.comp_id.encode():
-            self._refuse(f"TargetCompID (56) must be {self.settings.comp_id}")
+            self._refuse(f"TargetCompID (56) must be {self.settings.comp_id}", message)
         if (message.get(p.ENCRYPT_METHOD) or b"0") != b"0":
-            self._refuse("EncryptMethod (98) must be 0 (none)")
+            self._refuse("EncryptMethod (98) must be 0 (none)", message)
         try:
             heartbeat = p.integer(message, p.HEART_BT_INT)
             password = p.text(message, p.PASSWORD)
         except MalformedMessage as exc:
-            self._refuse(exc.message)
+            self._refuse(exc.message, message)
         if heartbeat is None or not MIN_HEARTBEAT_S <= heartbeat <= MAX_HEARTBEAT_S:
-            self._refuse(f"HeartBtInt (108) must be {MIN_HEARTBEAT_S} to {MAX_HEARTBEAT_S} seconds")
+            self._refuse(f"HeartBtInt (108) must be {MIN_HEARTBEAT_S} to {MAX_HEARTBEAT_S} seconds", message)
         if not self.settings.passwords.check(sender, password):
-            self._refuse("unknown SenderCompID or wrong Password (554)")
+            self._refuse("unknown SenderCompID or wrong Password (554)", message)
         if sender in self.registry.active:
-            self._refuse(f"{sender} is already logged on")
+            self._refuse(f"{sender} is already logged on", message)
         self._start_session(message, sender, heartbeat)
 
     def _start_session(self, message: simplefix.FixMessage, sender: str, heartbeat: int) -> None:
@@ -360,7 +376,7 @@ class FixSession:
         self.numbers = SequenceNumbers() if reset else self.registry.store.load(sender)
         seq = _seq_of(message)
         if seq < self.numbers.next_in:
-            self._refuse(f"MsgSeqNum too low, expecting {self.numbers.next_in} but received {seq}")
+            self._refuse(f"MsgSeqNum too low, expecting {self.numbers.next_in} but received {seq}", message)
         self.trader = sender
         self.heartbeat_s = float(heartbeat)
         self.registry.active[sender] = self
