@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -81,6 +82,7 @@ def _rung(transport: str, url: str | None, rate: float, step_s: float, warmup_s:
         "errors": int(report["errors"]),
         "reconciled": bool(report["reconciliation"]["ok"]),
         "cost": cost_of(report),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # other work on this shared machine competes with the rung
     }
 
 

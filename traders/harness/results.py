@@ -18,6 +18,12 @@ The report's headline counts (``orders_sent`` = commands sent, ``accepted``,
 ``rejected``, ``trades``, ``errors``) and latencies cover the measured window
 only (after the warm-up); ``throughput_per_s`` is commands answered per second
 of that window.
+
+Cost: ``cost`` (``traders.harness.cost``) gives CPU-seconds per 1,000 orders,
+peak RSS and lean bytes per order, the harness's side from its processes' own
+accounting over the measured window and the server's from its stats read as
+the window opened and ended (``Outcome.window``); reconciliation still uses
+the readings before and after the whole run.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ Timing (all on ``time.monotonic()``, which every process of a machine shares):
   start, so a slow reply also charges the requests it delayed (corrected for
   coordinated omission). ``service_latency`` is reply - actual send.
 * Latency is one sample per request (a batch is one request).
+* Cost: each process reads its own CPU time (``time.process_time``) when the
+  measured window opens and when its traders are done, and counts the lean
+  bytes it sent in the window (``result()["cost"]``, ``traders.harness.cost``).
 
 Preparation: every trader's seeded stream is generated and encoded as lean
 ``OrderBatch`` bytes before the run starts (all of an open-loop schedule; for
