@@ -7,6 +7,7 @@ from pathlib import Path
 
 from engine import (
     CancelReason,
+    ExchangeError,
     NotConnected,
     OrderAccepted,
     OrderCancelled,
@@ -123,3 +124,36 @@ def test_the_server_process_keeps_orders_and_sequence_numbers_across_a_restart(t
         assert SequenceStore(tmp_path / "fix-sessions").load("carol").next_in == carol.next_out
     finally:
         server.stop()
+
+
+def test_stats_cancel_on_disconnect_and_retried_request_ids(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with fix_exchange(tmp_path) as (url, _), FixClient("watcher", url) as watcher:
+            alice = FixClient("alice", url)
+            await alice.connect()
+            ((accepted,),) = await alice.submit([PlaceOrder("alice", "a1", BTC, Side.BUY, 1000, 2_900_000)])
+            assert isinstance(accepted, OrderAccepted)
+            first = await alice.cancel(accepted.order_id, request_id=7)
+            again = await alice.cancel(accepted.order_id, request_id=7)  # a retry: answered, not applied twice
+            assert [type(e) for e in first] == [OrderCancelled] and [type(e) for e in again] == [OrderCancelled]
+            stats = await watcher.stats()
+            assert stats["repeated_requests"] == 1 and stats["by_transport"]["fix"] >= 3
+
+            try:
+                await alice.cancel_on_disconnect(5)  # below the minimum grace
+            except ExchangeError as exc:
+                assert exc.reason is RejectReason.MALFORMED_MESSAGE
+            else:
+                raise AssertionError("a 5 ms grace was armed")
+            await alice.submit([PlaceOrder("alice", f"r{i}", BTC, Side.BUY, 1000, 2_900_000 - i) for i in range(3)])
+            assert await alice.cancel_on_disconnect(200) == 200
+            alice.writer_abort()  # the connection dies without a Logout and without heartbeats
+            for _ in range(100):
+                if (await watcher.stats())["cancelled_by_reason"].get(CancelReason.CANCEL_ON_DISCONNECT.name) == 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert (await watcher.stats())["cancelled_by_reason"][CancelReason.CANCEL_ON_DISCONNECT.name] == 3
+            assert (await watcher.book(BTC)).bids == []
+            await alice.close()
+
+    asyncio.run(scenario())

@@ -161,3 +161,18 @@ def test_garbled_and_unknown_messages_are_rejected_and_the_server_keeps_serving(
             assert (await bob.expect(p.HEARTBEAT)).get(p.TEST_REQ_ID) == b"still-there"
 
     asyncio.run(scenario())
+
+
+def test_a_message_with_another_comp_id_is_rejected_and_the_session_ends(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with fix_exchange(tmp_path) as (url, _):
+            peer = await FixPeer.open(url, "alice")
+            await peer.logon(reset=True)
+            peer.sender = "mallory"  # the same connection, claiming another SenderCompID
+            await peer.send(p.NEW_ORDER_SINGLE, *ORDER)
+            reject = await peer.expect(p.REJECT)
+            assert reject.get(p.SESSION_REJECT_REASON) == b"9"
+            await peer.expect(p.LOGOUT)
+            assert await peer.closed()
+
+    asyncio.run(scenario())

@@ -23,9 +23,9 @@ Invariants:
 * The session layer is answered in the reader: Heartbeat for a TestRequest,
   one SequenceReset-GapFill for a ResendRequest.
 
-Not on this wire: ``stats`` (FIX has no such message: read them over HTTP or
-gRPC) and cancel on disconnect (FIX sessions end with a Logout; the
-heartbeat timeout is the server's).
+What FIX has no message for travels in our own MsgTypes (``protocol``): the
+server's statistics (U1/U2) and cancel on disconnect (U3/U4); a retry-safe
+``request_id`` rides on the cancel, replace or mass cancel as DEX_REQUEST_ID.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
+import orjson
 import simplefix
 
 from engine import (
@@ -158,6 +159,12 @@ class FixClient(TraderClient):
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer.wait_closed(), 1.0)
         self._fail_all(NotConnected("the FIX session is closed"))
+
+    def writer_abort(self) -> None:
+        """Drop the connection at once, with no Logout (what a crash or a cut cable looks like to the server)."""
+        self._stop_heartbeat()
+        if self._writer is not None:
+            self._writer.transport.abort()
 
     def _fail_all(self, error: ExchangeError) -> None:
         while self._answers:
@@ -284,14 +291,16 @@ class FixClient(TraderClient):
                 pairs.append((p.EXEC_INST, p.POST_ONLY_EXEC_INST))
             return p.NEW_ORDER_SINGLE, pairs
         if isinstance(command, CancelOrder):
-            return p.ORDER_CANCEL_REQUEST, [(p.CL_ORD_ID, cl_ord_id), *_target(command.order_id, command.client_order_id)]
+            pairs = [(p.CL_ORD_ID, cl_ord_id), *_target(command.order_id, command.client_order_id)]
+            return p.ORDER_CANCEL_REQUEST, pairs + _request_id(command.request_id)
         if isinstance(command, ReplaceOrder):
-            return p.ORDER_CANCEL_REPLACE_REQUEST, await self._replace_pairs(command, cl_ord_id)
+            return p.ORDER_CANCEL_REPLACE_REQUEST, await self._replace_pairs(command, cl_ord_id) + _request_id(command.request_id)
         if isinstance(command, MassCancel):
             scope = (
                 [(p.MASS_CANCEL_REQUEST_TYPE, "1"), (p.SYMBOL, command.symbol)] if command.symbol else [(p.MASS_CANCEL_REQUEST_TYPE, "7")]
             )
-            return p.ORDER_MASS_CANCEL_REQUEST, [(p.CL_ORD_ID, cl_ord_id), *scope, (p.TRANSACT_TIME, p.sending_time())]
+            pairs = [(p.CL_ORD_ID, cl_ord_id), *scope, (p.TRANSACT_TIME, p.sending_time()), *_request_id(command.request_id)]
+            return p.ORDER_MASS_CANCEL_REQUEST, pairs
         raise MalformedMessage(f"{type(command).__name__} is not sent over FIX")
 
     async def _replace_pairs(self, command: ReplaceOrder, cl_ord_id: str) -> list[tuple[int, object]]:
@@ -364,7 +373,10 @@ class FixClient(TraderClient):
         return None
 
     async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
-        raise ExchangeError("cancel on disconnect is not offered over FIX (the session's heartbeat timeout is the server's)")
+        (answer,) = await self._request(p.DEX_CANCEL_ON_DISCONNECT, [(p.DEX_GRACE_MS, grace_ms)])
+        if answer.get(p.MSG_TYPE) != p.DEX_CANCEL_ON_DISCONNECT_ACK:
+            raise _refusal(answer)
+        return int(answer.get(p.DEX_GRACE_MS) or b"0")
 
     # ------------------------------------------------------------ queries
     async def _load_instruments(self) -> None:
@@ -422,7 +434,11 @@ class FixClient(TraderClient):
         )  # fmt: skip
 
     async def stats(self) -> dict[str, Any]:
-        raise ExchangeError("FIX has no statistics message: read the server's stats over HTTP or gRPC")
+        (answer,) = await self._request(p.DEX_STATS_REQUEST, [])
+        if answer.get(p.MSG_TYPE) != p.DEX_STATS:
+            raise _refusal(answer)
+        stats: dict[str, Any] = orjson.loads(answer.get(p.RAW_DATA) or b"{}")
+        return stats
 
     async def market_data(self, symbols: Sequence[str]) -> AsyncIterator[MarketData]:
         await self.connect()
@@ -467,6 +483,17 @@ class FixClient(TraderClient):
             return MarketUpdate(symbol, md_seq, PublicTrade(0, int(get(p.TRD_MATCH_ID) or 0), symbol, price, qty, aggressor))
         side = Side.BUY if entry == "0" else Side.SELL
         return MarketUpdate(symbol, md_seq, BookDelta(0, symbol, side, price, qty, int(get(p.NUMBER_OF_ORDERS) or 0)))
+
+
+def _request_id(request_id: int) -> list[tuple[int, object]]:
+    return [(p.DEX_REQUEST_ID, request_id)] if request_id else []
+
+
+def _refusal(answer: simplefix.FixMessage) -> ExchangeError:
+    """The error a Reject (or any answer that is not the one asked for) carries."""
+    reason = p.reject_reason(answer.get(p.DEX_REASON))
+    text = (answer.get(p.TEXT) or b"unexpected answer").decode(errors="replace")
+    return MalformedMessage(text, reason) if reason is RejectReason.MALFORMED_MESSAGE else ExchangeError(text, reason)
 
 
 def _target(order_id: int, client_order_id: str) -> list[tuple[int, object]]:

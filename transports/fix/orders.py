@@ -17,7 +17,9 @@ Invariants:
 * A trader sees reports of its own orders only: a reply's events about other
   traders' orders are dropped (their owners get their fills from the fills hub).
 * The ledger is bounded by the orders that are open: an order's entry goes
-  when it is filled, cancelled or rejected. An order that is not in it (the
+  when it is filled, cancelled or rejected here, and entries of orders that
+  ended elsewhere (another wire, cancel on disconnect) are swept out when a
+  trader's ledger passes ``MAX_TRACKED``. An order that is not in it (the
   server restarted) is described from the engine's ``OrderView``; only its
   AvgPx then counts from the fills seen since.
 """
@@ -59,6 +61,7 @@ from transports.core.limits import MAX_TEXT
 from transports.fix import protocol as p
 
 Lookup = Callable[[str], Instrument | None]
+MAX_TRACKED = 100_000  # ledger entries per trader before those of orders no longer open are swept out
 
 
 class MissingField(MalformedMessage):
@@ -128,6 +131,10 @@ def _optional(message: simplefix.FixMessage, tag: int) -> str:
     return value
 
 
+def _request_id(message: simplefix.FixMessage) -> int:
+    return p.integer(message, p.DEX_REQUEST_ID) or 0
+
+
 def _code(message: simplefix.FixMessage, tag: int, table: Mapping[bytes, object], what: str) -> object:
     value = message.get(tag)
     if value is None:
@@ -167,16 +174,16 @@ class OrderEntry:
         if msg_type == p.ORDER_CANCEL_REQUEST:
             cl_ord_id = _required(message, p.CL_ORD_ID)
             order_id, orig = self._target(message, trader)
-            return Request(msg_type, CancelOrder(trader, order_id, orig), cl_ord_id, orig)
+            return Request(msg_type, CancelOrder(trader, order_id, orig, _request_id(message)), cl_ord_id, orig)
         if msg_type == p.ORDER_CANCEL_REPLACE_REQUEST:
             return self._replace(message, trader)
         if msg_type == p.ORDER_MASS_CANCEL_REQUEST:
             cl_ord_id = _required(message, p.CL_ORD_ID)
             kind = _required(message, p.MASS_CANCEL_REQUEST_TYPE)
             if kind == "1":  # all orders of one security
-                return Request(msg_type, MassCancel(trader, _required(message, p.SYMBOL)), cl_ord_id)
+                return Request(msg_type, MassCancel(trader, _required(message, p.SYMBOL), request_id=_request_id(message)), cl_ord_id)
             if kind == "7":  # all orders
-                return Request(msg_type, MassCancel(trader), cl_ord_id)
+                return Request(msg_type, MassCancel(trader, request_id=_request_id(message)), cl_ord_id)
             raise MalformedMessage("MassCancelRequestType (530) is 1 (one symbol) or 7 (all orders)")
         raise MalformedMessage(f"not an order-entry message: {msg_type!r}")
 
@@ -222,7 +229,7 @@ class OrderEntry:
         new_qty = order_qty - view.filled  # FIX's OrderQty counts what is filled; the engine's new_qty is what stays open
         if new_qty <= 0:
             raise ExchangeError("OrderQty (38) is not above the quantity already filled", RejectReason.INVALID_QUANTITY)
-        command = ReplaceOrder(trader, order_id, new_price, new_qty, symbol)
+        command = ReplaceOrder(trader, order_id, new_price, new_qty, symbol, request_id=_request_id(message))
         return Request(p.ORDER_CANCEL_REPLACE_REQUEST, command, cl_ord_id, orig, order_qty)
 
     # ------------------------------------------------------------ encoding
@@ -241,6 +248,8 @@ class OrderEntry:
                     event.order_id, event.client_order_id, event.symbol, event.side, event.order_type, event.tif, event.price, event.qty
                 )
                 ledger.add(order)
+                if len(ledger.by_id) > MAX_TRACKED:
+                    self._prune(ledger, trader)
                 out.append(self._report(order, p.ExecType.NEW, f"{event.seq}"))
             elif isinstance(event, OrderRejected) and event.trader == trader:
                 out.append(self.refusal(request, ExchangeError(event.message, event.reason), event.order_id))
@@ -259,6 +268,13 @@ class OrderEntry:
         if request.msg_type == p.ORDER_MASS_CANCEL_REQUEST:
             out.append(self._mass_cancel_report(request, cancelled))
         return out
+
+    def _prune(self, ledger: OrderLedger, trader: str) -> None:
+        """Forget the orders that ended out of FIX's sight (cancelled over another wire, or on disconnect)."""
+        for order_id in list(ledger.by_id):
+            view = self._engine.order_status(trader, order_id)
+            if view is None or view.status in (OrderStatus.FILLED, OrderStatus.CANCELLED):
+                ledger.forget(order_id)
 
     def status_report(self, trader: str, order_id: int) -> simplefix.FixMessage | None:
         """An ExecutionReport (ExecType I) of one of ``trader``'s orders, open or done (None: no such order)."""

@@ -22,6 +22,9 @@ Custom tags (the user-defined range 20000-39999), on our messages only:
 refusal, and ``DEX_REPLY`` (20002) marks the messages answering one request:
 ``N`` on each but the last, ``Y`` on the last; unsolicited messages (a maker's
 fill, market data) carry none, so a client can match answers in order.
+``DEX_REQUEST_ID`` (20003) on a cancel, replace or mass cancel is the engine's
+request id (a retry is answered, never applied twice). Custom MsgTypes U1-U4
+carry what FIX has no message for: statistics and cancel on disconnect.
 """
 
 from __future__ import annotations
@@ -112,8 +115,12 @@ MIN_TRADE_VOL = 562
 TRD_MATCH_ID = 880
 MIN_PRICE_INCREMENT = 969
 AGGRESSOR_SIDE = 2446  # FIX 5.0 SP2's tag, on our trade entries (FIX 4.4 has none)
+RAW_DATA_LENGTH = 95
+RAW_DATA = 96
 DEX_REASON = 20001
 DEX_REPLY = 20002
+DEX_REQUEST_ID = 20003  # on F, G, q: makes a retry safe (the engine's request id, docs/exactly-once.md)
+DEX_GRACE_MS = 20004  # on U3 / U4: cancel on disconnect's grace
 
 # --------------------------------------------------------- message types
 HEARTBEAT = b"0"
@@ -137,6 +144,11 @@ ORDER_MASS_CANCEL_REQUEST = b"q"
 ORDER_MASS_CANCEL_REPORT = b"r"
 SECURITY_LIST_REQUEST = b"x"
 SECURITY_LIST = b"y"
+# Ours (user-defined MsgTypes start with U): what FIX has no message for.
+DEX_STATS_REQUEST = b"U1"  # answered by U2, the server's counters as JSON in RawData (95/96)
+DEX_STATS = b"U2"
+DEX_CANCEL_ON_DISCONNECT = b"U3"  # DEX_GRACE_MS: arm (or refresh, the heartbeat) or disarm (0); answered by U4
+DEX_CANCEL_ON_DISCONNECT_ACK = b"U4"
 
 ADMIN_TYPES: Final = frozenset({HEARTBEAT, TEST_REQUEST, RESEND_REQUEST, REJECT, SEQUENCE_RESET, LOGOUT, LOGON})
 

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+import orjson
 import simplefix
 
 from engine import Command, Event, ExchangeError, MalformedMessage, RejectReason
@@ -263,6 +264,10 @@ class FixSession:
         seq = _seq_of(message)
         if seq == 0:
             self._logout("MsgSeqNum (34) is missing")
+        assert self.trader is not None
+        if message.get(p.SENDER_COMP_ID) != self.trader.encode() or message.get(p.TARGET_COMP_ID) != self.settings.comp_id.encode():
+            self._reject(seq, "SenderCompID/TargetCompID differ from the Logon's", p.SessionReject.COMP_ID_PROBLEM, p.SENDER_COMP_ID)
+            self._logout("SenderCompID/TargetCompID differ from the Logon's")
         if msg_type == p.SEQUENCE_RESET and message.get(p.GAP_FILL_FLAG) != b"Y":
             self._on_sequence_reset(message, seq)
             return
@@ -341,6 +346,13 @@ class FixSession:
             self._on_security_list_request(message)
         elif msg_type == p.ORDER_STATUS_REQUEST:
             self._on_order_status_request(message, seq)
+        elif msg_type == p.DEX_STATS_REQUEST:
+            out = p.new_message(p.DEX_STATS)
+            body = orjson.dumps(self.registry.requests.gateway.stats_dict())
+            out.append_data(p.RAW_DATA_LENGTH, p.RAW_DATA, body)
+            self._send_reply([out])
+        elif msg_type == p.DEX_CANCEL_ON_DISCONNECT:
+            self._on_cancel_on_disconnect(message, seq)
         else:
             self._reject(seq, f"MsgType {msg_type[:8]!r} is not served", p.SessionReject.INVALID_MSG_TYPE, p.MSG_TYPE, msg_type)
 
@@ -508,6 +520,24 @@ class FixSession:
                 self._logout("fell behind its own fills: log on again and read the orders' status")
         except SessionEnded:
             self.writer.transport.abort()
+
+    def _on_cancel_on_disconnect(self, message: simplefix.FixMessage, seq: int) -> None:
+        try:
+            grace = p.integer(message, p.DEX_GRACE_MS)
+            armed = self.registry.requests.arm_session(self.trader, grace if grace is not None else -1)
+        except ExchangeError as exc:
+            self.registry.requests.refused(exc)
+            out = p.new_message(p.REJECT)
+            out.append_pair(p.REF_SEQ_NUM, seq)
+            out.append_pair(p.REF_MSG_TYPE, p.DEX_CANCEL_ON_DISCONNECT)
+            out.append_pair(p.SESSION_REJECT_REASON, p.SessionReject.VALUE_INCORRECT)
+            out.append_pair(p.TEXT, exc.message[:200])
+            out.append_pair(p.DEX_REASON, int(exc.reason))
+            self._send_reply([out])
+            return
+        out = p.new_message(p.DEX_CANCEL_ON_DISCONNECT_ACK)
+        out.append_pair(p.DEX_GRACE_MS, armed)
+        self._send_reply([out])
 
     def _on_order_status_request(self, message: simplefix.FixMessage, seq: int) -> None:
         assert self.trader is not None
