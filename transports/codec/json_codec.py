@@ -389,115 +389,112 @@ def _reason(reason: RejectReason | CancelReason) -> str:
     return reason.name
 
 
+def _enc_book_delta(e: BookDelta, inst: DecimalConverter | None) -> dict[str, Any]:
+    side, price, qty = e.side.name.lower(), _price(inst, e.price), _qty(inst, e.qty)
+    return {"type": "book_delta", "seq": e.seq, "symbol": e.symbol, "side": side, "price": price, "qty": qty, "order_count": e.order_count}
+
+
+def _enc_accepted(e: OrderAccepted, inst: DecimalConverter | None) -> dict[str, Any]:
+    return {
+        "type": "accepted",
+        **_order_header(e.seq, e.order_id, e.trader, e.client_order_id, e.symbol),
+        "side": e.side.name.lower(),
+        "order_type": e.order_type.name.lower(),
+        "tif": e.tif.name.lower(),
+        "price": _price(inst, e.price),
+        "qty": _qty(inst, e.qty),
+        "stop_price": _price(inst, e.stop_price),
+    }
+
+
+def _enc_trade(e: TradeExecuted, inst: DecimalConverter | None) -> dict[str, Any]:
+    return {
+        "type": "trade",
+        "seq": e.seq,
+        "trade_id": e.trade_id,
+        "symbol": e.symbol,
+        "price": _price(inst, e.price),
+        "qty": _qty(inst, e.qty),
+        "aggressor_side": e.aggressor_side.name.lower(),
+        "maker_order_id": e.maker_order_id,
+        "maker_trader": e.maker_trader,
+        "maker_client_order_id": e.maker_client_order_id,
+        "maker_remaining": _qty(inst, e.maker_remaining),
+        "taker_order_id": e.taker_order_id,
+        "taker_trader": e.taker_trader,
+        "taker_client_order_id": e.taker_client_order_id,
+        "taker_remaining": _qty(inst, e.taker_remaining),
+    }
+
+
+def _enc_cancelled(e: OrderCancelled, inst: DecimalConverter | None) -> dict[str, Any]:
+    return {
+        "type": "cancelled",
+        **_order_header(e.seq, e.order_id, e.trader, e.client_order_id, e.symbol),
+        "reason": _reason(e.reason),
+        "qty": _qty(inst, e.qty),
+        "remaining": _qty(inst, e.remaining),
+    }
+
+
+def _enc_rejected(e: OrderRejected, inst: DecimalConverter | None) -> dict[str, Any]:
+    return {
+        "type": "rejected",
+        "seq": e.seq,
+        "trader": e.trader,
+        "client_order_id": e.client_order_id,
+        "symbol": e.symbol,
+        "reason": _reason(e.reason),
+        "code": int(e.reason),
+        "message": e.message,
+        "order_id": e.order_id or None,
+    }
+
+
+def _enc_replaced(e: OrderReplaced, inst: DecimalConverter | None) -> dict[str, Any]:
+    return {
+        "type": "replaced",
+        **_order_header(e.seq, e.order_id, e.trader, e.client_order_id, e.symbol),
+        "side": e.side.name.lower(),
+        "price": _price(inst, e.price),
+        "qty": _qty(inst, e.qty),
+        "priority_kept": e.priority_kept,
+    }
+
+
+def _enc_stop_triggered(e: StopTriggered, inst: DecimalConverter | None) -> dict[str, Any]:
+    return {
+        "type": "stop_triggered",
+        **_order_header(e.seq, e.order_id, e.trader, e.client_order_id, e.symbol),
+        "stop_price": _price(inst, e.stop_price),
+        "last_price": _price(inst, e.last_price),
+    }
+
+
+def _order_header(seq: int, order_id: int, trader: str, client_order_id: str, symbol: str) -> dict[str, Any]:
+    return {"seq": seq, "order_id": order_id, "trader": trader, "client_order_id": client_order_id, "symbol": symbol}
+
+
+# One encoder per event type: the table is the one place that lists them (InstrumentAdded has no symbol to convert).
+_EVENT_ENCODERS: dict[type, Callable[[Any, DecimalConverter | None], dict[str, Any]]] = {
+    BookDelta: _enc_book_delta,
+    OrderAccepted: _enc_accepted,
+    TradeExecuted: _enc_trade,
+    OrderCancelled: _enc_cancelled,
+    OrderRejected: _enc_rejected,
+    OrderReplaced: _enc_replaced,
+    StopTriggered: _enc_stop_triggered,
+}
+
+
 def encode_event(event: Event, instruments: InstrumentLookup) -> dict[str, Any]:
     """Encode one event as a JSON-ready dict (prices and quantities as decimal strings)."""
-    kind = type(event)
-    if kind is BookDelta:
-        assert isinstance(event, BookDelta)
-        inst = _conv(instruments(event.symbol))
-        return {
-            "type": "book_delta",
-            "seq": event.seq,
-            "symbol": event.symbol,
-            "side": event.side.name.lower(),
-            "price": _price(inst, event.price),
-            "qty": _qty(inst, event.qty),
-            "order_count": event.order_count,
-        }
-    if kind is OrderAccepted:
-        assert isinstance(event, OrderAccepted)
-        inst = _conv(instruments(event.symbol))
-        return {
-            "type": "accepted",
-            "seq": event.seq,
-            "order_id": event.order_id,
-            "trader": event.trader,
-            "client_order_id": event.client_order_id,
-            "symbol": event.symbol,
-            "side": event.side.name.lower(),
-            "order_type": event.order_type.name.lower(),
-            "tif": event.tif.name.lower(),
-            "price": _price(inst, event.price),
-            "qty": _qty(inst, event.qty),
-            "stop_price": _price(inst, event.stop_price),
-        }
-    if kind is TradeExecuted:
-        assert isinstance(event, TradeExecuted)
-        inst = _conv(instruments(event.symbol))
-        return {
-            "type": "trade",
-            "seq": event.seq,
-            "trade_id": event.trade_id,
-            "symbol": event.symbol,
-            "price": _price(inst, event.price),
-            "qty": _qty(inst, event.qty),
-            "aggressor_side": event.aggressor_side.name.lower(),
-            "maker_order_id": event.maker_order_id,
-            "maker_trader": event.maker_trader,
-            "maker_client_order_id": event.maker_client_order_id,
-            "maker_remaining": _qty(inst, event.maker_remaining),
-            "taker_order_id": event.taker_order_id,
-            "taker_trader": event.taker_trader,
-            "taker_client_order_id": event.taker_client_order_id,
-            "taker_remaining": _qty(inst, event.taker_remaining),
-        }
-    if kind is OrderCancelled:
-        assert isinstance(event, OrderCancelled)
-        inst = _conv(instruments(event.symbol))
-        return {
-            "type": "cancelled",
-            "seq": event.seq,
-            "order_id": event.order_id,
-            "trader": event.trader,
-            "client_order_id": event.client_order_id,
-            "symbol": event.symbol,
-            "reason": _reason(event.reason),
-            "qty": _qty(inst, event.qty),
-            "remaining": _qty(inst, event.remaining),
-        }
-    if kind is OrderRejected:
-        assert isinstance(event, OrderRejected)
-        return {
-            "type": "rejected",
-            "seq": event.seq,
-            "trader": event.trader,
-            "client_order_id": event.client_order_id,
-            "symbol": event.symbol,
-            "reason": _reason(event.reason),
-            "code": int(event.reason),
-            "message": event.message,
-            "order_id": event.order_id or None,
-        }
-    if kind is OrderReplaced:
-        assert isinstance(event, OrderReplaced)
-        inst = _conv(instruments(event.symbol))
-        return {
-            "type": "replaced",
-            "seq": event.seq,
-            "order_id": event.order_id,
-            "trader": event.trader,
-            "client_order_id": event.client_order_id,
-            "symbol": event.symbol,
-            "side": event.side.name.lower(),
-            "price": _price(inst, event.price),
-            "qty": _qty(inst, event.qty),
-            "priority_kept": event.priority_kept,
-        }
-    if kind is StopTriggered:
-        assert isinstance(event, StopTriggered)
-        inst = _conv(instruments(event.symbol))
-        return {
-            "type": "stop_triggered",
-            "seq": event.seq,
-            "order_id": event.order_id,
-            "trader": event.trader,
-            "client_order_id": event.client_order_id,
-            "symbol": event.symbol,
-            "stop_price": _price(inst, event.stop_price),
-            "last_price": _price(inst, event.last_price),
-        }
-    assert isinstance(event, InstrumentAdded)
-    return {"type": "instrument_added", "seq": event.seq, **event.instrument.to_dict()}
+    encoder = _EVENT_ENCODERS.get(type(event))
+    if encoder is None:
+        assert isinstance(event, InstrumentAdded)
+        return {"type": "instrument_added", "seq": event.seq, **event.instrument.to_dict()}
+    symbol: str = event.symbol  # type: ignore[union-attr]  # every event in the table names its symbol
+    return encoder(event, _conv(instruments(symbol)))
 
 
 def encode_events(events: Iterable[Event], instruments: InstrumentLookup) -> list[dict[str, Any]]:
@@ -536,73 +533,62 @@ def _q(conv: DecimalConverter | None, value: Any) -> int:
     return conv.parse_qty(value)
 
 
+def _dec_book_delta(d: dict[str, Any], inst: DecimalConverter | None) -> Event:
+    return BookDelta(d["seq"], d["symbol"], _side(d["side"]), _p(inst, d["price"]), _q(inst, d["qty"]), d["order_count"])
+
+
+def _dec_accepted(d: dict[str, Any], inst: DecimalConverter | None) -> Event:
+    order_type, tif = OrderType[d["order_type"].upper()], TimeInForce[d["tif"].upper()]
+    price, qty, stop = _p(inst, d["price"]), _q(inst, d["qty"]), _p(inst, d["stop_price"])
+    return OrderAccepted(
+        d["seq"], d["order_id"], d["trader"], d["client_order_id"], d["symbol"], _side(d["side"]), order_type, tif, price, qty, stop
+    )
+
+
+def _dec_trade(d: dict[str, Any], inst: DecimalConverter | None) -> Event:
+    maker = (d["maker_order_id"], d["maker_trader"], d["maker_client_order_id"], _q(inst, d["maker_remaining"]))
+    taker = (d["taker_order_id"], d["taker_trader"], d["taker_client_order_id"], _q(inst, d["taker_remaining"]))
+    head = (d["seq"], d["trade_id"], d["symbol"], _p(inst, d["price"]), _q(inst, d["qty"]), _side(d["aggressor_side"]))
+    return TradeExecuted(*head, *maker, *taker)
+
+
+def _dec_cancelled(d: dict[str, Any], inst: DecimalConverter | None) -> Event:
+    reason, qty, remaining = CancelReason[d["reason"]], _q(inst, d["qty"]), _q(inst, d["remaining"])
+    return OrderCancelled(d["seq"], d["order_id"], d["trader"], d["client_order_id"], d["symbol"], reason, qty, remaining)
+
+
+def _dec_rejected(d: dict[str, Any], inst: DecimalConverter | None) -> Event:
+    reason = RejectReason[d["reason"]]
+    return OrderRejected(d["seq"], d["trader"], d["client_order_id"], d["symbol"], reason, d["message"], d["order_id"] or 0)
+
+
+def _dec_replaced(d: dict[str, Any], inst: DecimalConverter | None) -> Event:
+    price, qty, kept = _p(inst, d["price"]), _q(inst, d["qty"]), bool(d["priority_kept"])
+    return OrderReplaced(d["seq"], d["order_id"], d["trader"], d["client_order_id"], d["symbol"], _side(d["side"]), price, qty, kept)
+
+
+def _dec_stop_triggered(d: dict[str, Any], inst: DecimalConverter | None) -> Event:
+    stop, last = _p(inst, d["stop_price"]), _p(inst, d["last_price"])
+    return StopTriggered(d["seq"], d["order_id"], d["trader"], d["client_order_id"], d["symbol"], stop, last)
+
+
+# The inverse table, by the JSON "type" tag.
+_EVENT_DECODERS: dict[str, Callable[[dict[str, Any], DecimalConverter | None], Event]] = {
+    "book_delta": _dec_book_delta,
+    "accepted": _dec_accepted,
+    "trade": _dec_trade,
+    "cancelled": _dec_cancelled,
+    "rejected": _dec_rejected,
+    "replaced": _dec_replaced,
+    "stop_triggered": _dec_stop_triggered,
+}
+
+
 def _decode_event(d: dict[str, Any], instruments: InstrumentLookup) -> Event:
     kind = d["type"]
     if kind == "instrument_added":
         return InstrumentAdded(d["seq"], Instrument.from_dict({k: v for k, v in d.items() if k not in ("type", "seq")}))
-    inst = _conv(instruments(d.get("symbol") or ""))
-    if kind == "book_delta":
-        return BookDelta(d["seq"], d["symbol"], _side(d["side"]), _p(inst, d["price"]), _q(inst, d["qty"]), d["order_count"])
-    if kind == "accepted":
-        return OrderAccepted(
-            d["seq"],
-            d["order_id"],
-            d["trader"],
-            d["client_order_id"],
-            d["symbol"],
-            _side(d["side"]),
-            OrderType[d["order_type"].upper()],
-            TimeInForce[d["tif"].upper()],
-            _p(inst, d["price"]),
-            _q(inst, d["qty"]),
-            _p(inst, d["stop_price"]),
-        )
-    if kind == "trade":
-        return TradeExecuted(
-            d["seq"],
-            d["trade_id"],
-            d["symbol"],
-            _p(inst, d["price"]),
-            _q(inst, d["qty"]),
-            _side(d["aggressor_side"]),
-            d["maker_order_id"],
-            d["maker_trader"],
-            d["maker_client_order_id"],
-            _q(inst, d["maker_remaining"]),
-            d["taker_order_id"],
-            d["taker_trader"],
-            d["taker_client_order_id"],
-            _q(inst, d["taker_remaining"]),
-        )
-    if kind == "cancelled":
-        return OrderCancelled(
-            d["seq"],
-            d["order_id"],
-            d["trader"],
-            d["client_order_id"],
-            d["symbol"],
-            CancelReason[d["reason"]],
-            _q(inst, d["qty"]),
-            _q(inst, d["remaining"]),
-        )
-    if kind == "rejected":
-        return OrderRejected(
-            d["seq"], d["trader"], d["client_order_id"], d["symbol"], RejectReason[d["reason"]], d["message"], d["order_id"] or 0
-        )
-    if kind == "replaced":
-        return OrderReplaced(
-            d["seq"],
-            d["order_id"],
-            d["trader"],
-            d["client_order_id"],
-            d["symbol"],
-            _side(d["side"]),
-            _p(inst, d["price"]),
-            _q(inst, d["qty"]),
-            bool(d["priority_kept"]),
-        )
-    if kind == "stop_triggered":
-        return StopTriggered(
-            d["seq"], d["order_id"], d["trader"], d["client_order_id"], d["symbol"], _p(inst, d["stop_price"]), _p(inst, d["last_price"])
-        )
-    raise MalformedMessage(f"unknown event type {kind!r}")
+    decoder = _EVENT_DECODERS.get(kind)
+    if decoder is None:
+        raise MalformedMessage(f"unknown event type {kind!r}")
+    return decoder(d, _conv(instruments(d.get("symbol") or "")))
