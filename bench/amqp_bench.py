@@ -22,55 +22,20 @@ harness share this machine's cores: the figures are what this machine does.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
-from bench.e2e import Benchmark, main
-from transports.amqp.broker import LocalRabbitMQ
-from transports.amqp.local import LocalAmqpServer
-from transports.amqp.settings import URL_ENV
+from bench.e2e import benchmark_of, main
 
 __all__ = ["BENCHMARK", "run"]
 
-TARGET_BATCH_PER_S = 50_000
-TARGET_SINGLE_P99_US = 5_000
-
-
-@contextlib.contextmanager
-def rabbitmq_broker() -> Iterator[LocalRabbitMQ]:
-    """One RabbitMQ node for every run, named to ``dex-amqp`` and the harness by ``$DEX_AMQP_URL``; stopped by PID."""
-    with LocalRabbitMQ() as broker:
-        previous = os.environ.get(URL_ENV)
-        os.environ[URL_ENV] = broker.url  # LocalAmqpServer and the harness's AMQP client read it
-        try:
-            yield broker
-        finally:
-            if previous is None:
-                os.environ.pop(URL_ENV, None)
-            else:
-                os.environ[URL_ENV] = previous
-
-
-BENCHMARK = Benchmark(
-    name="amqp",
-    transport="amqp",
-    server=LocalAmqpServer,  # on the broker named by $DEX_AMQP_URL, which rabbitmq_broker() sets
-    target_batch_per_s=TARGET_BATCH_PER_S,
-    target_single_p99_us=TARGET_SINGLE_P99_US,
-    default_out=Path("reports/bench-amqp.json"),
-    notes=(
-        "One RabbitMQ 3.10 node (Debian package) on this machine, started once for the whole benchmark.",
-        "Each harness trader has its own AMQP connection; a batch is one persistent message with a publisher confirm,"
-        " answered on the trader's reply queue.",
-    ),
-    broker=rabbitmq_broker,
-)
+BENCHMARK = benchmark_of("amqp")  # server, broker, targets and notes: transports/amqp/descriptor.py
+TARGET_BATCH_PER_S = BENCHMARK.target_batch_per_s
+TARGET_SINGLE_P99_US = BENCHMARK.target_single_p99_us
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    with rabbitmq_broker():
+    assert BENCHMARK.broker is not None
+    with BENCHMARK.broker():  # one RabbitMQ node for every run, named in $DEX_AMQP_URL
         return main(BENCHMARK, argv, __doc__.split("\n\n")[0] if __doc__ else None)
 
 

@@ -19,9 +19,9 @@ NATS, RabbitMQ), and the engine alone on the same seeded workload. A
 transport's wire efficiency is its batch throughput divided by the lower of
 its wire's echo ceiling and the engine alone.
 
-Each transport's server is started by the transport's own benchmark module
-(``bench/<name>_bench.py``, its ``BENCHMARK.server``; a broker it needs,
-``BENCHMARK.broker``, is started once for the whole run by ``bench/suite.py``):
+Each transport's server is started by its descriptor's local starter
+(``transports/<name>/descriptor.py``, read by ``benchmark_of``; a broker it
+needs for the whole run, ``benchmark_of(name).broker``, is started once by ``bench/suite.py``):
 a fresh server per transport, durability and repeat, journal in a temporary
 directory, stopped by PID when its workloads are done. The workloads sharing
 a durability run on one server in file order (single → rate → batch in the
@@ -35,7 +35,6 @@ marked unreconciled and never named a winner.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import statistics
 import tempfile
@@ -46,28 +45,21 @@ from pathlib import Path
 from typing import Any
 
 from bench.e2e import Benchmark, BenchServer, run_harness
+from bench.e2e import benchmark_of as e2e_benchmark_of
 from bench.workload_files import ORDER_PATH_MODES, Workload
+from transports.registry import TRANSPORTS
 
 INPROC = "inproc"
 # The default suite's order-path workloads (bench/workloads/*.yaml), the names the report's tables know.
 MODES = ("single", "rate", "batch", "single_fsync_off", "batch_fsync_off")
-NO_FSYNC_TO_TURN_OFF = {"dht": "its acknowledgement waits for a Raft majority, not a journal fsync: nothing to turn off"}
-# The wire each transport rides on, for its echo ceiling (the DHT's clients speak HTTP to a node).
-WIRE_OF = {"http": "http", "grpc": "grpc", "zmq": "zmq", "nats": "nats", "amqp": "amqp", "dht": "http"}
+# From the descriptors: why a transport has no journal fsync to turn off, and the wire its echo ceiling rides on.
+NO_FSYNC_TO_TURN_OFF = {n: d.no_fsync_to_turn_off for n, d in TRANSPORTS.items() if d.no_fsync_to_turn_off}
+WIRE_OF = {n: d.echo_wire for n, d in TRANSPORTS.items() if d.echo_wire}
 
 
 def benchmark_of(transport: str) -> Benchmark:
-    """The transport's own benchmark description (how to start its server), from ``bench/<name>_bench.py``."""
-    try:
-        module = importlib.import_module(f"bench.{transport}_bench")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"bench.{transport}_bench":
-            raise
-        raise LookupError(f"transport {transport!r} has no bench/{transport}_bench.py") from exc
-    bench = getattr(module, "BENCHMARK", None)
-    if not isinstance(bench, Benchmark):
-        raise LookupError(f"bench/{transport}_bench.py defines no BENCHMARK")
-    return bench
+    """The transport's benchmark description (how to start its server, its broker), from its descriptor."""
+    return e2e_benchmark_of(transport)
 
 
 @contextlib.contextmanager
@@ -163,16 +155,27 @@ def ceiling_workload(workloads: Sequence[Workload]) -> Workload | None:
     return max(closed, key=lambda w: w.batch) if closed else None
 
 
-def run_ceilings(transports: Sequence[str], workload: Workload, repeat: int, nats_url: str) -> list[dict[str, Any]]:
-    """Every wire's echo ceiling (``bench/wire_ceiling.py``), in this run, beside the transports."""
+def _broker_of_wire(wire: str) -> str:
+    """The running broker a wire's echo uses: the one named in the environment by the transport riding that wire."""
+    for descriptor in TRANSPORTS.values():
+        if descriptor.echo_wire == wire and descriptor.broker is not None:
+            return os.environ.get(descriptor.broker.env, "")
+    return ""
+
+
+def run_ceilings(transports: Sequence[str], workload: Workload, repeat: int) -> list[dict[str, Any]]:
+    """Every wire's echo ceiling (``bench/wire_ceiling.py``), in this run, beside the transports.
+
+    A brokered wire's echo uses the broker named in its transport's environment variable (``bench/suite.py``
+    starts one for the order path).
+    """
     from bench.wire_ceiling import WIRES, measure
 
     wanted = {WIRE_OF[n] for n in transports if n in WIRE_OF} | {"tcp"}
     points = []
     for wire in (w for w in WIRES if w in wanted):
-        broker = os.environ.get("DEX_AMQP_URL", "") if wire == "amqp" else nats_url if wire == "nats" else ""
         try:
-            point = measure(wire, workload.batch, workload.duration_s, workload.warmup_s, broker)
+            point = measure(wire, workload.batch, workload.duration_s, workload.warmup_s, _broker_of_wire(wire))
         except Exception as exc:  # a wire that cannot be measured is a result to report
             point = {"wire": wire, "error": f"{type(exc).__name__}: {exc}"[-500:]}
         point["repeat"] = repeat
@@ -224,11 +227,11 @@ def print_point(transport: str, point: dict[str, Any]) -> None:
     )
 
 
-def run_order_path(workloads: Sequence[Workload], nats_url: str, failed_brokers: dict[str, str]) -> dict[str, Any] | None:
+def run_order_path(workloads: Sequence[Workload], failed_brokers: dict[str, str]) -> dict[str, Any] | None:
     """Every closed and fixed workload over its transports, the wire ceilings and the engine alone; None if there are none.
 
-    Brokers are already running (``bench/suite.py``); ``failed_brokers`` names the transports whose broker did not
-    start, whose points are failures to report.
+    Brokers are already running and named in their environment variables (``bench/suite.py``);
+    ``failed_brokers`` names the transports whose broker did not start, whose points are failures to report.
     """
     order = [w for w in workloads if w.mode in ORDER_PATH_MODES]
     if not order:
@@ -248,7 +251,7 @@ def run_order_path(workloads: Sequence[Workload], nats_url: str, failed_brokers:
                 continue
             points[name].extend(run_transport(name, order, repeat, print_point))
         if ceiling is not None and repeat < ceiling.repeats:
-            ceilings.extend(run_ceilings(transports, ceiling, repeat, nats_url))
+            ceilings.extend(run_ceilings(transports, ceiling, repeat))
     modes = [w.name for w in order]
     summary = {name: summarize(runs, modes) for name, runs in points.items()}
     wires = summarize_ceilings(ceilings)

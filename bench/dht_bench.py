@@ -32,68 +32,22 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from bench.e2e import Benchmark, main
+from bench.e2e import benchmark_of, main
 from engine import ExchangeError, OrderAccepted, PlaceOrder, Side
 from transports.dht.client import DhtClient
-from transports.dht.local import LocalCluster
+from transports.dht.local import BENCH_NODES, ClusterServer, LocalCluster
 
 __all__ = ["BENCHMARK", "ClusterServer", "measure_failover", "run"]
 
-TARGET_BATCH_PER_S = 20_000
-TARGET_SINGLE_P99_US = 50_000
-NODES = 3
+NODES = BENCH_NODES
 # Single orders are measured below saturation: a 3-node group on this 2-core machine, with the harness
 # beside it, tops out near 900 single-order commits/s, so the harness's default 1,000/s measures a queue.
 SINGLE_RATE = 300
 
 
-class ClusterServer:
-    """Three dex-nodes as one bench "server": the URL names every node; the PID is the owner's."""
-
-    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = ()) -> None:
-        self.cluster = LocalCluster(workdir, NODES, extra=extra_args)
-        self._pid = 0
-
-    def __enter__(self) -> Self:
-        try:
-            self.cluster.start_all()
-            self._pid = self.cluster.settled().pid  # the owner the group keeps: no hand-back during the run
-        except BaseException:
-            self.cluster.stop()
-            raise
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.cluster.stop()
-
-    @property
-    def url(self) -> str:
-        return self.cluster.url
-
-    @property
-    def pid(self) -> int:
-        return self._pid
-
-    def log_tail(self, lines: int = 20) -> str:
-        return "\n".join(n.log_tail(lines) for n in self.cluster.live())
-
-
-BENCHMARK = Benchmark(
-    name="dht",
-    transport="dht",
-    server=ClusterServer,
-    target_batch_per_s=TARGET_BATCH_PER_S,
-    target_single_p99_us=TARGET_SINGLE_P99_US,
-    default_out=Path("reports/bench-dht.json"),
-    notes=(
-        "Three dex-node processes (one Raft replica group) on this machine; traders spread over all nodes by trader hash.",
-        "An acknowledgement means the batch is committed on a majority (2 of 3) and applied by the node that answers.",
-        "server_pid is the owner's (Raft leader's) PID at the start of the run.",
-    ),
-)
+BENCHMARK = benchmark_of("dht")  # server (three dex-nodes), targets and notes: transports/dht/descriptor.py
 
 
 async def _failover_once(cluster: LocalCluster, serial: int, timeout: float) -> dict[str, Any]:

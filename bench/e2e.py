@@ -1,8 +1,8 @@
 """What every end-to-end transport benchmark shares: run the ``dex-trader`` harness, take medians, summarize.
 
-A transport benchmark describes itself as a ``Benchmark`` (its transport
-name, how to start its server as a subprocess, its targets) and calls
-``main``, which runs both modes ``--repeat`` times, each on a fresh server,
+A transport's ``Benchmark`` (its transport name, how to start its server as
+a subprocess, its targets) comes from its descriptor (``benchmark_of``), and
+``main`` which runs both modes ``--repeat`` times, each on a fresh server,
 through ``run_harness``; ``summarize`` turns the runs into the report's
 ``summary`` with the transport's targets (``bench/http_bench.py``,
 ``bench/grpc_bench.py`` and ``bench/zmq_bench.py`` are each little more than
@@ -121,6 +121,28 @@ class Benchmark:
     notes: tuple[str, ...] = ()
     # What every run of this transport needs running first (a broker), started once for all of them.
     broker: Callable[[], AbstractContextManager[object]] | None = None
+
+
+def benchmark_of(transport: str) -> Benchmark:
+    """The transport's benchmark, from its descriptor (``transports/<name>/descriptor.py``): server, broker, targets."""
+    from transports.registry import TRANSPORTS
+
+    descriptor = TRANSPORTS.get(transport)
+    if descriptor is None:
+        raise LookupError(f"transport {transport!r} is not registered (transports/registry.py)")
+    defaults, local, broker = descriptor.bench, descriptor.local_server, descriptor.broker
+    if defaults is None or local is None:
+        raise LookupError(f"transport {transport!r} has no bench defaults or local server in its descriptor")
+    return Benchmark(
+        name=transport,
+        transport=transport,
+        server=local,
+        target_batch_per_s=defaults.target_batch_per_s,
+        target_single_p99_us=defaults.target_single_p99_us,
+        default_out=Path(f"reports/bench-{transport}.json"),
+        notes=defaults.notes,
+        broker=broker.start_local if broker is not None and defaults.shared_broker else None,
+    )
 
 
 def parse_args(bench: Benchmark, argv: Sequence[str] | None, description: str | None) -> argparse.Namespace:

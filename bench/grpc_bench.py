@@ -23,50 +23,16 @@ does, nothing is extrapolated. The server is stopped by its PID after each run.
 
 from __future__ import annotations
 
-import re
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from bench.e2e import Benchmark, main
-from transports.core.local_server import LocalServerProcess, ServerStartError
+from bench.e2e import benchmark_of, main
+from transports.grpc.local import LocalGrpcServer, ServerStartError
 
 __all__ = ["BENCHMARK", "LocalGrpcServer", "ServerStartError", "run"]
 
-TARGET_BATCH_PER_S = 150_000
-TARGET_SINGLE_P99_US = 800
-_LISTENING = re.compile(r"dex-grpc listening on (grpc://\S+)")
-
-
-class LocalGrpcServer(LocalServerProcess):
-    """One ``dex-grpc`` subprocess on 127.0.0.1 and a port it picks, journaling into ``workdir``; stopped by PID.
-
-    Ready once its start-up line names the URL: it prints the line after the
-    port listens and the gateway has recovered the journal.
-    """
-
-    name = "dex-grpc"
-
-    def command(self) -> list[str]:
-        command = [sys.executable, "-m", "transports.grpc.server", "--host", self.host, "--port", "0"]
-        return [*command, "--journal", str(self.journal_path), "--log-level", "warning", *self.extra_args]
-
-    def ready(self, output: str) -> bool:
-        match = _LISTENING.search(output)
-        if match:
-            self.url = match.group(1)
-        return match is not None
-
-
-BENCHMARK = Benchmark(
-    name="grpc",
-    transport="grpc",
-    server=LocalGrpcServer,
-    target_batch_per_s=TARGET_BATCH_PER_S,
-    target_single_p99_us=TARGET_SINGLE_P99_US,
-    default_out=Path("reports/bench-grpc.json"),
-    notes=("Each harness trader has its own channel (one TCP connection) and submits over one long-lived Trade stream.",),
-)
+BENCHMARK = benchmark_of("grpc")  # server, targets and notes: transports/grpc/descriptor.py
+TARGET_BATCH_PER_S = BENCHMARK.target_batch_per_s
+TARGET_SINGLE_P99_US = BENCHMARK.target_single_p99_us
 
 
 def run(argv: Sequence[str] | None = None) -> int:

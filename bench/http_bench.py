@@ -24,26 +24,12 @@ does, nothing is extrapolated. The server is stopped by its PID after each run.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-from bench.e2e import Benchmark, main
-from traders.harness.server import LocalServer
+from bench.e2e import benchmark_of, main
 
-TARGET_BATCH_PER_S = 100_000
-TARGET_SINGLE_P99_US = 2_000
-
-BENCHMARK = Benchmark(
-    name="http",
-    transport="http",
-    server=LocalServer,
-    target_batch_per_s=TARGET_BATCH_PER_S,
-    target_single_p99_us=TARGET_SINGLE_P99_US,
-    default_out=Path("reports/bench-http.json"),
-    notes=(
-        "Each harness trader has its own HttpClient (httpx, HTTP/1.1 keep-alive) and posts to /orders/batch.",
-        "Every reply carries every event of its commands (book deltas included), decoded by the client.",
-    ),
-)
+BENCHMARK = benchmark_of("http")  # server, targets and notes: transports/http/descriptor.py
+TARGET_BATCH_PER_S = BENCHMARK.target_batch_per_s
+TARGET_SINGLE_P99_US = BENCHMARK.target_single_p99_us
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -26,22 +26,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
-import re
 import signal
 import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.e2e import Benchmark, main
-from transports.core.local_server import LocalServerProcess
+from bench.e2e import benchmark_of, main
 from transports.instruments import select_instruments
 from transports.nats.audit import audit
 from transports.nats.connection import ConnectionErrors, connect
@@ -50,66 +46,9 @@ from transports.nats.local import NatsServerProcess
 from transports.nats.nodes import NodeProcess, node_state
 from transports.nats.settings import ORDERS_STREAM, RESULTS_STREAM
 
-TARGET_BATCH_PER_S = 150_000
-TARGET_SINGLE_P99_US = 800
 TARGET_DURABLE_PER_S = 30_000
 TARGET_FAILOVER_MEDIAN_S = 15.0
-_LISTENING = re.compile(r"dex-nats listening on (nats://\S+)")
-
-
-class LocalDexNats(LocalServerProcess):
-    """``dex-nats`` on a NATS URL given in ``extra_args[0]``, journaling into ``workdir``."""
-
-    name = "dex-nats"
-
-    def command(self) -> list[str]:
-        nats_url, *rest = self.extra_args
-        command = [sys.executable, "-m", "transports.nats.server", "--nats", nats_url, "--journal", str(self.journal_path)]
-        return [*command, "--log-level", "warning", *rest]
-
-    def ready(self, output: str) -> bool:
-        match = _LISTENING.search(output)
-        if match:
-            self.url = match.group(1)
-        return match is not None
-
-
-class _Exchange:
-    def __init__(self, nats: NatsServerProcess, server: LocalDexNats) -> None:
-        self.nats = nats
-        self.server = server
-
-    @property
-    def url(self) -> str:
-        return self.nats.url
-
-    @property
-    def pid(self) -> int:
-        return self.server.pid
-
-    def log_tail(self, lines: int = 20) -> str:
-        return self.server.log_tail(lines)
-
-
-@contextlib.contextmanager
-def local_exchange(workdir: Path, extra: tuple[str, ...]) -> Iterator[_Exchange]:
-    """A nats-server and a ``dex-nats`` on it, both stopped by PID afterwards."""
-    with NatsServerProcess(workdir / "nats") as nats, LocalDexNats(workdir, (nats.url, *extra)) as server:
-        yield _Exchange(nats, server)
-
-
-BENCHMARK = Benchmark(
-    name="nats",
-    transport="nats",
-    server=local_exchange,
-    target_batch_per_s=TARGET_BATCH_PER_S,
-    target_single_p99_us=TARGET_SINGLE_P99_US,
-    default_out=Path("reports/bench-nats.json"),
-    notes=(
-        "Core path: each harness trader has one NATS connection; a batch of 1000 is split into requests of at most 2000 commands.",
-        "dex-nats publishes market data of a symbol once someone asked for its snapshot (the harness does not subscribe).",
-    ),
-)
+BENCHMARK = benchmark_of("nats")  # server (a nats-server and dex-nats), targets, notes: transports/nats/descriptor.py
 
 
 # ------------------------------------------------------------------ durable

@@ -14,35 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from bench.report_sections import median, sections_of
+from transports.registry import TRANSPORTS
 
-# Where each transport's acknowledgement happens (design; see docs/<transport>.md and its fault tests).
-ACKNOWLEDGED_AFTER = {
-    "inproc": "nothing: no wire and no journal (the ceiling)",
-    "http": "the server's journal fsync (group commit)",
-    "grpc": "the server's journal fsync (group commit)",
-    "zmq": "the server's journal fsync (group commit)",
-    "nats": "the server's journal fsync (core request/reply); JetStream's stream ack on the durable path",
-    "amqp": "the broker's publisher confirm, then the server's journal fsync",
-    "dht": "a Raft majority of the book's replica group",
-}
-ZERO_CONFIGURATION = {
-    "inproc": "-",
-    "http": "no: clients name the server",
-    "grpc": "no: clients name the server",
-    "zmq": "no: clients name the server",
-    "nats": "yes with `make nats-auto`: finds or starts nats-server, elects the matcher",
-    "amqp": "no: broker URL and credentials",
-    "dht": "yes: nodes find each other (Kademlia) and elect each book's owner",
-}
-OPERATIONAL_PARTS = {
-    "inproc": "one process (library use)",
-    "http": "the server",
-    "grpc": "the server",
-    "zmq": "the server",
-    "nats": "the server + nats-server",
-    "amqp": "the server + RabbitMQ",
-    "dht": "three or more nodes, no broker",
-}
+# Design facts from each transport's descriptor (transports/<name>/descriptor.py; its docs and fault tests check them).
+ACKNOWLEDGED_AFTER = {name: d.acknowledged_after for name, d in TRANSPORTS.items()}
+ZERO_CONFIGURATION = {name: d.zero_configuration for name, d in TRANSPORTS.items()}
+OPERATIONAL_PARTS = {name: d.operational_parts for name, d in TRANSPORTS.items()}
 RECOVERY_DEPLOYMENT = {"dht": "dht", "inproc": ""}  # every other transport recovers as a single server on its journal
 
 

@@ -32,7 +32,6 @@ import dataclasses
 import importlib
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -98,14 +97,15 @@ def _brokers(stack: contextlib.ExitStack, transports: Sequence[str]) -> dict[str
     return failed
 
 
-def _nats_for_ceilings(stack: contextlib.ExitStack, workloads: Sequence[Workload]) -> str:
-    """A nats-server of its own for the NATS echo ceiling, when an order-path workload runs over NATS."""
-    if not any(w.mode in ORDER_PATH_MODES and "nats" in w.targets() for w in workloads):
-        return ""
-    from transports.nats.local import NatsServerProcess
+def _ceiling_brokers(stack: contextlib.ExitStack, workloads: Sequence[Workload]) -> None:
+    """For the wire echoes: a broker of its own for each order-path transport whose server brings its own (NATS).
 
-    workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="dex-bench-ceiling-nats-"))
-    return str(stack.enter_context(NatsServerProcess(Path(workdir))).url)
+    ``start_local`` names it in the transport's environment variable while the order path runs.
+    """
+    for name in dict.fromkeys(t for w in workloads if w.mode in ORDER_PATH_MODES for t in w.targets()):
+        descriptor = TRANSPORTS.get(name)
+        if descriptor is not None and descriptor.broker is not None and not (descriptor.bench and descriptor.bench.shared_broker):
+            stack.enter_context(descriptor.broker.start_local())
 
 
 def _mode_function(module: str, name: str) -> Callable[..., dict[str, Any]]:
@@ -168,8 +168,9 @@ def run(workloads: Sequence[Workload]) -> dict[str, Any]:
     transports = tuple(dict.fromkeys(t for w in workloads for t in w.targets()))
     with contextlib.ExitStack() as stack:
         failed_brokers = _brokers(stack, transports)
-        nats_url = _nats_for_ceilings(stack, workloads)
-        order_path = run_order_path(workloads, nats_url, failed_brokers)
+        with contextlib.ExitStack() as ceiling_brokers:
+            _ceiling_brokers(ceiling_brokers, workloads)
+            order_path = run_order_path(workloads, failed_brokers)
         sustainable: dict[str, float] = {}
         for workload in (w for w in workloads if w.mode not in ORDER_PATH_MODES):
             print(f"{workload.name} ({workload.mode})", flush=True)

@@ -49,31 +49,12 @@ import uvloop
 import zmq
 import zmq.asyncio
 
-from bench.e2e import Benchmark, main
-from transports.zmq.local import LocalZmqServer
+from bench.e2e import benchmark_of, main
 from transports.zmq.loop_socket import LoopSocket
 
-TARGET_BATCH_PER_S = 250_000
-TARGET_SINGLE_P99_US = 400
-
-
-def _server(workdir: Path, extra_args: tuple[str, ...]) -> LocalZmqServer:
-    return LocalZmqServer(workdir, ("--log-level", "warning", *extra_args))
-
-
-BENCHMARK = Benchmark(
-    name="zmq",
-    transport="zmq",
-    server=_server,
-    target_batch_per_s=TARGET_BATCH_PER_S,
-    target_single_p99_us=TARGET_SINGLE_P99_US,
-    default_out=Path("reports/bench-zmq.json"),
-    notes=(
-        "Each harness trader has its own DEALER (one TCP connection); a batch is one frame holding a CommandBatch, "
-        "its reply one frame holding the ReplyBatch with the same batch_id.",
-        "Nobody subscribes to market data during the runs, so the server encodes none (XPUB tells it nobody reads).",
-    ),
-)
+BENCHMARK = benchmark_of("zmq")  # server, targets and notes: transports/zmq/descriptor.py
+TARGET_BATCH_PER_S = BENCHMARK.target_batch_per_s
+TARGET_SINGLE_P99_US = BENCHMARK.target_single_p99_us
 
 
 # -------------------------------------------------------------- mechanics

@@ -1,14 +1,18 @@
 """``turbo-dex``: one process, one gateway, one book, served over any set of transports.
 
 ``turbo-dex`` alone is the HTTP server (``transports.http.server``, docs/http.md).
-``turbo-dex --transports http,grpc,zmq`` serves the *same* gateway over each
-listed transport at once: an order sent over gRPC trades against one sent
-over ZeroMQ or HTTP, each submitter gets its own events, and every market-data
-subscriber, whatever its wire, sees the same sequenced stream.
+``turbo-dex --transports http,grpc,zmq,nats,amqp`` serves the *same* gateway
+over each listed transport at once: an order sent over gRPC trades against one
+sent over NATS or HTTP, each submitter gets its own events, and every
+market-data subscriber, whatever its wire, sees the same sequenced stream.
 
-This module sits beside ``registry`` (outside the transport folders) because
-it is the one place that knows several transports; the folders themselves
-never import each other (an import-linter contract).
+Which transports it can serve, their options and their brokers' URL options
+(``--nats-url``, ``--amqp-url``) come from the registry's descriptors (their
+``mount`` and ``broker``); this module names none. A transport without a
+mount is not served here: inproc has no wire, and a DHT node is a process
+kind of its own (``dex-node``). A brokered transport with no URL given uses
+its environment variable, else its default (NATS: a private nats-server
+started for the purpose and stopped by PID; RabbitMQ: the local broker).
 """
 
 from __future__ import annotations
@@ -28,45 +32,49 @@ from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.legacy_flags import modern_argv
 from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_options, start_metrics
 from transports.instruments import select_instruments
+from transports.registry import TRANSPORTS
 
-KNOWN = ("http", "grpc", "zmq")
+DEFAULT = "http"  # turbo-dex alone is the HTTP server, with every option it has
+
+
+def served() -> tuple[str, ...]:
+    """The registered transports turbo-dex can serve: those whose descriptor has a mount (not inproc, not dht)."""
+    return tuple(name for name, d in TRANSPORTS.items() if d.mount is not None)
 
 
 def _parser() -> argparse.ArgumentParser:
+    names = served()
     parser = argparse.ArgumentParser(
         prog="turbo-dex",
-        description="The matching engine behind HTTP, gRPC and/or ZeroMQ, one gateway for all (docs/http.md, docs/grpc.md, docs/zmq.md).",
+        description=f"The matching engine behind any of {', '.join(names)}: one gateway for all (docs/transports.md).",
     )
-    parser.add_argument("--transports", default="http", help="comma list of transports to serve: http, grpc, zmq (default http)")
+    parser.add_argument("--transports", default=DEFAULT, help=f"comma list of transports to serve: {', '.join(names)} (default {DEFAULT})")
     add_gateway_options(parser)
-    parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
-    parser.add_argument("--grpc-port", type=int, default=50051, help="gRPC port (default 50051)")
-    parser.add_argument("--zmq-port", type=int, default=5555, help="ZeroMQ ROUTER port for orders (default 5555)")
-    parser.add_argument("--zmq-pub-port", type=int, default=5556, help="ZeroMQ PUB port for market data (default 5556)")
+    for name in names:
+        descriptor = TRANSPORTS[name]
+        assert descriptor.mount is not None
+        descriptor.mount.add_options(parser)
+        broker = descriptor.broker
+        if broker is not None:
+            parser.add_argument(
+                broker.option, default=None, help=f"{broker.name} URL for {descriptor.title} (default ${broker.env}, else its default)"
+            )
     return parser
 
 
 def _serve(name: str, gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextManager[str]:
-    if name == "http":
-        from transports.http.server import serve_http
-        from transports.http.settings import HttpServerSettings
+    mount = TRANSPORTS[name].mount
+    assert mount is not None  # main() accepts only served() names
+    return mount.serve(gateway, args)
 
-        return serve_http(
-            gateway, HttpServerSettings(host=args.host, port=args.port, allow_admin=args.allow_admin, log_level=args.log_level)
-        )
-    if name == "grpc":
-        from transports.grpc.server import serve_grpc
-        from transports.grpc.settings import GrpcServerSettings
 
-        settings = GrpcServerSettings(host=args.host, port=args.grpc_port, allow_admin=args.allow_admin, log_level=args.log_level)
-        return serve_grpc(gateway, settings)
-    from transports.zmq.server import serve_zmq
-    from transports.zmq.settings import ZmqServerSettings
-
-    settings_zmq = ZmqServerSettings(
-        host=args.host, port=args.zmq_port, pub_port=args.zmq_pub_port, allow_admin=args.allow_admin, log_level=args.log_level
-    )
-    return serve_zmq(gateway, settings_zmq)
+def _shown(url: str) -> str:
+    """``url`` without a password (a broker URL may carry credentials; stdout is no place for them)."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in creds:
+        return url
+    return f"{scheme}://{creds.partition(':')[0]}@{host}"
 
 
 async def serve_all(args: argparse.Namespace, names: Sequence[str], journal: str | None) -> int:
@@ -95,7 +103,8 @@ async def serve_all(args: argparse.Namespace, names: Sequence[str], journal: str
             except OSError as exc:
                 print(f"turbo-dex: cannot serve metrics: {exc}", file=sys.stderr)
                 return 1
-            print(f"turbo-dex listening on {', '.join(urls)} (one gateway; {describe(gateway, journal, args.fsync)}{metrics})", flush=True)
+            shown = ", ".join(_shown(u) for u in urls)
+            print(f"turbo-dex listening on {shown} (one gateway; {describe(gateway, journal, args.fsync)}{metrics})", flush=True)
             await stop.wait()
     finally:
         await gateway.stop()
@@ -120,11 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = modern_argv(_parser(), sys.argv[1:] if argv is None else argv)  # -port 8080 as --port 8080
     args, _ = _parser().parse_known_args(argv)
     names = [n.strip() for n in args.transports.split(",") if n.strip()]
-    unknown = [n for n in names if n not in KNOWN]
+    unknown = [n for n in names if n not in served()]
     if unknown or not names:
-        print(f"turbo-dex: unknown transport(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(KNOWN)}", file=sys.stderr)
+        print(f"turbo-dex: unknown transport(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(served())}", file=sys.stderr)
         return 2
-    if names == ["http"]:
+    if names == [DEFAULT]:
         # The HTTP-only server, with every option it has (docs/http.md).
         from transports.http.server import main as http_main
 

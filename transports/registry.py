@@ -1,4 +1,4 @@
-"""Every transport by name: how to build its client, and how to serve a gateway over it in-process.
+"""Every transport by name: its descriptor (``transports/<name>/descriptor.py``), collected from one list.
 
 ::
 
@@ -6,201 +6,72 @@
         async with make_client("http", "alice", url) as client:
             await client.submit([...])
 
-Adding a transport adds one entry to ``TRANSPORTS`` (and its folder); the
-contract tests and the harness pick it up by name. Entries import their
-transport lazily, so using one never needs the libraries of the others.
-``inproc`` has no wire: its "URL" names a gateway served in this process.
+``DESCRIPTOR_MODULES`` is the one place in the project that lists the
+transports. Adding one adds its folder (with ``descriptor.py`` defining
+``DESCRIPTOR``, a ``transports.core.descriptor.TransportDescriptor``) and one
+line here; ``turbo-dex``, ``dex-trader``, ``dex-bench``, the contract suite and
+the docs tables pick it up from ``TRANSPORTS``. Descriptor modules import
+their transport lazily, so reading the registry never needs the libraries of
+any transport. ``inproc`` has no wire: its "URL" names a gateway served in
+this process.
+
+``python -m transports.registry --markdown`` prints docs/transports.md (a
+test checks the file is current); ``--extras`` prints the optional-dependency
+extras the transports need (the Makefile's ``EXTRAS`` holds them all, a test checks).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import argparse
+import importlib
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from types import MappingProxyType
 
-from engine import RejectReason
 from transports.core.client import TraderClient
+from transports.core.descriptor import ClientFactory, MalformedProbe, ServerFactory, TransportDescriptor
 from transports.core.gateway import Gateway
 
-ClientFactory = Callable[[str, str | None], TraderClient]  # (trader, url or None for the default)
-ServerFactory = Callable[[Gateway], AbstractAsyncContextManager[str]]  # yields the URL clients use
-# Sends bytes that are not a command over the wire; returns the reason the server answered with.
-MalformedProbe = Callable[[str], Awaitable[RejectReason]]
-
-
-@dataclass(frozen=True, slots=True)
-class Transport:
-    name: str
-    client: ClientFactory
-    serve: ServerFactory
-    send_malformed: MalformedProbe | None = None  # None: no wire (inproc)
-
-
-# ------------------------------------------------------------------ inproc
-_INPROC_GATEWAYS: dict[str, Gateway] = {}
-
-
-def _inproc_client(trader: str, url: str | None) -> TraderClient:
-    from transports.inproc.client import InProcClient
-
-    gateway = _INPROC_GATEWAYS.get(url or "")
-    if gateway is None:
-        raise ValueError(f"no in-process gateway at {url!r}: use the URL that serve('inproc', gateway) yields")
-    return InProcClient(gateway, trader)
-
-
-@contextlib.asynccontextmanager
-async def _inproc_serve(gateway: Gateway) -> AsyncIterator[str]:
-    url = f"inproc://{id(gateway):x}"
-    _INPROC_GATEWAYS[url] = gateway
-    try:
-        yield url
-    finally:
-        _INPROC_GATEWAYS.pop(url, None)
-
-
-# -------------------------------------------------------------------- http
-def _http_client(trader: str, url: str | None) -> TraderClient:
-    from transports.http.client import HttpClient
-
-    return HttpClient(trader, url)
-
-
-def _http_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
-    from transports.http.server import serve_http
-
-    return serve_http(gateway)
-
-
-# -------------------------------------------------------------------- grpc
-def _grpc_client(trader: str, url: str | None) -> TraderClient:
-    from transports.grpc.client import GrpcClient
-
-    return GrpcClient(trader, url)
-
-
-def _grpc_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
-    from transports.grpc.server import serve_grpc
-
-    return serve_grpc(gateway)
-
-
-# --------------------------------------------------------------------- zmq
-def _zmq_client(trader: str, url: str | None) -> TraderClient:
-    from transports.zmq.client import ZmqClient
-
-    return ZmqClient(trader, url)
-
-
-def _zmq_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
-    from transports.zmq.server import serve_zmq
-
-    return serve_zmq(gateway)
-
-
-# -------------------------------------------------------------------- amqp
-# A broker is needed: serve() uses $DEX_AMQP_URL (set by the rabbitmq_broker test
-# fixture), else starts one LocalRabbitMQ per process (transports/amqp/local.py).
-def _amqp_client(trader: str, url: str | None) -> TraderClient:
-    from transports.amqp.client import AmqpClient
-
-    return AmqpClient(trader, url)
-
-
-def _amqp_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
-    from transports.amqp.server import serve_amqp
-
-    return serve_amqp(gateway)
-
-
-async def _amqp_malformed(url: str) -> RejectReason:
-    from transports.amqp.probe import send_malformed
-
-    return await send_malformed(url)
-
-
-async def _http_malformed(url: str) -> RejectReason:
-    from transports.http.probe import send_malformed
-
-    return await send_malformed(url)
-
-
-async def _grpc_malformed(url: str) -> RejectReason:
-    from transports.grpc.probe import send_malformed
-
-    return await send_malformed(url)
-
-
-async def _zmq_malformed(url: str) -> RejectReason:
-    from transports.zmq.probe import send_malformed
-
-    return await send_malformed(url)
-
-
-# -------------------------------------------------------------------- nats
-def _nats_client(trader: str, url: str | None) -> TraderClient:
-    from transports.nats.client import NatsClient
-
-    return NatsClient(trader, url)
-
-
-def _nats_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
-    import os
-
-    from transports.nats.server import NatsServerSettings, serve_nats
-    from transports.nats.settings import URL_ENV
-
-    # $DEX_NATS_URL names a running nats-server (the hostile suite's child servers get the session's); else a
-    # private nats-server, started for the purpose and stopped by PID afterwards.
-    url = os.environ.get(URL_ENV)
-    return serve_nats(gateway, NatsServerSettings(url=url) if url else None)
-
-
-async def _nats_malformed(url: str) -> RejectReason:
-    from transports.nats.probe import send_malformed
-
-    return await send_malformed(url)
-
-
-# --------------------------------------------------------------------- dht
-def _dht_client(trader: str, url: str | None) -> TraderClient:
-    from transports.dht.client import DhtClient
-
-    return DhtClient(trader, url)
-
-
-def _dht_serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
-    from transports.dht.node import serve_dht
-
-    return serve_dht(gateway)
-
-
-async def _dht_malformed(url: str) -> RejectReason:
-    from transports.dht.probe import send_malformed
-
-    return await send_malformed(url)
-
-
-TRANSPORTS: Mapping[str, Transport] = MappingProxyType(
-    {
-        "inproc": Transport("inproc", _inproc_client, _inproc_serve),
-        "http": Transport("http", _http_client, _http_serve, _http_malformed),
-        "grpc": Transport("grpc", _grpc_client, _grpc_serve, _grpc_malformed),
-        "zmq": Transport("zmq", _zmq_client, _zmq_serve, _zmq_malformed),
-        "amqp": Transport("amqp", _amqp_client, _amqp_serve, _amqp_malformed),
-        "nats": Transport("nats", _nats_client, _nats_serve, _nats_malformed),
-        "dht": Transport("dht", _dht_client, _dht_serve, _dht_malformed),
-    }
+# The transports, in the order the docs and reports show them.
+DESCRIPTOR_MODULES = (
+    "transports.inproc.descriptor",
+    "transports.http.descriptor",
+    "transports.grpc.descriptor",
+    "transports.zmq.descriptor",
+    "transports.amqp.descriptor",
+    "transports.nats.descriptor",
+    "transports.dht.descriptor",
 )
 
+Transport = TransportDescriptor  # the name older callers use
+__all__ = ["TRANSPORTS", "ClientFactory", "MalformedProbe", "ServerFactory", "Transport", "make_client", "serve", "transport"]
 
-def transport(name: str) -> Transport:
+
+def _load(modules: Sequence[str]) -> Mapping[str, TransportDescriptor]:
+    found: dict[str, TransportDescriptor] = {}
+    for module_name in modules:
+        descriptor = getattr(importlib.import_module(module_name), "DESCRIPTOR", None)
+        if not isinstance(descriptor, TransportDescriptor):
+            raise TypeError(f"{module_name} defines no DESCRIPTOR (a TransportDescriptor)")
+        if descriptor.name in found:
+            raise ValueError(f"two transports named {descriptor.name!r}")
+        found[descriptor.name] = descriptor
+    return MappingProxyType(found)
+
+
+TRANSPORTS: Mapping[str, TransportDescriptor] = _load(DESCRIPTOR_MODULES)
+
+
+def transport(name: str) -> TransportDescriptor:
     entry = TRANSPORTS.get(name)
     if entry is None:
         raise ValueError(f"unknown transport {name!r}; known: {', '.join(TRANSPORTS)}")
     return entry
+
+
+def wired() -> tuple[str, ...]:
+    """The transports with a wire (every one but the in-process gateway)."""
+    return tuple(name for name, d in TRANSPORTS.items() if d.send_malformed is not None)
 
 
 def make_client(name: str, trader: str, url: str | None = None) -> TraderClient:
@@ -211,3 +82,59 @@ def make_client(name: str, trader: str, url: str | None = None) -> TraderClient:
 def serve(name: str, gateway: Gateway) -> AbstractAsyncContextManager[str]:
     """Serve ``gateway`` over transport ``name`` in the running event loop, on a free loopback port."""
     return transport(name).serve(gateway)
+
+
+def extras() -> tuple[str, ...]:
+    """The optional-dependency extras of every registered transport, in registry order."""
+    return tuple(dict.fromkeys(d.extra for d in TRANSPORTS.values() if d.extra))
+
+
+# ------------------------------------------------------------------ docs
+def _cell(text: str | None) -> str:
+    return (text or "-").replace("|", "\\|")
+
+
+def markdown() -> str:
+    """docs/transports.md: one row per registered transport, from its descriptor."""
+    lines = [
+        "# Transports",
+        "",
+        "<!-- Generated: `python -m transports.registry --markdown > docs/transports.md` (tests/unit/test_transport_registry.py). -->",
+        "",
+        "Every transport is a folder `transports/<name>/` whose `descriptor.py` describes it, and one line in",
+        "`transports/registry.py`. `turbo-dex --transports`, `dex-trader --transport`, `dex-bench`, the contract",
+        "suite and this table read the registry.",
+        "",
+        "| name | transport | extra | server | broker | in `turbo-dex` | an acknowledgement waits for | zero configuration | "
+        "operational parts |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for d in TRANSPORTS.values():
+        title = f"[{d.title}]({d.docs.removeprefix('docs/')})" if d.docs else d.title
+        broker = f"{d.broker.name} (`{d.broker.option}`, `${d.broker.env}`)" if d.broker else "-"
+        served = "yes" if d.mount else "no"
+        server = f"`{d.console_script}`" if d.console_script else "-"
+        cells = [f"`{d.name}`", title, d.extra and f"`{d.extra}`", server, broker, served]
+        cells += [d.acknowledged_after, d.zero_configuration, d.operational_parts]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += ["", "## What each one is", ""]
+    lines += [f"- **{d.title}** (`{d.name}`): {d.summary}" for d in TRANSPORTS.values()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m transports.registry", description="The registered transports.")
+    parser.add_argument("--markdown", action="store_true", help="print docs/transports.md")
+    parser.add_argument("--extras", action="store_true", help="print the transports' optional-dependency extras, comma-separated")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(), end="")
+    elif args.extras:
+        print(",".join(extras()))
+    else:
+        print("\n".join(TRANSPORTS))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

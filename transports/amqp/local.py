@@ -6,6 +6,8 @@
   started once per process, on first use, and stopped by ``atexit`` when the
   process ends (``shared_broker()``; the session fixture uses the same one, so
   a test run starts one broker, whichever asks first). Starting takes ~7 s; every later call returns at once.
+* ``local_broker()``: one ``LocalRabbitMQ`` for as long as the context lasts,
+  named in ``$DEX_AMQP_URL`` (what ``dex-bench`` starts once for every run).
 * ``LocalAmqpServer``: one ``dex-amqp`` subprocess on a given broker with a
   unique queue/exchange prefix, journaling into its workdir; ready once its
   start-up line appears; stopped by its PID (SIGTERM: a clean shutdown).
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import re
 import secrets
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from transports.amqp.broker import LocalRabbitMQ
@@ -59,6 +63,21 @@ async def shared_broker_url() -> str:
     return await asyncio.get_running_loop().run_in_executor(None, _start_shared)
 
 
+@contextlib.contextmanager
+def local_broker() -> Iterator[str]:
+    """One RabbitMQ node, named to ``dex-amqp`` and the clients by ``$DEX_AMQP_URL`` while it runs; stopped by PID."""
+    with LocalRabbitMQ() as broker:
+        previous = os.environ.get(URL_ENV)
+        os.environ[URL_ENV] = broker.url
+        try:
+            yield broker.url
+        finally:
+            if previous is None:
+                os.environ.pop(URL_ENV, None)
+            else:
+                os.environ[URL_ENV] = previous
+
+
 _LISTENING = re.compile(r"dex-amqp listening on (\S+)")
 
 
@@ -90,4 +109,4 @@ class LocalAmqpServer(LocalServerProcess):
         return False
 
 
-__all__ = ["LocalAmqpServer", "ServerStartError", "shared_broker", "shared_broker_sync", "shared_broker_url"]
+__all__ = ["LocalAmqpServer", "ServerStartError", "local_broker", "shared_broker", "shared_broker_sync", "shared_broker_url"]

@@ -187,3 +187,41 @@ class LocalCluster:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+BENCH_NODES = 3  # one Raft replica group: the smallest that survives the loss of a node
+
+
+class ClusterServer:
+    """Three dex-nodes as one local "server": the URL names every node; the PID is the owner's.
+
+    The transport's local starter (its descriptor's ``local_server``): started
+    on ``__enter__``, every node stopped by PID on ``__exit__``.
+    """
+
+    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.cluster = LocalCluster(workdir, BENCH_NODES, extra=extra_args)
+        self._pid = 0
+
+    def __enter__(self) -> Self:
+        try:
+            self.cluster.start_all()
+            self._pid = self.cluster.settled().pid  # the owner the group keeps: no hand-back during the run
+        except BaseException:
+            self.cluster.stop()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.cluster.stop()
+
+    @property
+    def url(self) -> str:
+        return self.cluster.url
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(n.log_tail(lines) for n in self.cluster.live())

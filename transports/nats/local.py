@@ -7,18 +7,26 @@ store directory, binds 127.0.0.1 unless told otherwise, is started from a
 generated config file (so a cluster member gets explicit routes, a unique
 ``server_name`` and ``sync_interval: always``), and is stopped by its PID
 (SIGTERM, then SIGKILL): nothing else is ever signalled.
+
+``local_exchange`` is the transport's local starter (its descriptor's
+``local_server``): a nats-server of its own and a ``dex-nats`` on it.
+``local_broker`` starts one nats-server and names it in ``$DEX_NATS_URL``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from transports.core.limits import ConnectionLimits, Limits
 from transports.core.local_server import LocalServerProcess, ServerStartError
-from transports.nats.settings import free_port
+from transports.nats.settings import URL_ENV, free_port
 
 # The broker is the connection server here: its limits are ours (docs/limits.md). A message holds the largest
 # allowed batch or its reply (NATS's default is 1 MB); a client connection may fall this far behind before the
@@ -135,3 +143,64 @@ def start_cluster(members: Sequence[NatsServerProcess], timeout: float = 30.0) -
                     m.stop()
                 raise ServerStartError(f"{member.server_name} not ready within {timeout:g}s:\n{member.log_tail()}")
             time.sleep(0.05)
+
+
+_LISTENING = re.compile(r"dex-nats listening on (nats://\S+)")
+
+
+class LocalDexNats(LocalServerProcess):
+    """``dex-nats`` on a NATS URL given in ``extra_args[0]``, journaling into ``workdir``."""
+
+    name = "dex-nats"
+
+    def command(self) -> list[str]:
+        nats_url, *rest = self.extra_args
+        command = [sys.executable, "-m", "transports.nats.server", "--nats", nats_url, "--journal", str(self.journal_path)]
+        return [*command, "--log-level", "warning", *rest]
+
+    def ready(self, output: str) -> bool:
+        match = _LISTENING.search(output)
+        if match:
+            self.url = match.group(1)
+        return match is not None
+
+
+class LocalExchange:
+    """A nats-server and a ``dex-nats`` on it, seen as one server: the URL is the broker's, the PID the server's."""
+
+    def __init__(self, nats: NatsServerProcess, server: LocalDexNats) -> None:
+        self.nats = nats
+        self.server = server
+
+    @property
+    def url(self) -> str:
+        return self.nats.url
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+    def log_tail(self, lines: int = 20) -> str:
+        return self.server.log_tail(lines)
+
+
+@contextlib.contextmanager
+def local_exchange(workdir: Path, extra: tuple[str, ...] = ()) -> Iterator[LocalExchange]:
+    """A nats-server and a ``dex-nats`` on it, both stopped by PID afterwards."""
+    with NatsServerProcess(workdir / "nats") as nats, LocalDexNats(workdir, (nats.url, *extra)) as server:
+        yield LocalExchange(nats, server)
+
+
+@contextlib.contextmanager
+def local_broker() -> Iterator[str]:
+    """One nats-server in a temporary directory, named in ``$DEX_NATS_URL`` while it runs; stopped by PID."""
+    with tempfile.TemporaryDirectory(prefix="dex-nats-broker-") as tmp, NatsServerProcess(Path(tmp)) as nats:
+        previous = os.environ.get(URL_ENV)
+        os.environ[URL_ENV] = nats.url
+        try:
+            yield nats.url
+        finally:
+            if previous is None:
+                os.environ.pop(URL_ENV, None)
+            else:
+                os.environ[URL_ENV] = previous

@@ -1,0 +1,94 @@
+"""``turbo-dex --transports http,zmq,nats,amqp``: the brokered wires share the one gateway too.
+
+One real ``turbo-dex`` process serves HTTP, ZeroMQ, NATS (on a real
+nats-server) and RabbitMQ (on a real broker) from one gateway: an order over
+NATS rests, one over RabbitMQ trades against it, and the book seen over HTTP
+and ZeroMQ is the same one. The broker URLs are passed by the options the
+descriptors name (``--nats-url``, ``--amqp-url``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine import OrderAccepted, PlaceOrder, Side, TradeExecuted
+from transports.amqp.broker import LocalRabbitMQ
+from transports.launcher import served
+from transports.nats.local import NatsServerProcess
+from transports.registry import TRANSPORTS, make_client
+
+ROOT = Path(__file__).resolve().parents[2]
+SYM = "BTC-USD"
+PX = 3_000_000  # 30000.00
+WIRES = ("http", "zmq", "nats", "amqp")
+
+
+@pytest.fixture
+def urls(nats_server: NatsServerProcess, rabbitmq_broker: LocalRabbitMQ) -> Iterator[dict[str, str]]:
+    name = f"dex-launch-{os.getpid()}"
+    command = [sys.executable, "-m", "transports.launcher", "--transports", ",".join(WIRES), "--no-journal", "--log-level", "warning"]
+    command += ["--port", "0", "--zmq-port", "0", "--zmq-pub-port", "0"]
+    command += ["--nats-url", nats_server.url, "--amqp-url", rabbitmq_broker.url, "--amqp-name", name]
+    env = {k: v for k, v in os.environ.items() if k not in ("DEX_NATS_URL", "DEX_AMQP_URL")}  # only the options name brokers
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**env, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        found = dict(re.findall(r"(http|zmq)://([\d.]+:\d+)", line))
+        assert set(found) == {"http", "zmq"}, line
+        assert nats_server.url in line and "amqp://" in line, line
+        assert "guest:guest" not in line  # the broker's password is not printed
+        yield {
+            **{wire: f"{wire}://{address}" for wire, address in found.items()},
+            "nats": nats_server.url,
+            "amqp": f"{rabbitmq_broker.url}#{name}",
+        }
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert "turbo-dex stopped" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_turbo_dex_serves_every_mounted_transport_and_knows_each_brokers_option() -> None:
+    from transports.launcher import _parser
+
+    options = _parser().format_help()
+    assert set(WIRES) <= set(served())
+    assert "dht" not in served() and "inproc" not in served()  # a DHT node is its own process kind
+    for name in served():
+        broker = TRANSPORTS[name].broker
+        if broker is not None:
+            assert broker.option in options
+
+
+def test_orders_over_nats_and_rabbitmq_trade_on_one_book(urls: dict[str, str]) -> None:
+    async def scenario() -> None:
+        clients = {wire: make_client(wire, f"{wire}-trader", urls[wire]) for wire in WIRES}
+        for client in clients.values():
+            await client.connect()
+        try:
+            resting = (await clients["nats"].submit([PlaceOrder("", "n1", SYM, Side.SELL, 10_000, PX)]))[0]
+            assert [e.trader for e in resting if isinstance(e, OrderAccepted)] == ["nats-trader"]
+            taking = (await clients["amqp"].submit([PlaceOrder("", "a1", SYM, Side.BUY, 4_000, PX)]))[0]
+            trades = [e for e in taking if isinstance(e, TradeExecuted)]
+            assert [(t.maker_trader, t.taker_trader, t.price, t.qty) for t in trades] == [("nats-trader", "amqp-trader", PX, 4_000)]
+            for wire in ("http", "zmq"):  # the same book, whatever wire reads it
+                book = await clients[wire].book(SYM)
+                assert [(lvl.price, lvl.qty) for lvl in book.asks] == [(PX, 6_000)], wire
+        finally:
+            for client in clients.values():
+                await client.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 90))

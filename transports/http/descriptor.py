@@ -1,0 +1,78 @@
+"""The HTTP transport's descriptor (``transports.core.descriptor``): FastAPI/uvicorn, ``turbo-dex``. Imports lazily."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from pathlib import Path
+
+from engine import RejectReason
+from transports.core.client import TraderClient
+from transports.core.descriptor import BenchDefaults, LocalProcess, Mount, TransportDescriptor
+from transports.core.gateway import Gateway
+
+_FSYNC = "the server's journal fsync (group commit)"
+
+
+def _client(trader: str, url: str | None) -> TraderClient:
+    from transports.http.client import HttpClient
+
+    return HttpClient(trader, url)
+
+
+def _serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
+    from transports.http.server import serve_http
+
+    return serve_http(gateway)
+
+
+async def _malformed(url: str) -> RejectReason:
+    from transports.http.probe import send_malformed
+
+    return await send_malformed(url)
+
+
+def _local(workdir: Path, args: tuple[str, ...]) -> AbstractContextManager[LocalProcess]:
+    from transports.http.local import LocalServer
+
+    return LocalServer(workdir, args)
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+
+
+def _mount(gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextManager[str]:
+    from transports.http.server import serve_http
+    from transports.http.settings import HttpServerSettings
+
+    settings = HttpServerSettings(host=args.host, port=args.port, allow_admin=args.allow_admin, log_level=args.log_level)
+    return serve_http(gateway, settings)
+
+
+DESCRIPTOR = TransportDescriptor(
+    name="http",
+    title="HTTP",
+    summary="FastAPI/uvicorn server, WebSocket market data and own fills, Prometheus metrics.",
+    client=_client,
+    serve=_serve,
+    send_malformed=_malformed,
+    extra="http",
+    docs="docs/http.md",
+    console_script="turbo-dex",
+    server_module="transports.launcher",
+    local_server=_local,
+    mount=Mount(_options, _mount),
+    bench=BenchDefaults(
+        target_batch_per_s=100_000,
+        target_single_p99_us=2_000,
+        notes=(
+            "Each harness trader has its own HttpClient (httpx, HTTP/1.1 keep-alive) and posts to /orders/batch.",
+            "Every reply carries every event of its commands (book deltas included), decoded by the client.",
+        ),
+    ),
+    acknowledged_after=_FSYNC,
+    zero_configuration="no: clients name the server",
+    operational_parts="the server",
+    echo_wire="http",
+)
