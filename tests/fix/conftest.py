@@ -20,8 +20,8 @@ from transports.instruments import DEFAULT_INSTRUMENTS
 
 
 @asynccontextmanager
-async def fix_exchange(state_dir: Path, **settings: Any) -> AsyncIterator[tuple[str, Gateway]]:
-    gateway = Gateway(config=GatewayConfig(journal=str(state_dir / "journal.log"), fsync="off"))
+async def fix_exchange(state_dir: Path, buffer: int = 100_000, **settings: Any) -> AsyncIterator[tuple[str, Gateway]]:
+    gateway = Gateway(config=GatewayConfig(buffer=buffer, journal=str(state_dir / "journal.log"), fsync="off"))
     await gateway.start(DEFAULT_INSTRUMENTS)
     try:
         async with serve_fix(gateway, replace(FixServerSettings(port=0, state_dir=str(state_dir)), **settings)) as url:

@@ -14,6 +14,7 @@ from engine import (
     OrderRejected,
     OrderReplaced,
     OrderStatus,
+    Overloaded,
     PlaceOrder,
     RejectReason,
     Side,
@@ -76,13 +77,13 @@ def test_the_client_trades_replaces_cancels_and_reads_books_orders_and_market_da
     asyncio.run(scenario())
 
 
-def test_a_refused_logon_and_an_unreachable_server_are_not_connected(tmp_path: Path) -> None:
+def test_a_wrong_password_is_unauthorized_and_an_unreachable_server_not_connected(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with fix_exchange(tmp_path, passwords=Passwords(shared="pw")) as (url, _):
             try:
                 await FixClient("alice", url, password="nope", timeout=5).connect()
-            except NotConnected as exc:
-                assert "Password" in str(exc)
+            except ExchangeError as exc:
+                assert exc.reason is RejectReason.UNAUTHORIZED and "Password" in str(exc)
             else:
                 raise AssertionError("a wrong password logged on")
             async with FixClient("alice", url, password="pw") as ok:
@@ -155,5 +156,31 @@ def test_stats_cancel_on_disconnect_and_retried_request_ids(tmp_path: Path) -> N
             assert (await watcher.stats())["cancelled_by_reason"][CancelReason.CANCEL_ON_DISCONNECT.name] == 3
             assert (await watcher.book(BTC)).bids == []
             await alice.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_is_applied_whole_or_refused_whole(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with fix_exchange(tmp_path, buffer=20) as (url, gateway), FixClient("alice", url) as alice:
+            too_many = [PlaceOrder("alice", f"a{i}", BTC, Side.BUY, 1000, 2_900_000 - i) for i in range(50)]
+            try:
+                await alice.submit(too_many)
+            except ExchangeError as exc:
+                assert exc.reason is RejectReason.LIMIT_EXCEEDED
+            else:
+                raise AssertionError("a batch larger than the gateway's queue was applied")
+            assert gateway.stats_dict()["orders"] == 0 and (await alice.book(BTC)).bids == []
+            gateway._queued = gateway.config.buffer  # the queue is full: others' work in flight
+            try:
+                await alice.submit(too_many[:3])
+            except Overloaded:
+                pass
+            else:
+                raise AssertionError("a full gateway took a batch")
+            finally:
+                gateway._queued = 0
+            replies = await alice.submit(too_many[:20])  # exactly what the queue holds: applied whole, in order
+            assert [r[0].client_order_id for r in replies if isinstance(r[0], OrderAccepted)] == [f"a{i}" for i in range(20)]
 
     asyncio.run(scenario())

@@ -59,7 +59,9 @@ from engine import (
     OrderRejected,
     OrderReplaced,
     OrderStatus,
+    OrderType,
     OrderView,
+    Overloaded,
     PlaceOrder,
     RejectReason,
     ReplaceOrder,
@@ -116,6 +118,7 @@ class FixClient(TraderClient):
         self._ids = itertools.count(1)
         self._instruments: dict[str, Instrument] = {}
         self.logout_text = ""
+        self.logout_reason: RejectReason | None = None
 
     # ----------------------------------------------------------- lifecycle
     async def connect(self) -> None:
@@ -140,6 +143,8 @@ class FixClient(TraderClient):
             await asyncio.wait_for(asyncio.shield(self._logon), self.timeout)
         except (TimeoutError, ExchangeError) as exc:
             await self.close()
+            if self.logout_reason is not None:  # the server said why (a name outside the rule, a wrong password)
+                raise ExchangeError(f"FIX logon refused: {self.logout_text}", self.logout_reason) from None
             raise NotConnected(f"FIX logon to {self.url} refused: {self.logout_text or exc}") from None
         await self._load_instruments()
 
@@ -239,6 +244,8 @@ class FixClient(TraderClient):
                 self._writer.write(self._encode(p.SEQUENCE_RESET, [(p.GAP_FILL_FLAG, "Y"), (p.NEW_SEQ_NO, self.next_out)], begin, True))
         elif msg_type == p.LOGOUT:
             self.logout_text = (message.get(p.TEXT) or b"").decode(errors="replace")
+            if message.get(p.DEX_REASON) is not None:
+                self.logout_reason = p.reject_reason(message.get(p.DEX_REASON))
         elif message.get(p.DEX_REPLY) is not None:
             self._partial.append(message)
             if message.get(p.DEX_REPLY) == b"Y":
@@ -262,16 +269,22 @@ class FixClient(TraderClient):
     async def submit(self, commands: Sequence[Command]) -> Replies:
         await self.connect()
         futures = []
-        for command in commands:
+        for index, command in enumerate(commands):
             msg_type, pairs = await self._encode_command(command)
+            if index == 0 and len(commands) > 1:
+                pairs.append((p.DEX_BATCH, len(commands)))  # applied whole or refused whole, like every wire's batch
             future: asyncio.Future[list[simplefix.FixMessage]] = asyncio.get_running_loop().create_future()
             self._send(msg_type, pairs)
             self._answers.append(future)
             futures.append((command, future))
-        return [self._events(command, await self._wait(future)) for command, future in futures]
+        replies = [self._events(command, await self._wait(future)) for command, future in futures]
+        _raise_if_refused_whole(replies)
+        return replies
 
     async def _encode_command(self, command: Command) -> tuple[bytes, list[tuple[int, object]]]:
-        cl_ord_id = f"{self.trader[:20]}-{next(self._ids)}-{os.getpid()}"
+        # A retry-safe request (its request id) keeps its ClOrdID, so its repeated answer is the same answer.
+        request_id = getattr(command, "request_id", 0)
+        cl_ord_id = f"{self.trader[:20]}-r{request_id}" if request_id else f"{self.trader[:20]}-{next(self._ids)}-{os.getpid()}"
         if isinstance(command, PlaceOrder):
             conv = self._conv(command.symbol)
             pairs: list[tuple[int, object]] = [
@@ -283,9 +296,9 @@ class FixClient(TraderClient):
                 (p.TIME_IN_FORCE, p.TIF_CODES[command.tif]),
                 (p.TRANSACT_TIME, p.sending_time()),
             ]
-            if command.price:
+            if command.price or command.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
                 pairs.append((p.PRICE, conv.format_price(command.price)))
-            if command.stop_price:
+            if command.stop_price or command.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT):
                 pairs.append((p.STOP_PX, conv.format_price(command.stop_price)))
             if command.post_only:
                 pairs.append((p.EXEC_INST, p.POST_ONLY_EXEC_INST))
@@ -369,7 +382,8 @@ class FixClient(TraderClient):
             cid = get(p.ORIG_CL_ORD_ID) or get(p.CL_ORD_ID)
             return OrderCancelled(0, order_id, self.trader, cid, symbol, reason, order_qty - cum - leaves, leaves)
         if exec_type == p.ExecType.REPLACED:
-            return OrderReplaced(0, order_id, self.trader, get(p.CL_ORD_ID), symbol, side, price, leaves, False)
+            kept = get(p.DEX_PRIORITY_KEPT) == "Y"
+            return OrderReplaced(0, order_id, self.trader, get(p.CL_ORD_ID), symbol, side, price, leaves, kept)
         return None
 
     async def _arm_cancel_on_disconnect(self, grace_ms: int) -> int:
@@ -483,6 +497,15 @@ class FixClient(TraderClient):
             return MarketUpdate(symbol, md_seq, PublicTrade(0, int(get(p.TRD_MATCH_ID) or 0), symbol, price, qty, aggressor))
         side = Side.BUY if entry == "0" else Side.SELL
         return MarketUpdate(symbol, md_seq, BookDelta(0, symbol, side, price, qty, int(get(p.NUMBER_OF_ORDERS) or 0)))
+
+
+def _raise_if_refused_whole(replies: Replies) -> None:
+    """A batch the gateway refused whole (nothing applied) raises, as on every wire: every answer is that refusal."""
+    first = replies[0][0] if replies and replies[0] else None
+    if not isinstance(first, OrderRejected) or first.reason not in (RejectReason.OVERLOADED, RejectReason.LIMIT_EXCEEDED):
+        return
+    if all(len(r) == 1 and isinstance(r[0], OrderRejected) and r[0].reason is first.reason for r in replies):
+        raise Overloaded(first.message) if first.reason is RejectReason.OVERLOADED else ExchangeError(first.message, first.reason)
 
 
 def _request_id(request_id: int) -> list[tuple[int, object]]:

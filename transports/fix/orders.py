@@ -61,6 +61,7 @@ from transports.core.limits import MAX_TEXT
 from transports.fix import protocol as p
 
 Lookup = Callable[[str], Instrument | None]
+_STOPS = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
 MAX_TRACKED = 100_000  # ledger entries per trader before those of orders no longer open are swept out
 
 
@@ -196,8 +197,12 @@ class OrderEntry:
         assert isinstance(side, Side) and isinstance(order_type, OrderType) and isinstance(tif, TimeInForce)
         conv = converter(self._instrument(symbol))
         qty = conv.parse_qty(_required(message, p.ORDER_QTY))
-        price = conv.parse_price(_required(message, p.PRICE)) if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else 0
-        stop = conv.parse_price(_required(message, p.STOP_PX)) if order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) else 0
+        # Required where the order type needs them; read whenever present, so the engine judges every combination
+        # (a market order with a price is INVALID_ORDER there, the same on every wire).
+        price_text = _required(message, p.PRICE) if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else _optional(message, p.PRICE)
+        stop_text = _required(message, p.STOP_PX) if order_type in _STOPS else _optional(message, p.STOP_PX)
+        price = conv.parse_price(price_text) if price_text else 0
+        stop = conv.parse_price(stop_text) if stop_text else 0
         post_only = p.POST_ONLY_EXEC_INST in _optional(message, p.EXEC_INST).split()
         command = PlaceOrder(trader, cl_ord_id, symbol, side, qty, price, order_type, tif, post_only, stop)
         return Request(p.NEW_ORDER_SINGLE, command, cl_ord_id)
@@ -329,6 +334,7 @@ class OrderEntry:
                 event.order_id, event.client_order_id, event.symbol, Side.BUY, OrderType.LIMIT, TimeInForce.GTC, 0, event.qty
             )
         leaves = event.remaining
+        order.order_qty = max(order.order_qty, order.cum_qty + event.qty + leaves)  # known from the engine alone: rebuilt
         report = self._report(order, p.ExecType.CANCELED, f"{event.seq}C{event.order_id}", leaves=leaves, status=p.OrdStatus.CANCELED)
         if isinstance(request.command, CancelOrder) and request.command.order_id in (0, event.order_id):
             report.remove(p.CL_ORD_ID)
@@ -350,6 +356,7 @@ class OrderEntry:
         ledger.add(order)
         report = self._report(order, p.ExecType.REPLACED, f"{event.seq}", leaves=event.qty)
         report.append_pair(p.ORIG_CL_ORD_ID, orig)
+        report.append_pair(p.DEX_PRIORITY_KEPT, "Y" if event.priority_kept else "N")
         return report
 
     def _report(

@@ -121,6 +121,8 @@ DEX_REASON = 20001
 DEX_REPLY = 20002
 DEX_REQUEST_ID = 20003  # on F, G, q: makes a retry safe (the engine's request id, docs/exactly-once.md)
 DEX_GRACE_MS = 20004  # on U3 / U4: cancel on disconnect's grace
+DEX_PRIORITY_KEPT = 20006  # on a Replaced report: Y when the order kept its time priority (a quantity decrease)
+DEX_BATCH = 20005  # on an order message: it and the next n - 1 order messages are one batch, applied or refused whole
 
 # --------------------------------------------------------- message types
 HEARTBEAT = b"0"

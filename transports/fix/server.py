@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
@@ -95,14 +96,19 @@ class FixServer:
 async def serve_fix(gateway: Gateway, settings: FixServerSettings | None = None) -> AsyncIterator[str]:
     """Serve ``gateway`` over FIX in the running event loop; yields the URL (``fix://host:port``).
 
-    The caller starts and stops the gateway. Port 0 (the default here) picks a free port.
+    The caller starts and stops the gateway. Without ``settings``: a free port on
+    127.0.0.1, and the sessions' sequence numbers in a temporary directory that
+    lives as long as the server (pass a ``state_dir`` to keep them).
     """
-    server = FixServer(gateway, settings)
-    await server.start()
-    try:
-        yield server.url
-    finally:
-        await server.stop()
+    with contextlib.ExitStack() as scratch:
+        if settings is None:
+            settings = FixServerSettings(port=0, state_dir=scratch.enter_context(tempfile.TemporaryDirectory(prefix="dex-fix-")))
+        server = FixServer(gateway, settings)
+        await server.start()
+        try:
+            yield server.url
+        finally:
+            await server.stop()
 
 
 # ------------------------------------------------------------------ process

@@ -104,6 +104,8 @@ class FixSession:
         self._fills: FillSubscription | None = None
         self._batch: list[tuple[int, Request | ExchangeError, bytes]] = []
         self._undecoded: dict[int, Request] = {}  # what a refusal repeats of an order message that made no command
+        self._batch_left = 0  # order messages still to come of a declared batch (DEX_BATCH)
+        self._batch_refusal: ExchangeError | None = None  # the declared batch is refused whole with this
         self.closed = False
 
     # ----------------------------------------------------------- lifecycle
@@ -144,7 +146,8 @@ class FixSession:
             except p.FrameError as exc:
                 self.registry.requests.refused(exc)
                 self._logout(f"garbled stream: {exc.message}")
-            await self._flush_batch()
+            if not self._batch_left:  # a declared batch still arriving waits for its last message
+                await self._flush_batch()
             await self._drain()
 
     async def _close(self) -> None:
@@ -217,12 +220,13 @@ class FixSession:
             self.send(out)
         raise SessionEnded
 
-    def _refuse(self, why: str, message: simplefix.FixMessage | None = None) -> NoReturn:
+    def _refuse(self, why: str, message: simplefix.FixMessage | None = None, reason: RejectReason = RejectReason.UNAUTHORIZED) -> NoReturn:
         """A Logon refused: a Logout outside any session (sequence 1, nothing stored; addressed to the SenderCompID of
-        ``message`` when it has one), then close."""
-        self.registry.requests.refused(ExchangeError(why, RejectReason.UNAUTHORIZED))
+        ``message`` when it has one) naming ``reason`` in DEX_REASON, then close."""
+        self.registry.requests.refused(ExchangeError(why, reason))
         out = p.new_message(p.LOGOUT)
         out.append_pair(p.TEXT, why[:200])
+        out.append_pair(p.DEX_REASON, int(reason))
         target = (message.get(p.SENDER_COMP_ID) if message is not None else None) or b"UNKNOWN"
         with contextlib.suppress(SessionEnded):
             self._write(p.encode(out, self.settings.comp_id, target.decode(errors="replace")[:64], 1))
@@ -314,10 +318,9 @@ class FixSession:
         if consume:
             self.numbers.next_in = seq + 1
         if msg_type in _ORDER_TYPES:
-            self._collect_order(message, msg_type, seq)
-            if len(self._batch) >= self.registry.requests.limits.max_batch:
-                await self._flush_batch()
+            await self._on_order(message, msg_type, seq)
             return
+        self._batch_left = 0  # a declared batch cut short by another message: what came of it is submitted as it is
         await self._flush_batch()  # whatever comes next is answered after the orders before it
         if msg_type == p.HEARTBEAT:
             return
@@ -365,7 +368,7 @@ class FixSession:
         try:
             sender = check_trader(message.get(p.SENDER_COMP_ID) or b"")
         except ExchangeError as exc:
-            self._refuse(f"SenderCompID (49): {exc.message}", message)
+            self._refuse(f"SenderCompID (49): {exc.message}", message, exc.reason)
         if (message.get(p.TARGET_COMP_ID) or b"") != self.settings.comp_id.encode():
             self._refuse(f"TargetCompID (56) must be {self.settings.comp_id}", message)
         if (message.get(p.ENCRYPT_METHOD) or b"0") != b"0":
@@ -462,6 +465,36 @@ class FixSession:
                 return
 
     # -------------------------------------------------------------- orders
+    async def _on_order(self, message: simplefix.FixMessage, msg_type: bytes, seq: int) -> None:
+        """Collect one order-entry message into the batch submitted at the end of this read, or of its declared batch.
+
+        DEX_BATCH (20005) = n on a message: it and the next n - 1 order messages are one batch, submitted whole or
+        refused whole (OVERLOADED; LIMIT_EXCEEDED over ``max_batch``), across reads if need be.
+        """
+        limit = self.registry.requests.limits.max_batch
+        try:
+            declared = p.integer(message, p.DEX_BATCH) or 0
+        except MalformedMessage:
+            declared = 0
+        if declared:
+            self._batch_left = 0
+            await self._flush_batch()  # what came before is a batch of its own
+            self._batch_left = declared
+            self._batch_refusal = None
+            if declared > limit:
+                self._batch_refusal = LimitExceeded(f"a batch holds at most {limit} commands, got {declared}", "max_batch")
+        if self._batch_left and self._batch_refusal is not None:
+            self._undecoded[seq] = undecoded(msg_type, message)
+            self._batch.append((seq, self._batch_refusal, msg_type))
+        else:
+            self._collect_order(message, msg_type, seq)
+        if self._batch_left:
+            self._batch_left -= 1
+            if self._batch_left == 0:
+                await self._flush_batch()
+        elif len(self._batch) >= limit:
+            await self._flush_batch()
+
     def _collect_order(self, message: simplefix.FixMessage, msg_type: bytes, seq: int) -> None:
         assert self.trader is not None
         try:
