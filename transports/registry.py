@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import posixpath
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import MappingProxyType
@@ -110,7 +111,7 @@ def markdown() -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for d in TRANSPORTS.values():
-        title = f"[{d.title}]({d.docs.removeprefix('docs/')})" if d.docs else d.title
+        title = f"[{d.title}]({posixpath.relpath(d.docs, 'docs')})" if d.docs else d.title  # the link is read from docs/
         broker = f"{d.broker.name} (`{d.broker.option}`, `${d.broker.env}`)" if d.broker else "-"
         served = "yes" if d.mount else "no"
         server = f"`{d.console_script}`" if d.console_script else "-"

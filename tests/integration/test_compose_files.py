@@ -26,6 +26,7 @@ import yaml
 from transports.core.gateway import Gateway
 from transports.core.metrics import metrics_registry, render
 from transports.instruments import DEFAULT_INSTRUMENTS
+from transports.registry import extras
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose"
@@ -151,7 +152,7 @@ def test_every_dashboard_query_names_a_metric_the_servers_export() -> None:
         assert any(wanted in title for title in titles), wanted
 
 
-@pytest.mark.parametrize("extra", ["http", "grpc", "zmq", "nats", "amqp", "dht"])
+@pytest.mark.parametrize("extra", extras())  # every registered transport's (transports/registry.py)
 def test_the_image_installs_every_transport_extra(extra: str) -> None:
     dockerfile = (COMPOSE / "Dockerfile").read_text()
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
