@@ -822,10 +822,14 @@ def encode_market_data(item: MarketData, instruments: InstrumentLookup) -> pb.Ma
     if isinstance(item, MarketUpdate):
         event = item.event
         if type(event) is BookDelta:
-            update = pb.MarketUpdate(md_seq=item.md_seq, seq=event.seq, book_delta=_encode_book_delta(event, instruments))
+            update = pb.MarketUpdate(
+                md_seq=item.md_seq, seq=event.seq, book_delta=_encode_book_delta(event, instruments), applied_mono_ns=item.applied_mono_ns
+            )
         else:
             assert isinstance(event, PublicTrade)
-            update = pb.MarketUpdate(md_seq=item.md_seq, seq=event.seq, trade=_encode_public_trade(event, instruments))
+            update = pb.MarketUpdate(
+                md_seq=item.md_seq, seq=event.seq, trade=_encode_public_trade(event, instruments), applied_mono_ns=item.applied_mono_ns
+            )
         return pb.MarketDataMessage(update=update)
     if isinstance(item, BookSnapshot):
         return pb.MarketDataMessage(
@@ -847,7 +851,7 @@ def decode_market_data(data: pb.MarketDataMessage | Bytes, instruments: Instrume
             event = _decode_public_trade(update.seq, update.trade, instruments)
         else:
             raise MalformedMessage("a market update needs book_delta or trade")
-        return MarketUpdate(event.symbol, update.md_seq, event)
+        return MarketUpdate(event.symbol, update.md_seq, event, update.applied_mono_ns)
     if kind == "snapshot":
         snapshot = message.snapshot
         depth = decode_book(snapshot.depth, instruments)

@@ -485,8 +485,10 @@ class Gateway:
         hub = self.marketdata
         if self.fills.has_subscribers:
             self.fills.publish(market.trades)
-        hub.publish_all(market.trades)
-        hub.publish_all(market.deltas.values())
+        # One clock read per group, only when someone receives its updates: how late a subscriber sees them.
+        applied = time.monotonic_ns() if hub.has_subscribers else 0
+        hub.publish_all(market.trades, applied)
+        hub.publish_all(market.deltas.values(), applied)
         hub.skip(market.unsent)
         market.clear()
 

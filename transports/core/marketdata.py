@@ -11,6 +11,10 @@ Invariants:
 * A snapshot holds the best ``MAX_SNAPSHOT_LEVELS`` levels per side
   (docs/limits.md), so its size is bounded however deep the book: a deeper
   level reaches a subscriber as an update when it next changes.
+* Every ``MarketUpdate`` of a group carries the same ``applied_mono_ns``: the
+  gateway's one ``time.monotonic_ns()`` reading when it applied the group (0
+  when nobody was subscribed), so a subscriber on this machine can tell how
+  late it sees a change (``bench/fanout.py``).
 * A subscriber that falls behind (its bounded queue is full) is never fed a
   partial stream: its backlog is dropped and, when it next reads, it receives
   a ``Gap`` and then a fresh ``BookSnapshot`` taken at that moment; the stream
@@ -139,7 +143,7 @@ class MarketDataHub:
             if subs and sub in subs:
                 subs.remove(sub)
 
-    def publish(self, event: BookDelta | TradeExecuted) -> None:
+    def publish(self, event: BookDelta | TradeExecuted, applied_mono_ns: int = 0) -> None:
         """Number ``event`` and hand it to its symbol's subscribers (a trade made anonymous: ``PublicTrade``)."""
         symbol = event.symbol
         md_seq = self.md_seq.get(symbol, 0) + 1
@@ -147,12 +151,13 @@ class MarketDataHub:
         self.published += 1
         subs = self._subscribers.get(symbol)
         if subs:
-            update = MarketUpdate(symbol, md_seq, _public(event))
+            update = MarketUpdate(symbol, md_seq, _public(event), applied_mono_ns)
             for sub in subs:
                 sub.push(update)
 
-    def publish_all(self, events: Iterable[BookDelta | TradeExecuted]) -> None:
-        """``publish`` each of ``events`` in order (one call per group: the loop is the gateway writer's)."""
+    def publish_all(self, events: Iterable[BookDelta | TradeExecuted], applied_mono_ns: int = 0) -> None:
+        """``publish`` each of ``events`` in order (one call per group: the loop is the gateway writer's), each
+        stamped with ``applied_mono_ns``, the group's apply time."""
         md_seq = self.md_seq
         subscribers = self._subscribers
         count = 0
@@ -163,7 +168,7 @@ class MarketDataHub:
             count += 1
             subs = subscribers.get(symbol)
             if subs:
-                update = MarketUpdate(symbol, seq, _public(event))
+                update = MarketUpdate(symbol, seq, _public(event), applied_mono_ns)
                 for sub in subs:
                     sub.push(update)
         self.published += count

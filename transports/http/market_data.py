@@ -3,7 +3,7 @@
 ::
 
     {"type": "snapshot", "symbol", "md_seq", "seq", "bids": [[price, qty, count], ...], "asks": [...], "last_price"}
-    {"type": "update", "symbol", "md_seq", "event": {a book_delta as json_codec.encode_event, or a public trade}}
+    {"type": "update", "symbol", "md_seq", "applied_mono_ns", "event": {a book_delta as json_codec.encode_event, or a public trade}}
     {"type": "gap", "symbol", "last_md_seq", "dropped"}
     {"type": "error", "reason", "code", "message"}          (then the server closes the socket)
 
@@ -43,7 +43,7 @@ def encode_market_data(item: MarketData, instruments: InstrumentLookup) -> dict[
             body = encode_public_trade(event, _instrument(instruments, event.symbol))
         else:
             body = encode_event(event, instruments)
-        return {"type": "update", "symbol": item.symbol, "md_seq": item.md_seq, "event": body}
+        return {"type": "update", "symbol": item.symbol, "md_seq": item.md_seq, "applied_mono_ns": item.applied_mono_ns, "event": body}
     if type(item) is BookSnapshot:
         instrument = _instrument(instruments, item.symbol)
         depth = encode_depth(item.depth, instrument, item.md_seq)
@@ -68,7 +68,7 @@ def decode_market_data(data: Any, instruments: InstrumentLookup) -> MarketData:
                 if not isinstance(delta, BookDelta):
                     raise MalformedMessage(f"not a market-data event: {type(delta).__name__}")
                 event = delta
-            return MarketUpdate(str(data["symbol"]), int(data["md_seq"]), event)
+            return MarketUpdate(str(data["symbol"]), int(data["md_seq"]), event, int(data.get("applied_mono_ns", 0)))
         if kind == "snapshot":
             symbol = str(data["symbol"])
             return BookSnapshot(symbol, int(data["md_seq"]), decode_depth(data, _instrument(instruments, symbol)))
