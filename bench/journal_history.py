@@ -2,7 +2,9 @@
 
 ``history(journal_bytes)`` returns a directory holding ``journal.log`` and ``journal.log.snapshot`` as
 a ``turbo-dex`` started with ``--snapshot-every SNAPSHOT_EVERY`` would have left them after writing
-``journal_bytes`` of journal records, at the moment of a ``kill -9``.
+``journal_bytes`` of journal records, at the moment of a ``kill -9`` (``at-target/``), and the same
+history traded on to just before its next snapshot (``worst-tail/``: the longest tail a restart can
+replay).
 
 How it is written, fast and real:
 
@@ -18,6 +20,7 @@ How it is written, fast and real:
   the encoder.
 * History bytes count every record appended (frame included). Generation stops at the first group
   past ``journal_bytes``; whatever tail follows the last snapshot then is what a restart replays.
+  Where that moment falls in the snapshot cycle is chance, so the worst case is kept beside it.
 
 The result is cached under ``build/bench-cache/<key>/`` (the key names every parameter and
 ``FORMAT``); a later call reuses it and says so (``cached``), with the generation cost measured when it
@@ -45,7 +48,7 @@ from transports.core.requests import RequestHandler
 from transports.instruments import select_instruments
 
 CACHE = ROOT / "build" / "bench-cache"
-FORMAT = 1  # bump when the flow below changes: a cached history of another flow must not be reused
+FORMAT = 2  # bump when the flow below changes: a cached history of another flow must not be reused
 BATCH = 1000
 CYCLE = 64  # batch pairs before the ids repeat: 128,000 finished ids > the engine's window of 100,000
 SNAPSHOT_EVERY = 500_000  # commands between snapshots (turbo-dex --snapshot-every): at most this many replayed at a restart
@@ -72,7 +75,16 @@ def _pairs(symbol: str) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
+def _copy_state(journal: Path, into: Path) -> None:
+    """The journal and its snapshot as they are now: what a ``kill -9`` at this moment would leave."""
+    into.mkdir(parents=True)
+    for source in (journal, snapshot_path(journal)):
+        if source.exists():
+            shutil.copyfile(source, into / source.name)
+
+
 async def _generate(journal: Path, journal_bytes: int, snapshot_every: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Trade until ``journal_bytes`` are written (state ``at-target``), then on to the longest tail (``worst-tail``)."""
     instruments = select_instruments("")
     config = GatewayConfig(journal=str(journal), fsync="off", snapshot_every=snapshot_every, snapshot_interval_s=0)
     gateway = Gateway(config=config)
@@ -90,21 +102,24 @@ async def _generate(journal: Path, journal_bytes: int, snapshot_every: int, log:
     gateway.journal.append = counting  # type: ignore[method-assign]
     started = time.monotonic()
     commands = tail = 0
-    snapshots = gateway.snapshots
     next_log = started + 10
-    while written[0] < journal_bytes:
+
+    async def trade_pair() -> None:
+        nonlocal commands, tail
+        snapshots = gateway.snapshots
         maker, taker = pairs[(commands // (2 * BATCH)) % CYCLE]
         await requests.orders(maker, "maker")
         await requests.orders(taker, "taker")
         commands += 2 * BATCH
         tail = 0 if gateway.snapshots != snapshots else tail + 2 * BATCH
-        snapshots = gateway.snapshots
+
+    while written[0] < journal_bytes:
+        await trade_pair()
         if time.monotonic() >= next_log:
             next_log += 10
             log(f"  journal history: {written[0] / 2**20:,.0f} of {journal_bytes / 2**20:,.0f} MiB, {commands:,} commands")
     seconds = time.monotonic() - started
-    resting = sum(len(level.live_orders()) for book in gateway.engine.books.values() for level in book.bids.levels.values())
-    result = {
+    result: dict[str, Any] = {
         "history_bytes": written[0],
         "commands": commands,
         "trades": gateway.stats.trades,
@@ -112,16 +127,28 @@ async def _generate(journal: Path, journal_bytes: int, snapshot_every: int, log:
         "last_snapshot_pause_ms": round(gateway.snapshot_pause_ms, 1),
         "tail_commands": tail,
         "engine_seq": gateway.engine.seq,
-        "resting_orders": resting,
+        "resting_orders": sum(len(level.live_orders()) for book in gateway.engine.books.values() for level in book.bids.levels.values()),
         "generate_s": round(seconds, 1),
         "generate_commands_per_s": round(commands / seconds),
+        "journal_file_bytes": journal.stat().st_size,
+        "snapshot_bytes": snapshot_path(journal).stat().st_size if snapshot_path(journal).exists() else 0,
     }
+    _copy_state(journal, journal.parent / "at-target")
+    if gateway.snapshots:  # the same history a moment before its next snapshot: the most a restart ever replays
+        while tail + 2 * BATCH < snapshot_every:
+            await trade_pair()
+        result["worst_tail"] = {"tail_commands": tail, "history_bytes": written[0], "journal_file_bytes": journal.stat().st_size}
+        _copy_state(journal, journal.parent / "worst-tail")
     gateway.journal.close()  # no stop(): its checkpoint is a clean shutdown's, and a kill -9 leaves none
     return result
 
 
 def history(journal_bytes: int, *, snapshot_every: int = SNAPSHOT_EVERY, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """The cached history of ``journal_bytes`` (generated now if absent): its facts and ``path``."""
+    """The cached history of ``journal_bytes`` (generated now if absent): its facts and ``path``.
+
+    ``path`` holds ``at-target/`` (the state when ``journal_bytes`` were written) and, once a snapshot
+    was taken, ``worst-tail/`` (the same history traded on to just before the next snapshot).
+    """
     key = f"history-v{FORMAT}-{journal_bytes}b-batch{BATCH}-cycle{CYCLE}-snap{snapshot_every}-seed{SEED}"
     where = CACHE / key
     meta_path = where / "meta.json"
@@ -134,11 +161,10 @@ def history(journal_bytes: int, *, snapshot_every: int = SNAPSHOT_EVERY, log: Ca
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     meta = asyncio.run(_generate(building / "journal.log", journal_bytes, snapshot_every, log))
-    journal = building / "journal.log"
+    for leftover in (building / "journal.log", snapshot_path(building / "journal.log")):
+        leftover.unlink(missing_ok=True)  # the states kept are the copies
     meta.update(
         {
-            "journal_file_bytes": journal.stat().st_size,
-            "snapshot_bytes": snapshot_path(journal).stat().st_size if snapshot_path(journal).exists() else 0,
             "snapshot_every": snapshot_every,
             "client_order_id_chars": 36,
             "method": "in-process gateway, fsync off, maker/taker batch pairs that trade every lot (bounded book)",

@@ -18,8 +18,11 @@ Deployments (each row is min/median/max over ``kills`` crashes):
   sends to a survivor; recovery = kill to the first order a survivor acknowledges (new owner, majority
   stored). The killed node is restarted and caught up before the next kill.
 * ``journal_1gb``: a single server whose journal history is ``journal_bytes`` long (see
-  ``bench/journal_history.py``): ``kill -9`` then restart, ``restarts`` times; restart = kill to the
-  first accepted order (target 2 s).
+  ``bench/journal_history.py``; snapshots every ``snapshot_every`` commands truncate it): ``kill -9``
+  then restart, ``restarts`` times; restart = kill to the first accepted order (target 2 s). Once at
+  the state where the history reached ``journal_bytes`` (its tail since the last snapshot is
+  wherever that fell), and once more (``worst_tail``) on the same history traded on to just before
+  its next snapshot: the longest tail a restart of that server ever replays.
 
 Lost and doubled (``single`` and ``dht``): every order is a passive 1-lot buy at one price level of
 one symbol, under a client order id, and an order whose outcome the crash hid is sent again under the
@@ -233,7 +236,8 @@ async def _single(kills: int, workdir: Path, log: Log, server_args: tuple[str, .
         if not task.done():
             task.cancel()
         server.stop()
-    return {"recovery_s": spread(times), "samples_s": times, **audit, "transport": "http (turbo-dex)", "fsync": "batch"}
+    samples = [round(t, 3) for t in times]
+    return {"recovery_s": spread(times), "samples_s": samples, **audit, "transport": "http (turbo-dex)", "fsync": "batch"}
 
 
 # ------------------------------------------------------------------ nats-auto
@@ -348,12 +352,13 @@ async def _dht(kills: int, workdir: Path, log: Log) -> dict[str, Any]:
         finally:
             if not task.done():
                 task.cancel()
-    return {"recovery_s": spread(times), "samples_s": times, **audit}
+    return {"recovery_s": spread(times), "samples_s": [round(t, 3) for t in times], **audit}
 
 
 # ------------------------------------------------------------------ 1 GB journal
 async def _restart_on_history(state: Path, restarts: int, workdir: Path, log: Log, snapshot_every: int) -> dict[str, Any]:
     """``restarts`` times: kill -9 a turbo-dex serving ``state`` and time the restart to its first accepted order."""
+    workdir.mkdir(parents=True)
     server = SamePortServer(workdir, ("--snapshot-every", str(snapshot_every)))
     shutil.copyfile(state / "journal.log", server.journal_path)
     if (state / "journal.log.snapshot").exists():
@@ -376,21 +381,26 @@ async def _restart_on_history(state: Path, restarts: int, workdir: Path, log: Lo
         if not task.done():
             task.cancel()
         server.stop()
-    return {"restart_s": spread(times), "samples_s": times, "first_start_s": round(first_start_s, 3), **audit}
+    return {"restart_s": spread(times), "samples_s": [round(t, 3) for t in times], "first_start_s": round(first_start_s, 3), **audit}
 
 
 def _journal_1gb(journal_bytes: int, snapshot_every: int, restarts: int, workdir: Path, log: Log) -> dict[str, Any]:
     from bench.journal_history import history
 
     state = history(journal_bytes, snapshot_every=snapshot_every, log=log)
-    result = asyncio.run(_restart_on_history(Path(state["path"]), restarts, workdir, log, state["snapshot_every"]))
-    median = result["restart_s"]["median"] if result["restart_s"] else None
-    return {
-        **{k: v for k, v in state.items() if k != "path"},
-        **result,
-        "target_s": TARGET_1GB_S,
-        "target_met": median is not None and median <= TARGET_1GB_S and result["lost"] == 0 and result["doubled"] == 0,
-    }
+    at_target = asyncio.run(_restart_on_history(Path(state["path"]) / "at-target", restarts, workdir / "at-target", log, snapshot_every))
+    result = {**{k: v for k, v in state.items() if k not in ("path", "worst_tail")}, **at_target}
+    met = _met(at_target)
+    if "worst_tail" in state:
+        log(f"  journal history: the longest tail ({state['worst_tail']['tail_commands']:,} commands)")
+        worst = asyncio.run(_restart_on_history(Path(state["path"]) / "worst-tail", restarts, workdir / "worst-tail", log, snapshot_every))
+        result["worst_tail"] = {**state["worst_tail"], **worst, "target_met": _met(worst)}
+    return {**result, "target_s": TARGET_1GB_S, "target_met": met}
+
+
+def _met(restart: Mapping[str, Any]) -> bool:
+    spread_s = restart["restart_s"]
+    return spread_s is not None and spread_s["median"] <= TARGET_1GB_S and restart["lost"] == 0 and restart["doubled"] == 0
 
 
 # ------------------------------------------------------------------ entry points
@@ -470,6 +480,14 @@ def summary_lines(result: Mapping[str, Any]) -> list[str]:
             f"tail {long_run['tail_commands']:,} commands: restart min/median/max {r['min']}/{r['median']}/{r['max']} s "
             f"(target <= {long_run['target_s']} s: {'met' if long_run['target_met'] else 'NOT met'})"
         )
+        worst = long_run.get("worst_tail")
+        if worst and worst["restart_s"]:
+            w = worst["restart_s"]
+            lines.append(
+                f"history    the longest tail, {worst['tail_commands']:,} commands: "
+                f"restart min/median/max {w['min']}/{w['median']}/{w['max']} s "
+                f"(target: {'met' if worst['target_met'] else 'NOT met'})"
+            )
     elif long_run:
         lines.append(f"history    FAILED: {long_run['failure'][:200]}")
     return lines

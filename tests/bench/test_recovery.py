@@ -36,4 +36,7 @@ def test_each_deployment_recovers_from_kill_9_with_no_order_lost_or_doubled() ->
     assert history["restart_s"] is not None and history["restart_s"]["median"] > 0
     assert history["lost"] == 0 and history["doubled"] == 0
     assert history["target_s"] == 2.0 and isinstance(history["target_met"], bool)
-    assert len(summary_lines(result)) == 4
+    worst = history["worst_tail"]  # the same history just before its next snapshot: the longest replay
+    assert history["tail_commands"] <= worst["tail_commands"] < history["snapshot_every"]
+    assert worst["restart_s"] is not None and worst["lost"] == 0 and worst["doubled"] == 0
+    assert len(summary_lines(result)) == 5
