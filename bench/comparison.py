@@ -194,7 +194,7 @@ def run_ceilings(transports: Sequence[str], workload: Workload, repeat: int) -> 
 def engine_alone(seed: int, batch: int) -> dict[str, Any]:
     """The engine alone on the harness's seeded workload (4 traders' streams interleaved by batch), commands/s."""
     from engine import AddInstrument, Engine
-    from traders.workload import OrderFlow
+    from transports.core.workload import OrderFlow
     from transports.instruments import DEFAULT_INSTRUMENTS
 
     flows = [OrderFlow(seed, f"trader-0-{i}", DEFAULT_INSTRUMENTS) for i in range(4)]

@@ -7,7 +7,7 @@ What is measured:
 * **Trading.** An in-process ``Gateway`` (journal, ``fsync="batch"``, as the
   servers run) takes lean batches (``transports.codec.lean``, one journal
   record per submission, as every wire sends them) from ``--traders`` seeded
-  ``traders.workload.OrderFlow`` streams, submitted concurrently as fast as
+  ``transports.core.workload.OrderFlow`` streams, submitted concurrently as fast as
   the gateway answers, for the largest of ``--marks`` seconds; once with
   snapshots off and once with the gateway's default snapshot period. At each
   mark the trading pauses (the pause is not counted as trading time) and the
@@ -45,11 +45,11 @@ from typing import Any
 
 import engine.engine as engine_module
 from engine import AddInstrument, Engine, Instrument, PlaceOrder, Side
-from traders.workload import OrderFlow
 from transports.codec import lean
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.journal import snapshot_path
 from transports.core.requests import RequestHandler
+from transports.core.workload import OrderFlow
 
 INSTRUMENTS = [Instrument.create("BTC-USD", "0.01", "0.001"), Instrument.create("ETH-USD", "0.01", "0.001")]
 JOURNAL = "dex.journal"

@@ -42,9 +42,9 @@ from starlette.responses import Response
 
 from bench.e2e import ROOT
 from engine import AddInstrument, Engine
-from traders.workload import OrderFlow
 from transports.codec import lean
 from transports.core.histogram import Histogram
+from transports.core.workload import OrderFlow
 from transports.instruments import DEFAULT_INSTRUMENTS
 
 WIRES = ("tcp", "zmq", "grpc", "http", "nats", "amqp")

@@ -12,8 +12,12 @@ zmq        PUB socket: two frames, ``[pair, body]`` (subscribe by pair prefix)
 =========  =====================================================================
 
 The body is always ``PriceUpdate.to_json()`` (decimal strings). Each publisher
-is opened by ``connect`` and closed by ``close``; a broker that cannot be
-reached raises ``PublisherUnavailable`` with the URL in the message.
+is opened by ``connect`` and closed by ``close`` (or used as ``async with``); a
+broker that cannot be reached raises ``PublisherUnavailable`` with the URL in
+the message. This module, ``pricefeed/update.py`` and
+``pricefeed/subscribers.py`` are the one price-update library: the feed, the
+bots (``traders/bots/worker.py`` declares the exchange with
+``declare_price_exchange``) and the tests use nothing else.
 
 The AMQP publisher rides out a broker restart: its connection is robust
 (aio-pika reconnects and re-declares the exchange), and ``publish`` retries
@@ -28,7 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from pricefeed.update import PriceUpdate
 
@@ -47,6 +52,30 @@ class PublisherUnavailable(Exception):
     """A broker could not be reached."""
 
 
+async def declare_price_exchange(channel: Any, name: str = PRICE_EXCHANGE) -> Any:
+    """The durable topic exchange price updates go to (idempotent: every publisher and subscriber declares it)."""
+    import aio_pika
+
+    return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+
+
+class _Opened:
+    """``async with publisher:`` connects, and closes on the way out."""
+
+    async def connect(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+
 class Publisher(Protocol):
     name: str
 
@@ -57,7 +86,7 @@ class Publisher(Protocol):
     async def close(self) -> None: ...
 
 
-class AmqpPublisher:
+class AmqpPublisher(_Opened):
     name = "amqp"
 
     def __init__(self, url: str, exchange: str = PRICE_EXCHANGE, retry_for: float = 120.0) -> None:
@@ -75,7 +104,7 @@ class AmqpPublisher:
         except Exception as exc:  # aio-pika raises several unrelated types for "cannot connect"
             raise PublisherUnavailable(f"amqp: cannot connect to {self.url}: {exc}") from exc
         channel = await self._connection.channel(publisher_confirms=True)
-        self._exchange = await channel.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+        self._exchange = await declare_price_exchange(channel, self.exchange_name)
 
     async def publish(self, update: PriceUpdate) -> None:
         import aio_pika
@@ -108,7 +137,7 @@ class AmqpPublisher:
             self._connection = None
 
 
-class NatsPublisher:
+class NatsPublisher(_Opened):
     name = "nats"
 
     def __init__(self, url: str) -> None:
@@ -132,7 +161,7 @@ class NatsPublisher:
             self._client = None
 
 
-class ZmqPublisher:
+class ZmqPublisher(_Opened):
     """Binds a PUB socket (``tcp://127.0.0.1:0`` picks a free port; ``endpoint`` tells which)."""
 
     name = "zmq"

@@ -8,10 +8,10 @@ Invariants:
   the wall clock in milliseconds, so a restarted feed never reuses a ``seq``:
   bots derive client order ids from it (``<bot>-<seq>``), and a redelivered
   update must map to the same id while a new update never does.
-* The JSON body is a superset of ``transports.amqp.prices.PriceUpdate``'s
-  (``pair``, ``price``, ``ts_ns``, ``seq``, ``source``): each side reads the
-  other's messages (a body without ``bid``/``ask`` quotes both at ``price``;
-  ``ts_ns`` stands for ``published_ns`` when that is absent).
+* This is the one ``PriceUpdate`` (the feed, the bots and the tests share it).
+  A body of the older format (``pair``, ``price``, ``ts_ns``, ``seq``,
+  ``source``) is still read: a body without ``bid``/``ask`` quotes both at
+  ``price``; ``ts_ns`` stands for ``published_ns`` when that is absent.
 * ``published_ns`` is the wall clock (``time.time_ns``) at publication: bots on
   the same machine measure price-to-order latency from it.
 """

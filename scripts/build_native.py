@@ -36,7 +36,7 @@ MODULES = [
     # The lean path: columnar order batches and outcomes, the gateway's per-command loop, the harness's order flow.
     "transports/codec/lean.py",
     "transports/core/apply.py",
-    "traders/workload.py",
+    "transports/core/workload.py",
 ]
 NATIVE_DIRS = ["engine", "transports/codec", "transports/core", "traders"]
 

@@ -22,7 +22,7 @@ from engine import AddInstrument, BookDepth, Engine, Instrument, OrderAccepted, 
 from traders.harness import cli
 from traders.harness.clients import remote_client
 from traders.harness.server import LocalServer, ServerStartError
-from traders.workload import OrderFlow
+from transports.core.workload import OrderFlow
 from transports.instruments import DEFAULT_INSTRUMENTS
 
 

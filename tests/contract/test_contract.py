@@ -389,8 +389,8 @@ def _digest(events: list[Event]) -> str:
 
 
 def test_the_same_workload_gives_the_same_events_and_state_as_the_engine_alone(transport: str) -> None:
-    from traders.workload import OrderFlow
     from transports.core.trader_identity import bind_trader
+    from transports.core.workload import OrderFlow
 
     batches = [OrderFlow(2026, "alice", [INSTRUMENT]).batch(250) for _ in range(12)]
 

@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 from engine import AddInstrument, Engine, Instrument
-from traders.workload import OrderFlow
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.journal import snapshot_path
+from transports.core.workload import OrderFlow
 
 INSTRUMENT = Instrument.create("BTC-USD", "0.01", "0.001")
 PER_BATCH = 100
@@ -32,7 +32,7 @@ SEED = 5
 CHILD = f"""
 import asyncio, sys
 from engine import Instrument
-from traders.workload import OrderFlow
+from transports.core.workload import OrderFlow
 from transports.core.gateway import Gateway, GatewayConfig
 
 async def main() -> None:

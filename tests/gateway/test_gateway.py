@@ -23,10 +23,10 @@ from engine import (
     Side,
     TradeExecuted,
 )
-from traders.workload import OrderFlow
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.journal import MAGIC, JournalCorrupt, frame, journal_commands, read_records
 from transports.core.marketdata import BookSnapshot, Gap, MarketUpdate
+from transports.core.workload import OrderFlow
 
 T = TypeVar("T")
 INSTRUMENT = Instrument.create("BTC-USD", "0.01", "0.001")

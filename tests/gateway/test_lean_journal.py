@@ -6,12 +6,12 @@ import asyncio
 from pathlib import Path
 
 from engine import AddInstrument, CancelOrder, Engine, Instrument, MassCancel, PlaceOrder, ReplaceOrder, Side
-from traders.workload import OrderFlow
 from transports.codec import lean
 from transports.codec.compact import encode_compact
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.journal import MAGIC, TRADER_BATCH, frame, journal_commands, read_records
 from transports.core.requests import RequestHandler
+from transports.core.workload import OrderFlow
 
 INSTRUMENT = Instrument.create("BTC-USD", "0.01", "0.001")
 

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from engine import AddInstrument, Command, Engine, Instrument
-from traders.workload import OrderFlow
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.journal import (
     BASE,
@@ -23,6 +22,7 @@ from transports.core.journal import (
     read_records,
     snapshot_path,
 )
+from transports.core.workload import OrderFlow
 
 INSTRUMENT = Instrument.create("BTC-USD", "0.01", "0.001")
 

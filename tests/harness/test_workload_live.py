@@ -20,9 +20,9 @@ from traders.harness.config import ConfigError, HarnessConfig, new_run_id
 from traders.harness.reasons import CANCEL_MEANINGS, REJECT_MEANINGS, cancel_meaning, reject_meaning
 from traders.harness.results import print_reasons, reason_lines
 from traders.harness.runner import ProcessRunner
-from traders.workload import OrderFlow
 from transports.codec.lean import ACCEPTED, REJECTED
 from transports.core.gateway import Gateway, GatewayConfig
+from transports.core.workload import OrderFlow
 from transports.inproc.client import InProcClient
 from transports.instruments import DEFAULT_INSTRUMENTS
 

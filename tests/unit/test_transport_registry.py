@@ -37,12 +37,14 @@ def test_makefile_installs_every_transports_extra_and_pyproject_declares_it() ->
         assert extra in declared, f"pyproject.toml declares no extra {extra!r}"
 
 
-def test_every_registered_transport_folder_is_in_the_independence_contract() -> None:
+def test_every_registered_transport_folder_is_in_the_import_contracts() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     contracts = config["tool"]["importlinter"]["contracts"]
     independent = next(set(c["modules"]) for c in contracts if c["type"] == "independence")
+    kept_from_pricefeed = next(set(c["forbidden_modules"]) for c in contracts if c.get("source_modules") == ["pricefeed"])
     folders = {module.rsplit(".", 1)[0] for module in DESCRIPTOR_MODULES}
     assert folders <= independent
+    assert folders <= kept_from_pricefeed
 
 
 def test_descriptors_name_what_the_rest_of_the_project_reads() -> None:

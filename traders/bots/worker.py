@@ -41,7 +41,7 @@ from typing import Any
 import aio_pika
 
 from engine import ExchangeError, Instrument
-from pricefeed.publishers import PRICE_EXCHANGE
+from pricefeed.publishers import PRICE_EXCHANGE, declare_price_exchange
 from pricefeed.update import BadPriceUpdate, PriceUpdate
 from traders.bots.desk import PartitionDesk
 from traders.bots.market import PairMarket
@@ -131,7 +131,7 @@ class BotWorker:
         tasks: list[asyncio.Task[None]] = []
         try:
             channel = await self._connection.channel()
-            exchange = await channel.declare_exchange(s.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+            exchange = await declare_price_exchange(channel, s.exchange)
             for partition in range(self.partitions):
                 tasks.append(asyncio.create_task(self._consume(partition, exchange)))
             tasks.append(asyncio.create_task(self._report(channel)))

@@ -17,8 +17,8 @@ import time
 
 from engine import AddInstrument, Engine
 from traders.harness.runner import Planned, Prepared
-from traders.workload import OrderFlow
 from transports.codec.lean import decode_orders, decode_outcomes, encode_outcomes, parse_orders
+from transports.core.workload import OrderFlow
 from transports.instruments import DEFAULT_INSTRUMENTS
 
 

@@ -74,11 +74,11 @@ from traders.harness import cost
 from traders.harness.clients import ClientFactory
 from traders.harness.config import ConfigError, HarnessConfig
 from traders.harness.pacing import Pacer
-from traders.workload import OrderFlow
 from transports.codec.lean import Outcomes, count_places, encode_orders
 from transports.core import gc_tuning
 from transports.core.client import TraderClient
 from transports.core.histogram import Histogram
+from transports.core.workload import OrderFlow
 
 ProgressSink = Callable[[dict[str, Any]], None]
 

@@ -135,7 +135,7 @@ class TraderStats:
 async def run_trader(
     nc: Client, trader: str, instruments: list[Instrument], rate: float, batch: int, seed: int, stats: TraderStats
 ) -> None:
-    from traders.workload import OrderFlow  # the harness's seeded workload: the same order mix as dex-trader
+    from transports.core.workload import OrderFlow  # the harness's seeded workload: the same order mix as dex-trader
 
     by_symbol = {i.symbol: i for i in instruments}
     client = DurableClient(nc, trader, by_symbol.get, Subjects())

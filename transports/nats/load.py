@@ -1,7 +1,7 @@
 """A seeded order load on the durable path, remembering every acknowledgement (tests, benchmark).
 
 Each trader publishes batches of the harness's seeded workload
-(``traders.workload.OrderFlow``) to DEX_ORDERS, pipelined (many
+(``transports.core.workload.OrderFlow``) to DEX_ORDERS, pipelined (many
 acknowledgements in flight), at ``rate`` commands/s (0 = as fast as acks
 allow). A publish that fails (a timeout, a NATS failover) is resent with the
 same ``Nats-Msg-Id`` until acknowledged or the load stops: resends are
@@ -51,7 +51,7 @@ class OrderLoad:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _trader(self, index: int) -> None:
-        from traders.workload import OrderFlow  # the harness's seeded order mix
+        from transports.core.workload import OrderFlow  # the harness's seeded order mix
 
         trader = f"load{self.seed}-{index}"
         client = DurableClient(self.nc, trader, {i.symbol: i for i in self.instruments}.get, Subjects())

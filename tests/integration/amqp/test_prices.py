@@ -1,4 +1,4 @@
-"""Price updates over RabbitMQ: JSON with decimal-string prices, routed by pair, persistent on a durable queue."""
+"""Price updates over RabbitMQ (``pricefeed``): JSON with decimal-string prices, routed by pair, persistent."""
 
 from __future__ import annotations
 
@@ -8,18 +8,24 @@ from decimal import Decimal
 import aio_pika
 import pytest
 
-from engine import MalformedMessage
-from transports.amqp.prices import PRICE_EXCHANGE, PricePublisher, PriceSubscriber, PriceUpdate
+from pricefeed.publishers import PRICE_EXCHANGE, AmqpPublisher
+from pricefeed.subscribers import AmqpSubscriber
+from pricefeed.update import BadPriceUpdate, PriceUpdate
+
+
+def _update(pair: str, price: str, seq: int, published_ns: int = 1_000) -> PriceUpdate:
+    p = Decimal(price)
+    return PriceUpdate(pair, seq, p, p, p, "test", published_ns)
 
 
 def test_updates_reach_the_subscribers_of_their_pair_only_in_order(rabbitmq_url: str, rabbitmq_prefix: str) -> None:
     btc, eth = f"{rabbitmq_prefix}BTC-USD", f"{rabbitmq_prefix}ETH-USD"
 
     async def scenario() -> None:
-        async with PriceSubscriber(rabbitmq_url, [btc]) as btc_only, PricePublisher(rabbitmq_url) as pub:
+        async with AmqpSubscriber(rabbitmq_url, [btc]) as btc_only, AmqpPublisher(rabbitmq_url) as pub:
             for seq in range(1, 6):
-                await pub.publish(PriceUpdate(eth, f"2000.{seq}", 1_000 + seq, seq, "test"))
-                await pub.publish(PriceUpdate(btc, f"30000.0{seq}", 1_000 + seq, seq, "test"))
+                await pub.publish(_update(eth, f"2000.{seq}", seq))
+                await pub.publish(_update(btc, f"30000.0{seq}", seq))
             got: list[PriceUpdate] = []
             async for update in btc_only:
                 got.append(update)
@@ -27,12 +33,12 @@ def test_updates_reach_the_subscribers_of_their_pair_only_in_order(rabbitmq_url:
                     break
             assert [u.pair for u in got] == [btc] * 5
             assert [u.seq for u in got] == [1, 2, 3, 4, 5]
-            assert got[0].price == "30000.01" and got[0].price_decimal == Decimal("30000.01") and got[0].source == "test"
+            assert got[0].price == Decimal("30000.01") and got[0].source == "test"
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
 
 
-def test_the_wire_is_json_with_a_decimal_string_price_and_persistent(rabbitmq_url: str, rabbitmq_prefix: str) -> None:
+def test_the_wire_is_json_with_decimal_string_prices_and_persistent(rabbitmq_url: str, rabbitmq_prefix: str) -> None:
     pair = f"{rabbitmq_prefix}SOL-USD"
 
     async def scenario() -> None:
@@ -42,15 +48,22 @@ def test_the_wire_is_json_with_a_decimal_string_price_and_persistent(rabbitmq_ur
             exchange = await channel.declare_exchange(PRICE_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
             queue = await channel.declare_queue("", exclusive=True)
             await queue.bind(exchange, routing_key=pair)
-            async with PricePublisher(rabbitmq_url) as pub:
-                await pub.publish(PriceUpdate(pair, "101.25", 42, 1, "synthetic"))
+            async with AmqpPublisher(rabbitmq_url) as pub:
+                await pub.publish(PriceUpdate(pair, 1, Decimal("101.25"), Decimal("101.20"), Decimal("101.30"), "synthetic", 42))
+            message = None
             for _ in range(100):
                 message = await queue.get(fail=False)
                 if message is not None:
                     break
                 await asyncio.sleep(0.05)
             assert message is not None
-            assert message.body == f'{{"pair":"{pair}","price":"101.25","ts_ns":42,"seq":1,"source":"synthetic"}}'.encode()
+            assert (
+                message.body
+                == (
+                    f'{{"pair":"{pair}","seq":1,"price":"101.25","bid":"101.20","ask":"101.30","source":"synthetic",'
+                    '"ts_ns":42,"published_ns":42}'
+                ).encode()
+            )
             assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT and message.content_type == "application/json"
 
     asyncio.run(scenario())
@@ -68,8 +81,8 @@ def test_the_wire_is_json_with_a_decimal_string_price_and_persistent(rabbitmq_ur
         b"[1, 2]",
     ],
 )
-def test_bad_price_messages_are_refused_with_malformed_message(body: bytes) -> None:
-    with pytest.raises(MalformedMessage):
+def test_bad_price_messages_are_refused(body: bytes) -> None:
+    with pytest.raises(BadPriceUpdate):
         PriceUpdate.from_json(body)
 
 
@@ -77,15 +90,15 @@ def test_a_subscriber_skips_and_counts_malformed_updates(rabbitmq_url: str, rabb
     pair = f"{rabbitmq_prefix}XRP-USD"
 
     async def scenario() -> None:
-        async with PriceSubscriber(rabbitmq_url, [pair]) as sub:
+        async with AmqpSubscriber(rabbitmq_url, [pair]) as sub:
             connection = await aio_pika.connect_robust(rabbitmq_url)
             async with connection:
                 channel = await connection.channel()
                 exchange = await channel.declare_exchange(PRICE_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
                 await exchange.publish(aio_pika.Message(b'{"pair":"x","price":1.5}'), routing_key=pair)
-            async with PricePublisher(rabbitmq_url) as pub:
-                await pub.publish(PriceUpdate(pair, "0.5", 1, 1, "test"))
+            async with AmqpPublisher(rabbitmq_url) as pub:
+                await pub.publish(_update(pair, "0.5", 1))
             update = await anext(sub.updates())
-            assert update.price == "0.5" and sub.malformed == 1
+            assert update.price == Decimal("0.5") and sub.malformed == 1
 
     asyncio.run(asyncio.wait_for(scenario(), 30))

@@ -11,10 +11,10 @@ import pytest
 
 from engine import BookDelta, BookDepth, MalformedMessage, NotConnected, PlaceOrder, RejectReason, Side
 from tests.integration.grpc.helpers import BTC, Exchange, error_of, run_exchange
-from traders.workload import OrderFlow
 from transports.codec.proto_codec import pb
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketUpdate, PublicTrade
+from transports.core.workload import OrderFlow
 from transports.grpc.client import GrpcClient
 from transports.grpc.server import serve_grpc
 from transports.grpc.settings import GrpcServerSettings

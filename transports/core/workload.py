@@ -1,4 +1,8 @@
-"""A seeded, realistic order stream for one trader.
+"""A seeded, realistic order stream for one trader: ``dex-trader``'s workload, and nats-auto's load generator's.
+
+It lives in the transport core so that both ``traders/`` and the transport
+folders may import it (a transport never imports ``traders``: an
+import-linter contract).
 
 The stream's shape (prices, sides, sizes, which slots are cancels or
 replaces) is a pure function of ``(seed, stream, instruments)``, where
