@@ -15,8 +15,9 @@ their transport lazily, so reading the registry never needs the libraries of
 any transport. ``inproc`` has no wire: its "URL" names a gateway served in
 this process.
 
-``python -m transports.registry --markdown`` prints docs/transports.md (a
-test checks the file is current); ``--extras`` prints the optional-dependency
+``python -m transports.registry --markdown`` prints docs/transports.md and
+``--readme-rows`` README.md's rows of the transport folders (a test checks
+both are current); ``--extras`` prints the optional-dependency
 extras the transports need (the Makefile's ``EXTRAS`` holds them all, a test checks).
 """
 
@@ -123,13 +124,25 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def readme_rows() -> list[str]:
+    """README.md's layout rows of the transport folders that have docs (a test checks README.md holds each)."""
+    rows = []
+    for d in TRANSPORTS.values():
+        if d.docs:
+            rows.append(f"| `transports/{d.name}/` | {d.summary.removesuffix('.')} ([{d.docs}]({d.docs})). |")
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m transports.registry", description="The registered transports.")
     parser.add_argument("--markdown", action="store_true", help="print docs/transports.md")
     parser.add_argument("--extras", action="store_true", help="print the transports' optional-dependency extras, comma-separated")
+    parser.add_argument("--readme-rows", action="store_true", help="print README.md's layout rows of the transport folders")
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown(), end="")
+    elif args.readme_rows:
+        print("\n".join(readme_rows()))
     elif args.extras:
         print(",".join(extras()))
     else:

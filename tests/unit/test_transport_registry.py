@@ -14,7 +14,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from transports.registry import DESCRIPTOR_MODULES, TRANSPORTS, extras, markdown
+from transports.registry import DESCRIPTOR_MODULES, TRANSPORTS, extras, markdown, readme_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,6 +24,16 @@ def test_docs_transports_table_is_generated_from_the_registry() -> None:
     assert current == markdown(), "regenerate: python -m transports.registry --markdown > docs/transports.md"
     for name in TRANSPORTS:
         assert f"| `{name}` |" in current
+
+
+def test_readme_layout_rows_of_the_transport_folders_are_generated_from_the_registry() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = "\n".join(readme_rows())
+    assert block in readme, "regenerate: python -m transports.registry --readme-rows (README.md's layout table)"
+    folder_rows = [line for line in readme.splitlines() if re.match(r"\| `transports/\w+/` \|", line)]
+    described = {f"transports/{name}/" for name, d in TRANSPORTS.items() if d.docs}
+    other_folders = {"transports/codec/", "transports/core/"}  # shared code, not transports
+    assert {line.split("`")[1] for line in folder_rows} - other_folders == described
 
 
 def test_makefile_installs_every_transports_extra_and_pyproject_declares_it() -> None:
