@@ -7,11 +7,10 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
 
 from engine import RejectReason
+from transports.amqp.settings import URL_ENV  # light: no broker library is imported
 from transports.core.client import TraderClient
 from transports.core.descriptor import BenchDefaults, Broker, LocalProcess, Mount, TransportDescriptor
 from transports.core.gateway import Gateway
-
-URL_ENV = "DEX_AMQP_URL"  # the same name as transports.amqp.settings.URL_ENV (a test checks), without importing aio-pika
 
 
 def _client(trader: str, url: str | None) -> TraderClient:

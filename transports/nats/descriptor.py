@@ -10,8 +10,7 @@ from engine import RejectReason
 from transports.core.client import TraderClient
 from transports.core.descriptor import BenchDefaults, Broker, LocalProcess, Mount, TransportDescriptor
 from transports.core.gateway import Gateway
-
-URL_ENV = "DEX_NATS_URL"  # the same name as transports.nats.settings.URL_ENV (a test checks), without importing nats-py
+from transports.nats.settings import URL_ENV  # light: no broker library is imported
 
 
 def _client(trader: str, url: str | None) -> TraderClient:
