@@ -175,7 +175,7 @@ stats_dicts = st.fixed_dictionaries(
             for name in (
                 "orders", "accepted", "rejected", "trades", "overloaded", "queue_depth", "batches", "fsyncs", "engine_seq",
                 "recovered_commands", "market_data_published", "market_data_subscribers", "market_data_gaps", "repeated_requests",
-                "process_cpu_us", "peak_rss_bytes", "lean_bytes_in", "lean_bytes_out",
+                "process_cpu_us", "peak_rss_bytes", "lean_bytes_in", "lean_bytes_out", "lean_commands",
             )
         },
         **{

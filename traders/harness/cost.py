@@ -2,13 +2,16 @@
 
 The harness (every one of its processes) reads its own CPU time
 (``time.process_time``: user + system, all threads) when the measured window
-starts and when its traders are done, its peak RSS (``getrusage``), and the
-bytes of the lean ``OrderBatch`` requests it sent in the window. The server's
-side comes from its stats (``Gateway.stats_dict``: ``process_cpu_us``,
-``peak_rss_bytes``, ``lean_bytes_in``, ``lean_bytes_out``, all since it
+starts and when its traders are done, its peak RSS (``VmHWM``,
+``transports.core.usage``), and the bytes of the lean ``OrderBatch`` requests
+it sent in the window. The server's side comes from its stats
+(``Gateway.stats_dict``: ``process_cpu_us``, ``peak_rss_bytes``,
+``lean_bytes_in``, ``lean_bytes_out``, ``lean_commands``, all since it
 started), read when the window starts and when it ends; the server's figures
-are the differences, divided by the commands the server itself counted between
-the two readings, so each side's ratio uses its own counts.
+are the differences, CPU divided by the commands the server applied between
+the two readings and bytes by the commands its lean requests carried, so each
+ratio uses its own counts (a DHT node receives a share of the requests but
+applies every command).
 
 Invariants: a figure that cannot be had (a server whose stats lack the field,
 a window with no commands) is ``None``, never a guess. Bytes are the encoded
@@ -21,23 +24,23 @@ RabbitMQ) is a third process whose CPU is not counted here.
 
 from __future__ import annotations
 
-import resource
-import time
 from collections.abc import Mapping
 from typing import Any
 
+from transports.core import usage
+
 # The stats fields the server's side is computed from (a server without them predates the cost report).
-SERVER_FIELDS = ("process_cpu_us", "peak_rss_bytes", "lean_bytes_in", "lean_bytes_out")
+SERVER_FIELDS = ("process_cpu_us", "peak_rss_bytes", "lean_bytes_in", "lean_bytes_out", "lean_commands")
 
 
 def cpu_s() -> float:
     """This process's CPU time so far (user + system, every thread)."""
-    return time.process_time()
+    return usage.cpu_us() / 1e6
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set size so far."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    """This process's peak resident set size so far (``VmHWM``: not its parent's, see ``transports.core.usage``)."""
+    return usage.peak_rss_bytes()
 
 
 def _per(value: float | None, count: int, scale: float) -> float | None:
@@ -64,6 +67,7 @@ def cost_report(
     server_cpu = cpu_us / 1e6 if cpu_us is not None else None
     bytes_in = _delta(window_start, window_end, "lean_bytes_in")  # what the server received: orders out of the harness
     bytes_out = _delta(window_start, window_end, "lean_bytes_out")
+    lean_commands = _delta(window_start, window_end, "lean_commands") or 0  # what those bytes carried, at this server
     served = server_commands or 0
     same_process = transport == "inproc"
     client_cpu = float(client.get("cpu_s", 0.0))
@@ -87,8 +91,9 @@ def cost_report(
         "server_lean_bytes_in": bytes_in,
         "server_lean_bytes_out": bytes_out,
         "client_request_bytes": int(client.get("request_bytes", 0)),
-        "bytes_per_order_out": _per(bytes_in, served, 1),
-        "bytes_per_order_in": _per(bytes_out, served, 1),
+        "server_lean_commands": lean_commands,
+        "bytes_per_order_out": _per(bytes_in, lean_commands, 1),
+        "bytes_per_order_in": _per(bytes_out, lean_commands, 1),
         "client_bytes_per_order_out": _per(int(client.get("request_bytes", 0)), commands, 1),
         "same_process": same_process,
         "server_fields_missing": missing,

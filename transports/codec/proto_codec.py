@@ -918,6 +918,7 @@ _STATS_COUNTERS = (
     "peak_rss_bytes",
     "lean_bytes_in",
     "lean_bytes_out",
+    "lean_commands",
 )
 _STATS_MAPS = ("commands", "rejected_by_reason", "cancelled_by_reason", "by_transport", "refused_by_reason", "limits_exceeded")
 _STATS_LATENCIES = ("latency_us", "fsync_us")

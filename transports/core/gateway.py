@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import resource
 import signal
 import time
 from collections import Counter, deque
@@ -69,7 +68,7 @@ from engine import (
     TradeExecuted,
 )
 from transports.codec.lean import OutcomeColumns
-from transports.core import gc_tuning
+from transports.core import gc_tuning, usage
 from transports.core.apply import MarketBatch, Tally, apply_commands
 from transports.core.fills import FillsHub, FillSubscription
 from transports.core.histogram import Histogram
@@ -136,6 +135,7 @@ class GatewayStats:
         # Lean order entry as encoded (RequestHandler.orders): bytes per order each way, whatever frames the wire adds.
         self.lean_bytes_in = 0
         self.lean_bytes_out = 0
+        self.lean_commands = 0  # the commands those requests carried (a DHT node sees its own share of the traffic)
 
     def refused(self, transport: str, reason: str, limit: str = "") -> None:
         """A request (or connection) a transport refused before it reached the engine (undecodable, unidentified,
@@ -179,15 +179,6 @@ def _kill_if_asked(group: list[_Pending]) -> None:
         if any(getattr(command, "request_id", 0) == _KILL_AFTER_JOURNAL for command in item.commands):
             _log.warning("test_kill_after_journal", extra={"request_id": _KILL_AFTER_JOURNAL})
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-def process_usage() -> dict[str, int]:
-    """This process's CPU (user + system, µs) and peak RSS (bytes) since it started, from its own accounting.
-
-    Per process, not per gateway: servers sharing a process (``turbo-dex --transports ...``) report the same figures.
-    """
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"process_cpu_us": round((usage.ru_utime + usage.ru_stime) * 1e6), "peak_rss_bytes": usage.ru_maxrss * 1024}  # KiB on Linux
 
 
 def _by_second(counts: Counter[tuple[str, str]]) -> dict[str, int]:
@@ -597,7 +588,10 @@ class Gateway:
             "market_data_gaps": self.marketdata.gap_count(),
             "latency_us": s.latency_us.summary(),
             "fsync_us": s.fsync_us.summary(),
-            **process_usage(),
+            # Per process, not per gateway: servers sharing a process (turbo-dex --transports ...) report the same.
+            "process_cpu_us": usage.cpu_us(),
+            "peak_rss_bytes": usage.peak_rss_bytes(),
             "lean_bytes_in": s.lean_bytes_in,
             "lean_bytes_out": s.lean_bytes_out,
+            "lean_commands": s.lean_commands,
         }

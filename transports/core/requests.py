@@ -112,11 +112,11 @@ class RequestHandler:
     # ------------------------------------------------------------- trading
     async def orders(self, data: bytes, trader: str | None) -> bytes:
         """The ``OutcomeBatch`` bytes answering the lean ``OrderBatch`` in ``data``, sent by ``trader``."""
-        batch_id = 0
+        batch_id = count = 0
         try:
             self._check_size(len(data), self.limits.max_lean_bytes, "max_lean_bytes")
             message = lean.parse_orders(data)  # packed integer columns: what it builds is bounded by the bytes
-            batch_id = message.batch_id
+            batch_id, count = message.batch_id, len(message.kind)
             if trader is None:
                 raise Unidentified("say who you are first: this connection has no trader")
             self.check_count(len(message.kind))
@@ -134,6 +134,7 @@ class RequestHandler:
         stats = self.gateway.stats
         stats.lean_bytes_in += len(data)  # the cost report's bytes per order: every lean request and its answer
         stats.lean_bytes_out += len(reply)
+        stats.lean_commands += count
         return reply
 
     async def commands(self, data: pb.CommandBatch | bytes, trader: str | None) -> pb.ReplyBatch:
