@@ -4,7 +4,8 @@ For each transport the open-loop offered rate steps up a ladder (the
 ``dex-trader`` harness, ``--batch 1 --workers 16 --rate R``: one order per
 submit, latency from each order's intended send time, so a slow reply also
 charges the orders it delayed: coordinated omission corrected). Each rung is
-one harness run of ``warmup_s + step_s`` on the same fresh server (one server
+one harness run of ``warmup_s`` + the longer of ``step_s`` and
+``min_samples`` orders on the same fresh server (one server
 per transport and repeat, journal in a temporary directory, stopped by PID);
 ``inproc`` has no server. When the first rung is not within the lowest
 bound, up to ``probe_down`` rungs below it (half, a quarter) find a rate that
@@ -48,6 +49,7 @@ from bench.e2e import BenchServer, run_harness
 LADDER = (500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0, 32000.0, 64000.0)
 QUICK_LADDER = (500.0, 2000.0)
 PROBE_DOWN = 2  # halvings below the first rung while it is not within the lowest bound (500 -> 250 -> 125)
+MIN_SAMPLES = 500  # a rung lasts at least this many orders: p99 of fewer is a handful of the slowest replies
 FELL_BEHIND = 0.9  # achieved below this share of the offered rate: the rung is not sustained, the ladder stops
 TRADERS = 16  # bounds the orders in flight, not the load: the rate sets that
 SEED = 42
@@ -66,7 +68,7 @@ def _spread(values: Sequence[float]) -> dict[str, float] | None:
 
 def _rung(transport: str, url: str | None, rate: float, step_s: float, warmup_s: float, workdir: Path) -> dict[str, Any]:
     """One harness run at ``rate`` offered orders/s on the running server: the curve's point (or its error)."""
-    args = ["--batch", "1", "--workers", str(TRADERS), "--rate", f"{rate:g}", "--duration", f"{step_s:g}s", "--warmup", f"{warmup_s:g}s"]
+    args = ["--batch", "1", "--workers", str(TRADERS), "--rate", f"{rate:g}", "--duration", f"{step_s:.3g}s", "--warmup", f"{warmup_s:g}s"]
     try:
         report = run_harness(
             transport, url, [*args, "--seed", str(SEED)], workdir / f"rung-{rate:g}.json", timeout=(step_s + warmup_s) * 4 + 60
@@ -111,6 +113,7 @@ def ladder(
     warmup_s: float,
     log: Callable[[str], None],
     probe_down: int = PROBE_DOWN,
+    min_samples: int = MIN_SAMPLES,
 ) -> list[dict[str, Any]]:
     """One repeat on a fresh server: the first rung; below it, up to ``probe_down`` halvings while the lowest rung
     run is not within the lowest bound; then up the ladder to the first rung over the highest bound, fallen behind or
@@ -125,7 +128,7 @@ def ladder(
             url = None if server is None else server.url
 
             def step(rate: float) -> dict[str, Any]:
-                points.append(_rung(transport, url, rate, step_s, warmup_s, workdir))
+                points.append(_rung(transport, url, rate, max(step_s, min_samples / rate), warmup_s, workdir))
                 log(_line(transport, points[-1]))
                 return points[-1]
 
@@ -191,6 +194,7 @@ def run_rate_search(
     repeats: int = 3,
     log: Callable[[str], None] = print,
     probe_down: int = PROBE_DOWN,
+    min_samples: int = MIN_SAMPLES,
 ) -> dict[str, Any]:
     """The search over ``transports`` (brokers already running), ``repeats`` ladders each, one after the other."""
     ladder_rates = tuple(sorted(float(r) for r in rates)) if rates else LADDER
@@ -200,7 +204,7 @@ def run_rate_search(
     for _ in range(repeats):  # interleaved, so a noisy minute on this shared machine hits every transport alike
         for name in transports:
             try:
-                runs[name].append(ladder(name, ladder_rates, bounds_ms, step_s, warmup_s, log, probe_down))
+                runs[name].append(ladder(name, ladder_rates, bounds_ms, step_s, warmup_s, log, probe_down, min_samples))
             except Exception as exc:  # a server that cannot start is a result to report, not the end of the search
                 failures[name] = f"{type(exc).__name__}: {exc}"[-2000:]
                 log(f"{name:<7} FAILED: {failures[name][:300]}")
@@ -217,6 +221,7 @@ def run_rate_search(
             "seed": SEED,
             "fell_behind_below": FELL_BEHIND,
             "probe_down": probe_down,
+            "min_samples": min_samples,  # a rung lasts max(step_s, min_samples / rate) seconds
             "sustainable": "highest offered rate with it and every rung below it reconciled, achieving >= 90% of it, p99 within"
             " the bound; 0: not even the first rung",
         },
@@ -236,13 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each rung (default: 0.5)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--probe-down", type=int, default=PROBE_DOWN, help="halvings below the first rung (default: 2)")
-    p.add_argument("--quick", action="store_true", help="two short rungs, one repeat, no probing down")
+    p.add_argument("--min-samples", type=int, default=MIN_SAMPLES, help="orders a rung lasts at least (default: 500)")
+    p.add_argument("--quick", action="store_true", help="two short rungs, one repeat, no probing down or minimum samples")
     p.add_argument("--out", type=Path, default=Path("reports/bench-rate.json"))
     args = p.parse_args(argv)
     rates = [float(r) for r in args.rates.split(",") if r.strip()] or None
     if args.quick:
         rates, args.step, args.warmup, args.repeat = rates or list(QUICK_LADDER), min(args.step, 0.5), min(args.warmup, 0.2), 1
-        args.probe_down = 0
+        args.probe_down = args.min_samples = 0
     transports = [t.strip() for t in args.transports.split(",") if t.strip()]
     with contextlib.ExitStack() as stack:
         for name in transports:
@@ -257,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warmup_s=args.warmup,
             repeats=args.repeat,
             probe_down=args.probe_down,
+            min_samples=args.min_samples,
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
