@@ -44,6 +44,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from bench.cost import cost_of
+from bench.cost import summarize as summarize_cost
 from bench.e2e import Benchmark, BenchServer, run_harness
 from bench.e2e import benchmark_of as e2e_benchmark_of
 from bench.workload_files import ORDER_PATH_MODES, Workload
@@ -82,7 +84,24 @@ def _run_point(report: dict[str, Any], mode: str, repeat: int) -> dict[str, Any]
         "error_messages": report.get("error_messages", [])[:3],
         "reconciled": report["reconciliation"]["ok"],
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cost": cost_of(report),
     }
+
+
+def cost_summary(points: dict[str, list[dict[str, Any]]], modes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per transport and mode: min/median/max of each cost figure over the reconciled-or-not points that ran (marked)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, runs in points.items():
+        for mode in modes:
+            ok = [p for p in runs if p["mode"] == mode and "cost" in p]
+            if not ok:
+                continue
+            spread = summarize_cost([{**p["cost"], "reconciled": p["reconciled"]} for p in ok])
+            first = ok[0]["cost"]
+            same = "one process: the harness and the gateway, counted once as both" if first.get("same_process") else None
+            notes = [n for n in (same, first.get("broker"), first.get("server_note")) if n]
+            out.setdefault(name, {})[mode] = {**spread, "note": "; ".join(str(n) for n in notes)}
+    return out
 
 
 def _order_path(workloads: Sequence[Workload]) -> list[tuple[tuple[str, ...], list[Workload]]]:
@@ -268,6 +287,7 @@ def run_order_path(workloads: Sequence[Workload], failed_brokers: dict[str, str]
         "wire_efficiency": wire_efficiency(summary, wires, engine),
         "runs": points,
         "ceiling_runs": ceilings,
+        "cost_summary": cost_summary(points, modes),
     }
 
 
