@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         broker = descriptor.broker
         if broker is not None:
             parser.add_argument(
-                broker.option, default=None, help=f"{broker.name} URL for {descriptor.title} (default ${broker.env}, else its default)"
+                broker.option, default=None, help=f"the {broker.name} {descriptor.title} uses (default ${broker.env}, else its own default)"
             )
     return parser
 
@@ -129,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = modern_argv(_parser(), sys.argv[1:] if argv is None else argv)  # -port 8080 as --port 8080
     args, _ = _parser().parse_known_args(argv)
     names = [n.strip() for n in args.transports.split(",") if n.strip()]
+    elsewhere = [n for n in names if n in TRANSPORTS and n not in served()]
+    if elsewhere:
+        servers = ", ".join(f"{n}: {TRANSPORTS[n].console_script or 'none, it has no wire'}" for n in elsewhere)
+        print(f"turbo-dex: not served from one gateway, each has its own process kind ({servers})", file=sys.stderr)
+        return 2
     unknown = [n for n in names if n not in served()]
     if unknown or not names:
         print(f"turbo-dex: unknown transport(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(served())}", file=sys.stderr)

@@ -73,6 +73,13 @@ def test_turbo_dex_serves_every_mounted_transport_and_knows_each_brokers_option(
             assert broker.option in options
 
 
+def test_a_dht_node_is_not_served_from_the_gateway_and_turbo_dex_names_its_own_process(capsys: pytest.CaptureFixture[str]) -> None:
+    from transports.launcher import main
+
+    assert main(["--transports", "http,dht"]) == 2
+    assert "dht: dex-node" in capsys.readouterr().err
+
+
 def test_orders_over_nats_and_rabbitmq_trade_on_one_book(urls: dict[str, str]) -> None:
     async def scenario() -> None:
         clients = {wire: make_client(wire, f"{wire}-trader", urls[wire]) for wire in WIRES}
