@@ -21,11 +21,11 @@ import pytest
 
 from tests.hostile.support import Venue
 from transports.nats.settings import URL_ENV as NATS_URL_ENV
-from transports.registry import make_client
+from transports.registry import make_client, wired
 
 ROOT = Path(__file__).resolve().parents[2]
 DEX_TRADER = Path(sys.executable).parent / "dex-trader"
-WIRES = ("http", "grpc", "zmq", "nats", "amqp", "dht")
+WIRES = wired()  # every registered transport with a wire
 PROMPT_S = 15.0  # from the kill to dex-trader's exit; it waited for its 30 s request timeout before
 
 
