@@ -80,3 +80,10 @@ def test_reading_the_registry_imports_no_transport_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_every_echo_wire_a_descriptor_names_has_a_library_echo() -> None:
+    from bench.wire_ceiling import WIRES
+
+    named = {d.echo_wire for d in TRANSPORTS.values() if d.echo_wire}
+    assert named <= set(WIRES)
