@@ -35,7 +35,7 @@ import contextlib
 import itertools
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, ClassVar
 
 import orjson
@@ -69,7 +69,7 @@ from engine import (
     TimeInForce,
     TradeExecuted,
 )
-from transports.codec.decimals import converter
+from transports.codec.decimals import DecimalConverter, converter
 from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketUpdate, PublicTrade
 from transports.core.client import Replies, TraderClient
 from transports.fix import protocol as p
@@ -260,7 +260,7 @@ class FixClient(TraderClient):
                 queue.put_nowait(message)
 
     # ------------------------------------------------------------ trading
-    def _conv(self, symbol: str) -> Any:
+    def _conv(self, symbol: str) -> DecimalConverter:
         instrument = self._instruments.get(symbol)
         if instrument is None:
             raise MalformedMessage(f"unknown symbol {symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
@@ -350,18 +350,18 @@ class FixClient(TraderClient):
         msg_type = message.get(p.MSG_TYPE)
         get = _reader(message)
         if msg_type in (p.ORDER_CANCEL_REJECT, p.REJECT) or (msg_type == p.EXECUTION_REPORT and get(p.EXEC_TYPE) == p.ExecType.REJECTED):
-            order_id = get(p.ORDER_ID)
+            target = get(p.ORDER_ID)
             return OrderRejected(
                 0, self.trader, get(p.CL_ORD_ID) if msg_type == p.EXECUTION_REPORT else getattr(command, "client_order_id", ""),
                 getattr(command, "symbol", ""), p.reject_reason(message.get(p.DEX_REASON)), get(p.TEXT),
-                int(order_id) if order_id.isdigit() else 0,
+                int(target) if target.isdigit() else 0,
             )  # fmt: skip
         if msg_type != p.EXECUTION_REPORT:
             return None
         symbol = get(p.SYMBOL)
         conv = self._conv(symbol)
         exec_type = get(p.EXEC_TYPE)
-        order_id = int(get(p.ORDER_ID) or 0)
+        order_id = int(get(p.ORDER_ID) or "0")
         side = p.SIDES[get(p.SIDE).encode()]
         price = conv.parse_price(get(p.PRICE)) if get(p.PRICE) else 0
         order_qty = conv.parse_qty(get(p.ORDER_QTY))
@@ -526,7 +526,7 @@ def _target(order_id: int, client_order_id: str) -> list[tuple[int, object]]:
     return pairs
 
 
-def _reader(message: simplefix.FixMessage) -> Any:
+def _reader(message: simplefix.FixMessage) -> Callable[[int], str]:
     def get(tag: int) -> str:
         value = message.get(tag)
         return value.decode(errors="replace") if value is not None else ""

@@ -40,9 +40,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import orjson
 import simplefix
@@ -166,8 +166,8 @@ class FixSession:
             self.writer.close()
             await asyncio.wait_for(self.writer.wait_closed(), 2.0)
 
-    def _spawn(self, work: Callable[[], object]) -> None:
-        task: asyncio.Task[None] = self._loop.create_task(work())  # type: ignore[arg-type]
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        task: asyncio.Task[None] = self._loop.create_task(work())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
