@@ -154,7 +154,11 @@ def findings(result: dict[str, Any]) -> list[str]:
         )
     lines += decision.section_findings(result)
     summary = result.get("summary", {})
-    failed = [n for n in result.get("transports", []) if any(summary[n][m]["failed_runs"] or not summary[n][m]["runs"] for m in summary[n])]
+    failed = [
+        n
+        for n in result.get("transports", [])
+        if any(m["failed_runs"] or (not m["runs"] and "skipped" not in m) for m in summary[n].values())
+    ]
     if failed:
         lines.append(f"**Incomplete:** points failed for {', '.join(failed)}; their figures above are partial or missing.")
     lines.append(

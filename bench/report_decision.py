@@ -44,7 +44,7 @@ def _sustained(result: dict[str, Any], name: str) -> str:
         data = (section.get("transports") or {}).get(name)
         if data:
             value = median((data.get("sustainable_per_s") or {}).get("5"))
-            return "none" if value is None else f"{value:,.0f}/s"
+            return "none" if not value else f"{value:,.0f}/s"
     return "-"
 
 

@@ -67,11 +67,15 @@ def rate_search_lines(result: dict[str, Any]) -> list[str]:
         for transport, data in (section.get("transports") or {}).items():
             sustained = data.get("sustainable_per_s") or {}
             top = max((float(p["offered_per_s"]) for p in data.get("curve", [])), default=0.0)
-            out.append(
-                f"| {transport} | {num(sustained.get('5'))} | {num(sustained.get('50'))} | {top:,.0f} | {data.get('failure') or ''} |"
-            )
+            five, fifty = (_rate_text(sustained.get(bound)) for bound in ("5", "50"))
+            out.append(f"| {transport} | {five} | {fifty} | {top:,.0f} | {data.get('failure') or ''} |")
         out += ["", f"![p99 against offered rate](chart:rate_{name})", ""]
     return out
+
+
+def _rate_text(spread: Any) -> str:
+    """A sustained rate; 0 means even the lowest rung missed the bound."""
+    return "none (the lowest rung missed it)" if median(spread) == 0 else num(spread)
 
 
 def rate_chart(section: dict[str, Any]) -> Any:
@@ -111,6 +115,7 @@ def fanout_lines(result: dict[str, Any]) -> list[str]:
             "|---|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|---|",
         ]
         slow: list[str] = []
+        among = "the others"
         for transport, data in (section.get("transports") or {}).items():
             for count, point in (data.get("summary") or {}).items():
                 latency = point.get("latency_us") or {}
@@ -122,11 +127,12 @@ def fanout_lines(result: dict[str, Any]) -> list[str]:
                     f"{'-' if target is None else _yes(target)} | {point.get('failure') or ''} |"
                 )
             if data.get("slow_consumer"):
+                among = f"{data['slow_consumer'].get('subscribers', '-')}"
                 slow.append(f"| {transport} | {_slow_text(data['slow_consumer'])} |")
             if data.get("failure"):
                 out.append(f"| {transport} | - | - | - | - | - | - | - | - | - | {data['failure']} |")
         if slow:
-            out += ["", "**The slow consumer** (one subscriber of 100 stops reading; the others must not wait for it):", ""]
+            out += ["", f"**The slow consumer** (one subscriber of {among} stops reading; the others must not wait for it):", ""]
             out += ["| transport | effect |", "|---|---|", *slow]
         out += ["", f"![fan-out latency against subscribers](chart:fanout_{name})", ""]
     return out
@@ -137,15 +143,14 @@ def _yes(value: Any) -> str:
 
 
 def _slow_text(slow: dict[str, Any]) -> str:
-    parts = []
-    for key, label in (("others_p99_us", "others' p99 with it paused"), ("baseline_p99_us", "without"), ("delay_us", "delay")):
-        if key in slow:
-            parts.append(f"{label} {num(slow[key])} µs")
-    if "recovered" in slow:
-        parts.append(f"recovered by snapshot: {_yes(slow['recovered'])}")
-    if "target_met" in slow:
-        parts.append(f"≤ 1 ms: {_yes(slow['target_met'])}")
-    return "; ".join(parts) or ", ".join(f"{k} {v}" for k, v in slow.items() if not isinstance(v, dict | list))
+    """What pausing one subscriber did to the others, and how the paused one came back."""
+    parts = [
+        f"others' p99 {num(slow.get('others_p99_us_without_pause'))} µs without the pause, "
+        f"{num(slow.get('others_p99_us_with_pause'))} µs with it (delay {num(slow.get('others_p99_delay_us'))} µs; "
+        f"target ≤ 1 ms: {_yes(slow.get('target_met'))})",
+        f"paused {slow.get('pause_s', '-')} s: {slow.get('how') or ('recovered' if slow.get('recovered') else 'not recovered')}",
+    ]
+    return "; ".join(parts)
 
 
 def fanout_chart(section: dict[str, Any]) -> Any:
@@ -254,8 +259,8 @@ def recovery_lines(result: dict[str, Any]) -> list[str]:
 
 
 def _journal_text(big: dict[str, Any]) -> str:
-    total = big.get("journal_bytes_total") or big.get("journal_bytes")
-    size = f"{float(total) / 2**30:.2f} GiB of journal history" if total else "a 1 GB journal history"
+    total = big.get("history_bytes")
+    size = f"{float(total) / 2**20:,.0f} MiB of journal history" if total else "its journal history"
     restart = num(big.get("restart_s"), digits=2)
     met = big.get("target_met")
     verdict = "" if met is None else (" (target ≤ 2 s: met)" if met else " (target ≤ 2 s: NOT met)")

@@ -99,17 +99,17 @@ def test_percentile_curves_come_from_the_merged_histograms() -> None:
 
 
 @pytest.mark.slow
-def test_quick_run_covers_every_registered_transport_and_writes_the_report(tmp_path: Path) -> None:
+def test_quick_run_of_the_default_suite_covers_every_mode_and_transport_and_writes_the_report(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.suite", "--quick", "--workload", "bench/workloads/order-path.yaml", "--out-dir", str(tmp_path)],
+        [sys.executable, "-m", "bench.suite", "--quick", "--out-dir", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1200,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report = json.loads((tmp_path / "workload-order-path.json").read_text())
+    report = json.loads((tmp_path / "transport-comparison.json").read_text())
     assert report["transports"][0] == "inproc"
     assert set(report["transports"]) == set(TRANSPORTS)
     for name in TRANSPORTS:
@@ -130,11 +130,39 @@ def test_quick_run_covers_every_registered_transport_and_writes_the_report(tmp_p
     assert all(report["efficiency"][n] > 0 for n in TRANSPORTS)
     assert report["versions"]["libraries"]["grpcio"] != "not installed"
     assert report["machine"]["cores"] >= 1
-    md = (tmp_path / "workload-order-path.md").read_text()
+    md = (tmp_path / "transport-comparison.md").read_text()
     assert "## Which transport for what" in md and "**Highest throughput:**" in md
     for name in TRANSPORTS:
         assert f"| {name} |" in md
-    page = (tmp_path / "workload-order-path.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 2
-    for chart in ("throughput", "latency"):
-        assert (tmp_path / f"workload-order-path-{chart}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _check_sections(report, md)
+    page = (tmp_path / "transport-comparison.html").read_text()
+    charts = ("throughput", "latency", "rate_rate_search", "fanout_fanout", "cost")
+    assert page.count('src="data:image/png;base64,') == len(charts)
+    for chart in charts:
+        assert (tmp_path / f"transport-comparison-{chart}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _check_sections(report: dict[str, Any], md: str) -> None:
+    """Every mode beyond the order path ran over every transport it names, reconciled, and is in the Markdown."""
+    wired = [n for n in TRANSPORTS if n != "inproc"]
+    sections = report["sections"]
+    assert {s["mode"] for s in sections.values()} == {"rate-search", "fanout", "burst", "recovery"}
+    assert not any(s.get("failure") for s in sections.values()), {k: s.get("failure") for k, s in sections.items()}
+    search = sections["rate_search"]["transports"]
+    assert set(search) == set(TRANSPORTS)
+    assert all(row["curve"] and all(p["reconciled"] for p in row["curve"]) for row in search.values())
+    fanout = sections["fanout"]["transports"]
+    assert set(fanout) == set(wired)
+    for name, data in fanout.items():
+        for count in ("1", "10"):
+            assert data["summary"][count]["complete"], (name, count, data["summary"][count])
+    burst = sections["burst"]["transports"]
+    assert set(burst) == set(TRANSPORTS) and all(row["lost"] == 0 and row["reconciled"] for row in burst.values())
+    recovery = sections["recovery"]
+    for name, row in recovery["deployments"].items():
+        assert row["lost"] == 0 and row["doubled"] == 0 and row["recovery_s"]["median"] > 0, (name, row)
+    assert recovery["journal_1gb"]["restart_s"]["median"] > 0
+    for name in TRANSPORTS:
+        assert report["cost_summary"][name]["batch"]["server_cpu_s_per_1000"]["median"] > 0, name
+    for heading in ("## Sustainable rate", "## Market-data fan-out", "## Cost per order", "## Bursts", "## Recovery"):
+        assert heading in md, heading

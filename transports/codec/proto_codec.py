@@ -483,92 +483,67 @@ def _encode_trade(e: TradeExecuted, instruments: InstrumentLookup) -> dict[str, 
     )
 
 
+def _order_head(order_id: int, trader: str, client_order_id: str, symbol: str) -> dict[str, Any]:
+    return dict(order_id=order_id, trader=trader, client_order_id=client_order_id, symbol=symbol)
+
+
+def _encode_accepted(e: OrderAccepted, instruments: InstrumentLookup) -> dict[str, Any]:
+    conv = _converter(instruments, e.symbol)
+    return dict(
+        **_order_head(e.order_id, e.trader, e.client_order_id, e.symbol),
+        side=_PB_SIDE[e.side],
+        order_type=_PB_ORDER_TYPE[e.order_type],
+        tif=_PB_TIF[e.tif],
+        price=_price_out(conv, e.price),
+        qty=_qty_out(conv, e.qty),
+        stop_price=_price_out(conv, e.stop_price),
+    )
+
+
+def _encode_cancelled(e: OrderCancelled, instruments: InstrumentLookup) -> dict[str, Any]:
+    conv = _converter(instruments, e.symbol)
+    head = _order_head(e.order_id, e.trader, e.client_order_id, e.symbol)
+    return dict(**head, reason=_PB_CANCEL[e.reason], qty=_qty_out(conv, e.qty), remaining=_qty_out(conv, e.remaining))
+
+
+def _encode_rejected(e: OrderRejected, instruments: InstrumentLookup) -> dict[str, Any]:
+    reason = _PB_REJECT[e.reason]
+    return dict(trader=e.trader, client_order_id=e.client_order_id, symbol=e.symbol, reason=reason, message=e.message, order_id=e.order_id)
+
+
+def _encode_replaced(e: OrderReplaced, instruments: InstrumentLookup) -> dict[str, Any]:
+    conv = _converter(instruments, e.symbol)
+    head = _order_head(e.order_id, e.trader, e.client_order_id, e.symbol)
+    price, qty = _price_out(conv, e.price), _qty_out(conv, e.qty)
+    return dict(**head, side=_PB_SIDE[e.side], price=price, qty=qty, priority_kept=e.priority_kept)
+
+
+def _encode_stop_triggered(e: StopTriggered, instruments: InstrumentLookup) -> dict[str, Any]:
+    conv = _converter(instruments, e.symbol)
+    head = _order_head(e.order_id, e.trader, e.client_order_id, e.symbol)
+    return dict(**head, stop_price=_price_out(conv, e.stop_price), last_price=_price_out(conv, e.last_price))
+
+
+def _encode_instrument_added(e: InstrumentAdded, instruments: InstrumentLookup) -> dict[str, Any]:
+    return dict(instrument=encode_instrument(e.instrument))
+
+
+# One encoder per event type and the Event oneof field it fills: the one place that lists them.
+_EVENT_ENCODERS: dict[type, tuple[str, Callable[[Any, InstrumentLookup], dict[str, Any]]]] = {
+    BookDelta: ("book_delta", _encode_book_delta),
+    OrderAccepted: ("accepted", _encode_accepted),
+    TradeExecuted: ("trade", _encode_trade),
+    OrderCancelled: ("cancelled", _encode_cancelled),
+    OrderRejected: ("rejected", _encode_rejected),
+    OrderReplaced: ("replaced", _encode_replaced),
+    StopTriggered: ("stop_triggered", _encode_stop_triggered),
+    InstrumentAdded: ("instrument_added", _encode_instrument_added),
+}
+
+
 def _event_fields(event: Event, instruments: InstrumentLookup) -> dict[str, Any]:
-    kind = type(event)
-    if kind is BookDelta:
-        assert isinstance(event, BookDelta)
-        return dict(seq=event.seq, book_delta=_encode_book_delta(event, instruments))
-    if kind is OrderAccepted:
-        assert isinstance(event, OrderAccepted)
-        conv = _converter(instruments, event.symbol)
-        return dict(
-            seq=event.seq,
-            accepted=dict(
-                order_id=event.order_id,
-                trader=event.trader,
-                client_order_id=event.client_order_id,
-                symbol=event.symbol,
-                side=_PB_SIDE[event.side],
-                order_type=_PB_ORDER_TYPE[event.order_type],
-                tif=_PB_TIF[event.tif],
-                price=_price_out(conv, event.price),
-                qty=_qty_out(conv, event.qty),
-                stop_price=_price_out(conv, event.stop_price),
-            ),
-        )
-    if kind is TradeExecuted:
-        assert isinstance(event, TradeExecuted)
-        return dict(seq=event.seq, trade=_encode_trade(event, instruments))
-    if kind is OrderCancelled:
-        assert isinstance(event, OrderCancelled)
-        conv = _converter(instruments, event.symbol)
-        return dict(
-            seq=event.seq,
-            cancelled=dict(
-                order_id=event.order_id,
-                trader=event.trader,
-                client_order_id=event.client_order_id,
-                symbol=event.symbol,
-                reason=_PB_CANCEL[event.reason],
-                qty=_qty_out(conv, event.qty),
-                remaining=_qty_out(conv, event.remaining),
-            ),
-        )
-    if kind is OrderRejected:
-        assert isinstance(event, OrderRejected)
-        return dict(
-            seq=event.seq,
-            rejected=dict(
-                trader=event.trader,
-                client_order_id=event.client_order_id,
-                symbol=event.symbol,
-                reason=_PB_REJECT[event.reason],
-                message=event.message,
-                order_id=event.order_id,
-            ),
-        )
-    if kind is OrderReplaced:
-        assert isinstance(event, OrderReplaced)
-        conv = _converter(instruments, event.symbol)
-        return dict(
-            seq=event.seq,
-            replaced=dict(
-                order_id=event.order_id,
-                trader=event.trader,
-                client_order_id=event.client_order_id,
-                symbol=event.symbol,
-                side=_PB_SIDE[event.side],
-                price=_price_out(conv, event.price),
-                qty=_qty_out(conv, event.qty),
-                priority_kept=event.priority_kept,
-            ),
-        )
-    if kind is StopTriggered:
-        assert isinstance(event, StopTriggered)
-        conv = _converter(instruments, event.symbol)
-        return dict(
-            seq=event.seq,
-            stop_triggered=dict(
-                order_id=event.order_id,
-                trader=event.trader,
-                client_order_id=event.client_order_id,
-                symbol=event.symbol,
-                stop_price=_price_out(conv, event.stop_price),
-                last_price=_price_out(conv, event.last_price),
-            ),
-        )
-    assert isinstance(event, InstrumentAdded)
-    return dict(seq=event.seq, instrument_added=dict(instrument=encode_instrument(event.instrument)))
+    field, encoder = _EVENT_ENCODERS[type(event)]
+    return {"seq": event.seq, field: encoder(event, instruments)}
 
 
 def encode_event(event: Event, instruments: InstrumentLookup) -> pb.Event:
