@@ -17,6 +17,7 @@ from engine import (
     Overloaded,
     PlaceOrder,
     RejectReason,
+    ReplaceOrder,
     Side,
     TimeInForce,
     TradeExecuted,
@@ -182,5 +183,19 @@ def test_a_batch_is_applied_whole_or_refused_whole(tmp_path: Path) -> None:
                 gateway._queued = 0
             replies = await alice.submit(too_many[:20])  # exactly what the queue holds: applied whole, in order
             assert [r[0].client_order_id for r in replies if isinstance(r[0], OrderAccepted)] == [f"a{i}" for i in range(20)]
+
+    asyncio.run(scenario())
+
+
+def test_instruments_carry_their_limits_and_replaces_by_client_order_id_reach_the_engine(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with fix_exchange(tmp_path) as (url, gateway), FixClient("alice", url) as alice:
+            assert {i.symbol: i for i in await alice.instruments()} == {i.symbol: i for i in gateway.instruments}
+            await alice.submit([PlaceOrder("alice", "a1", BTC, Side.BUY, 1000, 2_900_000)])
+            (moved,) = (await alice.submit([ReplaceOrder("alice", 0, 2_900_100, 0, BTC, "a1")]))[0]
+            assert isinstance(moved, OrderReplaced) and (moved.price, moved.qty) == (2_900_100, 1000)
+            (gone,) = (await alice.submit([ReplaceOrder("alice", 424242, 2_900_200, 0, BTC)]))[0]
+            assert isinstance(gone, OrderRejected) and gone.reason is RejectReason.UNKNOWN_ORDER
+            assert gateway.stats_dict()["rejected_by_reason"] == {"UNKNOWN_ORDER": 1}  # judged by the engine, as on every wire
 
     asyncio.run(scenario())

@@ -149,7 +149,12 @@ class FixClient(TraderClient):
         await self._load_instruments()
 
     async def close(self) -> None:
+        """Wait (up to ``timeout``) for the answers still due, then Logout and close: a request in flight is answered,
+        not abandoned (the server applies it either way)."""
         self._stop_heartbeat()
+        pending = [future for future in self._answers if not future.done()]
+        if pending and self._writer is not None:
+            await asyncio.wait(pending, timeout=self.timeout)
         writer, self._writer = self._writer, None
         if writer is None:
             return
@@ -318,23 +323,26 @@ class FixClient(TraderClient):
 
     async def _replace_pairs(self, command: ReplaceOrder, cl_ord_id: str) -> list[tuple[int, object]]:
         """FIX's OrderQty counts what is filled: read the order first (the engine's new_qty is what stays open)."""
-        view = await self.order(command.order_id) if command.order_id else None
+        view = await self._status(command.order_id, command.client_order_id)
         symbol = command.symbol or (view.symbol if view else "")
+        if view is None or symbol not in self._instruments:  # no such open order: the server says so (UNKNOWN_ORDER)
+            target = _target(command.order_id, command.client_order_id)
+            return [(p.CL_ORD_ID, cl_ord_id), *target, (p.SIDE, "1"), (p.ORDER_QTY, "0"), (p.ORD_TYPE, "2")]
         conv = self._conv(symbol)
-        filled = view.filled if view else 0
-        open_qty = command.new_qty or (view.remaining if view else 0)
+        filled = view.filled
+        open_qty = command.new_qty or view.remaining
         pairs: list[tuple[int, object]] = [
             (p.CL_ORD_ID, cl_ord_id),
             *_target(command.order_id, command.client_order_id),
             (p.SYMBOL, symbol),
-            (p.SIDE, p.SIDE_CODES[view.side if view else Side.BUY]),
+            (p.SIDE, p.SIDE_CODES[view.side]),
             (p.ORDER_QTY, conv.format_qty(filled + open_qty)),
             (p.ORD_TYPE, "2"),
             (p.TRANSACT_TIME, p.sending_time()),
         ]
         if command.new_price:
             pairs.append((p.PRICE, conv.format_price(command.new_price)))
-        elif view is not None and view.price:
+        elif view.price:
             pairs.append((p.PRICE, conv.format_price(view.price)))
         return pairs
 
@@ -396,13 +404,14 @@ class FixClient(TraderClient):
     async def _load_instruments(self) -> None:
         (answer,) = await self._request(p.SECURITY_LIST_REQUEST, [(p.SECURITY_REQ_ID, "1"), (p.SECURITY_LIST_REQUEST_TYPE, "4")])
         found: dict[str, Instrument] = {}
-        nth = 1
-        while (symbol := answer.get(p.SYMBOL, nth)) is not None:
-            tick = (answer.get(p.MIN_PRICE_INCREMENT, nth) or b"1").decode()
-            lot = (answer.get(p.ROUND_LOT, nth) or b"1").decode()
-            min_qty = (answer.get(p.MIN_TRADE_VOL, nth) or b"").decode() or None
-            found[symbol.decode()] = Instrument.create(symbol.decode(), tick, lot, min_qty=min_qty)
-            nth += 1
+        entries = _entries(answer)
+        for entry in entries:
+            symbol = entry[p.SYMBOL]
+            found[symbol] = Instrument.create(
+                symbol, entry.get(p.MIN_PRICE_INCREMENT, "1"), entry.get(p.ROUND_LOT, "1"),
+                min_qty=entry.get(p.MIN_TRADE_VOL), max_qty=entry.get(p.MAX_TRADE_VOL),
+                price_band_bps=int(entry.get(p.DEX_PRICE_BAND_BPS, "0")), reference_price=entry.get(p.DEX_REFERENCE_PRICE),
+            )  # fmt: skip
         self._instruments = found
 
     async def instruments(self) -> list[Instrument]:
@@ -434,7 +443,14 @@ class FixClient(TraderClient):
         return BookSnapshot(symbol, md_seq, BookDepth(symbol, 0, bids, asks))
 
     async def order(self, order_id: int) -> OrderView | None:
-        (answer,) = await self._request(p.ORDER_STATUS_REQUEST, [(p.ORDER_ID, order_id), (p.CL_ORD_ID, "NONE"), (p.SIDE, "1")])
+        return await self._status(order_id, "")
+
+    async def _status(self, order_id: int, client_order_id: str) -> OrderView | None:
+        """An OrderStatusRequest (H) by OrderID, else by ClOrdID; None when the server knows no such order of ours."""
+        if not order_id and not client_order_id:
+            return None
+        pairs: list[tuple[int, object]] = [(p.ORDER_ID, order_id)] if order_id else []
+        (answer,) = await self._request(p.ORDER_STATUS_REQUEST, [*pairs, (p.CL_ORD_ID, client_order_id or "NONE"), (p.SIDE, "1")])
         get = _reader(answer)
         if get(p.EXEC_TYPE) != p.ExecType.ORDER_STATUS:
             return None
@@ -497,6 +513,18 @@ class FixClient(TraderClient):
             return MarketUpdate(symbol, md_seq, PublicTrade(0, int(get(p.TRD_MATCH_ID) or 0), symbol, price, qty, aggressor))
         side = Side.BUY if entry == "0" else Side.SELL
         return MarketUpdate(symbol, md_seq, BookDelta(0, symbol, side, price, qty, int(get(p.NUMBER_OF_ORDERS) or 0)))
+
+
+def _entries(message: simplefix.FixMessage) -> list[dict[int, str]]:
+    """The repeating group of a SecurityList, one dict per Symbol (55) with the fields that follow it."""
+    entries: list[dict[int, str]] = []
+    for tag, value in message.pairs:
+        number = int(tag)
+        if number == p.SYMBOL:
+            entries.append({})
+        if entries:
+            entries[-1].setdefault(number, value.decode(errors="replace"))
+    return entries
 
 
 def _raise_if_refused_whole(replies: Replies) -> None:

@@ -223,14 +223,16 @@ class OrderEntry:
     def _replace(self, message: simplefix.FixMessage, trader: str) -> Request:
         cl_ord_id = _required(message, p.CL_ORD_ID)
         order_id, orig = self._target(message, trader)
-        symbol = _required(message, p.SYMBOL)
+        view = self._engine.order_status(trader, order_id) if order_id else None
+        if view is None or view.status in (OrderStatus.FILLED, OrderStatus.CANCELLED):
+            # No open order to count OrderQty against: the engine refuses it (UNKNOWN_ORDER), counted as on every wire.
+            command = ReplaceOrder(trader, order_id, 0, 0, "", orig, _request_id(message))
+            return Request(p.ORDER_CANCEL_REPLACE_REQUEST, command, cl_ord_id, orig)
+        symbol = _optional(message, p.SYMBOL) or view.symbol  # a different symbol is the engine's to refuse
         conv = converter(self._instrument(symbol))
         order_qty = conv.parse_qty(_required(message, p.ORDER_QTY))
         price_text = _optional(message, p.PRICE)
         new_price = conv.parse_price(price_text) if price_text else 0
-        view = self._engine.order_status(trader, order_id) if order_id else None
-        if view is None or view.status in (OrderStatus.FILLED, OrderStatus.CANCELLED):
-            raise ExchangeError(f"no open order {orig or order_id!r} of this trader", RejectReason.UNKNOWN_ORDER)
         new_qty = order_qty - view.filled  # FIX's OrderQty counts what is filled; the engine's new_qty is what stays open
         if new_qty <= 0:
             raise ExchangeError("OrderQty (38) is not above the quantity already filled", RejectReason.INVALID_QUANTITY)

@@ -122,6 +122,9 @@ DEX_REPLY = 20002
 DEX_REQUEST_ID = 20003  # on F, G, q: makes a retry safe (the engine's request id, docs/exactly-once.md)
 DEX_GRACE_MS = 20004  # on U3 / U4: cancel on disconnect's grace
 DEX_PRIORITY_KEPT = 20006  # on a Replaced report: Y when the order kept its time priority (a quantity decrease)
+DEX_REFERENCE_PRICE = 20007  # on SecurityList entries: the instrument's reference price (its price band's centre)
+DEX_PRICE_BAND_BPS = 20008  # on SecurityList entries: how far a limit price may stray from the reference (0: no band)
+MAX_TRADE_VOL = 1140  # FIX 5.0's tag, on SecurityList entries: the largest quantity of one order
 DEX_BATCH = 20005  # on an order message: it and the next n - 1 order messages are one batch, applied or refused whole
 
 # --------------------------------------------------------- message types

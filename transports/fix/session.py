@@ -655,6 +655,10 @@ class FixSession:
             out.append_pair(p.MIN_PRICE_INCREMENT, format(instrument.tick_size, "f"))
             out.append_pair(p.ROUND_LOT, format(instrument.lot_size, "f"))
             out.append_pair(p.MIN_TRADE_VOL, instrument.format_qty(instrument.min_qty))
+            out.append_pair(p.MAX_TRADE_VOL, instrument.format_qty(instrument.max_qty))
+            out.append_pair(p.DEX_PRICE_BAND_BPS, instrument.price_band_bps)
+            if instrument.reference_price:
+                out.append_pair(p.DEX_REFERENCE_PRICE, instrument.format_price(instrument.reference_price))
         self._send_reply([out])
 
 
