@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import BookDepth, Instrument, L2Level, MalformedMessage, OrderStatus, OrderType, OrderView, Side, TimeInForce
-from transports.codec.market_messages import Fill, PublicTrade
+from transports.codec.market_messages import Candle, Fill, PublicTrade, Ticker, TimedTrade
 
 
 def _price(instrument: Instrument, ticks: int) -> str | None:
@@ -61,6 +61,54 @@ def encode_public_trade(trade: PublicTrade, instrument: Instrument) -> dict[str,
         "price": instrument.format_price(trade.price),
         "qty": instrument.format_qty(trade.qty),
         "aggressor_side": trade.aggressor_side.name.lower(),
+    }
+
+
+def encode_timed_trade(item: TimedTrade, instrument: Instrument) -> dict[str, Any]:
+    """A public trade with ``"time"``: ms since the epoch (UTC) when the gateway applied it (0: unknown)."""
+    return {**encode_public_trade(item.trade, instrument), "time": item.time_ms}
+
+
+def encode_candle(candle: Candle, instrument: Instrument) -> list[Any]:
+    """``[start_ms, open, high, low, close, volume, trades]``: a list, as OHLCV rows are everywhere (ccxt's order)."""
+    fp = instrument.format_price
+    prices = [fp(candle.open), fp(candle.high), fp(candle.low), fp(candle.close)]
+    return [candle.start, *prices, instrument.format_qty(candle.volume), candle.trades]
+
+
+def percent_change(last: int, open_: int) -> str | None:
+    """``(last - open) / open`` in percent as a decimal string with two places, rounded half away from zero
+    (integer arithmetic: no float ever sees a price); ``None`` without an open price."""
+    if open_ <= 0 or last <= 0:
+        return None
+    hundredths, rest = divmod(abs(last - open_) * 10_000, open_)
+    if rest * 2 >= open_:
+        hundredths += 1
+    sign = "-" if last < open_ and hundredths else ""
+    return f"{sign}{hundredths // 100}.{hundredths % 100:02d}"
+
+
+def encode_ticker(ticker: Ticker, instrument: Instrument) -> dict[str, Any]:
+    """``{"symbol", "time", "last", "last_trade_id", "bid", "bid_qty", "ask", "ask_qty", "open", "high", "low",
+    "volume", "trades", "change", "change_percent"}``; a price is ``null`` where there is none."""
+    fp, fq = instrument.format_price, instrument.format_qty
+    change = ticker.last - ticker.open if ticker.last and ticker.open else None
+    return {
+        "symbol": ticker.symbol,
+        "time": ticker.time_ms,
+        "last": _price(instrument, ticker.last),
+        "last_trade_id": ticker.last_trade_id,
+        "bid": _price(instrument, ticker.bid),
+        "bid_qty": fq(ticker.bid_qty),
+        "ask": _price(instrument, ticker.ask),
+        "ask_qty": fq(ticker.ask_qty),
+        "open": _price(instrument, ticker.open),
+        "high": _price(instrument, ticker.high),
+        "low": _price(instrument, ticker.low),
+        "volume": fq(ticker.volume),
+        "trades": ticker.trades,
+        "change": fp(change) if change is not None else None,
+        "change_percent": percent_change(ticker.last, ticker.open),
     }
 
 

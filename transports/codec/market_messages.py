@@ -97,3 +97,55 @@ class Fill:
             taker_side, trade.price, trade.qty, trade.taker_remaining, False,
         )  # fmt: skip
         return (trade.maker_trader, maker), (trade.taker_trader, taker)
+
+
+@dataclass(frozen=True, slots=True)
+class TimedTrade:
+    """A public trade with the wall-clock time (ms since the epoch, UTC) of the gateway group that applied it
+    (0: unknown, a trade replayed from a journal written before trades were timed)."""
+
+    trade: PublicTrade
+    time_ms: int
+
+
+@dataclass(slots=True)
+class Candle:
+    """OHLCV of one interval: prices in ticks, ``volume`` in lots, ``trades`` the number of trades in it.
+
+    ``start`` (ms since the epoch) is a multiple of the interval's length; a candle exists only for an
+    interval in which something traded.
+    """
+
+    start: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    trades: int
+
+    def as_list(self) -> list[int]:
+        return [self.start, self.open, self.high, self.low, self.close, self.volume, self.trades]
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    """One symbol at ``time_ms``: the last trade, the best bid and ask, and the last 24 hours (in ticks and lots).
+
+    ``open`` is the first price of the 24 h window, ``high``/``low``/``volume``/``trades`` cover it; 0 where
+    nothing traded (``last`` may still be older than the window). ``bid``/``ask`` are 0 when that side is empty.
+    """
+
+    symbol: str
+    time_ms: int
+    last: int
+    last_trade_id: int
+    bid: int
+    bid_qty: int
+    ask: int
+    ask_qty: int
+    open: int
+    high: int
+    low: int
+    volume: int
+    trades: int

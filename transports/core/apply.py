@@ -66,9 +66,10 @@ class Tally:
 class MarketBatch:
     """The market data of one group: trades in order, the last delta of each touched level.
 
-    ``wanted`` is off while nobody subscribes to anything: then updates nobody
-    can receive are not collected, only counted per symbol (``unsent``), so that
-    each symbol's ``md_seq`` still advances with its book.
+    ``wanted`` is off while nobody subscribes to anything: then book deltas
+    nobody can receive are not collected, only counted per symbol (``unsent``),
+    so that each symbol's ``md_seq`` still advances with its book. Trades are
+    always collected: the candles are built from every one of them.
     """
 
     def __init__(self) -> None:
@@ -137,10 +138,7 @@ def apply_commands(
                     unsent[event.symbol] = unsent.get(event.symbol, 0) + 1
             elif isinstance(event, TradeExecuted):
                 tally.trades += 1
-                if collect:
-                    trades.append(event)
-                else:
-                    unsent[event.symbol] = unsent.get(event.symbol, 0) + 1
+                trades.append(event)  # always: candles and the timed tape need every trade (transports.core.candles)
             elif isinstance(event, OrderAccepted):
                 tally.accepted += 1
             elif isinstance(event, OrderRejected):

@@ -18,6 +18,11 @@ Invariants:
 * Market data is published when a batch is applied (it may run ahead of
   durability by one fsync group; a restarted server publishes a fresh
   snapshot first).
+* Trades are timed per group: one wall-clock read for each group that traded
+  (never per command), clamped never to go back (``MarketStats.stamp``),
+  journalled as a ``W`` record before the group's records and saved with each
+  snapshot, so candles rebuilt at a restart equal the ones built live
+  (``transports.core.candles``).
 * Bounded state. Every ``snapshot_every`` commands or ``snapshot_interval_s``
   seconds (whichever first; 0 turns either off) the writer, between two
   groups, snapshots the engine and truncates the journal
@@ -70,9 +75,18 @@ from engine import (
 from transports.codec.lean import OutcomeColumns
 from transports.core import gc_tuning, usage
 from transports.core.apply import MarketBatch, Tally, apply_commands
+from transports.core.candles import MarketStats
 from transports.core.fills import FillsHub, FillSubscription
 from transports.core.histogram import Histogram
-from transports.core.journal import FsyncPolicy, Journal, canonical_state, command_records, plan_recovery, replay_records
+from transports.core.journal import (
+    FsyncPolicy,
+    Journal,
+    canonical_state,
+    clock_record,
+    command_records,
+    plan_recovery,
+    replay_records,
+)
 from transports.core.marketdata import MarketDataHub, Subscription
 
 _log = logging.getLogger("dex.gateway")
@@ -174,6 +188,17 @@ class GatewayStats:
 _KILL_AFTER_JOURNAL = int(os.environ.get("DEX_TEST_KILL_AFTER_JOURNAL", "0") or 0)
 
 
+def _restored_market(saved: bytes) -> MarketStats:
+    """The candles saved with a snapshot; empty (logged) when it has none or this version cannot read them."""
+    if not saved:
+        return MarketStats()
+    try:
+        return MarketStats.decode(saved)
+    except (ValueError, KeyError, TypeError) as exc:
+        _log.warning("market_state_ignored", extra={"why": repr(exc)})
+        return MarketStats()
+
+
 def _kill_if_asked(group: list[_Pending]) -> None:
     for item in group:
         if any(getattr(command, "request_id", 0) == _KILL_AFTER_JOURNAL for command in item.commands):
@@ -216,6 +241,7 @@ class Gateway:
         self.stats = GatewayStats()
         self.marketdata = MarketDataHub(self.engine.depth)
         self.fills = FillsHub()  # each trader's own fills (transports.core.fills)
+        self.market_stats = MarketStats()  # candles, timed trades, 24 h figures (transports.core.candles)
         self.journal: Journal | None = None
         self.recovered_commands = 0
         self.truncated_bytes = 0
@@ -268,6 +294,7 @@ class Gateway:
         if plan.snapshot is not None:
             self.engine = plan.snapshot.restore()
             self.marketdata = MarketDataHub(self.engine.depth)  # nobody subscribed yet: the hub follows the restored engine
+            self.market_stats = _restored_market(plan.snapshot.market)
             _log.info(
                 "snapshot_loaded",
                 extra={
@@ -286,7 +313,7 @@ class Gateway:
                 extra={"records": f"{done}/{total}", "commands": commands, "commands_per_s": int(commands / elapsed) if elapsed else 0},
             )
 
-        self.recovered_commands = replay_records(self.engine, plan.tail, progress)
+        self.recovered_commands = replay_records(self.engine, plan.tail, progress, self.market_stats.add_trades)
         _log.info(
             "journal_recovered",
             extra={
@@ -313,7 +340,7 @@ class Gateway:
         body, state_hash = canonical_state(self.engine)
         encoded = time.perf_counter()
         dropped = journal.records
-        journal.rotate(self.engine.seq, state_hash, body)
+        journal.rotate(self.engine.seq, state_hash, body, self.market_stats.encode())
         done = time.perf_counter()
         self.snapshots += 1
         self.snapshot_pause_ms = (done - started) * 1000
@@ -460,6 +487,12 @@ class Gateway:
             self._queued -= taken
             self._mark_window()
             stats.batches += 1
+            if market.trades:
+                # One wall-clock read per group that traded: the trades' time, journalled before the group's records.
+                traded_at = self.market_stats.stamp(time.time_ns() // 1_000_000)
+                self.market_stats.add_trades(market.trades, traded_at)
+                if journal is not None:
+                    records.insert(0, clock_record(traded_at))
             self._publish(market)
             if journal is not None:
                 journal.append(records)

@@ -38,7 +38,7 @@ from transports.http.context import HttpContext
 from transports.http.doc_pages import add_doc_pages
 from transports.http.errors import install_error_handlers
 from transports.http.legacy import LegacyApi, add_legacy_routes
-from transports.http.routes_market import market_router
+from transports.http.routes_market import market_router, market_stats_router
 from transports.http.routes_operations import operations_router
 from transports.http.routes_orders import orders_router
 from transports.http.settings import HttpServerSettings
@@ -52,8 +52,10 @@ trader; the server binds every command to it, so a request acts only on that
 trader's orders. The server trusts the header: put real authentication in
 front of it before exposing it beyond a trusted network.
 
-Market data: WebSocket `/ws/marketdata/{symbol}` or `/ws/marketdata?symbols=A,B`
-(a snapshot, then sequenced updates; see docs/http.md).
+Market data (public, no identity): `/ticker`, `/trades/{symbol}`, `/depth/{symbol}`,
+`/candles/{symbol}`; WebSocket `/ws/marketdata/{symbol}` or `/ws/marketdata?symbols=A,B`
+(a snapshot, then sequenced updates) and the channels `/ws/ticker|trades|depth|candles/{symbol}`
+(see docs/http.md).
 """
 
 
@@ -67,6 +69,7 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
     add_legacy_routes(app, legacy)
     app.include_router(orders_router(ctx, legacy))
     app.include_router(market_router(ctx))
+    app.include_router(market_stats_router(ctx))
     app.include_router(operations_router(ctx))
 
     def openapi() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import CancelReason, OrderStatus, OrderType, RejectReason, SelfTradePrevention, Side, TimeInForce
+from transports.core.candles import INTERVALS
 from transports.core.limits import MAX_TRADER_LENGTH
 from transports.core.sessions import MAX_GRACE_MS, MIN_GRACE_MS
 
@@ -53,6 +54,31 @@ _PUBLIC_TRADE: Schema = {
     "price": _OUT_DECIMAL,
     "qty": _OUT_DECIMAL,
     "aggressor_side": {"enum": _lower(Side)},
+}
+_TIME: Schema = {"type": "integer", "minimum": 0, "description": "ms since the epoch (UTC); 0: unknown"}
+_SIGNED_DECIMAL: Schema = {"type": ["string", "null"], "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
+_TICKER_PROPS: Schema = {
+    "symbol": _SYMBOL,
+    "time": _TIME,
+    "last": _OPT_DECIMAL,
+    "last_trade_id": {"type": "integer", "minimum": 0},
+    "bid": _OPT_DECIMAL,
+    "bid_qty": _OUT_DECIMAL,
+    "ask": _OPT_DECIMAL,
+    "ask_qty": _OUT_DECIMAL,
+    "open": _OPT_DECIMAL,
+    "high": _OPT_DECIMAL,
+    "low": _OPT_DECIMAL,
+    "volume": _OUT_DECIMAL,
+    "trades": {"type": "integer", "minimum": 0},
+    "change": _SIGNED_DECIMAL,
+    "change_percent": _SIGNED_DECIMAL,
+}
+_CANDLE: Schema = {
+    "type": "array",
+    "prefixItems": [_TIME, _OUT_DECIMAL, _OUT_DECIMAL, _OUT_DECIMAL, _OUT_DECIMAL, _OUT_DECIMAL, {"type": "integer", "minimum": 1}],
+    "minItems": 7,
+    "maxItems": 7,
 }
 _INSTRUMENT_PROPS: Schema = {
     "symbol": _SYMBOL,
@@ -298,10 +324,35 @@ COMPONENTS: dict[str, Schema] = {
         "required": ["orders"],
         "additionalProperties": False,
     },
+    "TimedTrade": _event("trade", {**_PUBLIC_TRADE, "time": _TIME}),  # GET /trades and the trades channel
     "Trades": {
         "type": "object",
-        "properties": {"trades": {"type": "array", "items": ref("PublicTrade")}},
+        "properties": {"trades": {"type": "array", "items": ref("TimedTrade")}},
         "required": ["trades"],
+        "additionalProperties": False,
+    },
+    "Ticker": {
+        "type": "object",
+        "description": "The last trade, the best bid and ask, and the 24 h window ending with the current minute (null: none).",
+        "properties": _TICKER_PROPS,
+        "required": list(_TICKER_PROPS),
+        "additionalProperties": False,
+    },
+    "Tickers": {
+        "type": "object",
+        "properties": {"tickers": {"type": "array", "items": ref("Ticker")}},
+        "required": ["tickers"],
+        "additionalProperties": False,
+    },
+    "Candles": {
+        "type": "object",
+        "description": "OHLCV rows [start ms, open, high, low, close, volume, trades], oldest first; only intervals that traded.",
+        "properties": {
+            "symbol": _SYMBOL,
+            "interval": {"enum": list(INTERVALS)},
+            "candles": {"type": "array", "items": _CANDLE},
+        },
+        "required": ["symbol", "interval", "candles"],
         "additionalProperties": False,
     },
     "Instrument": {

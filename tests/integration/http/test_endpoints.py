@@ -71,7 +71,9 @@ def test_partial_then_full_fill_trades_at_the_makers_price(http: httpx.Client) -
         "price": "30000.00",
         "qty": "0.4000",
         "aggressor_side": "buy",
+        "time": trades[0]["time"],  # the gateway's wall clock when it applied the trade (ms)
     }
+    assert trades[0]["time"] > 1_600_000_000_000
     assert http.get(f"/trades/{SYMBOL}", params={"limit": 1}).json()["trades"] == [trades[-1]]
 
 

@@ -1,0 +1,187 @@
+"""Candles, the timed trade tape and the 24 h ticker, built from trades as the gateway applies them.
+
+The engine has no clock; time enters here. The gateway reads the wall clock
+once per applied group that traded (never per command) and hands the group's
+trades and that time to ``MarketStats.add_trades``. The same time is
+journalled before the group's commands (a ``W`` record, ``transports.core.journal``)
+and the whole state is saved in the snapshot's market frame, so a restart
+rebuilds exactly the candles, tape and ticker it had: the state is a pure
+function of (trades, group times).
+
+Invariants:
+
+* Times never go backwards: ``stamp`` clamps a clock that stepped back to the
+  last time given, and the clamped time is what is journalled.
+* A candle of interval ``w`` starts at a multiple of ``w`` ms since the epoch
+  (UTC) and exists only if a trade fell in it (no empty candles). ``open`` is
+  its first trade's price, ``close`` its last, ``volume`` the lots traded.
+* Memory is bounded: at most ``CANDLES_KEPT`` candles per symbol and interval
+  (the oldest dropped first: 1 day of 1m candles, 5 days of 5m, 15 of 15m, 60
+  of 1h, about 4 years of 1d) and ``TAPE_KEPT`` trades per symbol.
+* A trade of unknown time (0: replayed from a journal older than timed
+  trades) joins the tape but no candle.
+* Prices are ticks and quantities lots; decimal strings only on the wire
+  (``transports.codec.json_views``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from engine import Side, TradeExecuted
+from transports.codec.market_messages import Candle, PublicTrade, Ticker, TimedTrade
+from transports.core.limits import MAX_CANDLES_QUERY, MAX_TRADES_QUERY
+
+INTERVALS: Final[dict[str, int]] = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "1d": 86_400_000}
+CANDLES_KEPT: Final = MAX_CANDLES_QUERY  # per symbol and interval (1,440): one day of 1m candles, which the 24 h ticker reads
+TAPE_KEPT: Final = MAX_TRADES_QUERY  # recent trades per symbol with their times (1,000)
+DAY_MS: Final = 86_400_000
+_MINUTE_MS: Final = INTERVALS["1m"]
+_STATE_VERSION: Final = 1
+
+
+@dataclass(eq=False, slots=True)
+class SymbolMarket:
+    """One symbol's tape and candles; ``traded`` counts every trade ever added (tape evictions included)."""
+
+    tape: deque[TimedTrade] = field(default_factory=lambda: deque(maxlen=TAPE_KEPT))
+    candles: dict[str, deque[Candle]] = field(default_factory=lambda: {name: deque(maxlen=CANDLES_KEPT) for name in INTERVALS})
+    traded: int = 0
+
+    def add(self, trade: PublicTrade, time_ms: int) -> None:
+        self.tape.append(TimedTrade(trade, time_ms))
+        self.traded += 1
+        if time_ms <= 0:
+            return
+        price, qty = trade.price, trade.qty
+        for name, width in INTERVALS.items():
+            start = time_ms - time_ms % width
+            series = self.candles[name]
+            last = series[-1] if series else None
+            if last is None or last.start < start:
+                series.append(Candle(start, price, price, price, price, qty, 1))
+                continue
+            # last.start > start cannot happen: times are clamped to never go back (``MarketStats.stamp``).
+            last.high = max(last.high, price)
+            last.low = min(last.low, price)
+            last.close = price
+            last.volume += qty
+            last.trades += 1
+
+
+def _tape_row(item: TimedTrade) -> list[int]:
+    trade = item.trade
+    return [trade.seq, trade.trade_id, trade.price, trade.qty, int(trade.aggressor_side), item.time_ms]
+
+
+class MarketStats:
+    """Every symbol's ``SymbolMarket``, the last time given, and the queries the public API answers."""
+
+    def __init__(self) -> None:
+        self.symbols: dict[str, SymbolMarket] = {}
+        self.clock_ms = 0  # the latest group time seen (given by ``stamp`` or replayed)
+
+    def stamp(self, now_ms: int) -> int:
+        """The time to give the group applied now: ``now_ms``, or the last one if the clock stepped back."""
+        if now_ms > self.clock_ms:
+            self.clock_ms = now_ms
+        return self.clock_ms
+
+    def add_trades(self, trades: Iterable[TradeExecuted], time_ms: int) -> None:
+        """A group's trades in engine order, all at ``time_ms`` (``stamp``'s answer, or a journalled one)."""
+        if time_ms > self.clock_ms:
+            self.clock_ms = time_ms
+        symbols = self.symbols
+        for trade in trades:
+            market = symbols.get(trade.symbol)
+            if market is None:
+                market = symbols[trade.symbol] = SymbolMarket()
+            market.add(PublicTrade.of(trade), time_ms)
+
+    def market(self, symbol: str) -> SymbolMarket | None:
+        return self.symbols.get(symbol)
+
+    def trades(self, symbol: str, limit: int, since: int | None = None) -> list[TimedTrade]:
+        """Oldest first: the latest ``limit`` trades, or with ``since`` the first ``limit`` with a trade id above it."""
+        market = self.symbols.get(symbol)
+        if market is None or limit <= 0:
+            return []
+        if since is None:
+            return list(market.tape)[-limit:]
+        out: list[TimedTrade] = []
+        for item in market.tape:
+            if item.trade.trade_id > since:
+                out.append(item)
+                if len(out) == limit:
+                    break
+        return out
+
+    def candles(self, symbol: str, interval: str, start: int, end: int, limit: int) -> list[Candle]:
+        """Oldest first: candles of ``interval`` that start in ``[start, end]``, the latest ``limit`` of them."""
+        market = self.symbols.get(symbol)
+        if market is None:
+            return []
+        chosen = [c for c in market.candles[interval] if start <= c.start <= end]
+        return chosen[-limit:] if limit > 0 else []
+
+    def ticker(self, symbol: str, now_ms: int) -> Ticker:
+        """Last trade and the 24 h window ending with ``now_ms``'s minute (the 1,440 one-minute candles up to it).
+
+        ``bid``/``ask`` are left 0: the book is the gateway's to add (``dataclasses.replace``).
+        """
+        market = self.symbols.get(symbol)
+        if market is None:
+            return Ticker(symbol, now_ms, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        last = market.tape[-1].trade if market.tape else None
+        first_minute = now_ms - now_ms % _MINUTE_MS - DAY_MS + _MINUTE_MS
+        window = [c for c in market.candles["1m"] if c.start >= first_minute]
+        open_, high, low = (window[0].open, max(c.high for c in window), min(c.low for c in window)) if window else (0, 0, 0)
+        return Ticker(
+            symbol,
+            now_ms,
+            last.price if last is not None else 0,
+            last.trade_id if last is not None else 0,
+            0,
+            0,
+            0,
+            0,
+            open_,
+            high,
+            low,
+            sum(c.volume for c in window),
+            sum(c.trades for c in window),
+        )
+
+    # ------------------------------------------------------------ persistence
+    def encode(self) -> bytes:
+        """The whole state as JSON (integers only): the snapshot's market frame."""
+        symbols: dict[str, Any] = {}
+        for symbol, market in sorted(self.symbols.items()):
+            symbols[symbol] = {
+                "traded": market.traded,
+                "tape": [_tape_row(t) for t in market.tape],
+                "candles": {name: [c.as_list() for c in series] for name, series in market.candles.items()},
+            }
+        return orjson.dumps({"version": _STATE_VERSION, "clock_ms": self.clock_ms, "symbols": symbols})
+
+    @staticmethod
+    def decode(data: bytes) -> MarketStats:
+        """Inverse of ``encode``; raises ``ValueError`` for a state this version cannot read."""
+        state = orjson.loads(data)
+        if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
+            raise ValueError(f"market state version {state.get('version') if isinstance(state, dict) else None!r} is not {_STATE_VERSION}")
+        stats = MarketStats()
+        stats.clock_ms = int(state["clock_ms"])
+        for symbol, saved in state["symbols"].items():
+            market = stats.symbols[symbol] = SymbolMarket(traded=int(saved["traded"]))
+            for seq, trade_id, price, qty, side, time_ms in saved["tape"]:
+                market.tape.append(TimedTrade(PublicTrade(seq, trade_id, symbol, price, qty, Side(side)), time_ms))
+            for name, rows in saved["candles"].items():
+                if name in market.candles:
+                    market.candles[name].extend(Candle(*row) for row in rows)
+        return stats
