@@ -28,9 +28,9 @@ from contextlib import AbstractAsyncContextManager
 import uvloop
 
 from engine import ExchangeError
-from transports.core.gateway import Gateway, GatewayConfig
+from transports.core.gateway import Gateway
 from transports.core.legacy_flags import modern_argv
-from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_options, start_metrics
+from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_config, gateway_options, start_metrics
 from transports.instruments import select_instruments
 from transports.registry import TRANSPORTS
 
@@ -78,7 +78,7 @@ def _shown(url: str) -> str:
 
 
 async def serve_all(args: argparse.Namespace, names: Sequence[str], journal: str | None) -> int:
-    gateway = Gateway(config=GatewayConfig(buffer=args.buffer, journal=journal, fsync=args.fsync))
+    gateway = Gateway(config=gateway_config(args.buffer, journal, args.fsync))  # --snapshot-* included
     try:
         await gateway.start(select_instruments(args.symbols))
     except (ExchangeError, OSError) as exc:

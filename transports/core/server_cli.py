@@ -154,13 +154,17 @@ def describe(gateway: Gateway, journal: str | None, fsync: str) -> str:
     return f"{stored}; symbols {','.join(i.symbol for i in gateway.instruments)}; engine seq {gateway.engine.seq}"
 
 
+def gateway_config(buffer: int, journal: str | None, fsync: FsyncPolicy) -> GatewayConfig:
+    """The gateway of a server process: its queue and journal, and the snapshot options ``gateway_options`` read."""
+    options = process_options()
+    return GatewayConfig(buffer, journal, fsync, snapshot_every=options.snapshot_every, snapshot_interval_s=options.snapshot_interval_s)
+
+
 async def run_process(
     name: str, *, buffer: int, journal: str | None, fsync: FsyncPolicy, symbols: str, listen: Callable[[Gateway], Awaitable[Listener]]
 ) -> int:
     """The whole life of a server process; the exit code."""
-    options = process_options()
-    config = GatewayConfig(buffer, journal, fsync, snapshot_every=options.snapshot_every, snapshot_interval_s=options.snapshot_interval_s)
-    gateway = Gateway(config=config)
+    gateway = Gateway(config=gateway_config(buffer, journal, fsync))
     try:
         await gateway.start(select_instruments(symbols))
     except (ExchangeError, OSError) as exc:

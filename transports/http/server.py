@@ -33,8 +33,8 @@ import uvloop
 from engine import ExchangeError
 from transports.core import legacy_flags
 from transports.core.connections import ConnectionGuard
-from transports.core.gateway import Gateway, GatewayConfig
-from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_options, start_metrics
+from transports.core.gateway import Gateway
+from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_config, gateway_options, start_metrics
 from transports.http.app import create_app
 from transports.http.protocol import guarded_protocol
 from transports.http.settings import DEFAULT_HOST, DEFAULT_PORT, HttpServerSettings, http_url
@@ -135,7 +135,7 @@ async def serve_http(
 async def run_server(settings: HttpServerSettings) -> int:
     """The ``turbo-dex`` process: recover, listen, serve until SIGTERM/SIGINT, stop cleanly."""
     instruments = select_instruments(settings.symbols)
-    gateway = Gateway(config=GatewayConfig(buffer=settings.buffer, journal=settings.journal, fsync=settings.fsync))
+    gateway = Gateway(config=gateway_config(settings.buffer, settings.journal, settings.fsync))  # --snapshot-* included
     try:
         await gateway.start(instruments)
     except (ExchangeError, OSError) as exc:
