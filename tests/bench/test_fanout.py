@@ -45,7 +45,8 @@ def _reply(delivered: dict[int, int], md_range: tuple[int, int], latencies_us: l
         "delivered": {str(k): v for k, v in delivered.items()},
         "latency": h.to_dict(),
         "paused_latency": Histogram().to_dict(),
-        "md_range": {"BTC-USD": list(md_range)},
+        "md_range": {"": {"BTC-USD": list(md_range)}},
+        "sources": {str(k): "" for k in delivered},
         "gaps": 0,
         "snapshot_recoveries": 0,
         "sequence_errors": 0,
@@ -80,10 +81,19 @@ def test_a_subscriber_that_missed_updates_makes_the_point_incomplete_and_says_wh
     assert fine["complete"] and fine["failure"] is None
 
 
+def test_each_replica_s_subscribers_are_reconciled_against_that_replica_s_window() -> None:
+    # DHT: two subscribers stream from node a, one from node b, which applied (and stamped) its groups later.
+    a, b = _reply({0: 10, 1: 10}, (11, 20), [100]), _reply({2: 10}, (8, 17), [100])
+    a["md_range"], a["sources"] = {"a": a["md_range"][""]}, {"0": "a", "1": "a"}
+    b["md_range"], b["sources"] = {"b": b["md_range"][""]}, {"2": "b"}
+    point = _merge(_Set(), [a, b], 2.0, {"server": 1.0, "subscribers": 0.5})  # type: ignore[arg-type]
+    assert point["complete"] and point["complete_subscribers"] == 3 and point["published"] == 10
+
+
 def test_subscribers_that_cannot_keep_up_are_a_failure_not_a_crash() -> None:
     replies = [_reply({0: 10, 1: 10, 2: 10}, (11, 20), [100], behind=2, most_behind_ms=850.0)]
     point = _merge(_Set(), replies, 2.0, {"server": 1.0, "subscribers": 1.9})  # type: ignore[arg-type]
-    assert point["failure"] is not None and "2 subscribers had not caught up" in point["failure"]
+    assert point["failure"] is not None and "2 subscribers (0 of them never received an update) had not caught up" in point["failure"]
     assert _failure(point | {"behind": 0, "errors": ["subscriber 2: NotConnected: lost"]}, 3) == "errors: subscriber 2: NotConnected: lost"
 
 
