@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,10 @@ from websockets.sync.client import ClientConnection, connect
 from tests.integration.http.conftest import LiveServer
 from tests.integration.http.helpers import SYMBOL, assert_error, place
 from transports.core.candles import INTERVALS
+from transports.core.gateway import Gateway
+from transports.http.context import HttpContext
+from transports.http.routes_market import market_stats_router
+from transports.http.settings import HttpServerSettings
 
 ETH = "ETH-USD"
 
@@ -187,3 +192,11 @@ def test_a_bad_channel_is_refused_with_an_error_then_closed(server: LiveServer, 
     with channel(server, path) as ws:
         message = receive(ws)
         assert (message["type"], message["reason"]) == ("error", reason)
+
+
+def test_docs_http_md_names_every_market_data_route_and_channel() -> None:
+    text = (Path(__file__).resolve().parents[3] / "docs" / "http.md").read_text()
+    paths = {getattr(r, "path", "") for r in market_stats_router(HttpContext(Gateway(), HttpServerSettings())).routes}
+    assert len(paths) == 9  # /ticker, /ticker/{symbol}, /trades, /depth, /candles and four channels
+    for path in paths:
+        assert f"`{path}" in text or f"`GET {path}" in text, path
