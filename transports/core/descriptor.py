@@ -26,12 +26,13 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from engine import RejectReason
 from transports.core.client import TraderClient
 from transports.core.gateway import Gateway
 
+Replies = Literal["events", "own_view"]
 ClientFactory = Callable[[str, str | None], TraderClient]  # (trader, url or None for the default)
 ServerFactory = Callable[[Gateway], AbstractAsyncContextManager[str]]  # serve in this loop; yields the URL clients use
 # Sends bytes that are not a command over the wire; returns the reason the server answered with.
@@ -112,3 +113,7 @@ class TransportDescriptor:
     bench: BenchDefaults | None = None
     no_fsync_to_turn_off: str | None = None  # why ``--fsync off`` means nothing here; None: it turns off a journal fsync
     echo_wire: str | None = None  # the library echo (bench/wire_ceiling.py) that bounds this wire
+    # What a reply to ``submit`` holds: "events", every event of the engine for the commands (book deltas,
+    # the counterparty on trades, stops triggered); "own_view", what concerns the submitter's own orders only
+    # (as a FIX ExecutionReport: a trade's price, quantity and the taker's remaining; the book by query).
+    replies: Replies = "events"

@@ -27,7 +27,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import simplefix
@@ -288,7 +288,8 @@ class OrderEntry:
         view = self._engine.order_status(trader, order_id) if order_id else None
         if view is None:
             return None
-        order = self.ledger(trader).by_id.get(order_id) or _from_view(view)
+        # CumQty from the engine: fills this session has not seen (a stop fired by another's trade) count too.
+        order = replace(self.ledger(trader).by_id.get(order_id) or _from_view(view), cum_qty=view.filled)
         status = {
             OrderStatus.FILLED: p.OrdStatus.FILLED,
             OrderStatus.CANCELLED: p.OrdStatus.CANCELED,
