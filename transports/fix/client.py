@@ -274,15 +274,20 @@ class FixClient(TraderClient):
     async def submit(self, commands: Sequence[Command]) -> Replies:
         await self.connect()
         futures = []
-        for index, command in enumerate(commands):
-            msg_type, pairs = await self._encode_command(command)
-            if index == 0 and len(commands) > 1:
-                pairs.append((p.DEX_BATCH, len(commands)))  # applied whole or refused whole, like every wire's batch
-            future: asyncio.Future[list[simplefix.FixMessage]] = asyncio.get_running_loop().create_future()
-            self._send(msg_type, pairs)
-            self._answers.append(future)
-            futures.append((command, future))
-        replies = [self._events(command, await self._wait(future)) for command, future in futures]
+        try:
+            for index, command in enumerate(commands):
+                msg_type, pairs = await self._encode_command(command)
+                if index == 0 and len(commands) > 1:
+                    pairs.append((p.DEX_BATCH, len(commands)))  # applied whole or refused whole, like every wire's batch
+                future: asyncio.Future[list[simplefix.FixMessage]] = asyncio.get_running_loop().create_future()
+                self._send(msg_type, pairs)
+                self._answers.append(future)
+                futures.append((command, future))
+            replies = [self._events(command, await self._wait(future)) for command, future in futures]
+        except BaseException:
+            for _, unread in futures:  # no one reads these answers now: the error raised here says what happened
+                unread.add_done_callback(_retrieved)
+            raise
         _raise_if_refused_whole(replies)
         return replies
 
@@ -525,6 +530,12 @@ def _entries(message: simplefix.FixMessage) -> list[dict[int, str]]:
         if entries:
             entries[-1].setdefault(number, value.decode(errors="replace"))
     return entries
+
+
+def _retrieved(future: asyncio.Future[list[simplefix.FixMessage]]) -> None:
+    """Mark an unread answer's error as seen (asyncio would log it as never retrieved)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _raise_if_refused_whole(replies: Replies) -> None:

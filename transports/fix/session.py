@@ -522,12 +522,15 @@ class FixSession:
                 refused = exc
         answers = iter(replies)
         orders = self.registry.orders
+        counted: set[int] = set()  # a declared batch refused whole is one refusal (one error object), as on every wire
         for seq, item, msg_type in batch:
             if isinstance(item, MissingField):
                 self._reject(seq, item.message, p.SessionReject.REQUIRED_TAG_MISSING, item.tag, msg_type)
                 continue
             if isinstance(item, ExchangeError):
-                self.registry.requests.refused(item)
+                if id(item) not in counted:
+                    counted.add(id(item))
+                    self.registry.requests.refused(item)
                 self._send_reply([orders.refusal(self._undecoded.pop(seq, None), item)])
                 continue
             if refused is not None:
