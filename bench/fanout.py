@@ -94,7 +94,9 @@ WATCHED = ("BTC-USD",)  # the book every subscriber watches; the orders go to ev
 # p99 targets (µs) at TARGET_SUBSCRIBERS, with every update delivered (issue 15); other wires have none.
 TARGET_SUBSCRIBERS = 100
 TARGET_P99_US = {"zmq": 10_000, "nats": 10_000, "http": 50_000, "grpc": 50_000}
-TARGET_PAUSE_DELAY_US = 1_000  # the paused subscriber may delay the others' p99 by this much
+TARGET_PAUSE_DELAY_US = 1_000
+# A point holds the order rate when its book gets this share of the updates/s it gets with the fewest subscribers.
+RATE_HELD_SHARE = 0.8  # the paused subscriber may delay the others' p99 by this much
 
 Log = Callable[[str], None]
 
@@ -741,6 +743,7 @@ def _spread(values: Sequence[float]) -> dict[str, float] | None:
 def summarize_transport(transport: str, points: list[dict[str, Any]], subscribers: Sequence[int]) -> dict[str, Any]:
     """Per subscriber count: min/median/max over the repeats, completeness, the target, and why it failed."""
     summary: dict[str, Any] = {}
+    reference = _reference_rate(points, subscribers)
     for n in subscribers:
         mine = [p for p in points if p.get("subscribers") == n]
         measured = [p for p in mine if "latency_us" in p]
@@ -749,21 +752,40 @@ def summarize_transport(transport: str, points: list[dict[str, Any]], subscriber
         complete = bool(measured) and all(p["complete"] for p in mine)
         target = TARGET_P99_US.get(transport) if n == TARGET_SUBSCRIBERS else None
         p99 = latency["p99"]
+        published = _spread([p["published_per_s"] for p in measured])
+        held = None if reference is None or published is None else published["median"] >= RATE_HELD_SHARE * reference[1]
         summary[str(n)] = {
             "subscribers": n,
             "repeats": len(measured),
             "delivered_per_s": _spread([p["delivered_per_s"] for p in measured]),
             "delivered_per_s_per_subscriber": _spread([p["delivered_per_s_per_subscriber"] for p in measured]),
-            "published_per_s": _spread([p["published_per_s"] for p in measured]),
+            "published_per_s": published,
+            "order_rate_held": held,
+            "order_rate_note": None
+            if held is not False or published is None or reference is None
+            else (
+                f"the watched book got {published['median']:,.0f} updates/s against {reference[1]:,.0f} with {reference[0]}"
+                f" subscriber(s): the server and the order driver did not hold the order rate beside {n:,} subscribers"
+                f" on this machine's {os.cpu_count()} cores"
+            ),
             "latency_us": latency,
             "gaps": sum(int(p["gaps"]) for p in measured),
             "snapshot_recoveries": sum(int(p["snapshot_recoveries"]) for p in measured),
             "complete": complete,
             "target_p99_us": target,
-            "target_met": None if target is None else complete and p99 is not None and p99["median"] <= target,
+            "target_met": None if target is None else complete and held is not False and p99 is not None and p99["median"] <= target,
             "failure": " || ".join(failures) if failures else None,
         }
     return summary
+
+
+def _reference_rate(points: list[dict[str, Any]], subscribers: Sequence[int]) -> tuple[int, float] | None:
+    """The watched book's updates/s with the fewest subscribers measured completely: what the order rate makes."""
+    for n in sorted(subscribers):
+        rates = [p["published_per_s"] for p in points if p.get("subscribers") == n and p.get("complete")]
+        if rates:
+            return n, float(statistics.median(rates))
+    return None
 
 
 # ------------------------------------------------------------------ the run

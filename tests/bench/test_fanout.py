@@ -112,6 +112,9 @@ def test_the_summary_gives_min_median_max_and_the_target_at_100_subscribers() ->
     missed = summarize_transport("zmq", [point(0, 9_000), point(1, 9_000, complete=False)], (100,))["100"]
     assert missed["target_met"] is False and missed["failure"] == "lost"
     assert summarize_transport("amqp", [point(0, 9_000)], (100,))["100"]["target_met"] is None  # no target for this wire
+    starved = summarize_transport("nats", [point(0, 9_000) | {"subscribers": 1, "published_per_s": 50.0}, point(0, 9_000)], (1, 100))
+    assert starved["100"]["order_rate_held"] is False and starved["100"]["target_met"] is False  # 10/s against 50/s
+    assert "did not hold the order rate" in starved["100"]["order_rate_note"]
 
 
 def test_every_transport_with_a_market_data_path_is_measured() -> None:
