@@ -18,9 +18,16 @@ queued behind it), recorded per order with its intended time, so that it can be 
 
 * ``before_p99_us``: the base load's p99 over ``before_s`` (normal latency);
 * ``peak_latency_us``: p50/p99/max over the orders intended in the burst window;
-* ``drain_s``: from the end of the burst to the start of the first 100 ms bin (by intended time)
-  from which every bin's p99 is back under ``max(2 x before_p99, 1 ms)``; ``None`` when the last bin
-  is still above it (not drained within ``after_s``);
+* ``drain_s``: from the end of the burst to the start of the first 100 ms bin (by intended time) of
+  the normal load whose p99 is back under ``max(2 x before_p99, 1 ms)``: the backlog is gone once
+  (a later noisy bin on this shared machine is not the burst's); ``None`` when no bin of
+  ``after_s`` gets there (not drained);
+* ``timeline``: ``[bin start s, p99 µs, orders]`` per 100 ms bin of intended time, every role, from
+  the start of ``before_s`` (0 = the burst's start), for charts and for checking the above;
+* ``sent_in_burst_per_s`` and ``peak_service_latency_us`` (reply minus *actual* send, burst
+  window): what the load processes managed to send during the burst and how long the wire and the
+  server took. Where the offered rate is above what the clients can send on this machine, the
+  peak latency is mostly the clients' own schedule falling behind, and these two say so;
 * ``overloaded``: submits the server refused with ``OVERLOADED`` (each retried until its window ends;
   nothing of a refused submit is applied). Each trader has one submit in flight, so the clients
   hold at most ``workers + burst_workers`` orders in the server at once: a burst queues in the
@@ -66,17 +73,19 @@ CHILD_TIMEOUT_S = 120.0
 
 
 class TimedTally(Tally):
-    """The harness's tally, also keeping each reply's (intended send time, latency) for the time line."""
+    """The harness's tally, also keeping each reply's intended send time, latency and service latency."""
 
     def __init__(self) -> None:
         super().__init__()
         self.intended = array("d")
         self.latency = array("q")
+        self.service = array("q")  # reply - actual send: the part of the latency spent past the client
 
     def record(self, batch: Any, outcomes: Any, latency_s: float, service_s: float, measured: bool) -> None:
         super().record(batch, outcomes, latency_s, service_s, measured)
         self.intended.append(time.monotonic() - latency_s)
         self.latency.append(int(latency_s * 1e6))
+        self.service.append(int(service_s * 1e6))
 
 
 # ------------------------------------------------------------------ the load processes
@@ -121,6 +130,7 @@ async def _child(spec: dict[str, Any]) -> dict[str, Any]:
                     "total": tally.total.to_dict(),
                     "intended": [round(t - start, 6) for t in tally.intended],
                     "latency_us": list(tally.latency),
+                    "service_us": list(tally.service),
                     "first_error": tally.first_error,
                     "error": runner.error,
                 }
@@ -150,6 +160,19 @@ def _children(specs: Sequence[dict[str, Any]]) -> Iterator[list[subprocess.Popen
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen[str]) -> None:
+    """Read the child's output up to its "ready" line (a library may print before it)."""
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        if line.strip() == "ready":
+            return
+        seen.append(line)
+    proc.wait(10)
+    stderr = proc.stderr.read() if proc.stderr is not None else ""
+    raise RuntimeError(f"a burst load process exited with {proc.returncode} before it was ready: {''.join(seen)[-1000:]}{stderr[-2000:]}")
 
 
 def _one_burst(
@@ -186,10 +209,7 @@ def _one_burst(
     before = stats_of() if stats_of else {}
     with _children(specs) as procs_:
         for proc in procs_:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if line.strip() != "ready":
-                raise RuntimeError(f"a burst load process did not start: {line}{proc.communicate(timeout=10)[1][-2000:]}")
+            _wait_ready(proc)
         start = time.monotonic() + 0.2
         outputs = [proc.communicate(f"{start}\n", timeout=before_s + burst_s + after_s + CHILD_TIMEOUT_S) for proc in procs_]
     results = []
@@ -216,23 +236,28 @@ def _analyse(
     total = Counts()
     samples: list[tuple[float, int]] = []  # (intended time from the burst's start, latency µs)
     normal: list[int] = []
+    service: list[int] = []  # service latency of the orders intended in the burst window
+    sent_in_burst = 0  # orders actually sent in the burst window (intended + latency - service)
     for runner in runners:
         total.add(Counts.from_dict(runner["total"]))
-        for t, lat in zip(runner["intended"], runner["latency_us"], strict=True):
+        for t, lat, svc in zip(runner["intended"], runner["latency_us"], runner["service_us"], strict=True):
             samples.append((t - before_s, lat))
             if runner["role"] == "base" and t < before_s:
                 normal.append(lat)
+            if before_s <= t < before_s + burst_s:
+                service.append(svc)
+            sent_in_burst += before_s <= t + (lat - svc) / 1e6 < before_s + burst_s
     in_burst = [lat for t, lat in samples if 0 <= t < burst_s]
     normal_p99 = _percentile(normal, 0.99)
     threshold = max(2 * normal_p99, DRAIN_FLOOR_US)
-    bins: dict[int, list[int]] = {}
+    settling: dict[int, list[int]] = {}  # the normal load after the burst, by 100 ms bin of intended time
+    timeline: dict[int, list[int]] = {}
     for t, lat in samples:
-        if t >= burst_s:
-            bins.setdefault(int((t - burst_s) / BIN_S), []).append(lat)
-    last_bin = int(after_s / BIN_S) - 1
-    bad = [b for b, lats in bins.items() if _percentile(lats, 0.99) > threshold]
-    drained = not bad or max(bad) < last_bin
-    drain_s = round((max(bad) + 1) * BIN_S, 2) if bad else 0.0
+        timeline.setdefault(int((t + before_s) / BIN_S), []).append(lat)
+        if burst_s <= t < burst_s + after_s:
+            settling.setdefault(int((t - burst_s) / BIN_S), []).append(lat)
+    good = [b for b, lats in sorted(settling.items()) if _percentile(lats, 0.99) <= threshold]
+    drain_s = round(good[0] * BIN_S, 2) if good else None
     rec = reconcile(total, before, after)
     lost = max(0, rec["harness"]["accepted"] - rec["server"]["accepted"]) if "skipped" not in rec else None
     errors = [r["error"] or r["first_error"] for r in runners if r["error"] or r["first_error"]]
@@ -245,9 +270,12 @@ def _analyse(
             "max": max(in_burst, default=0),
             "orders": len(in_burst),
         },
+        "peak_service_latency_us": {"p99": _percentile(service, 0.99), "max": max(service, default=0)},
+        "sent_in_burst_per_s": round(sent_in_burst / burst_s, 1),
         "drain_threshold_us": threshold,
-        "drain_s": drain_s if drained else None,
-        "drained": drained,
+        "drain_s": drain_s,
+        "drained": drain_s is not None,
+        "timeline": [[round(b * BIN_S - before_s, 2), _percentile(lats, 0.99), len(lats)] for b, lats in sorted(timeline.items())],
         "overloaded": total.overloaded,
         "errors": total.errors,
         "first_errors": errors[:3],
@@ -318,6 +346,7 @@ def _transport_row(transport: str, rate: float | None, plan: Mapping[str, Any], 
             log(
                 f"  {transport:<7} R {rate:,.0f}/s burst {run['offered_burst_per_s']:,.0f}/s: "
                 f"peak p99 {peak['p99']:,} µs max {peak['max']:,} µs, "
+                f"sent {run['sent_in_burst_per_s']:,.0f}/s, service p99 {run['peak_service_latency_us']['p99']:,} µs, "
                 f"overloaded {run['overloaded']}, drain {drain}, lost {run['lost']}, reconciled {'yes' if run['reconciled'] else 'NO'}"
             )
     return {
@@ -328,6 +357,8 @@ def _transport_row(transport: str, rate: float | None, plan: Mapping[str, Any], 
             "p99": _spread([r["peak_latency_us"]["p99"] for r in runs]),
             "max": _spread([r["peak_latency_us"]["max"] for r in runs]),
         },
+        "peak_service_latency_us": {"p99": _spread([r["peak_service_latency_us"]["p99"] for r in runs])},
+        "sent_in_burst_per_s": _spread([r["sent_in_burst_per_s"] for r in runs]),
         "before_p99_us": _spread([r["before_p99_us"] for r in runs]),
         "overloaded": sum(r["overloaded"] for r in runs),
         "drain_s": _spread([r["drain_s"] for r in runs]),
