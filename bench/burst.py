@@ -211,7 +211,11 @@ def _one_burst(
         for proc in procs_:
             _wait_ready(proc)
         start = time.monotonic() + 0.2
-        outputs = [proc.communicate(f"{start}\n", timeout=before_s + burst_s + after_s + CHILD_TIMEOUT_S) for proc in procs_]
+        for proc in procs_:  # every child gets the start instant now: none may wait for another to finish
+            assert proc.stdin is not None
+            proc.stdin.write(f"{start}\n")
+            proc.stdin.flush()  # communicate() below closes it
+        outputs = [proc.communicate(timeout=before_s + burst_s + after_s + CHILD_TIMEOUT_S) for proc in procs_]
     results = []
     for proc, (stdout, stderr) in zip(procs_, outputs, strict=True):
         if proc.returncode != 0:

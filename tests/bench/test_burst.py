@@ -24,6 +24,7 @@ def test_a_burst_is_measured_and_reconciled_with_the_server(transport: str) -> N
     assert run["peak_latency_us"]["orders"] > 0  # orders intended inside the burst window were answered and placed in time
     assert 0 < run["peak_latency_us"]["p99"] <= run["peak_latency_us"]["max"]
     assert run["accepted"] > 0
+    assert run["sent_in_burst_per_s"] > 300.0  # the burst processes sent inside the burst window, beside the base load
     assert row["lost"] == 0
     assert row["reconciled"], run["reconciliation_diff"]
     assert (row["drain_s"] is None) == (not row["drained"])
