@@ -17,7 +17,8 @@ Invariants: a figure that cannot be had (a server whose stats lack the field,
 a window with no commands) is ``None``, never a guess. Bytes are the encoded
 lean frames, both ways, counted once by the server's request handler; the
 framing each wire adds (HTTP headers, gRPC frames, NATS subjects, AMQP
-properties) is not in them. With ``inproc`` the server is this process: its
+properties) is not in them; a wire whose client sends its own messages instead
+(FIX) has no lean bytes, and says so (``bytes_not_counted``). With ``inproc`` the server is this process: its
 CPU is counted once (``same_process``), as the client's. A broker (NATS,
 RabbitMQ) is a third process whose CPU is not counted here.
 """
@@ -29,6 +30,7 @@ from typing import Any
 
 from transports.core import usage
 
+NO_LEAN = "the server received no lean OrderBatch: this wire's client turns them into its own messages (FIX), not counted"
 # The stats fields the server's side is computed from (a server without them predates the cost report).
 SERVER_FIELDS = ("process_cpu_us", "peak_rss_bytes", "lean_bytes_in", "lean_bytes_out", "lean_commands")
 
@@ -103,4 +105,5 @@ def cost_report(
             else "the server process and the harness process(es); a broker between them is a third process, not counted"
         ),
         "bytes": "encoded lean OrderBatch (out) and OutcomeBatch (in) bytes, without the wire's own framing",
+        **({"bytes_not_counted": NO_LEAN} if served > 0 and not lean_commands and not missing else {}),
     }
