@@ -114,7 +114,7 @@ def _mode_function(module: str, name: str) -> Callable[..., dict[str, Any]]:
     return function
 
 
-def _section(workload: Workload, sustainable: dict[str, float]) -> dict[str, Any]:
+def _section(workload: Workload, sustainable: dict[str, float], quick: bool) -> dict[str, Any]:
     """Run one non-order-path workload through its mode's module."""
     wired = tuple(t for t in workload.targets() if t != INPROC) if workload.mode == "fanout" else workload.targets()
     log: Callable[[str], None] = lambda line: print(f"  {line}", flush=True)  # noqa: E731
@@ -127,6 +127,7 @@ def _section(workload: Workload, sustainable: dict[str, float]) -> dict[str, Any
             warmup_s=workload.warmup_s,
             repeats=workload.repeats,
             log=log,
+            **({"probe_down": 0, "min_samples": 0} if quick else {}),  # a smoke run: short rungs, no probing below the ladder
         )
     if workload.mode == "fanout":
         return _mode_function("fanout", "run_fanout")(
@@ -159,7 +160,7 @@ def sustainable_rates(section: dict[str, Any], bound_ms: str = "5") -> dict[str,
     return rates
 
 
-def run(workloads: Sequence[Workload]) -> dict[str, Any]:
+def run(workloads: Sequence[Workload], quick: bool = False) -> dict[str, Any]:
     """Every workload in order (order path first, as one section); the result every report is rendered from."""
     started = time.time()
     host = machine()
@@ -176,7 +177,7 @@ def run(workloads: Sequence[Workload]) -> dict[str, Any]:
             print(f"{workload.name} ({workload.mode})", flush=True)
             began = time.monotonic()
             try:
-                section = _section(workload, sustainable)
+                section = _section(workload, sustainable, quick)
             except Exception as exc:  # a mode that breaks is a result to report, not the end of the run
                 section = {"failure": f"{type(exc).__name__}: {exc}"[-2000:]}
                 print(f"  {workload.name} FAILED: {section['failure'][:300]}", flush=True)
@@ -219,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workloads: list[Workload] = args.workloads
     names = ", ".join(f"{w.name} ({w.mode})" for w in workloads)
     print(f"dex-bench: {args.workload}: {names}", flush=True)
-    result = run(workloads)
+    result = run(workloads, args.quick)
     result["parameters"] = {"workload_file": str(args.workload), "quick": args.quick}
     stem = REPORT_STEM if args.workload.resolve() == DEFAULT_SUITE else f"workload-{args.workload.stem}"
     files = write_reports(result, args.out_dir, stem)
