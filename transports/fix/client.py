@@ -116,6 +116,9 @@ class FixClient(TraderClient):
         self._logon: asyncio.Future[simplefix.FixMessage] | None = None
         self._streams: dict[str, asyncio.Queue[simplefix.FixMessage | None]] = {}
         self._ids = itertools.count(1)
+        # ClOrdIDs this client makes up (for a command without one) differ from any other client's of the trader,
+        # in this process or after a restart: the engine refuses a client order id used before.
+        self._id_prefix = f"{trader[:20]}-{os.urandom(4).hex()}"
         self._instruments: dict[str, Instrument] = {}
         self.logout_text = ""
         self.logout_reason: RejectReason | None = None
@@ -294,7 +297,7 @@ class FixClient(TraderClient):
     async def _encode_command(self, command: Command) -> tuple[bytes, list[tuple[int, object]]]:
         # A retry-safe request (its request id) keeps its ClOrdID, so its repeated answer is the same answer.
         request_id = getattr(command, "request_id", 0)
-        cl_ord_id = f"{self.trader[:20]}-r{request_id}" if request_id else f"{self.trader[:20]}-{next(self._ids)}-{os.getpid()}"
+        cl_ord_id = f"{self.trader[:20]}-r{request_id}" if request_id else f"{self._id_prefix}-{next(self._ids)}"
         if isinstance(command, PlaceOrder):
             conv = self._conv(command.symbol)
             pairs: list[tuple[int, object]] = [

@@ -314,7 +314,7 @@ def _split(raw: bytes, body_end: int) -> Frame:
     parser.append_buffer(raw)
     try:
         message = parser.get_message()
-    except simplefix.errors.FixParserError as exc:  # a tag that is not a number, a field without '='
+    except simplefix.errors.ParsingError as exc:  # a tag that is not a number, a field without '='
         return Frame(None, f"fields do not parse: {type(exc).__name__}", len(raw))
     if message is None:
         return Frame(None, "fields do not parse", len(raw))

@@ -64,6 +64,7 @@ log = logging.getLogger("dex-fix")
 TRANSPORT = "fix"
 _ORDER_TYPES = frozenset({p.NEW_ORDER_SINGLE, p.ORDER_CANCEL_REQUEST, p.ORDER_CANCEL_REPLACE_REQUEST, p.ORDER_MASS_CANCEL_REQUEST})
 _TICK_S = 0.5  # how often the heartbeat clock is looked at
+FRAMES_PER_TURN = 16  # messages read (or answers written) between two turns of the event loop
 
 
 class SessionEnded(Exception):
@@ -138,8 +139,10 @@ class FixSession:
             self._test_request_sent = None
             self.frames.feed(data)
             try:
-                for frame in self.frames.frames():
+                for count, frame in enumerate(self.frames.frames(), 1):
                     await self._on_frame(frame)
+                    if count % FRAMES_PER_TURN == 0:
+                        await asyncio.sleep(0)  # a read of many small messages leaves other sessions their turn
             except p.FrameTooLarge as exc:
                 self.registry.requests.refused(LimitExceeded(exc.message, "max_message_bytes"))
                 self._logout(exc.message)
@@ -523,7 +526,9 @@ class FixSession:
         answers = iter(replies)
         orders = self.registry.orders
         counted: set[int] = set()  # a declared batch refused whole is one refusal (one error object), as on every wire
-        for seq, item, msg_type in batch:
+        for index, (seq, item, msg_type) in enumerate(batch, 1):
+            if index % FRAMES_PER_TURN == 0:
+                await asyncio.sleep(0)  # thousands of answers to encode: other sessions get their turn between them
             if isinstance(item, MissingField):
                 self._reject(seq, item.message, p.SessionReject.REQUIRED_TAG_MISSING, item.tag, msg_type)
                 continue

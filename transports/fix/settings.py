@@ -91,7 +91,7 @@ class FixServerSettings:
     passwords: Passwords = field(default_factory=Passwords)
     max_message_bytes: int = MAX_MESSAGE_BYTES
     logon_timeout_s: float = 10.0
-    max_queued: int = 10_000  # messages above a gap waiting for the resend
+    max_queued: int = 1_000  # messages above a gap waiting for the resend: at most 8 MiB of frames a session
     max_outbound_bytes: int = 16 * 1024 * 1024
     max_subscriptions: int = 64
     limits: Limits = field(default_factory=Limits)
