@@ -43,40 +43,56 @@ TAPE_KEPT: Final = MAX_TRADES_QUERY  # recent trades per symbol with their times
 DAY_MS: Final = 86_400_000
 _MINUTE_MS: Final = INTERVALS["1m"]
 _STATE_VERSION: Final = 1
+_WIDTHS: Final = tuple(INTERVALS.items())
 
 
 @dataclass(eq=False, slots=True)
 class SymbolMarket:
-    """One symbol's tape and candles; ``traded`` counts every trade ever added (tape evictions included)."""
+    """One symbol's tape and candles; ``traded`` counts every trade ever added (tape evictions included).
 
-    tape: deque[TimedTrade] = field(default_factory=lambda: deque(maxlen=TAPE_KEPT))
+    The tape holds the engine's own ``TradeExecuted`` objects (the ones its recent-trades history holds too, so
+    a tuple per trade is all it adds) with their times; only ``public`` views of them ever leave the process.
+    """
+
+    tape: deque[tuple[TradeExecuted, int]] = field(default_factory=lambda: deque(maxlen=TAPE_KEPT))
     candles: dict[str, deque[Candle]] = field(default_factory=lambda: {name: deque(maxlen=CANDLES_KEPT) for name in INTERVALS})
     traded: int = 0
 
-    def add(self, trade: PublicTrade, time_ms: int) -> None:
-        self.tape.append(TimedTrade(trade, time_ms))
+    def add(self, trade: TradeExecuted, time_ms: int) -> None:
+        """Runs in the gateway writer once per trade: a tuple, and five candle updates (mostly in place)."""
+        self.tape.append((trade, time_ms))
         self.traded += 1
         if time_ms <= 0:
             return
         price, qty = trade.price, trade.qty
-        for name, width in INTERVALS.items():
+        candles = self.candles
+        for name, width in _WIDTHS:
             start = time_ms - time_ms % width
-            series = self.candles[name]
-            last = series[-1] if series else None
-            if last is None or last.start < start:
+            series = candles[name]
+            if not series or series[-1].start < start:
                 series.append(Candle(start, price, price, price, price, qty, 1))
                 continue
-            # last.start > start cannot happen: times are clamped to never go back (``MarketStats.stamp``).
-            last.high = max(last.high, price)
-            last.low = min(last.low, price)
+            # series[-1].start > start cannot happen: times never go back (``MarketStats.stamp``).
+            last = series[-1]
+            if price > last.high:
+                last.high = price
+            elif price < last.low:
+                last.low = price
             last.close = price
             last.volume += qty
             last.trades += 1
 
+    def latest(self, count: int) -> list[TimedTrade]:
+        """The latest ``count`` trades of the tape, oldest first, as the public sees them."""
+        if count <= 0:
+            return []
+        chosen = list(self.tape)[-count:] if count < len(self.tape) else self.tape
+        return [TimedTrade(PublicTrade.of(trade), time_ms) for trade, time_ms in chosen]
 
-def _tape_row(item: TimedTrade) -> list[int]:
-    trade = item.trade
-    return [trade.seq, trade.trade_id, trade.price, trade.qty, int(trade.aggressor_side), item.time_ms]
+
+def _tape_row(item: tuple[TradeExecuted, int]) -> list[int]:
+    trade, time_ms = item
+    return [trade.seq, trade.trade_id, trade.price, trade.qty, int(trade.aggressor_side), time_ms]
 
 
 class MarketStats:
@@ -101,7 +117,7 @@ class MarketStats:
             market = symbols.get(trade.symbol)
             if market is None:
                 market = symbols[trade.symbol] = SymbolMarket()
-            market.add(PublicTrade.of(trade), time_ms)
+            market.add(trade, time_ms)
 
     def market(self, symbol: str) -> SymbolMarket | None:
         return self.symbols.get(symbol)
@@ -112,11 +128,11 @@ class MarketStats:
         if market is None or limit <= 0:
             return []
         if since is None:
-            return list(market.tape)[-limit:]
+            return market.latest(limit)
         out: list[TimedTrade] = []
-        for item in market.tape:
-            if item.trade.trade_id > since:
-                out.append(item)
+        for trade, time_ms in market.tape:
+            if trade.trade_id > since:
+                out.append(TimedTrade(PublicTrade.of(trade), time_ms))
                 if len(out) == limit:
                     break
         return out
@@ -137,7 +153,7 @@ class MarketStats:
         market = self.symbols.get(symbol)
         if market is None:
             return Ticker(symbol, now_ms, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        last = market.tape[-1].trade if market.tape else None
+        last = market.tape[-1][0] if market.tape else None
         first_minute = now_ms - now_ms % _MINUTE_MS - DAY_MS + _MINUTE_MS
         window = [c for c in market.candles["1m"] if c.start >= first_minute]
         open_, high, low = (window[0].open, max(c.high for c in window), min(c.low for c in window)) if window else (0, 0, 0)
@@ -180,7 +196,9 @@ class MarketStats:
         for symbol, saved in state["symbols"].items():
             market = stats.symbols[symbol] = SymbolMarket(traded=int(saved["traded"]))
             for seq, trade_id, price, qty, side, time_ms in saved["tape"]:
-                market.tape.append(TimedTrade(PublicTrade(seq, trade_id, symbol, price, qty, Side(side)), time_ms))
+                # Only the public fields are saved: the restored trade names no trader or order (never shown anyway).
+                trade = TradeExecuted(seq, trade_id, symbol, price, qty, Side(side), 0, "", "", 0, 0, "", "", 0)
+                market.tape.append((trade, time_ms))
             for name, rows in saved["candles"].items():
                 if name in market.candles:
                     market.candles[name].extend(Candle(*row) for row in rows)

@@ -40,6 +40,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from engine import ExchangeError, Instrument, MalformedMessage, RejectReason
 from transports.codec.json_codec import dumps
 from transports.codec.json_views import encode_candle, encode_depth, encode_ticker, encode_timed_trade
+from transports.codec.market_messages import TimedTrade
 from transports.core.candles import INTERVALS
 from transports.core.gateway import Gateway
 from transports.core.limits import DEFAULT_DEPTH, MAX_DEPTH, MAX_TRADES_QUERY
@@ -119,16 +120,16 @@ class _TradesCursor:
         fresh, self.seen = market.traded - self.seen, market.traded
         if self.first:
             fresh, self.first = self.first, 0
-            return [self._trades(list(market.tape)[-fresh:])]
+            return [self._trades(market.latest(fresh))]
         if not fresh:
             return []
         out = []
         if fresh > len(market.tape):
             out.append({"type": "gap", "symbol": self.instrument.symbol, "dropped": fresh - len(market.tape)})
-        out.append(self._trades(list(market.tape)[-min(fresh, len(market.tape)) :]))
+        out.append(self._trades(market.latest(fresh)))
         return out
 
-    def _trades(self, items: list[Any]) -> dict[str, Any]:
+    def _trades(self, items: list[TimedTrade]) -> dict[str, Any]:
         return {"type": "trades", "symbol": self.instrument.symbol, "trades": [encode_timed_trade(t, self.instrument) for t in items]}
 
 
