@@ -68,19 +68,15 @@ from typing import Any
 from bench.engine_bench import machine
 from transports.core.histogram import Histogram
 from transports.instruments import DEFAULT_INSTRUMENTS
+from transports.registry import TRANSPORTS as REGISTERED
 
 __all__ = ["TRANSPORTS", "run_fanout", "summarize_transport"]
 
 ROOT = Path(__file__).resolve().parents[1]
-TRANSPORTS = ("http", "grpc", "zmq", "nats", "amqp", "dht")
-WIRE_NAMES = {
-    "http": "WebSocket",
-    "grpc": "gRPC stream",
-    "zmq": "ZeroMQ PUB",
-    "nats": "NATS",
-    "amqp": "RabbitMQ topic",
-    "dht": "DHT stream",
-}
+# From the descriptors (transports/registry.py): every transport whose bench defaults name its market-data path.
+_MEASURED = {n: d.bench for n, d in REGISTERED.items() if d.bench is not None and d.bench.market_data}
+TRANSPORTS = tuple(_MEASURED)
+WIRE_NAMES = {n: str(b.market_data) for n, b in _MEASURED.items()}
 WORKERS = 4  # subscriber processes, whatever the subscriber count
 PER_CLIENT = 10  # subscriptions sharing one client (one connection, where the wire has connections)
 PER_WORKER = 25  # fewer subscribers than this per worker use fewer workers
@@ -93,7 +89,7 @@ SLOW_CONSUMER_SUBSCRIBERS = 100
 WATCHED = ("BTC-USD",)  # the book every subscriber watches; the orders go to every listed symbol
 # p99 targets (µs) at TARGET_SUBSCRIBERS, with every update delivered (issue 15); other wires have none.
 TARGET_SUBSCRIBERS = 100
-TARGET_P99_US = {"zmq": 10_000, "nats": 10_000, "http": 50_000, "grpc": 50_000}
+TARGET_P99_US = {n: b.fanout_target_p99_us for n, b in _MEASURED.items() if b.fanout_target_p99_us is not None}
 TARGET_PAUSE_DELAY_US = 1_000
 # A point holds the order rate when its book gets this share of the updates/s it gets with the fewest subscribers.
 RATE_HELD_SHARE = 0.8  # the paused subscriber may delay the others' p99 by this much

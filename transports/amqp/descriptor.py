@@ -83,6 +83,7 @@ DESCRIPTOR = TransportDescriptor(
             " answered on the trader's reply queue.",
         ),
         shared_broker=True,
+        market_data="RabbitMQ topic",
     ),
     acknowledged_after="the broker's publisher confirm, then the server's journal fsync",
     zero_configuration="no: broker URL and credentials",

@@ -90,6 +90,10 @@ class BenchDefaults:
     notes: tuple[str, ...] = ()
     # The broker is started once for the whole benchmark run (RabbitMQ); False: ``local_server`` brings its own.
     shared_broker: bool = False
+    # ``bench/fanout.py``: what carries market data to a ``TraderClient.market_data`` subscriber ("ZeroMQ PUB"),
+    # None: the fan-out does not measure this transport; and its p99 target at 100 subscribers (None: none set).
+    market_data: str | None = None
+    fanout_target_p99_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

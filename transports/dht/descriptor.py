@@ -62,6 +62,7 @@ DESCRIPTOR = TransportDescriptor(
             "An acknowledgement means the batch is committed on a majority (2 of 3) and applied by the node that answers.",
             "server_pid is the owner's (Raft leader's) PID at the start of the run.",
         ),
+        market_data="DHT stream",
     ),
     acknowledged_after="a Raft majority of the book's replica group",
     zero_configuration="yes: nodes find each other (Kademlia) and elect each book's owner",

@@ -516,11 +516,13 @@ class FixClient(TraderClient):
         price = conv.parse_price(get(p.MD_ENTRY_PX))
         qty = conv.parse_qty(get(p.MD_ENTRY_SIZE))
         entry = get(p.MD_ENTRY_TYPE)
+        applied = int(get(p.DEX_APPLIED_NS) or 0)
         if entry == "2":
             aggressor = p.SIDES.get(get(p.AGGRESSOR_SIDE).encode(), Side.BUY)
-            return MarketUpdate(symbol, md_seq, PublicTrade(0, int(get(p.TRD_MATCH_ID) or 0), symbol, price, qty, aggressor))
+            trade = PublicTrade(0, int(get(p.TRD_MATCH_ID) or 0), symbol, price, qty, aggressor)
+            return MarketUpdate(symbol, md_seq, trade, applied)
         side = Side.BUY if entry == "0" else Side.SELL
-        return MarketUpdate(symbol, md_seq, BookDelta(0, symbol, side, price, qty, int(get(p.NUMBER_OF_ORDERS) or 0)))
+        return MarketUpdate(symbol, md_seq, BookDelta(0, symbol, side, price, qty, int(get(p.NUMBER_OF_ORDERS) or 0)), applied)
 
 
 def _entries(message: simplefix.FixMessage) -> list[dict[int, str]]:

@@ -80,6 +80,7 @@ DESCRIPTOR = TransportDescriptor(
             "simplefix parses and builds every message in Python (about 190 µs a message end to end), so the wire,"
             " not the engine, bounds it: a few thousand orders/s.",
         ),
+        market_data="FIX W/X (MarketDataRequest)",
     ),
     acknowledged_after="the server's journal fsync (group commit); sequence numbers are stored without fsync",
     zero_configuration="no: clients name the server and their SenderCompID",

@@ -116,7 +116,7 @@ def update_message(request: MarketDataRequest, update: MarketUpdate, instrument:
         out.append_pair(p.TRD_MATCH_ID, event.trade_id)
         out.append_pair(p.AGGRESSOR_SIDE, p.SIDE_CODES[event.aggressor_side])
         out.append_pair(p.RPT_SEQ, update.md_seq)
-        return out
+        return _stamped(out, update)
     assert isinstance(event, BookDelta)
     entry_type = BID if event.side is Side.BUY else OFFER
     if entry_type not in request.entry_types:
@@ -128,6 +128,13 @@ def update_message(request: MarketDataRequest, update: MarketUpdate, instrument:
     out.append_pair(p.MD_ENTRY_SIZE, conv.format_qty(event.qty))
     out.append_pair(p.NUMBER_OF_ORDERS, event.order_count)
     out.append_pair(p.RPT_SEQ, update.md_seq)
+    return _stamped(out, update)
+
+
+def _stamped(out: simplefix.FixMessage, update: MarketUpdate) -> simplefix.FixMessage:
+    """The apply time the other wires carry too: a subscriber on this machine measures its delay from it."""
+    if update.applied_mono_ns:
+        out.append_pair(p.DEX_APPLIED_NS, update.applied_mono_ns)
     return out
 
 

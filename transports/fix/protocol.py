@@ -124,6 +124,7 @@ DEX_GRACE_MS = 20004  # on U3 / U4: cancel on disconnect's grace
 DEX_PRIORITY_KEPT = 20006  # on a Replaced report: Y when the order kept its time priority (a quantity decrease)
 DEX_REFERENCE_PRICE = 20007  # on SecurityList entries: the instrument's reference price (its price band's centre)
 DEX_PRICE_BAND_BPS = 20008  # on SecurityList entries: how far a limit price may stray from the reference (0: no band)
+DEX_APPLIED_NS = 20009  # on X: the server's monotonic clock (ns) when the engine applied it (latency, one machine)
 MAX_TRADE_VOL = 1140  # FIX 5.0's tag, on SecurityList entries: the largest quantity of one order
 DEX_BATCH = 20005  # on an order message: it and the next n - 1 order messages are one batch, applied or refused whole
 

@@ -65,6 +65,8 @@ DESCRIPTOR = TransportDescriptor(
         target_batch_per_s=150_000,
         target_single_p99_us=800,
         notes=("Each harness trader has its own channel (one TCP connection) and submits over one long-lived Trade stream.",),
+        market_data="gRPC stream",
+        fanout_target_p99_us=50_000,
     ),
     acknowledged_after="the server's journal fsync (group commit)",
     zero_configuration="no: clients name the server",

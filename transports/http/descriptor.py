@@ -70,6 +70,8 @@ DESCRIPTOR = TransportDescriptor(
             "Each harness trader has its own HttpClient (httpx, HTTP/1.1 keep-alive) and posts to /orders/batch.",
             "Every reply carries every event of its commands (book deltas included), decoded by the client.",
         ),
+        market_data="WebSocket",
+        fanout_target_p99_us=50_000,
     ),
     acknowledged_after=_FSYNC,
     zero_configuration="no: clients name the server",

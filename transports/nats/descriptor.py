@@ -91,6 +91,8 @@ DESCRIPTOR = TransportDescriptor(
             "Core path: each harness trader has one NATS connection; a batch of 1000 is split into requests of at most 2000 commands.",
             "dex-nats publishes market data of a symbol once someone asked for its snapshot (the harness does not subscribe).",
         ),
+        market_data="NATS",
+        fanout_target_p99_us=10_000,
     ),
     acknowledged_after="the server's journal fsync (core request/reply); JetStream's stream ack on the durable path",
     zero_configuration="yes with `make nats-auto`: finds or starts nats-server, elects the matcher",

@@ -72,6 +72,8 @@ DESCRIPTOR = TransportDescriptor(
             "its reply one frame holding the ReplyBatch with the same batch_id.",
             "Nobody subscribes to market data during the runs, so the server encodes none (XPUB tells it nobody reads).",
         ),
+        market_data="ZeroMQ PUB",
+        fanout_target_p99_us=10_000,
     ),
     acknowledged_after="the server's journal fsync (group commit)",
     zero_configuration="no: clients name the server",
