@@ -104,6 +104,25 @@ def test_a_book_query_with_a_huge_depth(http: Wire) -> None:
     run(http, "book depth 4e9, 20 times", attack)
 
 
+def test_market_data_queries_asking_for_everything(http: Wire) -> None:
+    queries = [
+        "/candles/BTC-USD?interval=1m&start=0&end=99999999999999999999&limit=4000000000",
+        "/trades/BTC-USD?limit=4000000000&since=99999999999999999999999",
+        "/depth/BTC-USD?limit=4000000000",
+        "/candles/" + "X" * 4000,
+    ]
+
+    async def attack(w: Wire) -> RejectReason | None:
+        for _ in range(20):
+            for query in queries:
+                response = await exchange(w, head("GET", query))
+                assert status_of(response) in (400, 404, 413), response[:200]
+            assert status_of(await exchange(w, head("GET", "/ticker"))) == 200
+        return None
+
+    run(http, "candles, trades, depth and ticker with limits of 4e9, 20 times", attack)
+
+
 def test_a_market_data_request_naming_one_symbol_a_million_times(http: Wire) -> None:
     async def attack(w: Wire) -> RejectReason | None:
         host, port = w.host_port()

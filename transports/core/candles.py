@@ -58,29 +58,22 @@ class SymbolMarket:
     candles: dict[str, deque[Candle]] = field(default_factory=lambda: {name: deque(maxlen=CANDLES_KEPT) for name in INTERVALS})
     traded: int = 0
 
-    def add(self, trade: TradeExecuted, time_ms: int) -> None:
-        """Runs in the gateway writer once per trade: a tuple, and five candle updates (mostly in place)."""
-        self.tape.append((trade, time_ms))
-        self.traded += 1
-        if time_ms <= 0:
-            return
-        price, qty = trade.price, trade.qty
-        candles = self.candles
+    def fold(self, part: Candle) -> None:
+        """Fold ``part`` (a group's trades of this symbol, all at ``part.start``: one time) into each interval."""
+        at = part.start
         for name, width in _WIDTHS:
-            start = time_ms - time_ms % width
-            series = candles[name]
+            start = at - at % width
+            series = self.candles[name]
             if not series or series[-1].start < start:
-                series.append(Candle(start, price, price, price, price, qty, 1))
+                series.append(Candle(start, part.open, part.high, part.low, part.close, part.volume, part.trades))
                 continue
             # series[-1].start > start cannot happen: times never go back (``MarketStats.stamp``).
             last = series[-1]
-            if price > last.high:
-                last.high = price
-            elif price < last.low:
-                last.low = price
-            last.close = price
-            last.volume += qty
-            last.trades += 1
+            last.high = max(last.high, part.high)
+            last.low = min(last.low, part.low)
+            last.close = part.close
+            last.volume += part.volume
+            last.trades += part.trades
 
     def latest(self, count: int) -> list[TimedTrade]:
         """The latest ``count`` trades of the tape, oldest first, as the public sees them."""
@@ -109,15 +102,38 @@ class MarketStats:
         return self.clock_ms
 
     def add_trades(self, trades: Iterable[TradeExecuted], time_ms: int) -> None:
-        """A group's trades in engine order, all at ``time_ms`` (``stamp``'s answer, or a journalled one)."""
+        """A group's trades in engine order, all at ``time_ms`` (``stamp``'s answer, or a journalled one).
+
+        Runs in the gateway writer. Per trade it only appends to the tape and
+        widens one running candle per symbol (the group shares one time, so
+        one bucket per interval); each touched symbol's five intervals are
+        then updated once per group, not once per trade.
+        """
         if time_ms > self.clock_ms:
             self.clock_ms = time_ms
         symbols = self.symbols
+        parts: dict[str, Candle] = {}
         for trade in trades:
-            market = symbols.get(trade.symbol)
+            symbol, price = trade.symbol, trade.price
+            market = symbols.get(symbol)
             if market is None:
-                market = symbols[trade.symbol] = SymbolMarket()
-            market.add(trade, time_ms)
+                market = symbols[symbol] = SymbolMarket()
+            market.tape.append((trade, time_ms))
+            market.traded += 1
+            part = parts.get(symbol)
+            if part is None:
+                parts[symbol] = Candle(time_ms, price, price, price, price, trade.qty, 1)
+                continue
+            if price > part.high:
+                part.high = price
+            elif price < part.low:
+                part.low = price
+            part.close = price
+            part.volume += trade.qty
+            part.trades += 1
+        if time_ms > 0:  # a trade of unknown time (an old journal's) joins the tape, no candle
+            for symbol, part in parts.items():
+                symbols[symbol].fold(part)
 
     def market(self, symbol: str) -> SymbolMarket | None:
         return self.symbols.get(symbol)
