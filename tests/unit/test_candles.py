@@ -118,3 +118,13 @@ def test_the_state_round_trips_through_the_snapshot_frame() -> None:
     restored = MarketStats.decode(stats.encode())
     assert restored.encode() == stats.encode()
     assert restored.clock_ms == stats.clock_ms
+
+
+def test_a_ticker_asked_again_sees_the_trades_since_and_the_window_moving() -> None:
+    stats = MarketStats()
+    stats.add_trades([trade(1, 100, 1)], T0)
+    assert stats.ticker("BTC-USD", T0 + 1).volume == 1
+    stats.add_trades([trade(2, 105, 2)], T0 + 2)
+    again = stats.ticker("BTC-USD", T0 + 3)
+    assert (again.last, again.volume, again.high, again.time_ms) == (105, 3, 105, T0 + 3)
+    assert stats.ticker("BTC-USD", T0 + DAY_MS + 60_000).volume == 0  # the minute of both trades left the window

@@ -26,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -94,6 +95,9 @@ class MarketStats:
     def __init__(self) -> None:
         self.symbols: dict[str, SymbolMarket] = {}
         self.clock_ms = 0  # the latest group time seen (given by ``stamp`` or replayed)
+        # symbol -> (trades counted, window's first minute, the ticker then): every ticker subscriber reads it once per
+        # change, and summing a day of 1m candles for each would cost per subscriber.
+        self._tickers: dict[str, tuple[int, int, Ticker]] = {}
 
     def stamp(self, now_ms: int) -> int:
         """The time to give the group applied now: ``now_ms``, or the last one if the clock stepped back."""
@@ -169,8 +173,16 @@ class MarketStats:
         market = self.symbols.get(symbol)
         if market is None:
             return Ticker(symbol, now_ms, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        last = market.tape[-1][0] if market.tape else None
         first_minute = now_ms - now_ms % _MINUTE_MS - DAY_MS + _MINUTE_MS
+        cached = self._tickers.get(symbol)
+        if cached is not None and cached[0] == market.traded and cached[1] == first_minute:
+            return dataclasses.replace(cached[2], time_ms=now_ms)
+        ticker = self._window_ticker(symbol, market, now_ms, first_minute)
+        self._tickers[symbol] = (market.traded, first_minute, ticker)
+        return ticker
+
+    def _window_ticker(self, symbol: str, market: SymbolMarket, now_ms: int, first_minute: int) -> Ticker:
+        last = market.tape[-1][0] if market.tape else None
         window = [c for c in market.candles["1m"] if c.start >= first_minute]
         open_, high, low = (window[0].open, max(c.high for c in window), min(c.low for c in window)) if window else (0, 0, 0)
         return Ticker(
