@@ -43,7 +43,7 @@ from transports.codec.json_views import encode_candle, encode_depth, encode_tick
 from transports.codec.market_messages import TimedTrade
 from transports.core.candles import INTERVALS
 from transports.core.gateway import Gateway
-from transports.core.limits import DEFAULT_DEPTH, MAX_DEPTH, MAX_TRADES_QUERY
+from transports.core.limits import DEFAULT_DEPTH, MAX_DEPTH, MAX_TEXT, MAX_TRADES_QUERY
 from transports.http.websockets import close_on_disconnect, refuse
 
 DEFAULT_CHANNEL_TRADES = 50
@@ -58,7 +58,7 @@ def now_ms() -> int:
 def instrument_of(gateway: Gateway, symbol: str) -> Instrument:
     instrument = gateway.instrument(symbol)
     if instrument is None:
-        raise MalformedMessage(f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL)
+        raise MalformedMessage(f"unknown symbol {symbol[:MAX_TEXT]!r}", RejectReason.UNKNOWN_SYMBOL)  # a WebSocket path is unchecked
     return instrument
 
 
