@@ -53,8 +53,9 @@ class MarketUpdate:
     md_seq: int
     event: MarketEvent
     # The publishing server's time.monotonic_ns() when the gateway applied the group (0: not stamped). System-wide
-    # on one machine, so a subscriber there can tell how late it sees the change (bench/fanout.py).
-    applied_mono_ns: int = 0
+    # on one machine, so a subscriber there can tell how late it sees the change (bench/fanout.py). When, not what:
+    # two replicas' copies of an update are equal whatever their stamps.
+    applied_mono_ns: int = field(default=0, compare=False)
     encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
