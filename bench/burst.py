@@ -332,7 +332,7 @@ def _spread(values: Sequence[float | None]) -> dict[str, float] | None:
     present = [v for v in values if v is not None]
     if not present:
         return None
-    return {"min": min(present), "median": statistics.median(present), "max": max(present)}
+    return {"min": min(present), "median": round(statistics.median(present), 3), "max": max(present)}
 
 
 def _transport_row(transport: str, rate: float | None, plan: Mapping[str, Any], log: Log) -> dict[str, Any]:
