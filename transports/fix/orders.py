@@ -235,7 +235,10 @@ class OrderEntry:
         new_price = conv.parse_price(price_text) if price_text else 0
         new_qty = order_qty - view.filled  # FIX's OrderQty counts what is filled; the engine's new_qty is what stays open
         if new_qty <= 0:
-            raise ExchangeError("OrderQty (38) is not above the quantity already filled", RejectReason.INVALID_QUANTITY)
+            # Fills overtook the request (its sender counted fewer): nothing is left to trade, so the rest is cancelled,
+            # as venues do (CME: a quantity at or below the filled one cancels the order), through the engine.
+            cancel = CancelOrder(trader, order_id, orig, _request_id(message))
+            return Request(p.ORDER_CANCEL_REPLACE_REQUEST, cancel, cl_ord_id, orig, order_qty)
         command = ReplaceOrder(trader, order_id, new_price, new_qty, symbol, request_id=_request_id(message))
         return Request(p.ORDER_CANCEL_REPLACE_REQUEST, command, cl_ord_id, orig, order_qty)
 
