@@ -65,6 +65,7 @@ TRANSPORT = "fix"
 _ORDER_TYPES = frozenset({p.NEW_ORDER_SINGLE, p.ORDER_CANCEL_REQUEST, p.ORDER_CANCEL_REPLACE_REQUEST, p.ORDER_MASS_CANCEL_REQUEST})
 _TICK_S = 0.5  # how often the heartbeat clock is looked at
 FRAMES_PER_TURN = 16  # messages read (or answers written) between two turns of the event loop
+BYTES_PER_TURN = 16 * 1024  # ... or bytes of messages read (simplefix splits large ones slowly)
 
 
 class SessionEnded(Exception):
@@ -139,10 +140,13 @@ class FixSession:
             self._test_request_sent = None
             self.frames.feed(data)
             try:
+                handled = 0  # bytes since this session last gave the loop a turn
                 for count, frame in enumerate(self.frames.frames(), 1):
                     await self._on_frame(frame)
-                    if count % FRAMES_PER_TURN == 0:
-                        await asyncio.sleep(0)  # a read of many small messages leaves other sessions their turn
+                    handled += frame.size
+                    if count % FRAMES_PER_TURN == 0 or handled >= BYTES_PER_TURN:
+                        handled = 0
+                        await asyncio.sleep(0)  # a read of many messages leaves other sessions their turn
             except p.FrameTooLarge as exc:
                 self.registry.requests.refused(LimitExceeded(exc.message, "max_message_bytes"))
                 self._logout(exc.message)
