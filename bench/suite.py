@@ -139,6 +139,7 @@ def _section(workload: Workload, sustainable: dict[str, float], quick: bool) -> 
             repeats=workload.repeats,
             pause_s=workload.pause_s,
             log=log,
+            start_brokers=False,  # run() started them for the whole run
         )
     if workload.mode == "burst":
         rates = {t: sustainable.get(t, workload.rate) for t in wired}
