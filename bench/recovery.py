@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.journal_history import SNAPSHOT_EVERY
 from engine import OrderAccepted, OrderRejected, PlaceOrder, RejectReason, Side
 from traders.harness.clients import remote_client
 from traders.harness.server import LocalServer, free_port
@@ -420,7 +421,7 @@ def run_recovery(
     kills: int = 5,
     journal_bytes: int = 1 << 30,
     restarts: int = 3,
-    snapshot_every: int = 500_000,
+    snapshot_every: int = SNAPSHOT_EVERY,
     lease_ttl: float = 5.0,
     log: Log = print,
 ) -> dict[str, Any]:
@@ -500,7 +501,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--journal-mib", type=float, default=1024.0, help="journal history for the restart figure, MiB (0 = skip)")
     parser.add_argument("--restarts", type=int, default=3)
-    parser.add_argument("--snapshot-every", type=int, default=500_000, help="commands between snapshots of the history (default 500,000)")
+    parser.add_argument(
+        "--snapshot-every", type=int, default=SNAPSHOT_EVERY, help=f"commands between snapshots of the history (default {SNAPSHOT_EVERY:,})"
+    )
     parser.add_argument("--lease-ttl", type=float, default=5.0, help="nats-auto lease TTL, seconds (default 5)")
     parser.add_argument("--quick", action="store_true", help="one kill each, an 8 MiB history, one restart")
     args = parser.parse_args(argv)
