@@ -5,10 +5,10 @@ replies come back) and ``fixed`` (open loop at a fixed rate, latency from
 each order's intended send time: coordinated omission corrected) run here,
 through the same ``dex-trader`` harness with the same seed, on the
 in-process gateway (the ceiling: the harness and the engine in one process,
-no wire) and every transport they name. The default suite has five:
-``single`` (one order at a time), ``rate`` (16 traders at 1,000 orders/s),
-``batch`` (4 traders, 1,000 orders per submit), and ``single_fsync_off`` /
-``batch_fsync_off`` (the same on a server started with ``--fsync off``, so
+no wire) and every transport they name. The default suite has four:
+``single`` (one order at a time), ``batch`` (4 traders, 1,000 orders per
+submit), and ``single_fsync_off`` / ``batch_fsync_off`` (the same on a
+server started with ``--fsync off``, so
 the wire's cost is seen apart from the disk's; a transport whose
 acknowledgement waits for something other than our journal, the DHT's Raft
 majority, has no such row).
@@ -24,9 +24,9 @@ Each transport's server is started by its descriptor's local starter
 needs for the whole run, ``benchmark_of(name).broker``, is started once by ``bench/suite.py``):
 a fresh server per transport, durability and repeat, journal in a temporary
 directory, stopped by PID when its workloads are done. The workloads sharing
-a durability run on one server in file order (single → rate → batch in the
+a durability run on one server in file order (single → batch in the
 default suite, so the large book batch mode leaves behind never weighs on the
-latency modes). Repeats are interleaved over the transports, so a noisy
+latency mode). Repeats are interleaved over the transports, so a noisy
 minute on this shared machine hits every transport alike; every point
 reports min/median/max, and a point whose counts differ from the server's is
 marked unreconciled and never named a winner.

@@ -170,10 +170,12 @@ def findings(result: dict[str, Any]) -> list[str]:
 
 # ------------------------------------------------------------------ tables
 def _tables(result: dict[str, Any]) -> list[str]:
+    """Batch throughput, single-order latency and, when the run has the fixed-rate workload, latency under load."""
+    with_rate = "rate" in result.get("modes", [])
+    rate_head = " rate achieved/s | rate p50 µs | rate p99 µs | rate p99.9 µs |" if with_rate else ""
     rows = [
-        "| transport | batch orders/s median (min-max) | efficiency | single p50 µs | single p99 µs | "
-        "rate achieved/s | rate p50 µs | rate p99 µs | rate p99.9 µs | errors | reconciled |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        f"| transport | batch orders/s median (min-max) | efficiency | single p50 µs | single p99 µs |{rate_head} errors | reconciled |",
+        "|---|---:|---:|---:|---:|" + ("---:|" * 4 if with_rate else "") + "---:|:---:|",
     ]
     for name in result["transports"]:
         s = result["summary"][name]
@@ -182,11 +184,15 @@ def _tables(result: dict[str, Any]) -> list[str]:
         errors = sum(s[m]["order_errors"] for m in s)
         reconciled = all(s[m]["all_reconciled"] for m in s if s[m]["runs"])
         lat = {m: d.get("latency_us", {}) for m, d in (("single", single), ("rate", rate))}
+        rate_cells = (
+            f" {_spread_text(rate.get('throughput_per_s'))} | {_spread_text(lat['rate'].get('p50'))} | "
+            f"{_spread_text(lat['rate'].get('p99'))} | {_spread_text(lat['rate'].get('p999'))} |"
+            if with_rate
+            else ""
+        )
         rows.append(
             f"| {name} | {_spread_text(batch.get('throughput_per_s'))} | {'-' if eff is None else f'{eff:.1%}'} | "
-            f"{_spread_text(lat['single'].get('p50'))} | {_spread_text(lat['single'].get('p99'))} | "
-            f"{_spread_text(rate.get('throughput_per_s'))} | {_spread_text(lat['rate'].get('p50'))} | "
-            f"{_spread_text(lat['rate'].get('p99'))} | {_spread_text(lat['rate'].get('p999'))} | {errors:,} | "
+            f"{_spread_text(lat['single'].get('p50'))} | {_spread_text(lat['single'].get('p99'))} |{rate_cells} {errors:,} | "
             f"{'yes' if reconciled else 'NO'} |"
         )
     return rows

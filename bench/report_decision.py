@@ -144,6 +144,18 @@ def section_findings(result: dict[str, Any]) -> list[str]:
         ),
         default=(0.0, ""),
     )
+    at_1000 = sorted(
+        (p99, name)
+        for _, section in sections_of(result, "rate-search")
+        for name, data in (section.get("transports") or {}).items()
+        for point in data.get("curve", [])
+        if name != "inproc" and point.get("offered_per_s") == 1000 and point.get("reconciled")
+        for p99 in [median(point.get("p99_us"))]
+        if p99 is not None
+    )
+    if at_1000:
+        p99, name = at_1000[0]
+        lines.append(f"**Lowest tail latency at 1,000 orders/s offered (16 traders, one order each):** {name}: p99 {p99:,.0f} µs.")
     if best_rate[1]:
         lines.append(f"**Highest rate within p99 ≤ 5 ms:** {best_rate[1]}: {best_rate[0]:,.0f} orders/s offered one order per submit.")
     costs = result.get("cost_summary") or {}
