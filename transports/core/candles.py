@@ -58,23 +58,29 @@ class SymbolMarket:
     tape: deque[tuple[TradeExecuted, int]] = field(default_factory=lambda: deque(maxlen=TAPE_KEPT))
     candles: dict[str, deque[Candle]] = field(default_factory=lambda: {name: deque(maxlen=CANDLES_KEPT) for name in INTERVALS})
     traded: int = 0
+    by_width: list[tuple[deque[Candle], int]] = field(init=False, repr=False)  # the ``candles`` series with their widths
 
-    def fold(self, part: Candle) -> None:
-        """Fold ``part`` (a group's trades of this symbol, all at ``part.start``: one time) into each interval."""
-        at = part.start
-        for name, width in _WIDTHS:
+    def __post_init__(self) -> None:
+        self.by_width = [(self.candles[name], width) for name, width in _WIDTHS]
+
+    def fold(self, at: int, part: list[int]) -> None:
+        """Fold ``part`` (``[open, high, low, close, volume, trades]`` of a group's trades of this symbol, all at
+        ``at``: one time) into each interval's candle."""
+        open_, high, low, close, volume, trades = part
+        for series, width in self.by_width:
             start = at - at % width
-            series = self.candles[name]
             if not series or series[-1].start < start:
-                series.append(Candle(start, part.open, part.high, part.low, part.close, part.volume, part.trades))
+                series.append(Candle(start, open_, high, low, close, volume, trades))
                 continue
             # series[-1].start > start cannot happen: times never go back (``MarketStats.stamp``).
             last = series[-1]
-            last.high = max(last.high, part.high)
-            last.low = min(last.low, part.low)
-            last.close = part.close
-            last.volume += part.volume
-            last.trades += part.trades
+            if high > last.high:
+                last.high = high
+            if low < last.low:
+                last.low = low
+            last.close = close
+            last.volume += volume
+            last.trades += trades
 
     def latest(self, count: int) -> list[TimedTrade]:
         """The latest ``count`` trades of the tape, oldest first, as the public sees them."""
@@ -116,7 +122,7 @@ class MarketStats:
         if time_ms > self.clock_ms:
             self.clock_ms = time_ms
         symbols = self.symbols
-        parts: dict[str, Candle] = {}
+        parts: dict[str, list[int]] = {}  # symbol -> [open, high, low, close, volume, trades] of this group
         for trade in trades:
             symbol, price = trade.symbol, trade.price
             market = symbols.get(symbol)
@@ -126,18 +132,18 @@ class MarketStats:
             market.traded += 1
             part = parts.get(symbol)
             if part is None:
-                parts[symbol] = Candle(time_ms, price, price, price, price, trade.qty, 1)
+                parts[symbol] = [price, price, price, price, trade.qty, 1]
                 continue
-            if price > part.high:
-                part.high = price
-            elif price < part.low:
-                part.low = price
-            part.close = price
-            part.volume += trade.qty
-            part.trades += 1
+            if price > part[1]:
+                part[1] = price
+            elif price < part[2]:
+                part[2] = price
+            part[3] = price
+            part[4] += trade.qty
+            part[5] += 1
         if time_ms > 0:  # a trade of unknown time (an old journal's) joins the tape, no candle
             for symbol, part in parts.items():
-                symbols[symbol].fold(part)
+                symbols[symbol].fold(time_ms, part)
 
     def market(self, symbol: str) -> SymbolMarket | None:
         return self.symbols.get(symbol)
