@@ -43,6 +43,7 @@ DESCRIPTOR_MODULES = (
     "transports.amqp.descriptor",
     "transports.nats.descriptor",
     "transports.dht.descriptor",
+    "transports.fix.descriptor",
 )
 
 Transport = TransportDescriptor  # the name older callers use
