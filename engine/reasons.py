@@ -50,6 +50,8 @@ class RejectReason(IntEnum):
     UNAUTHORIZED = 502  # the trader may not act on this
     UNAVAILABLE = 503  # no matching server reachable / not the leader
     LIMIT_EXCEEDED = 504  # a request or connection over a stated limit (docs/limits.md): nothing applied
+    UNAUTHENTICATED = 505  # no valid credentials: missing, unknown, revoked, stale, replayed or badly signed (docs/security.md)
+    RATE_LIMITED = 506  # the key's request rate or requests in flight over its limit: nothing applied, retry later
     INTERNAL_ERROR = 599
 
 

@@ -87,6 +87,11 @@ def serve(name: str, gateway: Gateway) -> AbstractAsyncContextManager[str]:
     return transport(name).serve(gateway)
 
 
+def authenticating() -> tuple[str, ...]:
+    """The transports that authenticate with keys (``TransportDescriptor.auth``), sorted."""
+    return tuple(sorted(name for name, d in TRANSPORTS.items() if d.auth is not None))
+
+
 def extras() -> tuple[str, ...]:
     """The optional-dependency extras of every registered transport, in registry order."""
     return tuple(dict.fromkeys(d.extra for d in TRANSPORTS.values() if d.extra))

@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from engine import RejectReason
+from transports.core.auth import Authenticator
 from transports.core.client import TraderClient
 from transports.core.gateway import Gateway
+from transports.core.keys import Credential
 
 Replies = Literal["events", "own_view"]
 ClientFactory = Callable[[str, str | None], TraderClient]  # (trader, url or None for the default)
@@ -97,6 +99,22 @@ class BenchDefaults:
 
 
 @dataclass(frozen=True, slots=True)
+class Authentication:
+    """How a transport proves who is asking, the way its ecosystem does (docs/security.md).
+
+    ``serve`` serves a gateway in this loop with every request authenticated by
+    ``Authenticator`` (brokers it needs are set up with the keyring's users);
+    ``client`` is a client that proves ``Credential``'s key. The registry's
+    authentication suite (tests/auth) runs over every transport that has one.
+    """
+
+    mechanism: str  # for people and the docs table: "signed requests (Ed25519 or HMAC-SHA256)", "CURVE, ZAP", ...
+    serve: Callable[[Gateway, Authenticator], AbstractAsyncContextManager[str]]
+    client: Callable[[Credential, str], TraderClient]
+    signed_requests: bool  # each request (or session logon) carries a timestamp and a signature: a replay is refused
+
+
+@dataclass(frozen=True, slots=True)
 class TransportDescriptor:
     name: str  # dex-trader --transport, the registry key
     title: str  # for people: "ZeroMQ"
@@ -121,3 +139,4 @@ class TransportDescriptor:
     # the counterparty on trades, stops triggered); "own_view", what concerns the submitter's own orders only
     # (as a FIX ExecutionReport: a trade's price, quantity and the taker's remaining; the book by query).
     replies: Replies = "events"
+    auth: Authentication | None = None  # None: this transport cannot authenticate yet (docs/security.md, "Status")

@@ -11,8 +11,14 @@ handler and writes back what it returns. The handler owns:
   symbols of a query; a refusal is ``LimitExceeded`` (``LIMIT_EXCEEDED``),
   counted by transport and limit name;
 * identity: a connection without a trader may not trade or read orders, and
-  the trader of every command is the connection's (whatever a client wrote);
-* the admin check (``add_instrument``);
+  the trader of every command is the connection's (whatever a client wrote).
+  A server that authenticates (``transports.core.auth``) passes the
+  request's ``Principal``; one with ``--auth off`` passes the name it was
+  given;
+* the admin check (``add_instrument``): the principal's admin role, or with
+  ``--auth off`` the server's ``--allow-admin``;
+* the limits per key (``RATE_LIMITED``): a principal's request is admitted
+  against its key's rate and requests in flight before it is decoded;
 * the queries (book, order status, instruments, stats, snapshots);
 * cancel on disconnect: arming a trader's session (``transports.core.sessions``);
 * the mapping of every refusal to one ``RejectReason`` (counted per transport
@@ -45,6 +51,7 @@ from transports.codec.proto_codec import (
     pb,
 )
 from transports.codec.wire_count import field_exceeds, json_separators, varint_field
+from transports.core.auth import Authenticator, Principal
 from transports.core.gateway import Gateway, Replies
 from transports.core.journal import trader_batch_record
 from transports.core.limits import DEFAULT_DEPTH, MAX_DEPTH, MAX_TRADER_LENGTH, LimitExceeded, Limits
@@ -52,6 +59,7 @@ from transports.core.sessions import check_grace, guard_of
 
 _log = logging.getLogger("dex.requests")
 
+Acting = str | Principal | None  # who a request acts for: a proved principal, a name (--auth off), or nobody yet
 Submit = Callable[[list[Command], str, "bytes | None"], Awaitable[Replies]]  # (commands, transport, journal record)
 
 
@@ -91,7 +99,13 @@ class RequestHandler:
     """One gateway's requests as one transport sees them."""
 
     def __init__(
-        self, gateway: Gateway, transport: str, limits: Limits | None = None, allow_admin: bool = False, submit: Submit | None = None
+        self,
+        gateway: Gateway,
+        transport: str,
+        limits: Limits | None = None,
+        allow_admin: bool = False,
+        submit: Submit | None = None,
+        auth: Authenticator | None = None,
     ) -> None:
         self.gateway = gateway
         self.transport = transport
@@ -101,7 +115,8 @@ class RequestHandler:
         self._lean_submit = gateway.submit if submit is None else None
         limits = limits if limits is not None else Limits()
         self.limits = limits.bounded_by(gateway.config.buffer)
-        self.allow_admin = allow_admin
+        self.allow_admin = allow_admin and auth is None  # with keys, only an admin key may administer
+        self.auth = auth
         self._lookup = gateway.instrument
         self.sessions = guard_of(gateway)
 
@@ -110,37 +125,61 @@ class RequestHandler:
         self.gateway.stats.refused(self.transport, error.reason.name, error.limit if isinstance(error, LimitExceeded) else "")
 
     # ------------------------------------------------------------- trading
-    async def orders(self, data: bytes, trader: str | None) -> bytes:
+    def acting(self, trader: Acting) -> tuple[str, bool]:
+        """The trader a request acts for and whether it may administer; ``Unidentified`` when there is none."""
+        if trader is None:
+            raise Unidentified("say who you are first: this connection has no trader")
+        if isinstance(trader, Principal):
+            return trader.trader, trader.admin
+        return trader, self.allow_admin
+
+    def admit(self, trader: Acting) -> Principal | None:
+        """Count a principal's request against its key's limits (``RATE_LIMITED`` over them); release it with ``release``."""
+        if self.auth is None or not isinstance(trader, Principal):
+            return None
+        self.auth.admit(trader)
+        return trader
+
+    def release(self, admitted: Principal | None) -> None:
+        if admitted is not None and self.auth is not None:
+            self.auth.release(admitted)
+
+    async def orders(self, data: bytes, trader: Acting) -> bytes:
         """The ``OutcomeBatch`` bytes answering the lean ``OrderBatch`` in ``data``, sent by ``trader``."""
         batch_id = count = 0
+        admitted = None
         try:
+            admitted = self.admit(trader)
             self._check_size(len(data), self.limits.max_lean_bytes, "max_lean_bytes")
             message = lean.parse_orders(data)  # packed integer columns: what it builds is bounded by the bytes
             batch_id, count = message.batch_id, len(message.kind)
-            if trader is None:
-                raise Unidentified("say who you are first: this connection has no trader")
+            name, _ = self.acting(trader)
             self.check_count(len(message.kind))
-            commands = lean.decode_orders(message, trader, self.limits.max_batch)
+            commands = lean.decode_orders(message, name, self.limits.max_batch)
             if self._lean_submit is not None:
                 outcomes = lean.OutcomeColumns()
-                await self._lean_submit(commands, self.transport, trader_batch_record(trader, data), outcomes)
+                await self._lean_submit(commands, self.transport, trader_batch_record(name, data), outcomes)
                 reply = outcomes.to_bytes(batch_id)
             else:
-                replies = await self._submit(commands, self.transport, trader_batch_record(trader, data))
+                replies = await self._submit(commands, self.transport, trader_batch_record(name, data))
                 reply = lean.encode_outcomes(commands, replies, batch_id)
         except ExchangeError as exc:
             self.refused(exc)
             reply = lean.encode_refusal(exc, batch_id)
+        finally:
+            self.release(admitted)
         stats = self.gateway.stats
         stats.lean_bytes_in += len(data)  # the cost report's bytes per order: every lean request and its answer
         stats.lean_bytes_out += len(reply)
         stats.lean_commands += count
         return reply
 
-    async def commands(self, data: pb.CommandBatch | bytes, trader: str | None) -> pb.ReplyBatch:
+    async def commands(self, data: pb.CommandBatch | bytes, trader: Acting) -> pb.ReplyBatch:
         """The ``ReplyBatch`` (every event of every command) answering a ``CommandBatch``."""
         batch_id = 0
+        admitted = None
         try:
+            admitted = self.admit(trader)
             if not isinstance(data, pb.CommandBatch):
                 self.check_proto_batch(data)
             batch = parse_message(pb.CommandBatch, data)
@@ -153,6 +192,8 @@ class RequestHandler:
         except ExchangeError as exc:
             self.refused(exc)
             return encode_refused(exc, batch_id)
+        finally:
+            self.release(admitted)
 
     def refuse_batch(self, error: ExchangeError, batch: bytes | int) -> pb.ReplyBatch:
         """Count ``error`` and answer the ``CommandBatch`` it refused (its unparsed bytes, or its id) with it."""
@@ -161,16 +202,15 @@ class RequestHandler:
         batch_id = varint_field(batch, _BATCH_ID_FIELD, _ID_SCAN_FIELDS) if isinstance(batch, bytes) else batch
         return encode_refused(error, batch_id)
 
-    def _decode(self, batch: pb.CommandBatch, trader: str | None) -> list[Command]:
-        if trader is None:
-            raise Unidentified("say who you are first: this connection has no trader")
+    def _decode(self, batch: pb.CommandBatch, acting: Acting) -> list[Command]:
+        trader, admin = self.acting(acting)
         count = len(batch.commands)
         if count == 0:
             raise MalformedMessage("an empty batch")
         self.check_count(count)
         commands = decode_commands(batch, self._lookup, trader)
-        if not self.allow_admin and any(type(c) is AddInstrument for c in commands):
-            raise ExchangeError("add_instrument needs a server started with --allow-admin", RejectReason.UNAUTHORIZED)
+        if not admin and any(type(c) is AddInstrument for c in commands):
+            raise ExchangeError(self.admin_refusal, RejectReason.UNAUTHORIZED)
         return commands
 
     def check_proto_batch(self, data: bytes) -> None:
@@ -205,22 +245,27 @@ class RequestHandler:
             raise MalformedMessage(f"unknown symbol {request.symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
         return encode_book(depth, self._lookup)
 
-    def order_status(self, data: pb.OrderStatusRequest | bytes, trader: str | None) -> pb.OrderStatusReply:
+    @property
+    def admin_refusal(self) -> str:
+        """Why ``add_instrument`` was refused, in this server's terms."""
+        if self.auth is not None:
+            return "add_instrument needs a key with the admin role (dex-keys create NAME --admin)"
+        return "add_instrument needs a server started with --allow-admin"
+
+    def order_status(self, data: pb.OrderStatusRequest | bytes, acting: Acting) -> pb.OrderStatusReply:
         """One of ``trader``'s orders (whatever trader the request names: a trader reads only its own)."""
-        if trader is None:
-            raise Unidentified("say who you are first: this connection has no trader")
+        trader, _ = self.acting(acting)
         request = parse_message(pb.OrderStatusRequest, data)
         return encode_order_status(self.gateway.order_status(trader, request.order_id), self._lookup)
 
-    def cancel_on_disconnect(self, data: pb.CancelOnDisconnectRequest | bytes, trader: str | None) -> pb.CancelOnDisconnectReply:
+    def cancel_on_disconnect(self, data: pb.CancelOnDisconnectRequest | bytes, trader: Acting) -> pb.CancelOnDisconnectReply:
         """Arm, refresh (the heartbeat) or disarm ``trader``'s cancel on disconnect (``transports.core.sessions``)."""
         request = parse_message(pb.CancelOnDisconnectRequest, data)
         return pb.CancelOnDisconnectReply(grace_ms=self.arm_session(trader, request.grace_ms))
 
-    def arm_session(self, trader: str | None, grace_ms: object) -> int:
+    def arm_session(self, acting: Acting, grace_ms: object) -> int:
         """The grace armed for ``trader`` (0: disarmed); its cancel goes where this handler's commands go."""
-        if trader is None:
-            raise Unidentified("say who you are first: this connection has no trader")
+        trader, _ = self.acting(acting)
         return self.sessions.arm(trader, check_grace(grace_ms), self._submit, self.transport)
 
     def instruments(self) -> pb.InstrumentList:
