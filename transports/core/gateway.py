@@ -131,6 +131,7 @@ class GatewayStats:
     def __init__(self) -> None:
         self.commands: Counter[str] = Counter()  # by command kind
         self.by_transport: Counter[str] = Counter()  # commands by transport
+        self.orders_by_transport: Counter[str] = Counter()  # place commands by transport (the web screen's orders/s)
         self.orders = 0  # place commands
         self.accepted = 0
         self.rejected: Counter[str] = Counter()  # by reason name
@@ -172,6 +173,8 @@ class GatewayStats:
             if value:
                 kinds[name] += value
         self.by_transport[transport] += commands
+        if tally.places:
+            self.orders_by_transport[transport] += tally.places
         self.accepted += tally.accepted
         self.trades += tally.trades
         self.repeated += tally.repeated
@@ -429,6 +432,14 @@ class Gateway:
     @property
     def queue_depth(self) -> int:
         return self._queued
+
+    def queued_by_transport(self) -> Counter[str]:
+        """Commands waiting in the queue, by the transport that submitted them (a walk of the queue: for a panel
+        that samples it, never for the order path)."""
+        out: Counter[str] = Counter()
+        for item in self._pending:
+            out[item.transport] += len(item.commands)
+        return out
 
     # --------------------------------------------------------------- writer
     def _answerable_from(self) -> int:

@@ -5,8 +5,10 @@ someone else starts and stops (``server.py`` for the ``turbo-dex`` command, a
 test fixture, or a process serving several transports over one gateway). It
 composes the route groups, each a router over one shared ``HttpContext``:
 ``routes_orders`` (commands, the trader's orders and fills),
+``routes_private`` (an order by client order id, the trader's fills, cancel all),
 ``routes_market`` (public market data), ``routes_operations`` (stats,
-health, metrics), the legacy routes (``legacy.py``) and the offline API docs.
+health, metrics), the legacy routes (``legacy.py``), the offline API docs and
+the web trading screen with the reports (``routes_screen``).
 
 Invariants:
 
@@ -41,6 +43,8 @@ from transports.http.legacy import LegacyApi, add_legacy_routes
 from transports.http.routes_market import market_router, market_stats_router
 from transports.http.routes_operations import operations_router
 from transports.http.routes_orders import orders_router
+from transports.http.routes_private import private_router
+from transports.http.routes_screen import add_screen
 from transports.http.settings import HttpServerSettings
 
 _DESCRIPTION = """\
@@ -63,14 +67,16 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
     """The API for ``gateway`` (started and stopped by the caller)."""
     ctx = HttpContext(gateway, settings if settings is not None else HttpServerSettings())
     app = FastAPI(title="turbo-dex", version="1", description=_DESCRIPTION, docs_url=None, redoc_url=None)
-    add_doc_pages(app)  # /docs, /redoc and / with assets served locally
+    add_doc_pages(app)  # /docs and /redoc with assets served locally
     install_error_handlers(app, lambda reason, limit: gateway.stats.refused("http", reason, limit))
     legacy = LegacyApi(gateway, ctx.trader_of, ctx.read_body, ctx.max_batch)
     add_legacy_routes(app, legacy)
     app.include_router(orders_router(ctx, legacy))
+    app.include_router(private_router(ctx))
     app.include_router(market_router(ctx))
     app.include_router(market_stats_router(ctx))
     app.include_router(operations_router(ctx))
+    add_screen(app, ctx)  # / (the web trading screen), /reports, /stats/transports, /ws/stats
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -3,7 +3,7 @@
 ``/docs`` (Swagger UI) and ``/redoc`` (ReDoc) load their JavaScript and CSS
 from ``/static/docs/``, files installed with the server (the pinned PyPI
 package ``fastapi-offline`` ships the Swagger UI and ReDoc bundles; ``make
-setup`` installs it). ``/`` redirects to ``/docs`` until a web screen exists.
+setup`` installs it). ``/`` is the web trading screen (``routes_screen``), which links here.
 
 Invariant: no page refers to another host (no CDN, no Google fonts, no
 Swagger validator).
@@ -17,23 +17,19 @@ import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.staticfiles import StaticFiles
-from starlette.responses import HTMLResponse, RedirectResponse
+from starlette.responses import HTMLResponse
 
 ASSETS = Path(fastapi_offline.__file__).parent / "static"  # swagger-ui-bundle.js, swagger-ui.css, redoc.standalone.js, favicon.png
 STATIC = "/static/docs"
 
 
 def add_doc_pages(app: FastAPI) -> None:
-    """Serve ``/docs``, ``/docs/oauth2-redirect``, ``/redoc``, ``/`` and the assets under ``STATIC`` (none in the schema)."""
+    """Serve ``/docs``, ``/docs/oauth2-redirect``, ``/redoc`` and the assets under ``STATIC`` (none in the schema)."""
     app.mount(STATIC, StaticFiles(directory=ASSETS), name="doc-assets")
     oauth2_redirect = "/docs/oauth2-redirect"
 
     def root(request: Request) -> str:
         return str(request.scope.get("root_path", ""))
-
-    @app.get("/", include_in_schema=False)
-    async def home(request: Request) -> RedirectResponse:
-        return RedirectResponse(f"{root(request)}/docs")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:

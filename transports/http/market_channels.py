@@ -172,14 +172,14 @@ def channel_messages(gateway: Gateway, instrument: Instrument, channel: str, par
 
         return ticker
     if channel == "depth":
-        limit = _int_param(params, "limit", DEFAULT_DEPTH, 1, MAX_DEPTH)
+        limit = int_param(params, "limit", DEFAULT_DEPTH, 1, MAX_DEPTH)
         return lambda: [{"type": "depth", **depth_view(gateway, instrument, limit)}]
     if channel == "trades":
-        return _TradesCursor(gateway, instrument, _int_param(params, "limit", DEFAULT_CHANNEL_TRADES, 0, MAX_TRADES_QUERY)).messages
+        return _TradesCursor(gateway, instrument, int_param(params, "limit", DEFAULT_CHANNEL_TRADES, 0, MAX_TRADES_QUERY)).messages
     return _CandlesCursor(gateway, instrument, check_interval(params.get("interval", "1m"))).messages
 
 
-def _int_param(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+def int_param(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
     text = params.get(name)
     if text is None:
         return default

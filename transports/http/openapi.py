@@ -325,6 +325,27 @@ COMPONENTS: dict[str, Schema] = {
         "additionalProperties": False,
     },
     "TimedTrade": _event("trade", {**_PUBLIC_TRADE, "time": _TIME}),  # GET /trades and the trades channel
+    "Fill": _event(  # GET /fills: the trader's own side of a trade, never the counterparty
+        "fill",
+        {
+            "trade_id": {"type": "integer", "minimum": 1},
+            "symbol": {"type": "string"},
+            "order_id": _ORDER_ID,
+            "client_order_id": {"type": "string"},
+            "side": {"enum": _lower(Side)},
+            "price": _OUT_DECIMAL,
+            "qty": _OUT_DECIMAL,
+            "remaining": _OUT_DECIMAL,
+            "maker": {"type": "boolean"},
+            "time": _TIME,
+        },
+    ),
+    "Fills": {
+        "type": "object",
+        "properties": {"fills": {"type": "array", "items": ref("Fill")}},
+        "required": ["fills"],
+        "additionalProperties": False,
+    },
     "Trades": {
         "type": "object",
         "properties": {"trades": {"type": "array", "items": ref("TimedTrade")}},
@@ -406,6 +427,37 @@ COMPONENTS: dict[str, Schema] = {
             },
         },
         "required": ["grace_ms"],
+        "additionalProperties": False,
+    },
+    "TransportPanel": {
+        "type": "object",
+        "description": "Each transport's figures over the window since the previous sample (transports/core/transport_panel.py)",
+        "properties": {
+            "type": {"const": "transports"},
+            "time": _TIME,
+            "window_s": {"type": "number", "minimum": 0},
+            "queue_depth": {"type": "integer", "minimum": 0},
+            "transports": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "transport": {"type": "string"},
+                        "orders_per_s": {"type": "number", "minimum": 0},
+                        "commands_per_s": {"type": "number", "minimum": 0},
+                        "p50_us": {"type": "integer", "minimum": 0},
+                        "p99_us": {"type": "integer", "minimum": 0},
+                        "rejects": {"type": "integer", "minimum": 0},
+                        "refused": {"type": "integer", "minimum": 0},
+                        "queue_depth": {"type": "integer", "minimum": 0},
+                        "commands": {"type": "integer", "minimum": 0},
+                        "rejects_total": {"type": "integer", "minimum": 0},
+                    },
+                    "required": ["transport", "orders_per_s", "commands_per_s", "p50_us", "p99_us", "rejects", "queue_depth"],
+                },
+            },
+        },
+        "required": ["type", "time", "window_s", "queue_depth", "transports"],
         "additionalProperties": False,
     },
     "Health": {

@@ -1,4 +1,4 @@
-"""The API reference works without internet: /docs and /redoc load only assets the server itself serves; / leads there."""
+"""The API reference works without internet: /docs and /redoc load only assets the server itself serves; / links there."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_the_bundles_are_the_real_libraries(http: httpx.Client) -> None:
     assert b".swagger-ui" in http.get("/static/docs/swagger-ui.css").content
 
 
-def test_the_root_redirects_to_the_docs(http: httpx.Client) -> None:
+def test_the_root_is_the_trading_screen_and_links_to_the_docs(http: httpx.Client) -> None:
     response = http.get("/", follow_redirects=False)
-    assert response.status_code in (302, 307) and response.headers["location"] == "/docs"
-    assert http.get("/", follow_redirects=True).url.path == "/docs"
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert 'href="/docs"' in response.text and "://" not in response.text, "the screen names no other host"
