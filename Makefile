@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-EXTRAS := dev,bench,proto,http,harness,grpc,zmq,nats,amqp,dht,fix,obs,report
+EXTRAS := dev,bench,proto,http,harness,grpc,zmq,nats,amqp,dht,fix,obs,report,ccxt,screen
 
 DEPS_STAMP   := $(VENV)/.deps-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
 NATIVE_STAMP := build/.native-stamp
