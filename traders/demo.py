@@ -86,6 +86,8 @@ def introduction(url: str, pid: int, journal: str, seconds: float, warmup: float
     return f"""\
 What runs: turbo-dex, the HTTP exchange (one matching engine, every reply waits for its journal fsync),
   pid {pid} on {url}, journal {journal}.
+Watch it live in a browser: {url}/  (the trading screen: books, candles, tape and the Transports panel
+  update by WebSocket while the traders run; {url}/reports is the measured transport comparison).
   dex-trader drives it: {traders} traders, each sending batches of 100 commands as fast as replies come back,
   for {seconds:g} s ({warmup:g} s warm-up, not measured). Their seeded mix: passive limit orders that rest,
   orders that cross and trade, IOC and market orders, and cancels/replaces of their own resting orders.

@@ -22,6 +22,8 @@ def test_demo_trades_over_http_and_stops_its_server():
     assert "reconciled with the server" in out
     assert "top of the books:" in out
     assert "What runs: turbo-dex" in out  # says what the user is looking at, before and after
+    screen = re.search(r"Watch it live in a browser: (http://127\.0\.0\.1:\d+)/ ", out)  # printed before the traders start
+    assert screen and out.index(screen.group(0)) < out.index("top of the books:"), out[:2000]
     assert "rejected, by reason" in out or "cancelled, by reason" in out
     assert "Next (README.md" in out and "make dex-trader" in out
     for symbol in ("BTC-USD", "ETH-USD", "SOL-USD"):
