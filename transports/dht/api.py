@@ -4,9 +4,16 @@ Thin: bytes -> codec -> ``Replica.submit`` (writes: replicated, sequenced by
 the owner) or the local ``Gateway`` (reads: this replica's copy, which may be
 behind the owner by the entries not yet applied here) -> codec -> bytes.
 Invariants: every request gets one answer; input that does not decode is a
-``MALFORMED_MESSAGE`` error (HTTP 400) and nothing of it is applied; a
-batch is bound to the trader named by the ``X-Trader`` header (Grenache: the
-payload's ``trader``); identity, not authentication, as on every transport.
+``MALFORMED_MESSAGE`` error (HTTP 400) and nothing of it is applied.
+
+Who acts: with an ``Authenticator`` (``--auth keys``), every request that acts
+for a trader is a signed request (``signed.py``), verified by this node before
+it is decoded or proposed to the replicated log; its ``Principal`` goes to the
+request handler, which binds every command to the key's trader, checks the
+admin role and the key's limits. A refusal is ``UNAUTHENTICATED`` (HTTP 401)
+with its cause, counted. With ``--auth off`` (loopback only) a batch is bound
+to the trader named by the ``X-Trader`` header (Grenache: the payload's
+``trader``).
 """
 
 from __future__ import annotations
@@ -34,14 +41,17 @@ from transports.codec.proto_codec import (
     error_reply,
 )
 from transports.codec.status import http_status
+from transports.core.auth import Authenticator
 from transports.core.gateway import Gateway, Replies
 from transports.core.limits import LimitExceeded, Limits
 from transports.core.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from transports.core.metrics import metrics_registry
 from transports.core.metrics import render as render_metrics
-from transports.core.requests import RequestHandler, check_trader
+from transports.core.requests import Acting, RequestHandler, check_trader
+from transports.core.signing import AuthFailure
 from transports.dht.httpd import Request, Response
 from transports.dht.replica import Replica
+from transports.dht.signed import verified
 
 log = logging.getLogger("dex-node.api")
 
@@ -51,8 +61,14 @@ STATS_BARRIER_S = 2.0  # how long /v1/stats waits for the group to commit its re
 
 
 def _batch_status(reason: RejectReason) -> int:
-    """HTTP status of a refused batch: input that never decoded or was over a limit, else 200 (the error is inside)."""
-    return http_status(reason) if reason in (RejectReason.MALFORMED_MESSAGE, RejectReason.LIMIT_EXCEEDED) else 200
+    """HTTP status of a refused batch: input that never decoded, over a limit, unauthenticated or over its key's rate;
+    else 200 (the error is inside)."""
+    return http_status(reason) if reason in _STATUS_REFUSALS else 200
+
+
+_STATUS_REFUSALS = frozenset(
+    {RejectReason.MALFORMED_MESSAGE, RejectReason.LIMIT_EXCEEDED, RejectReason.UNAUTHENTICATED, RejectReason.RATE_LIMITED}
+)
 
 
 def frame(message: bytes) -> bytes:
@@ -89,10 +105,19 @@ def _grenache_reply(message: list[Any], compressed: bool) -> Response:
 
 
 class NodeApi:
-    def __init__(self, gateway: Gateway, replica: Replica, *, allow_admin: bool = False, service: str = "dex:exchange") -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        replica: Replica,
+        *,
+        allow_admin: bool = False,
+        service: str = "dex:exchange",
+        auth: Authenticator | None = None,
+    ) -> None:
         self.gateway = gateway
         self.replica = replica
-        self.allow_admin = allow_admin
+        self.allow_admin = allow_admin and auth is None  # with keys, only an admin key may administer
+        self.auth = auth
         self.service = service
         self.peers: Callable[[], Awaitable[list[str]]] | None = None  # the discovery's lookup, when there is one
         self._lookup = gateway.instrument
@@ -101,7 +126,7 @@ class NodeApi:
         async def replicate(commands: list[Command], transport: str, record: bytes | None) -> Replies:
             return await replica.submit(commands)  # the replicated log is the journal here
 
-        self._requests = RequestHandler(gateway, "dht", Limits(), allow_admin, replicate)
+        self._requests = RequestHandler(gateway, "dht", Limits(), allow_admin, replicate, auth=auth)
         self._metrics = metrics_registry(gateway)  # this replica's gateway: every node applies every command
         self._routes = {
             ("GET", "/v1/book"): self._book,
@@ -142,14 +167,20 @@ class NodeApi:
             return _error(exc)
 
     # ------------------------------------------------------------- writes
-    def _check_admin(self, commands: list[Command]) -> None:
-        if not self.allow_admin and any(type(c) is AddInstrument for c in commands):
-            raise ExchangeError("add_instrument needs a node started with --allow-admin", RejectReason.UNAUTHORIZED)
+    def _acting(self, request: Request) -> Acting:
+        """Who ``request`` acts for: the principal its signature proves (``--auth keys``), else its ``X-Trader``."""
+        if self.auth is None:
+            return _trader(request)
+        try:
+            return verified(self.auth, request)
+        except AuthFailure as exc:
+            self._requests.refused(exc)
+            raise
 
     async def _batch(self, request: Request) -> Response:
         """A ``CommandBatch`` in, a ``ReplyBatch`` out, through the request handler (limits before decoding)."""
         try:
-            trader = _trader(request)
+            trader = self._acting(request)
         except ExchangeError as exc:
             self.errors += 1
             return Response(_batch_status(exc.reason), encode_refused(exc, 0).SerializeToString(), PROTO)
@@ -162,7 +193,7 @@ class NodeApi:
     async def _lean(self, request: Request) -> Response:
         """Lean order entry (docs/wire-schema.md): an ``OrderBatch`` in, an ``OutcomeBatch`` out, refusals inside."""
         try:
-            trader = _trader(request)
+            trader = self._acting(request)
         except ExchangeError as exc:
             self.errors += 1
             return Response(200, encode_refusal(exc), PROTO)
@@ -184,7 +215,7 @@ class NodeApi:
             rid, key, payload = message
             if key != self.service:
                 raise MalformedMessage(f"this node serves {self.service!r}, not {str(key)[:64]!r}")
-            result = await self._grenache_action(payload)
+            result = await self._grenache_action(payload, request)
         except ExchangeError as exc:
             self.errors += 1
             if isinstance(exc, LimitExceeded):
@@ -201,18 +232,10 @@ class NodeApi:
             raise LimitExceeded(f"a request inflates to at most {bound} bytes", "max_request_bytes")
         return out
 
-    async def _grenache_action(self, payload: dict[str, Any]) -> Any:
+    async def _grenache_action(self, payload: dict[str, Any], request: Request) -> Any:
         action = payload.get("action")
         if action == "submit":
-            trader = payload.get("trader")
-            if not isinstance(trader, str) or not trader.strip():
-                raise ExchangeError("submit needs a trader", RejectReason.UNAUTHORIZED)
-            commands = json_codec.decode_commands(payload.get("commands"), self._lookup, check_trader(trader))
-            if not commands:
-                raise MalformedMessage("an empty batch")
-            self._check_admin(commands)
-            replies = await self.replica.submit(commands)
-            return [json_codec.encode_events(events, self._lookup) for events in replies]
+            return await self._grenache_submit(payload, request)
         if action == "book":
             symbol = str(payload.get("symbol", ""))
             instrument = self.gateway.instrument(symbol)
@@ -224,8 +247,38 @@ class NodeApi:
             return self.replica.status()
         raise MalformedMessage("action must be submit, book or cluster")
 
+    async def _grenache_submit(self, payload: dict[str, Any], request: Request) -> Any:
+        """Grenache ``submit``: signed like any other request with ``--auth keys`` (the payload's ``trader`` is then
+        ignored: the key's trader acts); the admin role and the key's limits as in the request handler."""
+        acting: Acting
+        if self.auth is not None:
+            acting = self._acting(request)
+        else:
+            trader = payload.get("trader")
+            if not isinstance(trader, str) or not trader.strip():
+                raise ExchangeError("submit needs a trader", RejectReason.UNAUTHORIZED)
+            acting = check_trader(trader)
+        admitted = None
+        try:
+            admitted = self._requests.admit(acting)
+            name, admin = self._requests.acting(acting)
+            commands = json_codec.decode_commands(payload.get("commands"), self._lookup, name)
+            if not commands:
+                raise MalformedMessage("an empty batch")
+            self._requests.check_count(len(commands))
+            if not admin and any(type(c) is AddInstrument for c in commands):
+                raise ExchangeError(self._requests.admin_refusal, RejectReason.UNAUTHORIZED)
+            replies = await self.replica.submit(commands)
+        except ExchangeError as exc:
+            if exc.reason in (RejectReason.RATE_LIMITED, RejectReason.UNAUTHORIZED):
+                self._requests.refused(exc)  # refused for who asked, as the request handler counts them
+            raise
+        finally:
+            self._requests.release(admitted)
+        return [json_codec.encode_events(events, self._lookup) for events in replies]
+
     def _cancel_on_disconnect(self, request: Request) -> bytes:
-        return self._requests.cancel_on_disconnect(request.body, _trader(request)).SerializeToString()
+        return self._requests.cancel_on_disconnect(request.body, self._acting(request)).SerializeToString()
 
     # -------------------------------------------------------------- reads
     def _book(self, request: Request) -> bytes:
@@ -236,7 +289,17 @@ class NodeApi:
         return encode_book(depth, self._lookup).SerializeToString()
 
     def _order(self, request: Request) -> bytes:
-        view = self.gateway.order_status(_trader(request), _int(request, "id"))
+        acting = self._acting(request)
+        try:
+            admitted = self._requests.admit(acting)
+        except ExchangeError as exc:
+            self._requests.refused(exc)
+            raise
+        try:
+            trader, _ = self._requests.acting(acting)
+            view = self.gateway.order_status(trader, _int(request, "id"))
+        finally:
+            self._requests.release(admitted)
         return encode_order_status(view, self._lookup).SerializeToString()
 
     def _instruments(self, request: Request) -> bytes:

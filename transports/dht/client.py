@@ -8,6 +8,11 @@ only when a connection could not be made (nothing was sent, so nothing can
 be applied twice). ``NotConnected`` after a request was sent means "outcome
 unknown": resubmitting with the same client order ids is safe (duplicates
 are rejected by the engine).
+
+Authentication: given a ``credential`` (a key of ``dex-keys``), the client
+signs every request that acts for its trader (``signed.PRIVATE_PATHS``) at
+the moment it is sent, and its trader is the key's; without one it names
+its trader in ``X-Trader`` (a node with ``--auth off``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 import struct
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 
@@ -36,7 +42,9 @@ from transports.codec.proto_codec import (
 from transports.core.client import Replies, TraderClient
 from transports.core.http_wire import Broken, HttpEndpoint, StreamRefused, Unreachable
 from transports.core.instruments_cache import InstrumentsCache
+from transports.core.keys import Credential
 from transports.core.marketdata import MarketData
+from transports.dht.signed import PRIVATE_PATHS, signed_headers
 
 DEFAULT_URL = "dht://127.0.0.1:7700"
 URL_ENV = "DEX_DHT_URL"
@@ -61,8 +69,11 @@ def endpoints(url: str) -> list[tuple[str, int]]:
 class DhtClient(TraderClient):
     transport = "dht"
 
-    def __init__(self, trader: str, url: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(self, trader: str, url: str | None = None, *, timeout: float = 30.0, credential: Credential | None = None) -> None:
+        if credential is not None:
+            trader = credential.trader
         super().__init__(trader)
+        self.credential = credential
         self.url = url or os.environ.get(URL_ENV, DEFAULT_URL)
         self.endpoints = [HttpEndpoint(host, port) for host, port in endpoints(self.url)]
         start = int.from_bytes(hashlib.sha256(trader.encode()).digest()[:4], "big") % len(self.endpoints)
@@ -83,11 +94,13 @@ class DhtClient(TraderClient):
 
     async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None, content: bytes = b"") -> tuple[int, bytes]:
         last: Exception | None = None
+        headers = self._headers
+        if self.credential is not None and path in PRIVATE_PATHS:
+            # Signed once: a node tried after ``Unreachable`` never received it, so the same signature is not a replay.
+            headers = {**headers, **signed_headers(self.credential, method, path, urlencode(params) if params else "", content)}
         for i, endpoint in enumerate(self._order):
             try:
-                reply = await asyncio.wait_for(
-                    endpoint.request(method, path, params=params, headers=self._headers, body=content), self.timeout
-                )
+                reply = await asyncio.wait_for(endpoint.request(method, path, params=params, headers=headers, body=content), self.timeout)
             except Unreachable as exc:  # nothing was sent: the next node is safe to try
                 last = exc
                 continue

@@ -10,9 +10,11 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
 
 from engine import RejectReason
+from transports.core.auth import Authenticator
 from transports.core.client import TraderClient
-from transports.core.descriptor import BenchDefaults, LocalProcess, TransportDescriptor
+from transports.core.descriptor import Authentication, BenchDefaults, LocalProcess, TransportDescriptor
 from transports.core.gateway import Gateway
+from transports.core.keys import Credential
 
 
 def _client(trader: str, url: str | None) -> TraderClient:
@@ -25,6 +27,18 @@ def _serve(gateway: Gateway) -> AbstractAsyncContextManager[str]:
     from transports.dht.node import serve_dht
 
     return serve_dht(gateway)
+
+
+def _serve_authenticated(gateway: Gateway, auth: Authenticator) -> AbstractAsyncContextManager[str]:
+    from transports.dht.node import serve_dht
+
+    return serve_dht(gateway, auth=auth)
+
+
+def _signed_client(credential: Credential, url: str) -> TraderClient:
+    from transports.dht.client import DhtClient
+
+    return DhtClient(credential.trader, url, credential=credential)
 
 
 async def _malformed(url: str) -> RejectReason:
@@ -69,4 +83,10 @@ DESCRIPTOR = TransportDescriptor(
     operational_parts="three or more nodes, no broker",
     no_fsync_to_turn_off="its acknowledgement waits for a Raft majority, not a journal fsync: nothing to turn off",
     echo_wire="http",  # its clients speak HTTP to a node
+    auth=Authentication(
+        mechanism="signed requests (DEX-KEY, DEX-TIMESTAMP, DEX-WINDOW, DEX-SIGNATURE), verified by the receiving node before the Raft log",
+        serve=_serve_authenticated,
+        client=_signed_client,
+        signed_requests=True,
+    ),
 )

@@ -49,6 +49,7 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    query_string: str = ""  # the target's query as sent (what a signed request's signature covers)
 
 
 @dataclass(slots=True)
@@ -137,7 +138,7 @@ async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
 def _request(lines: list[str], headers: dict[str, str], body: bytes) -> Request:
     method, target, _ = lines[0].split(" ")
     url = urlsplit(target)
-    return Request(method.upper(), url.path, dict(parse_qsl(url.query)), headers, body)
+    return Request(method.upper(), url.path, dict(parse_qsl(url.query)), headers, body, url.query)
 
 
 def _headers(lines: list[str]) -> dict[str, str]:

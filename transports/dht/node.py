@@ -12,6 +12,12 @@ SIGTERM/SIGINT: stop the API, leave the group, stop the gateway, exit 0.
 
 ``serve_dht(gateway)`` runs a one-member group around a caller's gateway
 (the registry and the contract suite).
+
+Authentication (``--auth keys``, docs/security.md "DHT"): clients sign their
+requests and the node that receives one verifies it against the cluster's
+keyring (``--keys DIR``, the same keyring on every node) before it enters
+the log; the Raft links between nodes stay authenticated by the shared
+cluster secret (``--secret``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from collections.abc import AsyncIterator
 
 from engine import ExchangeError
 from transports.core import legacy_flags
+from transports.core.auth import Authenticator, add_auth_options, auth_from_options
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.logs import LOG_FORMATS, configure_logging
 from transports.core.server_cli import LOG_LEVELS, freeze_startup_heap
@@ -54,12 +61,14 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve_dht(gateway: Gateway, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve ``gateway`` as a one-member replica group in this event loop; yields ``dht://host:port``."""
+async def serve_dht(gateway: Gateway, host: str = "127.0.0.1", auth: Authenticator | None = None) -> AsyncIterator[str]:
+    """Serve ``gateway`` as a one-member replica group in this event loop; yields ``dht://host:port``.
+
+    With ``auth``, client requests are signed and verified (only an admin key may add instruments)."""
     raft = f"{host}:{free_tcp_port(host)}"
     replica = Replica(gateway, ReplicaSettings(raft, (raft,), secrets.token_hex(16)))
     replica.start()
-    server = HttpServer(NodeApi(gateway, replica, allow_admin=True).handle, guard_for(gateway.stats))
+    server = HttpServer(NodeApi(gateway, replica, allow_admin=True, auth=auth).handle, guard_for(gateway.stats))
     try:
         await server.start(host, 0)
         await _wait_owner(replica, 15.0)
@@ -100,13 +109,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--secret", default=None, help=f"shared cluster secret (default ${SECRET_ENV}; required with --peers)")
     p.add_argument("--symbols", default="", help="comma list of default instruments (default: all); the same on every node")
     p.add_argument("--buffer", type=int, default=100_000, help="most commands waiting to be applied before OVERLOADED")
-    p.add_argument("--allow-admin", action="store_true", help="accept add_instrument commands")
+    p.add_argument("--allow-admin", action="store_true", help="accept add_instrument commands (--auth off; with keys: the admin role)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     p.add_argument("--log-format", choices=LOG_FORMATS, default="console", help="structured logs on stderr (default console)")
+    add_auth_options(p)
     return p
 
 
-async def _run(args: argparse.Namespace, secret: str) -> int:
+async def _run(args: argparse.Namespace, secret: str, auth: Authenticator | None) -> int:
     raft_port = args.raft_port if args.raft_port is not None else args.dht_port
     if raft_port == 0:
         raft_port = free_tcp_port(args.host)
@@ -121,7 +131,7 @@ async def _run(args: argparse.Namespace, secret: str) -> int:
         journal = args.raft_journal or os.path.join(state_dir(args.state_dir), "dht", f"raft-{args.host}-{raft_port}.journal")
         os.makedirs(os.path.dirname(os.path.abspath(journal)), exist_ok=True)
     replica = Replica(gateway, ReplicaSettings(me, members, secret, shard=shard, journal=journal))
-    api_handler = NodeApi(gateway, replica, allow_admin=args.allow_admin)
+    api_handler = NodeApi(gateway, replica, allow_admin=args.allow_admin, auth=auth)
     server = HttpServer(api_handler.handle, guard_for(gateway.stats))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -189,10 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(0.0005)
     configure_logging(args.log_level, args.log_format)
     logging.getLogger("kademlia").setLevel(logging.ERROR)
+    auth = auth_from_options(args, args.host)  # SystemExit: --auth off off loopback, or a public node without keys
     try:
         import uvloop
 
-        return uvloop.run(_run(args, secret))
+        return uvloop.run(_run(args, secret, auth))
     except KeyboardInterrupt:
         return 130
 
