@@ -5,6 +5,12 @@ Invariants:
 
 * Every request carries ``Dex-Trader``; a batch goes to ``dex.cmd.<SYMBOL>``
   of its first command, with a fresh ``batch_id``; the reply must carry it.
+* With a ``credential`` (docs/security.md, "NATS"): the connection logs in
+  as the key's NKEY user (its Ed25519 seed signs the broker's nonce), every
+  request goes to the key's own subjects (``dex.cmd.<KEY>.<SYMBOL>``,
+  ``dex.lean.<KEY>``, ``dex.q.<KEY>.<kind>``) and replies come to the key's
+  inbox (``_INBOX.<KEY>.``). A broker that refuses the user (revoked, never
+  issued) raises ``AuthFailure`` (``UNAUTHENTICATED``).
 * A batch larger than ``MAX_COMMANDS_PER_REQUEST`` goes as several requests,
   sent in order and pipelined; the replies are joined in order. Each part is
   applied whole or refused whole (the first refusal is raised; parts before
@@ -27,7 +33,7 @@ from typing import Any, ClassVar
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
+from nats.errors import AuthorizationError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from engine import (
@@ -53,8 +59,9 @@ from transports.codec.proto_codec import (
 )
 from transports.core.client import Replies, TraderClient
 from transports.core.instruments_cache import InstrumentsCache
+from transports.core.keys import Credential
 from transports.core.marketdata import BookSnapshot, MarketData, in_sequence
-from transports.nats.connection import ConnectionErrors, connect
+from transports.nats.connection import ConnectionErrors, connect, refused_by_broker
 from transports.nats.settings import (
     DEFAULT_PREFIX,
     ERROR_HEADER,
@@ -78,9 +85,16 @@ class NatsClient(TraderClient):
     transport: ClassVar[str] = "nats"
 
     def __init__(
-        self, trader: str, url: str | None = None, *, timeout: float = 30.0, connect_timeout: float = 2.0, prefix: str = DEFAULT_PREFIX
+        self,
+        trader: str,
+        url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: float = 2.0,
+        prefix: str = DEFAULT_PREFIX,
+        credential: Credential | None = None,
     ) -> None:
-        super().__init__(trader)
+        super().__init__(credential.trader if credential is not None else trader)
         self.url = client_url(url)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -88,9 +102,40 @@ class NatsClient(TraderClient):
         self.errors = ConnectionErrors()
         self._nc: Client | None = None
         self._ids = itertools.count(1)
-        self._headers = {TRADER_HEADER: trader}
+        self._headers = {TRADER_HEADER: self.trader}
         self._catalog = InstrumentsCache(self._instrument_list)
         self._connecting: asyncio.Lock | None = None
+        self._key = credential.key_id if credential is not None else ""
+        self._credential = credential
+        # A keyed client's requests in flight: the broker cutting the key off (revoked) fails them at once.
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._cut: set[asyncio.Task[Any]] = set()
+        if credential is not None:
+            self.errors.on_refused = self._cut_off
+
+    def _cut_off(self) -> None:
+        """The broker refused our key: fail the requests in flight and stop reconnecting (a revoked key stays revoked)."""
+        for task in self._waiting:
+            if task not in self._cut:
+                self._cut.add(task)
+                task.cancel()
+        nc = self._nc
+        if nc is not None and not nc.is_closed:
+            asyncio.get_running_loop().create_task(nc.close())
+
+    def _connect_options(self) -> dict[str, Any]:
+        """The NKEY login and inbox of a keyed client (the seed stays in nats-py's signing callback, never logged)."""
+        if self._credential is None:
+            return {}
+        from transports.nats.users import inbox_prefix, user_seed  # nkeys: only a keyed client needs it
+
+        return {"nkeys_seed_str": user_seed(self._credential), "inbox_prefix": inbox_prefix(self._key)}
+
+    def _command_subject(self, symbol: str) -> str:
+        return self.subjects.command_of(self._key, symbol) if self._key else self.subjects.command(symbol)
+
+    def _query_subject(self, kind: str) -> str:
+        return self.subjects.query_of(self._key, kind) if self._key else self.subjects.query(kind)
 
     # ----------------------------------------------------------- lifecycle
     async def connect(self) -> None:
@@ -99,7 +144,7 @@ class NatsClient(TraderClient):
         async with self._connecting:
             if self._nc is not None:
                 return
-            nc = await connect(self.url, f"dex-trader {self.trader}", self.errors, timeout=self.connect_timeout)
+            nc = await connect(self.url, f"dex-trader {self.trader}", self.errors, timeout=self.connect_timeout, **self._connect_options())
             self._nc = nc
             try:
                 await self._catalog.refresh()
@@ -122,8 +167,19 @@ class NatsClient(TraderClient):
 
     async def _request(self, subject: str, data: bytes, timeout: float | None = None) -> Msg:
         nc = await self._ready()
+        if self.errors.refused and not nc.is_connected:
+            raise refused_by_broker(self.url)
+        task = asyncio.current_task() if self._key else None
+        if task is not None:
+            self._waiting.add(task)
         try:
             return await nc.request(subject, data, timeout=self.timeout if timeout is None else timeout, headers=self._headers)
+        except asyncio.CancelledError:
+            if task is None or task not in self._cut:
+                raise
+            self._cut.discard(task)
+            task.uncancel()
+            raise refused_by_broker(self.url) from None
         except NoRespondersError:
             raise NotConnected(f"no dex-nats server serves {subject} at {self.url}") from None
         except NatsTimeout:
@@ -131,10 +187,17 @@ class NatsClient(TraderClient):
         except Exception as exc:  # the connection closed or is reconnecting
             if isinstance(exc, MalformedMessage | NotConnected):
                 raise
+            if self.errors.refused or isinstance(
+                nc.last_error, AuthorizationError
+            ):  # the broker closed us for want of a live key (revoked since we connected)
+                raise refused_by_broker(self.url) from None
             raise NotConnected(f"not connected to NATS at {self.url} ({type(exc).__name__}: {exc})") from None
+        finally:
+            if task is not None:
+                self._waiting.discard(task)
 
     async def _query(self, kind: str, data: bytes = b"") -> list[bytes]:
-        msg = await self._request(self.subjects.query(kind), data)
+        msg = await self._request(self._query_subject(kind), data)
         headers = msg.headers or {}
         if headers.get(ERROR_HEADER):
             raise decode_error(msg.data)
@@ -179,12 +242,12 @@ class NatsClient(TraderClient):
 
     async def submit_orders(self, batch: bytes) -> lean.Outcomes:
         """Lean order entry: one request on ``<prefix>.lean`` (a batch of 10,000 orders is about 300 kB)."""
-        msg = await self._request(self.subjects.lean, batch)
+        msg = await self._request(self.subjects.lean_of(self._key) if self._key else self.subjects.lean, batch)
         return lean.decode_outcomes(msg.data)
 
     def _frame(self, chunk: Sequence[Command], lookup: InstrumentLookup) -> tuple[str, int, bytes]:
         batch_id = next(self._ids)
-        return self.subjects.command(_symbol_of(chunk[0])), batch_id, encode_commands(chunk, lookup, batch_id).SerializeToString()
+        return self._command_subject(_symbol_of(chunk[0])), batch_id, encode_commands(chunk, lookup, batch_id).SerializeToString()
 
     # ------------------------------------------------------------- queries
 
@@ -207,7 +270,7 @@ class NatsClient(TraderClient):
         return decode_order_status(reply, self._catalog.by_symbol.get)
 
     async def stats(self) -> dict[str, Any]:
-        msg = await self._request(self.subjects.query("stats"), b"")
+        msg = await self._request(self._query_subject("stats"), b"")
         if (msg.headers or {}).get(ERROR_HEADER):
             raise decode_error(msg.data)
         out = decode_stats(msg.data)
@@ -219,7 +282,7 @@ class NatsClient(TraderClient):
         return pb.CancelOnDisconnectReply.FromString(data).grace_ms
 
     async def ping(self) -> None:
-        await self._request(self.subjects.query("ping"), b"", self.connect_timeout)
+        await self._request(self._query_subject("ping"), b"", self.connect_timeout)
 
     async def snapshots(self, symbols: Sequence[str]) -> list[BookSnapshot]:
         await self._catalog.know(symbols)

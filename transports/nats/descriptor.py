@@ -7,9 +7,11 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
 
 from engine import RejectReason
+from transports.core.auth import Authenticator
 from transports.core.client import TraderClient
-from transports.core.descriptor import BenchDefaults, Broker, LocalProcess, Mount, TransportDescriptor
+from transports.core.descriptor import Authentication, BenchDefaults, Broker, LocalProcess, Mount, TransportDescriptor
 from transports.core.gateway import Gateway
+from transports.core.keys import Credential
 from transports.nats.settings import URL_ENV  # light: no broker library is imported
 
 
@@ -60,11 +62,28 @@ def _mount(gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextMa
 
     # No URL named: a private nats-server, started for the purpose and stopped by PID when turbo-dex stops.
     settings = NatsServerSettings(
-        url=args.nats_url or os.environ.get(URL_ENV) or None, host=args.host, allow_admin=args.allow_admin, log_level=args.log_level
+        url=args.nats_url or os.environ.get(URL_ENV) or None,
+        host=args.host,
+        allow_admin=args.allow_admin,
+        log_level=args.log_level,
+        auth=getattr(args, "authenticator", None),
     )
     if args.nats_prefix:
         settings = dataclasses.replace(settings, prefix=args.nats_prefix)
     return serve_nats(gateway, settings)
+
+
+def _auth_serve(gateway: Gateway, authenticator: Authenticator) -> AbstractAsyncContextManager[str]:
+    from transports.nats.server import NatsServerSettings, serve_nats
+
+    # Always a private nats-server: its users come from the keyring and are reloaded when it changes.
+    return serve_nats(gateway, NatsServerSettings(auth=authenticator))
+
+
+def _auth_client(credential: Credential, url: str) -> TraderClient:
+    from transports.nats.client import NatsClient
+
+    return NatsClient(credential.trader, url, credential=credential)
 
 
 DESCRIPTOR = TransportDescriptor(
@@ -98,4 +117,10 @@ DESCRIPTOR = TransportDescriptor(
     zero_configuration="yes with `make nats-auto`: finds or starts nats-server, elects the matcher",
     operational_parts="the server + nats-server",
     echo_wire="nats",
+    auth=Authentication(
+        mechanism="one nats-server user per key (NKEY) with subject permissions; the key id in the subject names the trader",
+        serve=_auth_serve,
+        client=_auth_client,
+        signed_requests=False,
+    ),
 )

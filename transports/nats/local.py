@@ -23,10 +23,14 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transports.core.limits import ConnectionLimits, Limits
 from transports.core.local_server import LocalServerProcess, ServerStartError
 from transports.nats.settings import URL_ENV, free_port
+
+if TYPE_CHECKING:
+    from transports.nats.users import BrokerUsers
 
 # The broker is the connection server here: its limits are ours (docs/limits.md). A message holds the largest
 # allowed batch or its reply (NATS's default is 1 MB); a client connection may fall this far behind before the
@@ -62,6 +66,7 @@ class NatsServerProcess(LocalServerProcess):
         routes: Sequence[int] = (),
         cluster_name: str = "dex",
         sync_always: bool = False,
+        users: BrokerUsers | None = None,
     ) -> None:
         super().__init__(workdir, host=host)
         self.port = port or free_port(host)
@@ -73,6 +78,8 @@ class NatsServerProcess(LocalServerProcess):
         self.store_dir = self.workdir / "jetstream"
         self.config_path = self.workdir / "nats-server.conf"
         self.url = f"nats://{host}:{self.port}"
+        self.users = users  # None: no authorization (anyone may connect, as before keys)
+        self.users_path = self.workdir / "users.conf"
 
     def config(self) -> str:
         lines = [
@@ -86,6 +93,8 @@ class NatsServerProcess(LocalServerProcess):
             *(["  sync_interval: always"] if self.sync_always else []),
             "}",
         ]
+        if self.users is not None:
+            lines.append(f'include "{self.users_path.name}"')  # the users, rewritten and reloaded when the keyring changes
         if self.cluster_port:
             routes = ", ".join(f'"nats-route://{self.host}:{p}"' for p in self.routes)
             lines += [
@@ -99,8 +108,16 @@ class NatsServerProcess(LocalServerProcess):
 
     def command(self) -> list[str]:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.users is not None:
+            self.users.sync(self.users_path, 0)
         self.config_path.write_text(self.config(), encoding="utf-8")
         return [nats_server_binary(), "-c", str(self.config_path)]
+
+    def sync_users(self) -> bool:
+        """Bring the broker's users in step with the keyring (a reload by PID when they changed); whether they changed."""
+        if self.users is None or self.process is None or self.process.poll() is not None:
+            return False
+        return self.users.sync(self.users_path, self.pid)
 
     def ready(self, output: str) -> bool:
         return "Server is ready" in output

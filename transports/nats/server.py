@@ -7,9 +7,17 @@ Thin, like every server: message -> ``proto_codec`` -> ``Gateway`` ->
   request's ``batch_id`` (an ``Error`` inside when the batch was refused
   whole: no ``Dex-Trader`` header, did not decode, unknown symbol, overloaded).
   Malformed input never raises out of a subscription callback.
-* Identity: the ``Dex-Trader`` header names the trader; every command is
-  decoded as that trader's (the codec's ``trader`` argument). Identity, not
-  authentication (as ZeroMQ's hello).
+* Identity with ``--auth off``: the ``Dex-Trader`` header names the trader;
+  every command is decoded as that trader's (the codec's ``trader``
+  argument). Identity, not authentication (as ZeroMQ's hello).
+* With keys (``settings.auth``): the broker authenticates each connection as
+  a key's NKEY user and lets it publish only on its own request subjects
+  (``transports/nats/users.py``); the server takes the principal from the
+  subject's key id (``Authenticator.by_key_id``), never from a header, and
+  refuses a request of a key no longer live (``UNAUTHENTICATED``) before any
+  other work, or one whose reply subject is not the key's own inbox (dropped).
+  A nats-server we start gets the keyring's users and reloads them when the
+  keyring changes; a broker we did not start must require authentication.
 * Order: one subscription (``dex.cmd.>``) takes every batch; callbacks run in
   arrival order and each hands its batch to the gateway before the next one
   is read, so one client's batches apply in the order it sent them.
@@ -59,11 +67,14 @@ from transports.codec.proto_codec import (
     error_reply,
 )
 from transports.core import legacy_flags
+from transports.core.auth import Authenticator, Principal, add_auth_options, auth_from_options
 from transports.core.gateway import Gateway
+from transports.core.keys import RELOAD_CHECK_S
 from transports.core.limits import Limits
 from transports.core.marketdata import BookSnapshot, MarketData, Subscription
 from transports.core.requests import RequestHandler, check_trader
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
+from transports.core.signing import AuthFailure
 from transports.nats.connection import ConnectionErrors, connect
 from transports.nats.local import NatsServerProcess
 from transports.nats.settings import (
@@ -75,6 +86,7 @@ from transports.nats.settings import (
     Subjects,
     client_url,
 )
+from transports.nats.users import BrokerUsers, inbox_prefix
 
 TRANSPORT = "nats"
 SLOW_HEADER = "Dex-Slow-Consumers"
@@ -101,9 +113,10 @@ class NatsServerSettings:
     market_data: str = "on-demand"  # "all" symbols, symbols someone took a snapshot of ("on-demand"), or "off"
     start_nats: bool = False  # no NATS answers at the URL: start the bundled one (JetStream, nats_dir)
     nats_dir: str = "data/nats-server"
+    auth: Authenticator | None = None  # None: --auth off (the Dex-Trader header names the trader; loopback only)
 
 
-Query = Callable[[Msg], Awaitable[Sequence[bytes]]]
+Query = Callable[[Msg, "str | Principal | None"], Awaitable[Sequence[bytes]]]
 
 
 def _bytes(message: Message) -> bytes:
@@ -111,9 +124,13 @@ def _bytes(message: Message) -> bytes:
 
 
 def trader_of(msg: Msg) -> str | None:
-    """The trader a request acts for (``Dex-Trader`` header), checked by the request handler; None if absent."""
+    """The trader a request acts for with ``--auth off`` (``Dex-Trader`` header), checked by the handler; None if absent."""
     trader = (msg.headers or {}).get(TRADER_HEADER)
     return check_trader(trader) if trader else None
+
+
+class Misdirected(Exception):
+    """A keyed request whose reply subject is not its key's inbox: answering it would write into another's inbox."""
 
 
 class NatsServer:
@@ -127,7 +144,9 @@ class NatsServer:
         self.subjects = Subjects(self.settings.prefix)
         self.name = self.settings.name or f"dex-nats-{socket.gethostname()}-{os.getpid()}"
         self._lookup = gateway.instrument
-        self.requests = RequestHandler(gateway, TRANSPORT, Limits(max_batch=self.settings.max_batch), self.settings.allow_admin)
+        self.auth = self.settings.auth
+        limits = Limits(max_batch=self.settings.max_batch)
+        self.requests = RequestHandler(gateway, TRANSPORT, limits, self.settings.allow_admin, auth=self.auth)
         self._queries: dict[str, Query] = {
             "ping": self._ping,
             "book": self._book,
@@ -143,6 +162,16 @@ class NatsServer:
         self._md_tasks: dict[str, asyncio.Task[None]] = {}  # symbol -> its publisher
         self.refused = 0
         self.published = 0
+        self.misdirected = 0  # keyed requests dropped: their reply subject was not their key's inbox
+
+    def acting(self, msg: Msg, kind: str) -> str | Principal | None:
+        """Who ``msg`` acts for: with keys, the principal of the key its subject names (``AuthFailure`` if none is live)."""
+        if self.auth is None:
+            return trader_of(msg)
+        key_id = self.subjects.key_of(msg.subject, kind)
+        if not msg.reply.startswith(inbox_prefix(key_id) + "."):
+            raise Misdirected(msg.reply)
+        return self.auth.by_key_id(key_id)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -154,14 +183,18 @@ class NatsServer:
                 pending_bytes_limit=PENDING_BYTES_LIMIT,
             )
         )
+        keyed = self.auth is not None  # with keys every request subject names its key
+        lean, queries = (
+            (self.subjects.lean_keyed, self.subjects.queries_keyed) if keyed else (self.subjects.lean, self.subjects.queries_all)
+        )
         self._subs.append(
             await self.nc.subscribe(
-                self.subjects.lean, cb=self._on_orders, pending_msgs_limit=PENDING_MSGS_LIMIT, pending_bytes_limit=PENDING_BYTES_LIMIT
+                lean, cb=self._on_orders, pending_msgs_limit=PENDING_MSGS_LIMIT, pending_bytes_limit=PENDING_BYTES_LIMIT
             )
         )
         self._subs.append(
             await self.nc.subscribe(
-                self.subjects.queries_all, cb=self._on_query, pending_msgs_limit=PENDING_MSGS_LIMIT, pending_bytes_limit=PENDING_BYTES_LIMIT
+                queries, cb=self._on_query, pending_msgs_limit=PENDING_MSGS_LIMIT, pending_bytes_limit=PENDING_BYTES_LIMIT
             )
         )
         await self.nc.flush()
@@ -201,9 +234,15 @@ class NatsServer:
 
     async def _apply(self, msg: Msg) -> None:
         try:
-            reply = await self.requests.commands(msg.data, trader_of(msg))
-        except ExchangeError as exc:  # the trader header itself is malformed
+            acting = self.acting(msg, "cmd")
+        except Misdirected:
+            self.misdirected += 1
+            return
+        except ExchangeError as exc:  # the trader header is malformed, or the key is not live
+            self.requests.refused(exc)
             reply = encode_refused(exc)
+        else:
+            reply = await self.requests.commands(msg.data, acting)
         if reply.HasField("error"):
             self.refused += 1
         with contextlib.suppress(Exception):  # the client is gone or we are reconnecting: its request times out
@@ -215,9 +254,15 @@ class NatsServer:
 
     async def _apply_orders(self, msg: Msg) -> None:
         try:
-            data = await self.requests.orders(msg.data, trader_of(msg))
+            acting = self.acting(msg, "lean")
+        except Misdirected:
+            self.misdirected += 1
+            return
         except ExchangeError as exc:
+            self.requests.refused(exc)
             data = encode_refusal(exc)
+        else:
+            data = await self.requests.orders(msg.data, acting)
         with contextlib.suppress(Exception):
             await self.nc.publish(msg.reply, data)
 
@@ -234,12 +279,15 @@ class NatsServer:
         kind = msg.subject.rpartition(".")[2]
         handler = self._queries.get(kind)
         try:
+            acting = self.acting(msg, "q")
             if handler is None:
                 raise MalformedMessage(f"unknown query {kind[:32]!r}")
-            parts = await handler(msg)
+            parts = await handler(msg, acting)
             headers = self._headers()
             headers["Dex-Parts"] = ",".join(str(len(p)) for p in parts)
             await self.nc.publish(msg.reply, b"".join(parts), headers=headers)
+        except Misdirected:
+            self.misdirected += 1
         except ExchangeError as exc:
             self.refused += 1
             with contextlib.suppress(Exception):
@@ -250,25 +298,25 @@ class NatsServer:
                 error = ExchangeError("internal error; see the server log")
                 await self.nc.publish(msg.reply, _bytes(error_reply(error)), headers={ERROR_HEADER: "1"})
 
-    async def _ping(self, msg: Msg) -> Sequence[bytes]:
+    async def _ping(self, msg: Msg, acting: str | Principal | None) -> Sequence[bytes]:
         return (b"",)
 
-    async def _instruments(self, msg: Msg) -> Sequence[bytes]:
+    async def _instruments(self, msg: Msg, acting: str | Principal | None) -> Sequence[bytes]:
         return (_bytes(self.requests.instruments()),)
 
-    async def _stats(self, msg: Msg) -> Sequence[bytes]:
+    async def _stats(self, msg: Msg, acting: str | Principal | None) -> Sequence[bytes]:
         return (_bytes(encode_stats(self.stats_dict())),)
 
-    async def _book(self, msg: Msg) -> Sequence[bytes]:
+    async def _book(self, msg: Msg, acting: str | Principal | None) -> Sequence[bytes]:
         return (_bytes(self.requests.book(msg.data)),)
 
-    async def _order(self, msg: Msg) -> Sequence[bytes]:
-        return (_bytes(self.requests.order_status(msg.data, trader_of(msg))),)
+    async def _order(self, msg: Msg, acting: str | Principal | None) -> Sequence[bytes]:
+        return (_bytes(self.requests.order_status(msg.data, acting)),)
 
-    async def _cancel_on_disconnect(self, msg: Msg) -> Sequence[bytes]:
-        return (_bytes(self.requests.cancel_on_disconnect(msg.data, trader_of(msg))),)
+    async def _cancel_on_disconnect(self, msg: Msg, acting: str | Principal | None) -> Sequence[bytes]:
+        return (_bytes(self.requests.cancel_on_disconnect(msg.data, acting)),)
 
-    async def _snapshot(self, msg: Msg) -> Sequence[bytes]:
+    async def _snapshot(self, msg: Msg, acting: str | Principal | None) -> Sequence[bytes]:
         if self.settings.market_data == "on-demand":
             # Before the snapshot, so every later update goes out; unknown or repeated symbols are refused below.
             wanted = self.requests.market_data_symbols(msg.data)  # within the limits, repeats collapsed
@@ -320,29 +368,62 @@ class NatsServer:
                 )
 
 
+async def connect_exchange(url: str, errors: ConnectionErrors, users: BrokerUsers | None) -> Client:
+    """The exchange's connection: as its own NKEY user with keys, on a broker that must then require authentication."""
+    options: dict[str, Any] = {} if users is None else {"nkeys_seed_str": users.exchange_seed}
+    nc = await connect(url, "dex-nats", errors, **options)
+    if users is not None and not getattr(nc, "_server_info", {}).get("auth_required"):
+        with contextlib.suppress(Exception):
+            await nc.close()
+        raise OSError(
+            f"the NATS server at {url} lets anyone connect: with --auth keys it must have the keyring's users "
+            "(a nats-server dex-nats starts has them; else python -m transports.nats.users, docs/security.md)"
+        )
+    return nc
+
+
+async def keep_users(process: NatsServerProcess) -> None:
+    """Reload ``process``'s users whenever the keyring changes (checked every ``RELOAD_CHECK_S``): a revoked key is cut off."""
+    while True:
+        await asyncio.sleep(RELOAD_CHECK_S)
+        try:
+            if process.sync_users():
+                log.info("nats-server users reloaded from the keyring (pid %d)", process.pid)
+        except Exception:  # a keyring or signal failure must not stop serving; the server still refuses per request
+            log.exception("cannot reload the nats-server users")
+
+
 @contextlib.asynccontextmanager
 async def serve_nats(gateway: Gateway, settings: NatsServerSettings | None = None) -> AsyncIterator[str]:
     """Serve ``gateway`` over NATS in the running loop; yields the NATS URL clients use.
 
     With no ``settings.url`` a private nats-server (JetStream, a temp dir, a
-    free loopback port) is started for the purpose and stopped by PID after.
+    free loopback port) is started for the purpose and stopped by PID after;
+    with ``settings.auth`` it has the keyring's users, reloaded on change.
     """
     settings = settings or NatsServerSettings()
+    users = BrokerUsers(settings.auth.keyring, settings.prefix) if settings.auth is not None else None
     with contextlib.ExitStack() as stack:
         url = settings.url
+        process: NatsServerProcess | None = None
         if url is None:
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="dex-nats-"))
-            process = NatsServerProcess(workdir)
+            process = NatsServerProcess(workdir, users=users)
             await asyncio.get_running_loop().run_in_executor(None, process.start)
             stack.callback(process.stop)
             url = process.url
         errors = ConnectionErrors()
-        nc = await connect(url, "dex-nats", errors)
+        nc = await connect_exchange(url, errors, users)
         server = NatsServer(gateway, nc, errors, settings)
+        watcher = asyncio.get_running_loop().create_task(keep_users(process)) if process is not None and users else None
         try:
             await server.start()
             yield url
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             await server.stop()
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -352,33 +433,40 @@ async def serve_nats(gateway: Gateway, settings: NatsServerSettings | None = Non
 async def run_server(settings: NatsServerSettings) -> int:
     """The ``dex-nats`` process: recover, connect, serve until SIGTERM/SIGINT, stop cleanly."""
     url = client_url(settings.url)
+    users = BrokerUsers(settings.auth.keyring, settings.prefix) if settings.auth is not None else None
 
     async def listen(gateway: Gateway) -> Listener:
         nonlocal url
         errors = ConnectionErrors()
         process: NatsServerProcess | None = None
+        watcher: asyncio.Task[None] | None = None
         try:
-            nc = await connect(url, "dex-nats", errors)
+            nc = await connect_exchange(url, errors, users)
         except ExchangeError as exc:
-            if not settings.start_nats:
+            if not settings.start_nats or isinstance(exc, AuthFailure):  # a broker answered: it is not ours to replace
                 raise OSError(str(exc)) from None
             parsed = urlsplit(url)
-            process = NatsServerProcess(settings.nats_dir, host=parsed.hostname or "127.0.0.1", port=parsed.port or 4222)
+            process = NatsServerProcess(settings.nats_dir, host=parsed.hostname or "127.0.0.1", port=parsed.port or 4222, users=users)
             await asyncio.get_running_loop().run_in_executor(None, process.start)
             print(f"dex-nats: started nats-server (JetStream) at {process.url}, pid {process.pid}, data {process.store_dir}", flush=True)
             url = process.url
-            nc = await connect(url, "dex-nats", errors)
+            nc = await connect_exchange(url, errors, users)
+            if users is not None:
+                watcher = asyncio.get_running_loop().create_task(keep_users(process))
         server = NatsServer(gateway, nc, errors, settings)
         await server.start()
 
         async def close() -> None:
+            if watcher is not None:
+                watcher.cancel()
             await server.stop()
             with contextlib.suppress(Exception):
                 await nc.close()
             if process is not None:
                 process.stop()
 
-        where = f"{url} (subjects {server.subjects.prefix}.cmd.<SYMBOL>, {server.subjects.prefix}.md.<SYMBOL>; "
+        keyed = "<KEY>." if users is not None else ""
+        where = f"{url} (subjects {server.subjects.prefix}.cmd.{keyed}<SYMBOL>, {server.subjects.prefix}.md.<SYMBOL>; "
         return where + describe(gateway, settings.journal, settings.fsync) + ")", close
 
     return await run_process(
@@ -404,9 +492,12 @@ def parse_args(argv: Sequence[str] | None = None) -> NatsServerSettings:
     )
     parser.add_argument("--start-nats", action="store_true", help="if no NATS answers at the URL, start the bundled nats-server there")
     parser.add_argument("--nats-dir", default="data/nats-server", help="data directory of a nats-server started by --start-nats")
+    add_auth_options(parser)
     args = legacy_flags.parse_args(parser, argv)
     common = gateway_options(parser, args)
+    broker = urlsplit(client_url(args.nats).split(",")[0]).hostname or "127.0.0.1"
     return NatsServerSettings(
+        auth=auth_from_options(args, broker),  # the broker's address: where traders connect
         url=args.nats,
         prefix=args.prefix,
         market_data=args.market_data,

@@ -12,6 +12,10 @@ The subject layout (docs/nats.md) under one prefix (default ``dex``)::
     dex.orders.<SYMBOL>          JetStream stream DEX_ORDERS: durable order input (Nats-Msg-Id)
     dex.results.<TRADER>         JetStream stream DEX_RESULTS: one result per input, in input order
 
+With keys (``--auth keys``), the request subjects name the key, which the broker
+checks (``transports/nats/users.py``): ``dex.cmd.<KEY>.<SYMBOL>``,
+``dex.lean.<KEY>``, ``dex.q.<KEY>.<kind>``; replies to ``_INBOX.<KEY>.>``.
+
 Invariant: a symbol or trader becomes one subject token (``token``); the
 payload always carries the real name, so the token is a routing hint only.
 """
@@ -70,7 +74,9 @@ class Subjects:
         self.prefix = prefix
         self.commands_all = f"{prefix}.cmd.>"
         self.lean = f"{prefix}.lean"
+        self.lean_keyed = f"{prefix}.lean.*"
         self.queries_all = f"{prefix}.q.*"
+        self.queries_keyed = f"{prefix}.q.*.*"
         self.stats = f"{prefix}.stats"
         self.nodes = f"{prefix}.nodes"
         self.orders_all = f"{prefix}.orders.>"
@@ -81,6 +87,21 @@ class Subjects:
 
     def query(self, kind: str) -> str:
         return f"{self.prefix}.q.{kind}"
+
+    # With keys (docs/security.md, "NATS"): every request names its key in its subject, where the broker checks it.
+    def command_of(self, key_id: str, symbol: str) -> str:
+        return f"{self.prefix}.cmd.{key_id}.{symbol if symbol == '>' else token(symbol)}"
+
+    def lean_of(self, key_id: str) -> str:
+        return f"{self.prefix}.lean.{key_id}"
+
+    def query_of(self, key_id: str, kind: str) -> str:
+        return f"{self.prefix}.q.{key_id}.{kind}"
+
+    def key_of(self, subject: str, kind: str) -> str:
+        """The key id a keyed request subject names (``kind``: "cmd", "lean" or "q"); "" if it names none."""
+        head = f"{self.prefix}.{kind}."
+        return subject[len(head) :].partition(".")[0] if subject.startswith(head) else ""
 
     def market_data(self, symbol: str) -> str:
         return f"{self.prefix}.md.{token(symbol)}"

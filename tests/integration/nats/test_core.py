@@ -147,6 +147,8 @@ def test_dex_nats_process_serves_dex_trader(nats_url: str, tmp_path: Path) -> No
     try:
         assert server.stdout is not None
         line = server.stdout.readline()
+        if line.startswith("authentication is off"):  # --auth off says so at start-up (loopback only), first
+            line = server.stdout.readline()
         assert line.startswith("dex-nats listening on nats://"), line
         out = tmp_path / "harness.json"
         harness = [sys.executable, "-m", "traders.harness", "--transport", "nats", "--server", nats_url]
