@@ -6,6 +6,7 @@ Served by turbo-dex itself, with nothing fetched from another host::
     GET /screen/...                its script and style sheet
     GET /screen/vendor/...         TradingView's lightweight-charts, installed from npm by `make setup`
                                    (screen/package-lock.json pins it; scripts/mk/screen.mk runs `npm ci`)
+    GET /favicon.ico               the API docs' icon (browsers ask every page for it)
     GET /reports                   reports/transport-comparison.html (measured history, charts inline)
     GET /reports/files/{name}      the files of reports/ (its JSON, PNG charts, screenshots under screens/)
     GET /stats/transports          per-transport figures since the previous call (``TransportPanel``)
@@ -38,6 +39,7 @@ from transports.codec.json_codec import dumps
 from transports.core.transport_panel import TransportPanel
 from transports.http import openapi as doc
 from transports.http.context import HttpContext, json_response
+from transports.http.doc_pages import ASSETS as DOC_ASSETS
 from transports.http.market_channels import int_param
 from transports.http.websockets import refuse
 
@@ -68,6 +70,10 @@ def screen_router(ctx: HttpContext) -> APIRouter:
     @router.get("/", include_in_schema=False)
     async def screen() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @router.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:  # asked by browsers on every page (the report's too): the docs' icon
+        return FileResponse(DOC_ASSETS / "favicon.png", media_type="image/png")
 
     @router.get("/reports", include_in_schema=False)
     async def report() -> Response:

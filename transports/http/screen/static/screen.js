@@ -11,7 +11,8 @@ const state = {
   sockets: [],
   privateTimer: 0,
   measured: {},          // transport -> figures of the last report (/reports/files/transport-comparison.json)
-  seenAt: {},            // "side:price" -> ms (epoch) when the ladder first showed that level (update-latency measurement)
+  seenAt: new Map(),     // "side:price" -> ms (epoch) when the ladder first showed that level  } both bounded; read by
+  tradeSeenAt: new Map(),// trade id -> ms (epoch) when the tape received that trade             } traders/screen_timings.py
   candleRows: [],        // [start ms, o, h, l, c, v, n] as the server sent them, oldest first
 };
 const $ = (id) => document.getElementById(id);
@@ -71,7 +72,7 @@ function renderBook(msg) {
   if (msg.type !== "depth" || msg.symbol !== state.symbol) return;
   const rows = (levels, side) => levels.map(([price, qty, count]) => {
     const key = side + ":" + price;
-    if (!(key in state.seenAt)) state.seenAt[key] = nowMs();
+    if (!state.seenAt.has(key)) remember(state.seenAt, key, nowMs());
     return `<tr data-side="${side}" data-price="${price}"><td>${price}</td><td>${qty}</td><td>${count}</td></tr>`;
   }).join("");
   $("asks").innerHTML = rows([...msg.asks].reverse(), "sell");
@@ -80,6 +81,11 @@ function renderBook(msg) {
   $("spread").textContent = bid && ask ? `spread ${(Number(ask[0]) - Number(bid[0])).toFixed(decimals(ask[0]))}` : (msg.last_price ? `last ${msg.last_price}` : "no orders");
   drawDepth(msg.bids, msg.asks);
   schedulePrivate();
+}
+
+function remember(map, key, value) {
+  if (map.size >= 5000) map.delete(map.keys().next().value);  // oldest first: a page left open stays small
+  map.set(key, value);
 }
 
 function decimals(text) {
@@ -140,11 +146,23 @@ const bar = (row) => ({ time: row[0] / 1000, open: Number(row[1]), high: Number(
 const volumeBar = (row) => ({ time: row[0] / 1000, value: Number(row[5]) });
 
 function mergeCandles(rows) {
-  const byStart = new Map(state.candleRows.map((row) => [row[0], row]));
-  for (const row of rows) byStart.set(row[0], row);
-  state.candleRows = [...byStart.values()].sort((p, q) => p[0] - q[0]);
-  candleSeries.setData(state.candleRows.map(bar));
-  volumeSeries.setData(state.candleRows.map(volumeBar));
+  const known = state.candleRows;
+  const newest = known.length ? known[known.length - 1][0] : -Infinity;
+  if (known.length && rows.every((row) => row[0] >= newest)) {
+    // The usual message: the open candle changed (or new ones opened): update in place, no redraw of the series.
+    for (const row of rows) {
+      if (known.length && known[known.length - 1][0] === row[0]) known[known.length - 1] = row;
+      else known.push(row);
+      candleSeries.update(bar(row));
+      volumeSeries.update(volumeBar(row));
+    }
+  } else {
+    const byStart = new Map(known.map((row) => [row[0], row]));
+    for (const row of rows) byStart.set(row[0], row);
+    state.candleRows = [...byStart.values()].sort((p, q) => p[0] - q[0]);
+    candleSeries.setData(state.candleRows.map(bar));
+    volumeSeries.setData(state.candleRows.map(volumeBar));
+  }
   $("candles").dataset.count = String(state.candleRows.length);
 }
 
@@ -160,6 +178,8 @@ function onCandles(msg) {
 
 function onTrades(msg) {
   if (msg.type !== "trades" || msg.symbol !== state.symbol || !msg.trades.length) return;
+  const received = nowMs();
+  for (const t of msg.trades) remember(state.tradeSeenAt, t.trade_id, received);
   const tape = $("trades");
   const html = msg.trades.slice().reverse().map((t) => {
     const when = t.time ? new Date(t.time).toLocaleTimeString() : "-";
@@ -285,7 +305,7 @@ function onStats(msg) {
     const m = measured[t.transport] || {};
     return `<tr data-transport="${t.transport}"><td>${t.transport}</td><td>${t.orders_per_s}</td><td>${t.commands_per_s}</td>
       <td>${t.p50_us}</td><td>${t.p99_us}</td><td>${t.rejects}</td><td>${t.queue_depth}</td>
-      <td>${m.batch ?? "-"}</td><td>${m.rateP99 ?? "-"}</td></tr>`;
+      <td>${m.batch ?? "-"}</td><td>${m.singleP99 ?? "-"}</td></tr>`;
   }).join("");
 }
 
@@ -294,10 +314,10 @@ async function loadMeasured() {
     const report = await publicJson("/reports/files/transport-comparison.json");
     for (const [name, modes] of Object.entries(report.summary || {})) {
       const batch = modes.batch && modes.batch.throughput_per_s;
-      const rate = modes.rate && modes.rate.latency_us && modes.rate.latency_us.p99;
+      const single = modes.single && modes.single.latency_us && modes.single.latency_us.p99;
       state.measured[name] = {
         batch: batch ? Math.round(batch.median).toLocaleString("en") : undefined,
-        rateP99: rate ? Math.round(rate.median).toLocaleString("en") : undefined,
+        singleP99: single ? Math.round(single.median).toLocaleString("en") : undefined,
       };
     }
   } catch (error) {
@@ -309,7 +329,8 @@ async function loadMeasured() {
 async function selectSymbol(symbol) {
   closeSymbolChannels();
   state.symbol = symbol;
-  state.seenAt = {};
+  state.seenAt.clear();
+  state.tradeSeenAt.clear();
   location.hash = symbol;
   $("trades").innerHTML = ""; $("asks").innerHTML = ""; $("bids").innerHTML = "";
   const s = encodeURIComponent(symbol);
@@ -354,6 +375,7 @@ async function start() {
   channel("/ws/stats?interval_ms=1000", onStats, true);
   useKey(state.key);
   await selectSymbol(picker.value);
+  window.dexScreen.readyMs = performance.now();  // traders/screen_timings.py reads it
   document.body.dataset.ready = "1";
 }
 

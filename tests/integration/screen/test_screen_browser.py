@@ -1,0 +1,141 @@
+"""The web trading screen in headless Debian chromium (Playwright): it loads clean, shows what happens on the book
+(orders from gRPC and from its own form), cancels, and draws the candles the REST endpoint returns.
+
+Each test is bounded (pytest-timeout); a screenshot of each view goes to reports/screens/ (linked from the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser
+
+from engine import PlaceOrder, Side
+from engine.types import OrderType, TimeInForce
+from tests.integration.screen.conftest import SCREENS, Exchange, ScreenPage
+from transports.grpc.client import GrpcClient
+from transports.instruments import DEFAULT_INSTRUMENTS
+
+BTC = DEFAULT_INSTRUMENTS[0]  # BTC-USD: tick 0.01, lot 0.0001, band 10% around 30000.00
+pytestmark = pytest.mark.timeout(90)
+
+
+def shot(screen: ScreenPage, name: str) -> None:
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    screen.page.screenshot(path=str(SCREENS / name), full_page=True)
+
+
+def place_over_grpc(exchange: Exchange, trader: str, side: Side, price: str, qty: str) -> None:
+    async def run() -> None:
+        client = GrpcClient(trader, exchange.grpc)
+        await client.connect()
+        try:
+            order = PlaceOrder(
+                trader, "", BTC.symbol, side, BTC.parse_qty(qty), BTC.parse_price(price), OrderType.LIMIT, TimeInForce.GTC, False, 0
+            )
+            (events,) = await client.submit([order])
+            assert type(events[0]).__name__ == "OrderAccepted", events
+        finally:
+            await client.close()
+
+    with ThreadPoolExecutor(1) as thread:  # Playwright's sync API holds this thread's event loop
+        thread.submit(asyncio.run, run()).result(10)
+
+
+def test_the_page_loads_with_no_console_errors_on_a_laptop_and_a_phone(screen: ScreenPage, browser: Browser, exchange: Exchange) -> None:
+    page = screen.page
+    assert page.locator("#symbol option").all_inner_texts() == [i.symbol for i in DEFAULT_INSTRUMENTS]
+    page.wait_for_function("window.dexScreen.candleSeries !== null")
+    assert screen.errors == []
+    shot(screen, "screen-desktop.png")
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        mobile = phone.new_page()
+        errors: list[str] = []
+        mobile.on("pageerror", lambda error: errors.append(str(error)))
+        mobile.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        mobile.goto(exchange.http + "/#BTC-USD")
+        mobile.wait_for_selector("body[data-ready='1']", timeout=10_000)
+        width = mobile.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways on a phone ({width} px)"
+        assert errors == []
+        mobile.screenshot(path=str(SCREENS / "screen-phone.png"), full_page=True)
+    finally:
+        phone.close()
+
+
+def test_the_ladder_shows_an_order_placed_over_grpc_within_a_second(screen: ScreenPage, exchange: Exchange) -> None:
+    place_over_grpc(exchange, "grpc-trader", Side.BUY, "29911.00", "0.4200")
+    screen.page.wait_for_selector("#bids tr[data-price='29911.00']", timeout=1000)
+    row = screen.page.locator("#bids tr[data-price='29911.00'] td").all_inner_texts()
+    assert row == ["29911.00", "0.4200", "1"]
+    assert screen.errors == []
+
+
+def test_an_order_from_the_form_appears_in_the_book_and_in_my_orders_and_cancel_removes_it(screen: ScreenPage, exchange: Exchange) -> None:
+    page = screen.page
+    page.fill("#key", "web-trader")
+    page.click("#key-form button")
+    page.wait_for_selector("#order-form:not([hidden])")
+    page.check("input[name=side][value=sell]")
+    page.fill("input[name=price]", "30123.45")
+    page.fill("input[name=qty]", "0.0100")
+    page.fill("input[name=client_order_id]", "web-1")
+    page.click("#place")
+    page.wait_for_selector("#asks tr[data-price='30123.45']")
+    page.wait_for_selector("#my-orders tr[data-client-order-id='web-1']")
+    assert "accepted" in page.inner_text("#order-result")
+    mine = httpx.get(exchange.http + "/orders/client/web-1", headers={"X-Trader": "web-trader"}).json()
+    assert mine["price"] == "30123.45" and mine["remaining"] == "0.0100" and mine["side"] == "sell"
+    shot(screen, "screen-trading.png")
+
+    page.click("#my-orders tr[data-client-order-id='web-1'] button[data-cancel]")
+    page.wait_for_selector("#my-orders tr[data-client-order-id='web-1']", state="detached")
+    page.wait_for_selector("#asks tr[data-price='30123.45']", state="detached")
+    assert httpx.get(exchange.http + "/orders/client/web-1", headers={"X-Trader": "web-trader"}).json()["status"] == "cancelled"
+    assert screen.errors == []
+
+
+def test_the_candle_chart_shows_the_candles_the_rest_endpoint_returns(screen: ScreenPage, exchange: Exchange) -> None:
+    with httpx.Client(base_url=exchange.http, timeout=10) as http:
+        for price, qty in (("30050.00", "0.1000"), ("30060.00", "0.2000"), ("30040.00", "0.3000")):
+            maker = {"symbol": BTC.symbol, "side": "sell", "price": price, "qty": qty}
+            assert http.post("/orders", json=maker, headers={"X-Trader": "mm"}).status_code == 200
+            taker = {"symbol": BTC.symbol, "side": "buy", "order_type": "market", "qty": qty}
+            assert http.post("/orders", json=taker, headers={"X-Trader": "taker"}).status_code == 200
+        rest = http.get(f"/candles/{BTC.symbol}", params={"interval": "1m"}).json()["candles"]
+    assert rest and sum(Decimal(row[5]) for row in rest) >= Decimal("0.6000")
+    # The chart plots numbers; the REST rows are decimal strings: each as the number the browser parses from it.
+    expected = [
+        {"time": row[0] // 1000, "open": float(row[1]), "high": float(row[2]), "low": float(row[3]), "close": float(row[4])} for row in rest
+    ]
+    page = screen.page
+    page.wait_for_function(
+        f"document.getElementById('candles').dataset.count === '{len(rest)}'"
+        f" && window.dexScreen.candleSeries.data().at(-1).close === {expected[-1]['close']}"
+    )
+    drawn: list[dict[str, Any]] = page.evaluate(
+        "window.dexScreen.candleSeries.data().map(({time, open, high, low, close}) => ({time, open, high, low, close}))"
+    )
+    assert drawn == expected
+    page.wait_for_selector("#trades tr[data-trade]")
+    shot(screen, "screen-candles.png")
+    assert screen.errors == []
+
+
+def test_the_transports_panel_and_the_reports_page(screen: ScreenPage, exchange: Exchange) -> None:
+    page = screen.page
+    place_over_grpc(exchange, "grpc-panel", Side.BUY, "29800.00", "0.0100")
+    page.wait_for_selector("#transport-rows tr[data-transport='grpc']", timeout=5000)
+    cells = page.locator("#transport-rows tr[data-transport='grpc'] td").all_inner_texts()
+    assert cells[0] == "grpc" and len(cells) == 9
+    page.locator("#transports-view").screenshot(path=str(SCREENS / "screen-transports.png"))
+    page.goto(exchange.http + "/reports")
+    assert "Transport comparison" in page.inner_text("h1")
+    page.screenshot(path=str(SCREENS / "screen-reports.png"))
+    assert screen.errors == []
