@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.http.test_public_market import as_numbers, recompute
 from transports.core.candles import INTERVALS
 
 TURBO_DEX = Path(sys.executable).with_name("turbo-dex")
@@ -97,3 +98,9 @@ def test_candles_after_a_restart_equal_candles_before_it(tmp_path: Path, started
     second = Process(state, *args)
     started.append(second)
     assert market_view(second.url) == before
+    trade_a_while(second.url)  # the restored candles go on folding trades: equal to the whole history recomputed
+    after = market_view(second.url)
+    trades = after["trades"]["trades"]
+    assert len(trades) == 60
+    for name, width in INTERVALS.items():
+        assert as_numbers(after[name]["candles"]) == recompute(trades, width), name
