@@ -24,14 +24,23 @@ Invariants:
   one SequenceReset-GapFill for a ResendRequest.
 
 What FIX has no message for travels in our own MsgTypes (``protocol``): the
-server's statistics (U1/U2) and cancel on disconnect (U3/U4); a retry-safe
-``request_id`` rides on the cancel, replace or mass cancel as DEX_REQUEST_ID.
+server's statistics (U1/U2), cancel on disconnect (U3/U4) and listing an
+instrument (U5/U6); a retry-safe ``request_id`` rides on the cancel, replace
+or mass cancel as DEX_REQUEST_ID.
+
+Authentication: given a ``credential`` (a key of ``dex-keys``), the Logon is
+signed (``session``'s docstring: Username 553, RawData 95/96 over SendingTime,
+MsgSeqNum and the CompIDs, DEX_RECV_WINDOW) and the SenderCompID is the key's
+trader; no password is sent. A Logout naming UNAUTHENTICATED or UNAUTHORIZED
+(a refused Logon, a key revoked during the session) fails what is pending
+with that reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import itertools
 import os
 from collections import deque
@@ -42,6 +51,7 @@ import orjson
 import simplefix
 
 from engine import (
+    AddInstrument,
     BookDelta,
     BookDepth,
     CancelOrder,
@@ -50,6 +60,7 @@ from engine import (
     Event,
     ExchangeError,
     Instrument,
+    InstrumentAdded,
     L2Level,
     MalformedMessage,
     MassCancel,
@@ -72,6 +83,8 @@ from engine import (
 from transports.codec.decimals import DecimalConverter, converter
 from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketUpdate, PublicTrade
 from transports.core.client import Replies, TraderClient
+from transports.core.keys import Credential
+from transports.core.signing import DEFAULT_WINDOW_MS, now_ms, sign
 from transports.fix import protocol as p
 from transports.fix.settings import MAX_MESSAGE_BYTES, READ_BYTES, SERVER_COMP_ID, client_url, parse_url
 
@@ -98,8 +111,12 @@ class FixClient(TraderClient):
         heartbeat_s: int = 30,
         reset: bool = True,
         comp_id: str = SERVER_COMP_ID,
+        credential: Credential | None = None,
     ) -> None:
+        if credential is not None:
+            trader = credential.trader
         super().__init__(trader)
+        self.credential = credential
         self.url = client_url(url)
         self.password = password if password is not None else os.environ.get(PASSWORD_ENV)
         self.timeout = timeout
@@ -139,9 +156,12 @@ class FixClient(TraderClient):
         pairs: list[tuple[int, object]] = [(p.ENCRYPT_METHOD, 0), (p.HEART_BT_INT, self.heartbeat_s)]
         if self.reset:
             pairs.append((p.RESET_SEQ_NUM_FLAG, "Y"))
-        if self.password is not None:
+        sent = ""
+        if self.credential is not None:
+            sent = self._signed_logon(pairs)
+        elif self.password is not None:
             pairs.append((p.PASSWORD, self.password))
-        self._send(p.LOGON, pairs)
+        self._send(p.LOGON, pairs, sent)
         try:
             await asyncio.wait_for(asyncio.shield(self._logon), self.timeout)
         except (TimeoutError, ExchangeError) as exc:
@@ -150,6 +170,20 @@ class FixClient(TraderClient):
                 raise ExchangeError(f"FIX logon refused: {self.logout_text}", self.logout_reason) from None
             raise NotConnected(f"FIX logon to {self.url} refused: {self.logout_text or exc}") from None
         await self._load_instruments()
+
+    def _signed_logon(self, pairs: list[tuple[int, object]]) -> str:
+        """Add the key's proof to the Logon's ``pairs``; the SendingTime it signed (the Logon must carry that one)."""
+        assert self.credential is not None
+        stamp = now_ms()
+        moment = dt.datetime.fromtimestamp(stamp // 1000, dt.UTC).replace(microsecond=stamp % 1000 * 1000)
+        signature = sign(self.credential, p.logon_payload(stamp, DEFAULT_WINDOW_MS, self.next_out, self.trader, self.comp_id))
+        pairs += [
+            (p.USERNAME, self.credential.key_id),
+            (p.DEX_RECV_WINDOW, DEFAULT_WINDOW_MS),
+            (p.RAW_DATA_LENGTH, len(signature)),
+            (p.RAW_DATA, signature),
+        ]
+        return p.sending_time(moment)
 
     async def close(self) -> None:
         """Wait (up to ``timeout``) for the answers still due, then Logout and close: a request in flight is answered,
@@ -190,19 +224,21 @@ class FixClient(TraderClient):
             queue.put_nowait(None)
 
     # ------------------------------------------------------------- wire
-    def _encode(self, msg_type: bytes, pairs: Sequence[tuple[int, object]], seq: int | None = None, poss_dup: bool = False) -> bytes:
+    def _encode(
+        self, msg_type: bytes, pairs: Sequence[tuple[int, object]], seq: int | None = None, poss_dup: bool = False, sent: str = ""
+    ) -> bytes:
         message = p.new_message(msg_type)
         for tag, value in pairs:
             message.append_pair(tag, value)
         number = self.next_out if seq is None else seq
         if seq is None:
             self.next_out += 1
-        return p.encode(message, self.trader, self.comp_id, number, poss_dup)
+        return p.encode(message, self.trader, self.comp_id, number, poss_dup, sent)
 
-    def _send(self, msg_type: bytes, pairs: Sequence[tuple[int, object]]) -> None:
+    def _send(self, msg_type: bytes, pairs: Sequence[tuple[int, object]], sent: str = "") -> None:
         if self._writer is None or self._writer.transport.is_closing():
             raise NotConnected(f"not connected to the FIX server at {self.url}")
-        self._writer.write(self._encode(msg_type, pairs))
+        self._writer.write(self._encode(msg_type, pairs, sent=sent))
 
     async def _request(self, msg_type: bytes, pairs: Sequence[tuple[int, object]]) -> list[simplefix.FixMessage]:
         await self.connect()
@@ -233,7 +269,10 @@ class FixClient(TraderClient):
         except (ConnectionError, p.FrameError):
             pass
         finally:
-            self._fail_all(NotConnected(f"the FIX server at {self.url} closed the session {self.logout_text}".strip()))
+            if self.logout_reason in (RejectReason.UNAUTHENTICATED, RejectReason.UNAUTHORIZED):  # refused for who it is
+                self._fail_all(ExchangeError(f"the FIX server ended the session: {self.logout_text}", self.logout_reason))
+            else:
+                self._fail_all(NotConnected(f"the FIX server at {self.url} closed the session {self.logout_text}".strip()))
 
     def _on_message(self, message: simplefix.FixMessage) -> None:
         msg_type = message.get(p.MSG_TYPE)
@@ -327,6 +366,9 @@ class FixClient(TraderClient):
             )
             pairs = [(p.CL_ORD_ID, cl_ord_id), *scope, (p.TRANSACT_TIME, p.sending_time()), *_request_id(command.request_id)]
             return p.ORDER_MASS_CANCEL_REQUEST, pairs
+        if isinstance(command, AddInstrument):
+            listing = orjson.dumps(command.instrument.to_dict())
+            return p.DEX_ADD_INSTRUMENT, [(p.RAW_DATA_LENGTH, len(listing)), (p.RAW_DATA, listing)]
         raise MalformedMessage(f"{type(command).__name__} is not sent over FIX")
 
     async def _replace_pairs(self, command: ReplaceOrder, cl_ord_id: str) -> list[tuple[int, object]]:
@@ -372,6 +414,10 @@ class FixClient(TraderClient):
                 getattr(command, "symbol", ""), p.reject_reason(message.get(p.DEX_REASON)), get(p.TEXT),
                 int(target) if target.isdigit() else 0,
             )  # fmt: skip
+        if msg_type == p.DEX_INSTRUMENT_ADDED:
+            instrument = Instrument.from_dict(orjson.loads(message.get(p.RAW_DATA) or b"{}"))
+            self._instruments[instrument.symbol] = instrument
+            return InstrumentAdded(0, instrument)
         if msg_type != p.EXECUTION_REPORT:
             return None
         symbol = get(p.SYMBOL)

@@ -10,9 +10,11 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
 
 from engine import RejectReason
+from transports.core.auth import Authenticator
 from transports.core.client import TraderClient
-from transports.core.descriptor import BenchDefaults, LocalProcess, Mount, TransportDescriptor
+from transports.core.descriptor import Authentication, BenchDefaults, LocalProcess, Mount, TransportDescriptor
 from transports.core.gateway import Gateway
+from transports.core.keys import Credential
 
 
 def _client(trader: str, url: str | None) -> TraderClient:
@@ -54,8 +56,21 @@ def _mount(gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextMa
         state_dir=state_dir(getattr(args, "state_dir", None)),
         allow_admin=args.allow_admin,
         log_level=args.log_level,
+        auth=getattr(args, "authenticator", None),  # turbo-dex's --auth keys
     )
     return serve_fix(gateway, settings)
+
+
+def _serve_authenticated(gateway: Gateway, auth: Authenticator) -> AbstractAsyncContextManager[str]:
+    from transports.fix.server import serve_fix
+
+    return serve_fix(gateway, auth=auth)
+
+
+def _signed_client(credential: Credential, url: str) -> TraderClient:
+    from transports.fix.client import FixClient
+
+    return FixClient(credential.trader, url, credential=credential)
 
 
 DESCRIPTOR = TransportDescriptor(
@@ -88,4 +103,10 @@ DESCRIPTOR = TransportDescriptor(
     replies="own_view",  # an ExecutionReport is the submitter's own view: no book deltas, no counterparty
     # FIX rides plain asyncio TCP; the tcp echo (lean frames, shorter than FIX's text) bounds it from above.
     echo_wire="tcp",
+    auth=Authentication(
+        mechanism="a signed Logon: Username (553) = key id, RawData (96) = the signature over SendingTime, MsgSeqNum and CompIDs",
+        serve=_serve_authenticated,
+        client=_signed_client,
+        signed_requests=True,
+    ),
 )

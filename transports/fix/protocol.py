@@ -24,7 +24,9 @@ refusal, and ``DEX_REPLY`` (20002) marks the messages answering one request:
 fill, market data) carry none, so a client can match answers in order.
 ``DEX_REQUEST_ID`` (20003) on a cancel, replace or mass cancel is the engine's
 request id (a retry is answered, never applied twice). Custom MsgTypes U1-U4
-carry what FIX has no message for: statistics and cancel on disconnect.
+carry what FIX has no message for: statistics and cancel on disconnect;
+U5/U6 list an instrument (the admin role). ``DEX_RECV_WINDOW`` (20010) is a
+signed Logon's receive window (docs/security.md, "FIX").
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Final
 import simplefix
 
 from engine import CancelReason, MalformedMessage, OrderType, RejectReason, Side, TimeInForce
+from transports.core.signing import payload
 
 BEGIN_STRING: Final = b"FIX.4.4"
 SOH: Final = b"\x01"
@@ -105,6 +108,7 @@ MASS_CANCEL_REQUEST_TYPE = 530
 MASS_CANCEL_RESPONSE = 531
 MASS_CANCEL_REJECT_REASON = 532
 TOTAL_AFFECTED_ORDERS = 533
+USERNAME = 553
 PASSWORD = 554
 SECURITY_REQ_ID = 320
 SECURITY_RESPONSE_ID = 322
@@ -127,6 +131,7 @@ DEX_PRICE_BAND_BPS = 20008  # on SecurityList entries: how far a limit price may
 DEX_APPLIED_NS = 20009  # on X: the server's monotonic clock (ns) when the engine applied it (latency, one machine)
 MAX_TRADE_VOL = 1140  # FIX 5.0's tag, on SecurityList entries: the largest quantity of one order
 DEX_BATCH = 20005  # on an order message: it and the next n - 1 order messages are one batch, applied or refused whole
+DEX_RECV_WINDOW = 20010  # on a signed Logon: how far (ms) its SendingTime may be from the server's clock (default 5,000)
 
 # --------------------------------------------------------- message types
 HEARTBEAT = b"0"
@@ -155,6 +160,8 @@ DEX_STATS_REQUEST = b"U1"  # answered by U2, the server's counters as JSON in Ra
 DEX_STATS = b"U2"
 DEX_CANCEL_ON_DISCONNECT = b"U3"  # DEX_GRACE_MS: arm (or refresh, the heartbeat) or disarm (0); answered by U4
 DEX_CANCEL_ON_DISCONNECT_ACK = b"U4"
+DEX_ADD_INSTRUMENT = b"U5"  # the instrument as JSON (``Instrument.to_dict``) in RawData (95/96); the admin role
+DEX_INSTRUMENT_ADDED = b"U6"  # its answer: the listed instrument, the same way; a refusal is a Reject (3) with DEX_REASON
 
 ADMIN_TYPES: Final = frozenset({HEARTBEAT, TEST_REQUEST, RESEND_REQUEST, REJECT, SEQUENCE_RESET, LOGOUT, LOGON})
 
@@ -331,6 +338,27 @@ def sending_time(now: dt.datetime | None = None) -> str:
     return moment.strftime("%Y%m%d-%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
+def sending_time_ms(value: bytes | None) -> int | None:
+    """A SendingTime (``YYYYMMDD-HH:MM:SS`` or ``YYYYMMDD-HH:MM:SS.sss``, UTC) as Unix ms; None when malformed."""
+    if value is None or len(value) not in (17, 21):
+        return None
+    millis = 0
+    if len(value) == 21:
+        if value[17:18] != b"." or not value[18:].isdigit():
+            return None
+        millis = int(value[18:])
+    try:
+        moment = dt.datetime.strptime(value[:17].decode("ascii"), "%Y%m%d-%H:%M:%S").replace(tzinfo=dt.UTC)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return int(moment.timestamp()) * 1000 + millis
+
+
+def logon_payload(sending_ms: int, window_ms: int, seq: int, sender: str, target: str) -> bytes:
+    """What a signed Logon's signature covers (``transports.core.signing.payload``, docs/security.md "FIX")."""
+    return payload(sending_ms, window_ms, "A", f"{seq}|{sender}|{target}", "", b"")
+
+
 def new_message(msg_type: bytes) -> simplefix.FixMessage:
     """A message of ``msg_type`` with its BeginString; the session adds the rest of the header."""
     message = simplefix.FixMessage()
@@ -339,12 +367,13 @@ def new_message(msg_type: bytes) -> simplefix.FixMessage:
     return message
 
 
-def encode(message: simplefix.FixMessage, sender: str, target: str, seq: int, poss_dup: bool = False) -> bytes:
-    """``message`` with the rest of its standard header, framed (BodyLength and CheckSum computed)."""
+def encode(message: simplefix.FixMessage, sender: str, target: str, seq: int, poss_dup: bool = False, sent: str = "") -> bytes:
+    """``message`` with the rest of its standard header, framed (BodyLength and CheckSum computed); ``sent``: its
+    SendingTime (now when empty; a signed Logon signs the one it sends)."""
     message.append_pair(SENDER_COMP_ID, sender, header=True)
     message.append_pair(TARGET_COMP_ID, target, header=True)
     message.append_pair(MSG_SEQ_NUM, seq, header=True)
-    message.append_pair(SENDING_TIME, sending_time(), header=True)
+    message.append_pair(SENDING_TIME, sent or sending_time(), header=True)
     if poss_dup:
         message.append_pair(POSS_DUP_FLAG, "Y", header=True)
     data: bytes = message.encode()

@@ -31,6 +31,7 @@ from dataclasses import replace
 import uvloop
 
 from transports.core import legacy_flags
+from transports.core.auth import Authenticator, add_auth_options, auth_from_options
 from transports.core.gateway import Gateway
 from transports.core.requests import RequestHandler
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
@@ -49,7 +50,7 @@ class FixServer:
     def __init__(self, gateway: Gateway, settings: FixServerSettings | None = None) -> None:
         self.settings = settings or FixServerSettings(port=0)
         self.gateway = gateway
-        requests = RequestHandler(gateway, TRANSPORT, self.settings.limits, self.settings.allow_admin)
+        requests = RequestHandler(gateway, TRANSPORT, self.settings.limits, self.settings.allow_admin, auth=self.settings.auth)
         self.registry = SessionRegistry(
             self.settings, requests, OrderEntry(gateway.instrument, gateway.engine), SequenceStore(self.settings.sessions_dir)
         )
@@ -93,16 +94,21 @@ class FixServer:
 
 
 @contextlib.asynccontextmanager
-async def serve_fix(gateway: Gateway, settings: FixServerSettings | None = None) -> AsyncIterator[str]:
+async def serve_fix(
+    gateway: Gateway, settings: FixServerSettings | None = None, *, auth: Authenticator | None = None
+) -> AsyncIterator[str]:
     """Serve ``gateway`` over FIX in the running event loop; yields the URL (``fix://host:port``).
 
     The caller starts and stops the gateway. Without ``settings``: a free port on
     127.0.0.1, and the sessions' sequence numbers in a temporary directory that
-    lives as long as the server (pass a ``state_dir`` to keep them).
+    lives as long as the server (pass a ``state_dir`` to keep them). ``auth``:
+    every Logon must carry a key's signature (it replaces ``settings.auth``).
     """
     with contextlib.ExitStack() as scratch:
         if settings is None:
             settings = FixServerSettings(port=0, state_dir=scratch.enter_context(tempfile.TemporaryDirectory(prefix="dex-fix-")))
+        if auth is not None:
+            settings = replace(settings, auth=auth)
         server = FixServer(gateway, settings)
         await server.start()
         try:
@@ -131,11 +137,17 @@ def parse_args(argv: Sequence[str] | None = None) -> FixServerSettings:
     add_gateway_options(parser, what="over FIX")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"FIX acceptor port (default {DEFAULT_PORT}; 0 = any free)")
     parser.add_argument("--comp-id", default=SERVER_COMP_ID, help=f"our CompID: every Logon's TargetCompID (default {SERVER_COMP_ID})")
-    parser.add_argument("--passwords", default=None, metavar="FILE", help="SenderCompID=password lines: Logons must give theirs (554)")
-    parser.add_argument("--password", default=None, help="one password (554) for every SenderCompID not in --passwords")
+    parser.add_argument(
+        "--passwords", default=None, metavar="FILE", help="--auth off: SenderCompID=password lines, Logons must give theirs (554)"
+    )
+    parser.add_argument("--password", default=None, help="--auth off: one password (554) for every SenderCompID not in --passwords")
     parser.add_argument("--logon-timeout", type=float, default=10.0, metavar="SECONDS", help="a connection must log on within this")
+    add_auth_options(parser)
     args = legacy_flags.parse_args(parser, argv)
     common = gateway_options(parser, args)
+    auth = auth_from_options(args, args.host)  # SystemExit: --auth off off loopback, or a public server without keys
+    if auth is not None and (args.passwords or args.password):
+        parser.error("--passwords/--password are for --auth off: with keys, a Logon carries the key's signature")
     if not 0 <= args.port < 65536:
         parser.error("--port must be a TCP port (0 = any free)")
     if args.logon_timeout <= 0:
@@ -151,6 +163,7 @@ def parse_args(argv: Sequence[str] | None = None) -> FixServerSettings:
         state_dir=state_dir(args.state_dir),
         passwords=passwords,
         logon_timeout_s=args.logon_timeout,
+        auth=auth,
         **common,
     )
 

@@ -8,6 +8,18 @@ the application):
   within bounds and the password when one is required; anything else is
   answered with a Logout (5) naming the reason, and the connection closes.
   One session per SenderCompID at a time.
+* With an ``Authenticator`` (``settings.auth``) the Logon proves a key
+  instead of a password: Username (553) is the key id, RawDataLength (95) /
+  RawData (96) the signature (base64 Ed25519, or hex HMAC-SHA256) over
+  ``signing.payload(SendingTime as Unix ms, window, "A",
+  "<MsgSeqNum>|<SenderCompID>|<TargetCompID>", "", b"")`` (``protocol.
+  logon_payload``), DEX_RECV_WINDOW (20010) the window in ms (default
+  5,000). The SenderCompID must be the key's trader. A refusal is a Logout
+  whose DEX_REASON is UNAUTHENTICATED (or UNAUTHORIZED for a SenderCompID
+  that is not the key's) and whose Text names the cause; it is counted and
+  the connection closes. A key revoked during a session ends it on the next
+  message received after the keyring's reload (at most 0.2 s), with the same
+  kind of Logout; what that read had not yet applied is not applied.
 * Sequence numbers persist (``store.SequenceStore``); ResetSeqNumFlag (141=Y)
   on the Logon starts both sides at 1. An inbound MsgSeqNum above the one
   expected queues the message (bounded) and sends one ResendRequest (2) for
@@ -47,12 +59,14 @@ from typing import Any, NoReturn
 import orjson
 import simplefix
 
-from engine import Command, Event, ExchangeError, MalformedMessage, RejectReason
+from engine import AddInstrument, Command, Event, ExchangeError, Instrument, MalformedMessage, OrderRejected, RejectReason
 from transports.codec.market_messages import BookSnapshot, Gap, MarketUpdate
+from transports.core.auth import Authenticator, Principal
 from transports.core.fills import FillSubscription
 from transports.core.limits import LimitExceeded
 from transports.core.marketdata import Subscription
-from transports.core.requests import RequestHandler, check_trader
+from transports.core.requests import Acting, RequestHandler, check_trader
+from transports.core.signing import AuthFailure
 from transports.fix import marketdata as md
 from transports.fix import protocol as p
 from transports.fix.orders import MissingField, OrderEntry, Request, undecoded
@@ -91,6 +105,7 @@ class FixSession:
         self.writer = writer
         self.frames = p.FrameReader(self.settings.max_message_bytes)
         self.trader: str | None = None
+        self.principal: Principal | None = None  # the key that signed the Logon (settings.auth), else None
         self.numbers = SequenceNumbers()
         self.heartbeat_s = 30.0
         loop = asyncio.get_running_loop()
@@ -109,6 +124,11 @@ class FixSession:
         self._batch_left = 0  # order messages still to come of a declared batch (DEX_BATCH)
         self._batch_refusal: ExchangeError | None = None  # the declared batch is refused whole with this
         self.closed = False
+
+    @property
+    def acting(self) -> Acting:
+        """Who this session acts for: the Logon's key, or (--auth off) its SenderCompID."""
+        return self.principal if self.principal is not None else self.trader
 
     # ----------------------------------------------------------- lifecycle
     async def run(self) -> None:
@@ -219,10 +239,12 @@ class FixSession:
             except OSError as exc:
                 log.error("cannot store the sequence numbers of %r: %s", self.trader, exc)
 
-    def _logout(self, why: str) -> NoReturn:
-        """Send a Logout naming ``why``, and end the session."""
+    def _logout(self, why: str, reason: RejectReason | None = None) -> NoReturn:
+        """Send a Logout naming ``why`` (and ``reason`` in DEX_REASON, if given), and end the session."""
         out = p.new_message(p.LOGOUT)
         out.append_pair(p.TEXT, why[:200])
+        if reason is not None:
+            out.append_pair(p.DEX_REASON, int(reason))
         with contextlib.suppress(SessionEnded):
             self.send(out)
         raise SessionEnded
@@ -269,7 +291,18 @@ class FixSession:
         if self.trader is None:
             self._on_logon(message, msg_type)
             return
+        if self.principal is not None:
+            self._check_key_live(self.principal)
         await self._on_message(message, msg_type)
+
+    def _check_key_live(self, principal: Principal) -> None:
+        """End the session (a Logout with UNAUTHENTICATED) when its key was revoked since the Logon."""
+        auth = self.settings.auth
+        if auth is not None and auth.keyring.lookup(principal.key_id) is None:
+            failure = AuthFailure("unknown_key", "the key of this session was revoked")
+            self.registry.requests.refused(failure)
+            log.info("FIX session %s logged out: its key %s was revoked", self.trader, principal.key_id)
+            self._logout(failure.message, RejectReason.UNAUTHENTICATED)
 
     async def _on_message(self, message: simplefix.FixMessage, msg_type: bytes) -> None:
         seq = _seq_of(message)
@@ -363,6 +396,8 @@ class FixSession:
             self._send_reply([out])
         elif msg_type == p.DEX_CANCEL_ON_DISCONNECT:
             self._on_cancel_on_disconnect(message, seq)
+        elif msg_type == p.DEX_ADD_INSTRUMENT:
+            await self._on_add_instrument(message, seq)
         else:
             self._reject(seq, f"MsgType {msg_type[:8]!r} is not served", p.SessionReject.INVALID_MSG_TYPE, p.MSG_TYPE, msg_type)
 
@@ -387,11 +422,35 @@ class FixSession:
             self._refuse(exc.message, message)
         if heartbeat is None or not MIN_HEARTBEAT_S <= heartbeat <= MAX_HEARTBEAT_S:
             self._refuse(f"HeartBtInt (108) must be {MIN_HEARTBEAT_S} to {MAX_HEARTBEAT_S} seconds", message)
-        if not self.settings.passwords.check(sender, password):
+        if self.settings.auth is not None:
+            self.principal = self._verify_logon(self.settings.auth, message, sender)
+        elif not self.settings.passwords.check(sender, password):
             self._refuse("unknown SenderCompID or wrong Password (554)", message)
         if sender in self.registry.active:
             self._refuse(f"{sender} is already logged on", message)
         self._start_session(message, sender, heartbeat)
+
+    def _verify_logon(self, auth: Authenticator, message: simplefix.FixMessage, sender: str) -> Principal:
+        """The principal whose key signed this Logon (module docstring), or a refusal naming the cause."""
+        try:
+            key_id = p.text(message, p.USERNAME) or ""
+            signature = p.text(message, p.RAW_DATA) or ""
+            window = p.integer(message, p.DEX_RECV_WINDOW)
+        except MalformedMessage as exc:
+            self._refuse(f"malformed_credentials: {exc.message}", message, RejectReason.UNAUTHENTICATED)
+        stamp = p.sending_time_ms(message.get(p.SENDING_TIME))
+        if stamp is None and key_id and signature:
+            self._refuse("malformed_credentials: SendingTime (52) is YYYYMMDD-HH:MM:SS.sss", message, RejectReason.UNAUTHENTICATED)
+        route = f"{_seq_of(message)}|{sender}|{self.settings.comp_id}"
+        try:
+            principal = auth.verify_signed(
+                key_id, stamp if stamp is not None else "", window if window is not None else "", signature, "A", route, "", b""
+            )
+        except AuthFailure as exc:
+            self._refuse(f"Logon refused: {exc.message}", message, RejectReason.UNAUTHENTICATED)
+        if principal.trader != sender:
+            self._refuse(f"SenderCompID (49) must be the key's trader ({principal.trader})", message, RejectReason.UNAUTHORIZED)
+        return principal
 
     def _start_session(self, message: simplefix.FixMessage, sender: str, heartbeat: int) -> None:
         reset = message.get(p.RESET_SEQ_NUM_FLAG) == b"Y"
@@ -522,11 +581,15 @@ class FixSession:
         replies: list[list[Event]] = []
         refused: ExchangeError | None = None
         if commands:
+            admitted = None
             try:
+                admitted = self.registry.requests.admit(self.acting)  # the key's rate and requests in flight
                 replies = list(await self.registry.requests.gateway.submit(commands, TRANSPORT))
-            except ExchangeError as exc:  # Overloaded: nothing of it was applied
+            except ExchangeError as exc:  # Overloaded or RateLimited: nothing of it was applied
                 self.registry.requests.refused(exc)
                 refused = exc
+            finally:
+                self.registry.requests.release(admitted)
         answers = iter(replies)
         orders = self.registry.orders
         counted: set[int] = set()  # a declared batch refused whole is one refusal (one error object), as on every wire
@@ -569,7 +632,7 @@ class FixSession:
     def _on_cancel_on_disconnect(self, message: simplefix.FixMessage, seq: int) -> None:
         try:
             grace = p.integer(message, p.DEX_GRACE_MS)
-            armed = self.registry.requests.arm_session(self.trader, grace if grace is not None else -1)
+            armed = self.registry.requests.arm_session(self.acting, grace if grace is not None else -1)
         except ExchangeError as exc:
             self.registry.requests.refused(exc)
             out = p.new_message(p.REJECT)
@@ -582,6 +645,36 @@ class FixSession:
             return
         out = p.new_message(p.DEX_CANCEL_ON_DISCONNECT_ACK)
         out.append_pair(p.DEX_GRACE_MS, armed)
+        self._send_reply([out])
+
+    async def _on_add_instrument(self, message: simplefix.FixMessage, seq: int) -> None:
+        """List an instrument (U5, ``Instrument.to_dict`` JSON in RawData): the admin role (``--allow-admin`` with
+        --auth off), as on every wire; answered by U6 with the instrument, or a Reject (3) naming the reason."""
+        requests = self.registry.requests
+        try:
+            _, admin = requests.acting(self.acting)
+            if not admin:
+                raise ExchangeError(requests.admin_refusal, RejectReason.UNAUTHORIZED)
+            try:
+                instrument = Instrument.from_dict(orjson.loads(message.get(p.RAW_DATA) or b""))
+            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError, KeyError, ArithmeticError) as exc:
+                raise MalformedMessage(f"RawData (96) is an instrument as JSON: {str(exc)[:120]}") from None
+            (events,) = await requests.gateway.submit([AddInstrument(instrument)], TRANSPORT)
+            rejected = next((e for e in events if isinstance(e, OrderRejected)), None)
+            if rejected is not None:
+                raise ExchangeError(rejected.message, rejected.reason)
+        except ExchangeError as exc:
+            requests.refused(exc)
+            out = p.new_message(p.REJECT)
+            out.append_pair(p.REF_SEQ_NUM, seq)
+            out.append_pair(p.REF_MSG_TYPE, p.DEX_ADD_INSTRUMENT)
+            out.append_pair(p.SESSION_REJECT_REASON, p.SessionReject.OTHER)
+            out.append_pair(p.TEXT, exc.message[:200])
+            out.append_pair(p.DEX_REASON, int(exc.reason))
+            self._send_reply([out])
+            return
+        out = p.new_message(p.DEX_INSTRUMENT_ADDED)
+        out.append_data(p.RAW_DATA_LENGTH, p.RAW_DATA, orjson.dumps(instrument.to_dict()))
         self._send_reply([out])
 
     def _on_order_status_request(self, message: simplefix.FixMessage, seq: int) -> None:

@@ -4,11 +4,14 @@ The server binds 127.0.0.1:9878 unless told otherwise; the client reads
 ``DEX_FIX_SERVER`` when no URL is given (``fix://host:port``).
 
 Identity is the SenderCompID of the Logon: it is the trader (the same
-name rule as every wire, ``check_trader``). Until the authentication issue
-replaces it, a Logon may be asked for a password (Password 554): a file of
-``SenderCompID=password`` lines (``--passwords``), or one password for every
-SenderCompID (``--password``). With neither, any SenderCompID may log on
-(identity, not authentication, like every other wire today).
+name rule as every wire, ``check_trader``). With an ``Authenticator``
+(``auth``, ``--auth keys``) the Logon carries the key's signature
+(``session``'s docstring and docs/security.md "FIX" give the fields) and the
+SenderCompID must be the key's trader; passwords are then not read. With
+``--auth off`` (loopback only) a Logon may be asked for a password (Password
+554): a file of ``SenderCompID=password`` lines (``--passwords``), or one
+password for every SenderCompID (``--password``); with neither, any
+SenderCompID may log on.
 
 Bounds (docs/limits.md names the shared ones): a frame is at most
 ``max_message_bytes`` (refused from its BodyLength, before its body is
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
+from transports.core.auth import Authenticator
 from transports.core.journal import FsyncPolicy
 from transports.core.limits import MAX_TEXT, Limits
 from transports.core.state_dir import default_journal
@@ -88,7 +92,8 @@ class FixServerSettings:
     port: int = DEFAULT_PORT
     comp_id: str = SERVER_COMP_ID  # every Logon's TargetCompID
     state_dir: str = "var"  # sequence numbers live in <state_dir>/fix-sessions
-    passwords: Passwords = field(default_factory=Passwords)
+    passwords: Passwords = field(default_factory=Passwords)  # --auth off only
+    auth: Authenticator | None = None  # signed Logons (--auth keys): the key's principal acts
     max_message_bytes: int = MAX_MESSAGE_BYTES
     logon_timeout_s: float = 10.0
     max_queued: int = 1_000  # messages above a gap waiting for the resend: at most 8 MiB of frames a session
