@@ -13,6 +13,14 @@ mount is not served here: inproc has no wire, and a DHT node is a process
 kind of its own (``dex-node``). A brokered transport with no URL given uses
 its environment variable, else its default (NATS: a private nats-server
 started for the purpose and stopped by PID; RabbitMQ: the local broker).
+
+Authentication (docs/security.md): ``--auth keys --keys DIR`` builds one
+``Authenticator`` before anything is served and puts it on the parsed
+options as ``args.authenticator``; every mount reads it from there, so all
+wires check the same keyring, replay memory and per-key limits. A transport
+that cannot authenticate yet (its descriptor has no ``auth``) is refused
+with ``--auth keys`` rather than served open. ``--auth off`` is for
+loopback only: on any other ``--host`` turbo-dex exits 1 with the reason.
 """
 
 from __future__ import annotations
@@ -28,9 +36,18 @@ from contextlib import AbstractAsyncContextManager
 import uvloop
 
 from engine import ExchangeError
+from transports.core.auth import add_auth_options
 from transports.core.gateway import Gateway
 from transports.core.legacy_flags import modern_argv
-from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_config, gateway_options, start_metrics
+from transports.core.server_cli import (
+    add_gateway_options,
+    describe,
+    freeze_startup_heap,
+    gateway_config,
+    gateway_options,
+    process_authenticator,
+    start_metrics,
+)
 from transports.instruments import select_instruments
 from transports.registry import TRANSPORTS
 
@@ -50,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--transports", default=DEFAULT, help=f"comma list of transports to serve: {', '.join(names)} (default {DEFAULT})")
     add_gateway_options(parser)
+    add_auth_options(parser)
     for name in names:
         descriptor = TRANSPORTS[name]
         assert descriptor.mount is not None
@@ -146,6 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     journal = gateway_options(parser, args)["journal"]  # validates the shared options; configures logging and metrics
+    if process_authenticator(args) is not None:  # args.authenticator: every mount serves with it
+        open_wires = [n for n in names if TRANSPORTS[n].auth is None]
+        if open_wires:
+            print(f"turbo-dex: --auth keys: {', '.join(open_wires)} cannot authenticate yet (docs/security.md, 'Status')", file=sys.stderr)
+            return 2
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(serve_all(args, names, journal))
 

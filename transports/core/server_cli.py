@@ -8,6 +8,14 @@ listen, print one start-up line naming the URL, serve until SIGTERM/SIGINT,
 stop the listener, stop the gateway (apply what is queued, fsync,
 checkpoint), print one line, exit 0.
 
+Authentication is process-wide: ``process_authenticator(args)`` builds the
+one ``Authenticator`` of a process from ``--auth``/``--keys``
+(``transports.core.auth.add_auth_options``) and keeps it on the parsed
+options as ``args.authenticator``, so every transport a process serves
+(``turbo-dex --transports``) checks the same keyring, replay memory and
+per-key limits. It refuses (``SystemExit``) a server on a non-loopback
+address without keys, before any journal is opened.
+
 Observability is process-wide and shared too: ``--log-format console|json``
 and ``--log-level`` configure structured logs (``transports.core.logs``) as
 soon as the options are parsed (``gateway_options``), and ``--metrics-port``
@@ -29,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import ExchangeError
+from transports.core.auth import Authenticator, auth_from_options
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.journal import FsyncPolicy
 from transports.core.logs import LOG_FORMATS, LogFormat, configure_logging
@@ -129,6 +138,17 @@ def gateway_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         "allow_admin": args.allow_admin,
         "log_level": args.log_level,
     }
+
+
+def process_authenticator(args: argparse.Namespace) -> Authenticator | None:
+    """The process's one ``Authenticator`` (None with ``--auth off``), built once and kept as ``args.authenticator``.
+
+    ``SystemExit`` with the reason when the choice is unsafe for ``--host`` (``auth_from_options``).
+    """
+    if not hasattr(args, "authenticator"):
+        args.authenticator = auth_from_options(args, args.host)
+    authenticator: Authenticator | None = args.authenticator
+    return authenticator
 
 
 def freeze_startup_heap() -> None:

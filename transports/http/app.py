@@ -15,11 +15,14 @@ Invariants:
 * The order path reads the raw body and decodes it with the codec in one
   pass (``json_codec.loads`` + ``decode_command(s)``); no pydantic model
   touches an order. ``openapi.py`` documents the bodies for /docs only.
-* Identity: ``X-Trader`` names the acting trader and every command is bound
-  to it by the codec, so a request can only act on that trader's orders.
-  The header is trusted: this is identity, not authentication.
-* ``add_instrument`` is refused (403 UNAUTHORIZED) unless the server allows
-  admin commands.
+* Identity: with ``settings.auth`` (``--auth keys``) every private request
+  is signed with an API key (``signed.py``: ``SignedRequests`` keeps each
+  request's proof, ``HttpContext.acting`` verifies it); with ``--auth off``
+  (loopback only) ``X-Trader`` names the acting trader and is trusted. Either
+  way every command is bound to that trader by the codec, so a request can
+  only act on that trader's orders. Market data and operations stay public.
+* ``add_instrument`` is refused (403 UNAUTHORIZED) unless the request may
+  administer (a key with the admin role; ``--allow-admin`` with auth off).
 * Every failure is the error body ``{"type":"error","reason","code","message"}``
   with the status of ``transports.codec.status`` (see ``errors.py``).
   A single-command endpoint answers an engine reject with the command's
@@ -46,15 +49,20 @@ from transports.http.routes_orders import orders_router
 from transports.http.routes_private import private_router
 from transports.http.routes_screen import add_screen
 from transports.http.settings import HttpServerSettings
+from transports.http.signed import SignedRequests
 
 _DESCRIPTION = """\
 One matching engine behind a thin HTTP API. Prices and quantities are decimal
 strings, exact on the instrument's tick and lot (docs/json-format.md).
 
-**Identity, not authentication.** The `X-Trader` header names the acting
-trader; the server binds every command to it, so a request acts only on that
-trader's orders. The server trusts the header: put real authentication in
-front of it before exposing it beyond a trusted network.
+**Authentication.** A server started with `--auth keys` takes signed requests:
+`DEX-KEY`, `DEX-TIMESTAMP`, `DEX-WINDOW` and `DEX-SIGNATURE` headers over the
+method, path, query and body (Ed25519 or HMAC-SHA256, as Binance and Kraken
+sign theirs; docs/security.md). A missing or bad signature is 401
+`UNAUTHENTICATED`, a key over its limits 429 `RATE_LIMITED`, a key without
+the role 403 `UNAUTHORIZED`. With `--auth off` (loopback only) the `X-Trader`
+header names the acting trader and is trusted. Either way the server binds
+every command to that trader, so a request acts only on its own orders.
 
 Market data (public, no identity): `/ticker`, `/trades/{symbol}`, `/depth/{symbol}`,
 `/candles/{symbol}`; WebSocket `/ws/marketdata/{symbol}` or `/ws/marketdata?symbols=A,B`
@@ -81,8 +89,10 @@ def create_app(gateway: Gateway, settings: HttpServerSettings | None = None) -> 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            app.openapi_schema = doc.finish(schema)
+            app.openapi_schema = doc.finish(schema, signed=ctx.settings.auth is not None)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    if ctx.settings.auth is not None:
+        app.add_middleware(SignedRequests, authenticator=ctx.settings.auth, body_limit=ctx.settings.body_limit)
     return app

@@ -1,6 +1,11 @@
 """``HttpClient``: the ``TraderClient`` for turbo-dex over HTTP/1.1 keep-alive (``connection.py``) and a WebSocket.
 
 The server is ``url``, else ``$DEX_SERVER``, else http://127.0.0.1:8080.
+With a ``credential`` (an API key, ``dex-keys create``) every request is
+signed (``transports.http.signed``: the DEX-* headers over the method, the
+path and query exactly as sent, and the body), the fills WebSocket on its
+upgrade; without one the client names its trader in ``X-Trader``, which
+only a server with ``--auth off`` accepts.
 ``connect()`` fetches the instruments once (tick and lot sizes are needed to
 write and read decimal strings); a command or event naming a symbol the
 client has not seen makes it fetch them again.
@@ -12,7 +17,9 @@ Errors (``engine`` hierarchy; never a socket or websockets exception):
 * ``Overloaded``: 503, the gateway refused the submission whole; retry.
 * ``MalformedMessage``: the server could not decode the input (400, 404 for
   an unknown symbol, 413); ``reason`` tells which rule.
-* ``ExchangeError`` with ``UNAUTHORIZED``: 401/403.
+* ``ExchangeError`` with ``UNAUTHENTICATED`` (401: no key, a wrong, revoked
+  or stale one, a replay; the message starts with the cause),
+  ``UNAUTHORIZED`` (403, or 401 without X-Trader) or ``RATE_LIMITED`` (429).
 
 Engine rejects are not errors: they come back as ``OrderRejected`` events.
 """
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 import websockets
 from websockets.asyncio.client import connect as ws_connect
@@ -47,12 +54,17 @@ from transports.codec.json_views import decode_depth, decode_fill, decode_instru
 from transports.core.client import Replies, TraderClient
 from transports.core.fills import Fill
 from transports.core.http_wire import HttpEndpoint
+from transports.core.keys import Credential
 from transports.core.marketdata import MarketData
 from transports.http.market_data import decode_market_data
 from transports.http.settings import client_url
+from transports.http.signed import signed_headers
 
 _JSON_HEADERS = {"content-type": "application/json"}
 _PROTOBUF_HEADERS = {"content-type": "application/x-protobuf"}
+
+
+_REFUSALS = (RejectReason.UNAUTHORIZED, RejectReason.UNAUTHENTICATED, RejectReason.RATE_LIMITED, RejectReason.INTERNAL_ERROR)
 
 
 def error_from_reply(status: int, content: bytes) -> ExchangeError:
@@ -74,7 +86,7 @@ def error_from_reply(status: int, content: bytes) -> ExchangeError:
         return Overloaded(message)
     if reason is RejectReason.UNAVAILABLE:
         return NotConnected(message)
-    if reason in (RejectReason.UNAUTHORIZED, RejectReason.INTERNAL_ERROR):
+    if reason in _REFUSALS:
         return ExchangeError(message, reason)
     return MalformedMessage(message, reason)
 
@@ -82,9 +94,11 @@ def error_from_reply(status: int, content: bytes) -> ExchangeError:
 class HttpClient(TraderClient):
     transport: ClassVar[str] = "http"
 
-    def __init__(self, trader: str, url: str | None = None, *, timeout: float = 30.0) -> None:
-        super().__init__(trader)
+    def __init__(self, trader: str, url: str | None = None, *, timeout: float = 30.0, credential: Credential | None = None) -> None:
+        super().__init__(credential.trader if credential is not None else trader)
         self.url = client_url(url)
+        self._credential = credential
+        self._prefix = urlsplit(self.url).path.rstrip("/")  # signed as part of the path: the request line holds it
         self.ws_url = "ws" + self.url.removeprefix("http") if self.url.startswith("http") else self.url
         self.timeout = timeout
         self._http: HttpEndpoint | None = None
@@ -123,10 +137,15 @@ class HttpClient(TraderClient):
         if self._http is None:
             await self.connect()
         assert self._http is not None
+        query = urlencode(params) if params else ""
+        target = f"{path}?{query}" if query else path
+        if self._credential is not None:
+            signature = signed_headers(self._credential, method, self._prefix + path, query, content or b"")
+            headers = {**headers, **signature} if content is not None else signature
         try:
             if content is None:
-                return await self._http.request(method, path, params=params)
-            return await self._http.request(method, path, params=params, headers=headers, body=content)
+                return await self._http.request(method, target, headers=headers if self._credential is not None else None)
+            return await self._http.request(method, target, headers=headers, body=content)
         except (OSError, TimeoutError) as exc:  # connect, read, write, timeout, protocol (ConnectionError is an OSError)
             raise NotConnected(f"not connected to turbo-dex at {self.url} ({type(exc).__name__}: {exc})") from exc
 
@@ -257,6 +276,8 @@ class HttpClient(TraderClient):
         try:
             # The header's bytes are the name's UTF-8 (websockets writes header text as Latin-1, byte for byte).
             header = {"x-trader": self.trader.encode().decode("latin-1")}
+            if self._credential is not None:  # the upgrade is signed: GET, the path, no query, no body
+                header.update(signed_headers(self._credential, "GET", self._prefix + "/ws/fills", "", b""))
             ws = await ws_connect(f"{self.ws_url}/ws/fills", additional_headers=header, open_timeout=5.0)
         except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
             raise NotConnected(f"not connected to turbo-dex at {self.url} ({type(exc).__name__}: {exc})") from exc

@@ -6,14 +6,18 @@ stay thin: decode, submit, encode.
 
 Invariants:
 
-* The acting trader comes from one place, ``trader_of``: the ``X-Trader``
-  header's bytes read as UTF-8 and checked by ``check_trader``, as on every
-  wire.
+* The acting trader comes from one place, ``acting``: with an authenticator
+  (``--auth keys``), the ``Principal`` of the request's signature
+  (``transports.http.signed``; ``X-Trader`` is ignored); without one, the
+  ``X-Trader`` header's bytes read as UTF-8 and checked by ``check_trader``,
+  as on every wire. ``trader_of`` and ``trader_name`` are its trader's name,
+  for routes that bind commands and queries to it.
 * A body is bounded before it is read: a declared Content-Length over the
   limit is refused unread, a streamed body is refused at the first chunk that
   crosses it (``PayloadTooLarge``, LIMIT_EXCEEDED).
-* ``add_instrument`` is refused (UNAUTHORIZED) unless the server allows admin
-  commands.
+* ``add_instrument`` is refused (UNAUTHORIZED) unless the request may
+  administer: a key with the admin role, or with ``--auth off`` a server
+  started with ``--allow-admin``.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from starlette.responses import Response
 from engine import AddInstrument, Command, ExchangeError, MalformedMessage, OrderRejected, RejectReason
 from transports.codec.json_codec import dumps, encode_event, loads
 from transports.codec.status import http_status
+from transports.core.auth import Authenticator
 from transports.core.gateway import Gateway
 from transports.core.limits import Limits
-from transports.core.requests import RequestHandler, check_trader
+from transports.core.requests import Acting, RequestHandler, check_trader
 from transports.http.errors import PayloadTooLarge, Unidentified
 from transports.http.settings import TRADER_HEADER, HttpServerSettings
+from transports.http.signed import principal
 
 TRANSPORT = "http"
 JSON = "application/json"
@@ -47,15 +53,39 @@ class HttpContext:
     max_batch: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.requests = RequestHandler(self.gateway, TRANSPORT, Limits(max_batch=self.settings.max_batch), self.settings.allow_admin)
+        limits = Limits(max_batch=self.settings.max_batch)
+        self.requests = RequestHandler(self.gateway, TRANSPORT, limits, self.settings.allow_admin, auth=self.settings.auth)
         self.max_batch = min(self.settings.max_batch, self.gateway.config.buffer)
 
-    def trader_of(self, request: HTTPConnection) -> str:
+    @property
+    def auth(self) -> Authenticator | None:
+        return self.settings.auth
+
+    def acting(self, request: HTTPConnection, *, admit: bool = True) -> Acting:
+        """Who ``request`` acts for: the ``Principal`` its signature proves, or (``--auth off``) the X-Trader name.
+
+        ``admit``: count a principal's request against its key's limits here (``RATE_LIMITED`` over them); the
+        lean route leaves that to ``RequestHandler.orders``.
+        """
+        if self.settings.auth is not None:
+            return principal(request, self.settings.auth, admit=admit)
         # Starlette reads header bytes as Latin-1 (losslessly): the name is those bytes read as UTF-8, as on every wire.
         raw = request.headers.get(TRADER_HEADER, "").encode("latin-1")
         if not raw.strip():
             raise Unidentified("the X-Trader header is required: it names the acting trader")
         return check_trader(raw)
+
+    def trader_name(self, request: HTTPConnection) -> str:
+        """The name of the trader ``request`` acts for (``acting``'s)."""
+        return self.requests.acting(self.acting(request))[0]
+
+    def trader_of(self, request: HTTPConnection) -> str:
+        """The acting trader's name, authenticated when the app authenticates (the route groups bind commands to it)."""
+        return self.trader_name(request)
+
+    def may_administer(self, request: HTTPConnection) -> bool:
+        """True when ``request`` may add instruments: an admin key, or ``--allow-admin`` with ``--auth off``."""
+        return self.requests.acting(self.acting(request))[1]
 
     async def read_body(self, request: Request) -> bytes:
         max_body = self.settings.body_limit
@@ -83,13 +113,15 @@ class HttpContext:
             raise MalformedMessage(f"this endpoint takes a {kind!r} command, not {data['type']!r}")
         return {**data, "type": kind}
 
-    def check_admin(self, command: Command) -> None:
-        if not self.settings.allow_admin and type(command) is AddInstrument:
-            raise ExchangeError("add_instrument over HTTP needs a server started with --allow-admin", RejectReason.UNAUTHORIZED)
+    def check_admin(self, command: Command, admin: bool | None = None) -> None:
+        """Refuse ``add_instrument`` unless ``admin`` (None: what this server allows without a key, ``--allow-admin``)."""
+        allowed = self.requests.allow_admin if admin is None else admin
+        if not allowed and type(command) is AddInstrument:
+            raise ExchangeError(self.requests.admin_refusal, RejectReason.UNAUTHORIZED)
 
-    async def apply_one(self, command: Command) -> Response:
-        """One command's events, with the status of its reject if the engine rejected it."""
-        self.check_admin(command)
+    async def apply_one(self, command: Command, *, admin: bool | None = None) -> Response:
+        """One command's events, with the status of its reject if the engine rejected it (``admin``: as ``check_admin``)."""
+        self.check_admin(command, admin)
         events = (await self.gateway.submit([command], TRANSPORT))[0]
         status = 200
         if events:

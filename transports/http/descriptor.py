@@ -7,9 +7,11 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
 
 from engine import RejectReason
+from transports.core.auth import Authenticator
 from transports.core.client import TraderClient
-from transports.core.descriptor import BenchDefaults, LocalProcess, Mount, TransportDescriptor
+from transports.core.descriptor import Authentication, BenchDefaults, LocalProcess, Mount, TransportDescriptor
 from transports.core.gateway import Gateway
+from transports.core.keys import Credential
 
 _FSYNC = "the server's journal fsync (group commit)"
 
@@ -46,8 +48,22 @@ def _mount(gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextMa
     from transports.http.server import serve_http
     from transports.http.settings import HttpServerSettings
 
-    settings = HttpServerSettings(host=args.host, port=args.port, allow_admin=args.allow_admin, log_level=args.log_level)
+    auth = getattr(args, "authenticator", None)  # turbo-dex builds one for every transport it mounts
+    settings = HttpServerSettings(host=args.host, port=args.port, allow_admin=args.allow_admin, log_level=args.log_level, auth=auth)
     return serve_http(gateway, settings)
+
+
+def _serve_signed(gateway: Gateway, authenticator: Authenticator) -> AbstractAsyncContextManager[str]:
+    from transports.http.server import serve_http
+    from transports.http.settings import HttpServerSettings
+
+    return serve_http(gateway, HttpServerSettings(port=0, log_level="warning", auth=authenticator))
+
+
+def _signed_client(credential: Credential, url: str) -> TraderClient:
+    from transports.http.client import HttpClient
+
+    return HttpClient(credential.trader, url, credential=credential)
 
 
 DESCRIPTOR = TransportDescriptor(
@@ -77,4 +93,11 @@ DESCRIPTOR = TransportDescriptor(
     zero_configuration="no: clients name the server",
     operational_parts="the server",
     echo_wire="http",
+    auth=Authentication(
+        mechanism="signed requests: DEX-KEY, DEX-TIMESTAMP, DEX-WINDOW, DEX-SIGNATURE headers over method, path, query and body "
+        "(Ed25519 or HMAC-SHA256); a private WebSocket signs its upgrade",
+        serve=_serve_signed,
+        client=_signed_client,
+        signed_requests=True,
+    ),
 )

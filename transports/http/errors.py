@@ -9,10 +9,16 @@ A 404 for an unknown route names the nearest real one (``nearest_route``).
 ::
 
     ExchangeError (engine)
-    ├── Unidentified      no X-Trader header: 401 UNAUTHORIZED
+    ├── Unidentified      no X-Trader header (--auth off): 401 UNAUTHORIZED
+    ├── AuthFailure       no valid signature (--auth keys): 401 UNAUTHENTICATED, the cause first in the
+    │                     message and in WWW-Authenticate (transports.core.signing lists the causes)
+    ├── RateLimited       a key over its rate or requests in flight: 429 RATE_LIMITED with Retry-After
     ├── MalformedMessage
     └── LimitExceeded
         └── PayloadTooLarge   a body or batch over the limit: 413 LIMIT_EXCEEDED
+
+A key that may not do what it asked (``add_instrument`` without the admin
+role) is 403 UNAUTHORIZED.
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ from engine import ExchangeError, MalformedMessage, RejectReason
 from transports.codec.json_codec import dumps, error_reply
 from transports.codec.status import RETRY_AFTER_SECONDS, http_status, is_retryable
 from transports.core.limits import LimitExceeded
+from transports.core.signing import AuthFailure
 
 JSON = "application/json"
+AUTH_SCHEME = "DEX-SIGNATURE"  # the WWW-Authenticate scheme of a 401: sign with the DEX-* headers (docs/security.md)
 log = logging.getLogger("turbo-dex")
 
 
@@ -52,7 +60,9 @@ class PayloadTooLarge(LimitExceeded):
 def error_response(error: ExchangeError, status: int | None = None) -> Response:
     if status is None:
         status = 413 if isinstance(error, PayloadTooLarge) else http_status(error.reason, identified=not isinstance(error, Unidentified))
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if is_retryable(error.reason) else None
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if is_retryable(error.reason) or error.reason is RejectReason.RATE_LIMITED else None
+    if isinstance(error, AuthFailure):  # RFC 9110: a 401 names the scheme it wants; the cause is a token from a fixed list
+        headers = {"WWW-Authenticate": f'{AUTH_SCHEME} realm="turbo-dex", error="{error.cause}"'}
     return Response(dumps(error_reply(error)), status_code=status, media_type=JSON, headers=headers)
 
 

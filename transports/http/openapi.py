@@ -472,9 +472,23 @@ TRADER_PARAMETER: Schema = {
     "name": "X-Trader",
     "in": "header",
     "required": True,
-    "description": "The acting trader. Identity, not authentication: the server trusts it (see docs/http.md).",
+    "description": "The acting trader, on a server started with --auth off (loopback only): the server trusts it. "
+    "A server with --auth keys ignores it: the request's signature names the trader (docs/security.md).",
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_TRADER_LENGTH},
 }
+
+_SIGNED = (
+    "Signed requests (--auth keys, docs/security.md): DEX-KEY, DEX-TIMESTAMP (Unix ms), DEX-WINDOW (ms, default 5000, "
+    "at most 60000) and DEX-SIGNATURE over `<timestamp>\\n<window>\\n<METHOD>\\n<path>\\n<query>\\n<body>` "
+    "(Ed25519, base64; or HMAC-SHA256, hex). A WebSocket upgrade may carry them as the query parameters "
+    "dex-key, dex-timestamp, dex-window, dex-signature."
+)
+SECURITY_SCHEMES: Schema = {
+    "DexKey": {"type": "apiKey", "in": "header", "name": "DEX-KEY", "description": "the key id. " + _SIGNED},
+    "DexTimestamp": {"type": "apiKey", "in": "header", "name": "DEX-TIMESTAMP", "description": "when the request was signed, Unix ms"},
+    "DexSignature": {"type": "apiKey", "in": "header", "name": "DEX-SIGNATURE", "description": "the signature (see DexKey)"},
+}
+SIGNED_REQUEST: list[Schema] = [{name: [] for name in SECURITY_SCHEMES}]
 
 
 def body(schema: Schema, *, required: bool = True, description: str = "") -> Schema:
@@ -504,14 +518,23 @@ ERROR = ref("Error")
 COMMAND_OUTCOME: Schema = {"anyOf": [ref("CommandReply"), ref("Error")]}
 
 
-def finish(openapi: Schema) -> Schema:
-    """Add our components and drop FastAPI's default 422 (our validation errors are 400 with ``Error``)."""
-    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+def finish(openapi: Schema, *, signed: bool = False) -> Schema:
+    """Add our components and drop FastAPI's default 422 (our validation errors are 400 with ``Error``).
+
+    The signed-request scheme is always listed; ``signed`` (a server with ``--auth keys``) requires it on every
+    operation that acts as a trader, in place of the X-Trader header.
+    """
+    components = openapi.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas.update(COMPONENTS)
+    components["securitySchemes"] = SECURITY_SCHEMES
     for item in openapi.get("paths", {}).values():
         for operation in item.values():
+            if signed and any(p.get("name") == TRADER_PARAMETER["name"] for p in operation.get("parameters", ())):
+                operation["parameters"] = [p for p in operation["parameters"] if p.get("name") != TRADER_PARAMETER["name"]]
+                operation["security"] = SIGNED_REQUEST
             answers = operation.get("responses", {})
             default_422 = answers.get("422", {}).get("content", {}).get(JSON, {}).get("schema", {})
             if default_422.get("$ref", "").endswith("/HTTPValidationError"):

@@ -1,7 +1,9 @@
 """Order entry and the trader's own orders over HTTP: one route per command, the lean route, batches, queries, fills.
 
-Every route binds its commands to the acting trader (``HttpContext.trader_of``),
-so a request acts on and reads only that trader's orders. A single-command
+Every route binds its commands to the acting trader (``HttpContext.acting``:
+the key a signature proves, or with ``--auth off`` the X-Trader name), so a
+request acts on and reads only that trader's orders, and only an admin key
+may add an instrument. A single-command
 route answers an engine reject with the command's events and the reject's
 status; a batch always answers 200 with one reply per command, rejects
 included; the lean route answers every refusal in the lean form.
@@ -19,13 +21,11 @@ from engine import CancelOrder, ExchangeError, MalformedMessage, Overloaded, Rej
 from transports.codec import lean
 from transports.codec.json_codec import decode_command, decode_commands, dumps, encode_event, loads
 from transports.codec.json_views import encode_fill, encode_order_view
-from transports.core.requests import check_trader
 from transports.core.sessions import json_grace
 from transports.http import openapi as doc
 from transports.http.context import JSON, PROTOBUF, TRANSPORT, HttpContext, json_response
-from transports.http.errors import PayloadTooLarge
+from transports.http.errors import PayloadTooLarge, Unidentified
 from transports.http.legacy import LegacyApi, is_legacy_batch
-from transports.http.settings import TRADER_HEADER
 from transports.http.websockets import close_on_disconnect, refuse
 
 _COMMAND_ERRORS = {
@@ -48,10 +48,10 @@ RequestId = Annotated[
 def orders_router(ctx: HttpContext, legacy: LegacyApi) -> APIRouter:
     """Commands, the trader's order queries and its private fills stream."""
     router = APIRouter()
-    gateway, requests, max_batch, allow_admin = ctx.gateway, ctx.requests, ctx.max_batch, ctx.settings.allow_admin
+    gateway, requests, max_batch = ctx.gateway, ctx.requests, ctx.max_batch
     lookup, submit, json = gateway.instrument, gateway.submit, json_response
     trader_of, read_body, read_object, apply_one = ctx.trader_of, ctx.read_body, ctx.read_object, ctx.apply_one
-    check_admin, instrument_or_404 = ctx.check_admin, ctx.instrument_or_404
+    check_admin, instrument_or_404, acting_of, who = ctx.check_admin, ctx.instrument_or_404, ctx.acting, requests.acting
 
     # ---------------------------------------------------------- commands
     @router.post(
@@ -62,8 +62,8 @@ def orders_router(ctx: HttpContext, legacy: LegacyApi) -> APIRouter:
         tags=["orders"],
     )
     async def post_order(request: Request) -> Response:
-        trader = trader_of(request)
-        return await apply_one(decode_command(loads(await read_body(request)), lookup, trader))
+        trader, admin = who(acting_of(request))
+        return await apply_one(decode_command(loads(await read_body(request)), lookup, trader), admin=admin)
 
     @router.post(
         "/orders/lean",
@@ -74,9 +74,12 @@ def orders_router(ctx: HttpContext, legacy: LegacyApi) -> APIRouter:
         tags=["orders"],
     )
     async def post_lean(request: Request) -> Response:
-        raw = request.headers.get(TRADER_HEADER, "").encode("latin-1")
-        try:
-            trader = check_trader(raw) if raw.strip() else None
+        try:  # the handler admits a principal against its key's limits itself
+            trader = acting_of(request, admit=False)
+        except Unidentified:
+            trader = None  # the handler refuses it in the lean form, after the batch's id is read
+        except PayloadTooLarge:
+            raise  # 413, as read_body answers it without a key
         except ExchangeError as exc:  # answered in the lean form, like every other refusal of this route
             requests.refused(exc)
             return Response(lean.encode_refusal(exc, 0), media_type=PROTOBUF)
@@ -93,7 +96,7 @@ def orders_router(ctx: HttpContext, legacy: LegacyApi) -> APIRouter:
         tags=["orders"],
     )
     async def post_batch(request: Request) -> Response:
-        trader = trader_of(request)
+        trader, admin = who(acting_of(request))
         raw = await read_body(request)
         requests.check_json_batch(raw)  # bytes, and the values parsing would build, counted before it does
         data = loads(raw)
@@ -102,9 +105,9 @@ def orders_router(ctx: HttpContext, legacy: LegacyApi) -> APIRouter:
         if isinstance(data, list) and len(data) > max_batch:
             raise PayloadTooLarge(f"a batch holds at most {max_batch} commands, got {len(data)}", "max_batch")
         commands = decode_commands(data, lookup, trader)
-        if not allow_admin:
+        if not admin:
             for command in commands:
-                check_admin(command)
+                check_admin(command, admin)
         replies = await submit(commands, TRANSPORT) if commands else []
         enc = encode_event
         return Response(dumps({"replies": [{"events": [enc(e, lookup) for e in events]} for events in replies]}), media_type=JSON)
@@ -135,8 +138,8 @@ def orders_router(ctx: HttpContext, legacy: LegacyApi) -> APIRouter:
         tags=["orders"],
     )
     async def cancel_on_disconnect(request: Request) -> Response:
-        trader = trader_of(request)
-        grace_ms = requests.arm_session(trader, json_grace(await read_object(request, "cancel_on_disconnect")))
+        acting = acting_of(request)
+        grace_ms = requests.arm_session(acting, json_grace(await read_object(request, "cancel_on_disconnect")))
         return json({"type": "cancel_on_disconnect", "grace_ms": grace_ms})
 
     @router.delete(
@@ -200,7 +203,7 @@ def orders_router(ctx: HttpContext, legacy: LegacyApi) -> APIRouter:
 
     @router.websocket("/ws/fills")
     async def ws_fills(websocket: WebSocket) -> None:
-        """The X-Trader's own fills, as maker and as taker (private: ``transports.core.fills``)."""
+        """The acting trader's own fills, as maker and as taker (private: ``transports.core.fills``); signed on upgrade."""
         await websocket.accept()
         try:
             sub = gateway.subscribe_fills(trader_of(websocket))

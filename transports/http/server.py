@@ -32,9 +32,18 @@ import uvloop
 
 from engine import ExchangeError
 from transports.core import legacy_flags
+from transports.core.auth import add_auth_options
 from transports.core.connections import ConnectionGuard
 from transports.core.gateway import Gateway
-from transports.core.server_cli import add_gateway_options, describe, freeze_startup_heap, gateway_config, gateway_options, start_metrics
+from transports.core.server_cli import (
+    add_gateway_options,
+    describe,
+    freeze_startup_heap,
+    gateway_config,
+    gateway_options,
+    process_authenticator,
+    start_metrics,
+)
 from transports.http.app import create_app
 from transports.http.protocol import guarded_protocol
 from transports.http.settings import DEFAULT_HOST, DEFAULT_PORT, HttpServerSettings, http_url
@@ -168,8 +177,11 @@ def parse_args(argv: Sequence[str] | None = None) -> HttpServerSettings:
     parser = argparse.ArgumentParser(prog="turbo-dex", description="The matching engine behind HTTP (docs/http.md).")
     add_gateway_options(parser, default_host=DEFAULT_HOST, what="over HTTP")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port)")
+    add_auth_options(parser)
     args = legacy_flags.parse_args(parser, argv)
-    return replace(HttpServerSettings(), port=args.port, **gateway_options(parser, args))
+    common = gateway_options(parser, args)
+    # --auth keys: signed requests; --auth off: loopback only. SystemExit here, before the journal is opened, when unsafe.
+    return replace(HttpServerSettings(), port=args.port, auth=process_authenticator(args), **common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

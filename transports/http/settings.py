@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
+from transports.core.auth import Authenticator
 from transports.core.journal import FsyncPolicy
 from transports.core.limits import ConnectionLimits, Limits
 from transports.core.state_dir import default_journal
@@ -21,7 +22,8 @@ DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEFAULT_JOURNAL = default_journal("turbo-dex")  # var/turbo-dex.journal, relative to the working directory (git-ignored)
 SERVER_ENV = "DEX_SERVER"
 
-# Header naming the acting trader. Identity, not authentication: see docs/http.md.
+# Header naming the acting trader with --auth off (loopback only). With --auth keys the request's signature names it
+# (transports.http.signed) and this header is ignored: see docs/security.md.
 TRADER_HEADER = "x-trader"
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
@@ -42,6 +44,7 @@ class HttpServerSettings:
     max_body_bytes: int | None = None  # None: what the largest allowed batch needs (docs/limits.md)
     graceful_shutdown_s: int = 10  # wait this long for open requests on SIGTERM
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)  # timeouts and caps (docs/limits.md)
+    auth: Authenticator | None = None  # --auth keys: every private request is signed (transports.http.signed); None: X-Trader
 
     @property
     def body_limit(self) -> int:
