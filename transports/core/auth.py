@@ -97,9 +97,15 @@ class Authenticator:
 
     # ------------------------------------------------------------ limits
     def admit(self, principal: Principal) -> None:
-        """Count one request of ``principal`` against its key's limits (``RateLimited`` over them)."""
+        """Count one request of ``principal`` against its key's limits (``RateLimited`` over them).
+
+        A key revoked since it was proved is refused here (``unknown_key``): a wire that proves a key once per
+        connection or stream (ZeroMQ CURVE, a gRPC stream, a FIX Logon) refuses its next request within one reload.
+        """
         record = self.keyring.lookup(principal.key_id)
-        self.limiter.acquire(principal.key_id, record.rate_per_s if record else 0, record.max_in_flight if record else 0)
+        if record is None:
+            raise AuthFailure("unknown_key", "this key was revoked or removed")
+        self.limiter.acquire(principal.key_id, record.rate_per_s, record.max_in_flight)
 
     def release(self, principal: Principal) -> None:
         self.limiter.release(principal.key_id)

@@ -149,10 +149,11 @@ class RequestHandler:
         batch_id = count = 0
         admitted = None
         try:
-            admitted = self.admit(trader)
             self._check_size(len(data), self.limits.max_lean_bytes, "max_lean_bytes")
             message = lean.parse_orders(data)  # packed integer columns: what it builds is bounded by the bytes
             batch_id, count = message.batch_id, len(message.kind)
+            # After the id is read: a refusal on a pipelined stream must name the batch it answers.
+            admitted = self.admit(trader)
             name, _ = self.acting(trader)
             self.check_count(len(message.kind))
             commands = lean.decode_orders(message, name, self.limits.max_batch)
@@ -177,9 +178,11 @@ class RequestHandler:
     async def commands(self, data: pb.CommandBatch | bytes, trader: Acting) -> pb.ReplyBatch:
         """The ``ReplyBatch`` (every event of every command) answering a ``CommandBatch``."""
         batch_id = 0
-        admitted = None
         try:
             admitted = self.admit(trader)
+        except ExchangeError as exc:  # the key's limits, before the batch is parsed: answered by its id all the same
+            return self.refuse_batch(exc, data.batch_id if isinstance(data, pb.CommandBatch) else data)
+        try:
             if not isinstance(data, pb.CommandBatch):
                 self.check_proto_batch(data)
             batch = parse_message(pb.CommandBatch, data)
