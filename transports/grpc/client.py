@@ -13,6 +13,15 @@ many may be in flight at once (the server answers them in order). Queries
 are unary calls; market data is the server stream ``MarketData``. Every call
 carries the ``x-trader`` metadata.
 
+Authentication (docs/security.md, "gRPC"): a ``grpcs://`` URL connects with
+TLS, trusting the CA named by ``ca`` (else the URL's ``?ca=PATH``, else the
+credential's ``extra["grpc_ca"]``, else the system's roots). With a
+``credential`` every private call is signed in its metadata
+(``transports.grpc.auth.signed_metadata``): each unary call, and each
+``Trade``/``Orders``/``Fills`` stream once when it opens. The trader is the
+credential's. Public calls (instruments, book, stats, market data) are not
+signed.
+
 Errors (``engine`` hierarchy; never a grpc exception):
 
 * ``NotConnected``: the server cannot be reached, or the stream broke. After
@@ -23,7 +32,9 @@ Errors (``engine`` hierarchy; never a grpc exception):
 * ``Overloaded``: the gateway refused the batch whole; nothing applied; retry.
 * ``MalformedMessage``: the server could not decode the input; ``reason``
   tells which rule (``UNKNOWN_SYMBOL``, ``INVALID_PRICE``, ...).
-* ``ExchangeError`` with ``UNAUTHORIZED``: an operator command not allowed.
+* ``ExchangeError`` with ``UNAUTHORIZED``: an operator command not allowed;
+  ``UNAUTHENTICATED``: the key was refused (its cause in the message);
+  ``RATE_LIMITED``: over the key's limits, nothing applied.
 
 Engine rejects are not errors: they come back as ``OrderRejected`` events.
 """
@@ -66,9 +77,11 @@ from transports.codec.proto_codec import (
 )
 from transports.core.client import Replies, TraderClient
 from transports.core.fills import Fill
+from transports.core.keys import Credential
 from transports.core.marketdata import MarketData
+from transports.grpc.auth import Metadata, channel_credentials, signed_metadata
 from transports.grpc.errors import error_from_rpc
-from transports.grpc.settings import SERVICE_NAME, channel_target, client_options, client_url, trader_metadata
+from transports.grpc.settings import SERVICE_NAME, client_options, client_url, parse_grpc_url, trader_metadata
 
 _PATH = f"/{SERVICE_NAME}/"
 
@@ -78,12 +91,23 @@ TradeCall = grpc.aio.StreamStreamCall[Any, Any]  # Trade: CommandBatch -> ReplyB
 class GrpcClient(TraderClient):
     transport: ClassVar[str] = "grpc"
 
-    def __init__(self, trader: str, url: str | None = None, *, connect_timeout: float = 5.0, timeout: float = 30.0) -> None:
-        super().__init__(trader)
+    def __init__(
+        self,
+        trader: str,
+        url: str | None = None,
+        *,
+        connect_timeout: float = 5.0,
+        timeout: float = 30.0,
+        credential: Credential | None = None,
+        ca: str | None = None,
+    ) -> None:
+        super().__init__(credential.trader if credential is not None else trader)
         self.url = client_url(url)
         self.connect_timeout = connect_timeout
         self.timeout = timeout  # deadline of each unary call, and how late a Trade reply may be
-        self._metadata = (trader_metadata(trader),)
+        self.credential = credential
+        self.ca = ca if ca is not None else (credential.extra.get("grpc_ca") if credential is not None else None)
+        self._metadata: Metadata = (trader_metadata(self.trader),)
         self._channel: grpc.aio.Channel | None = None
         self._instruments: dict[str, Instrument] = {}
         self._stream: _TradeStream | None = None
@@ -94,10 +118,17 @@ class GrpcClient(TraderClient):
         if self._channel is not None:
             return
         try:
-            target = channel_target(self.url)
+            address = parse_grpc_url(self.url)
         except ValueError as exc:
             raise NotConnected(f"not connected to the gRPC server at {self.url}: {exc}") from None
-        channel = grpc.aio.insecure_channel(target, options=client_options())
+        if address.tls:
+            try:
+                tls = channel_credentials(address.ca or self.ca)
+            except OSError as exc:
+                raise NotConnected(f"not connected to the gRPC server at {self.url}: cannot read its CA ({exc})") from None
+            channel = grpc.aio.secure_channel(address.target, tls, options=client_options())
+        else:
+            channel = grpc.aio.insecure_channel(address.target, options=client_options())
         self._channel = channel
         unary = channel.unary_unary
         self._get_book = unary(_PATH + "GetBook", pb.BookRequest.SerializeToString, pb.BookDepth.FromString)
@@ -135,6 +166,12 @@ class GrpcClient(TraderClient):
         if self._channel is None:
             await self.connect()
 
+    def _signed(self, method: str) -> Metadata:
+        """The metadata of one private call of ``method`` (its name): signed when this client holds a key."""
+        if self.credential is None:
+            return self._metadata
+        return (*self._metadata, *signed_metadata(self.credential, _PATH + method))
+
     # ------------------------------------------------------------- unary
     async def _fetch_instruments(self, timeout: float | None = None) -> list[Instrument]:
         try:
@@ -157,7 +194,7 @@ class GrpcClient(TraderClient):
         await self._ready()
         stream = self._stream
         if stream is None or stream.broken is not None:
-            stream = self._stream = _TradeStream(self._trade(metadata=self._metadata), self.url, self.timeout)
+            stream = self._stream = _TradeStream(self._trade(metadata=self._signed("Trade")), self.url, self.timeout)
         batch_id = stream.next_id()
         lookup = self._instruments.get
         listing: dict[str, Instrument] = {}
@@ -183,7 +220,7 @@ class GrpcClient(TraderClient):
         await self._ready()
         stream = self._lean
         if stream is None or stream.broken is not None:
-            stream = self._lean = _TradeStream(self._orders(metadata=self._metadata), self.url, self.timeout)
+            stream = self._lean = _TradeStream(self._orders(metadata=self._signed("Orders")), self.url, self.timeout)
         batch_id = stream.next_id()
         reply: pb.OutcomeBatch = await stream.send(batch_id, lean.with_batch_id(batch, batch_id))
         if reply.HasField("error"):
@@ -204,7 +241,7 @@ class GrpcClient(TraderClient):
         await self._ready()
         request = pb.OrderStatusRequest(trader=self.trader, order_id=int(order_id))
         try:
-            reply = await self._get_order(request, timeout=self.timeout, metadata=self._metadata)
+            reply = await self._get_order(request, timeout=self.timeout, metadata=self._signed("GetOrder"))
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.url) from None
         if reply.HasField("order"):
@@ -227,7 +264,7 @@ class GrpcClient(TraderClient):
         await self._ready()
         request = pb.CancelOnDisconnectRequest(grace_ms=grace_ms)
         try:
-            reply = await self._cancel_on_disconnect(request, timeout=self.timeout, metadata=self._metadata)
+            reply = await self._cancel_on_disconnect(request, timeout=self.timeout, metadata=self._signed("CancelOnDisconnect"))
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.url) from None
         return int(reply.grace_ms)
@@ -249,7 +286,7 @@ class GrpcClient(TraderClient):
     async def fills(self) -> AsyncIterator[Fill]:
         """This trader's own fills from now on, as maker and as taker (``rpc Fills``; transports.core.fills)."""
         await self._ready()
-        call = self._fills(pb.FillsRequest(), metadata=self._metadata)
+        call = self._fills(pb.FillsRequest(), metadata=self._signed("Fills"))
         try:
             async for message in call:
                 await self._know([message.symbol])
@@ -261,7 +298,7 @@ class GrpcClient(TraderClient):
 
 
 # A stream ended with one of these never started: the server refused the call's identity (no or a bad trader).
-_REFUSED_CALL = (RejectReason.MALFORMED_MESSAGE, RejectReason.UNAUTHORIZED)
+_REFUSED_CALL = (RejectReason.MALFORMED_MESSAGE, RejectReason.UNAUTHORIZED, RejectReason.UNAUTHENTICATED, RejectReason.RATE_LIMITED)
 
 
 class _TradeStream:

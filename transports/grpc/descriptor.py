@@ -7,9 +7,11 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
 
 from engine import RejectReason
+from transports.core.auth import Authenticator
 from transports.core.client import TraderClient
-from transports.core.descriptor import BenchDefaults, LocalProcess, Mount, TransportDescriptor
+from transports.core.descriptor import Authentication, BenchDefaults, LocalProcess, Mount, TransportDescriptor
 from transports.core.gateway import Gateway
+from transports.core.keys import Credential
 
 
 def _client(trader: str, url: str | None) -> TraderClient:
@@ -36,15 +38,40 @@ def _local(workdir: Path, args: tuple[str, ...]) -> AbstractContextManager[Local
     return LocalGrpcServer(workdir, args)
 
 
+def _serve_authenticated(gateway: Gateway, auth: Authenticator) -> AbstractAsyncContextManager[str]:
+    from transports.grpc.server import serve_grpc
+    from transports.grpc.settings import GrpcServerSettings
+
+    # TLS from the keyring's server/tls (issued on first start on loopback); the URL names its CA.
+    return serve_grpc(gateway, GrpcServerSettings(port=0, log_level="warning", graceful_shutdown_s=2.0, auth=auth))
+
+
+def _authenticated_client(credential: Credential, url: str) -> TraderClient:
+    from transports.grpc.client import GrpcClient
+
+    return GrpcClient(credential.trader, url, credential=credential)
+
+
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grpc-port", type=int, default=50051, help="gRPC port (default 50051)")
+    group = parser.add_argument_group("gRPC TLS (with --auth keys; docs/security.md)")
+    group.add_argument("--grpc-tls-cert", default=None, metavar="PEM", help="server certificate (default: the keyring's server/tls)")
+    group.add_argument("--grpc-tls-key", default=None, metavar="PEM", help="its private key")
 
 
 def _mount(gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextManager[str]:
     from transports.grpc.server import serve_grpc
     from transports.grpc.settings import GrpcServerSettings
 
-    settings = GrpcServerSettings(host=args.host, port=args.grpc_port, allow_admin=args.allow_admin, log_level=args.log_level)
+    settings = GrpcServerSettings(
+        host=args.host,
+        port=args.grpc_port,
+        allow_admin=args.allow_admin,
+        log_level=args.log_level,
+        auth=getattr(args, "authenticator", None),
+        tls_cert=getattr(args, "grpc_tls_cert", None),
+        tls_key=getattr(args, "grpc_tls_key", None),
+    )
     return serve_grpc(gateway, settings)
 
 
@@ -72,4 +99,10 @@ DESCRIPTOR = TransportDescriptor(
     zero_configuration="no: clients name the server",
     operational_parts="the server",
     echo_wire="grpc",
+    auth=Authentication(
+        mechanism="TLS (dex-keys tls) and signed call metadata (Ed25519 or HMAC-SHA256), checked in a server interceptor",
+        serve=_serve_authenticated,
+        client=_authenticated_client,
+        signed_requests=True,
+    ),
 )

@@ -4,11 +4,15 @@
 to register on a ``grpc.aio`` server (``server.py`` does it, with health
 checking and reflection). Invariants:
 
-* Identity: the ``x-trader`` metadata names the acting trader; every order
-  call (``Trade``, ``PlaceOrder``, ``CancelOrder``, ``ReplaceOrder``,
-  ``SubmitBatch``, ``GetOrder``) needs it, and the codec binds every command to
-  it, whatever ``trader`` the message says. It is trusted: identity, not
-  authentication. Missing: UNAUTHENTICATED.
+* Identity: with ``--auth keys`` the call's ``Principal``, which
+  ``auth.AuthInterceptor`` verified from the signed metadata before the
+  servicer runs (``auth.PRINCIPAL``); the request handler acts for it (its
+  trader, its role, its key's limits). With ``--auth off`` the ``x-trader``
+  metadata names the acting trader, trusted (loopback only). Every order call
+  (``Trade``, ``PlaceOrder``, ``CancelOrder``, ``ReplaceOrder``,
+  ``SubmitBatch``, ``GetOrder``, ``Fills``, ``CancelOnDisconnect``) needs one,
+  and the codec binds every command to it, whatever ``trader`` the message
+  says. Missing: UNAUTHENTICATED.
 * A unary call that does not decode, that the gateway refuses, or that is not
   allowed ends with the status of ``transports.codec.status`` and the
   serialized ``Error`` in the ``exchange-error-bin`` trailer (``errors.py``).
@@ -19,7 +23,8 @@ checking and reflection). Invariants:
   the request message become ``MalformedMessage`` (INVALID_ARGUMENT, or an
   ``Error`` reply on the stream) instead of an opaque INTERNAL from gRPC.
 * ``add_instrument`` is refused (PERMISSION_DENIED, UNAUTHORIZED) unless the
-  server allows admin commands.
+  key has the admin role (``--auth off``: unless the server allows admin
+  commands).
 """
 
 from __future__ import annotations
@@ -44,11 +49,13 @@ from transports.codec.proto_codec import (
     encode_stats,
     pb,
 )
+from transports.core.auth import Principal
 from transports.core.fills import FillSubscription
 from transports.core.gateway import Gateway
 from transports.core.limits import MAX_DEPTH, Limits
 from transports.core.marketdata import Subscription
-from transports.core.requests import RequestHandler, check_trader
+from transports.core.requests import Acting, RequestHandler, check_trader
+from transports.grpc.auth import PRINCIPAL
 from transports.grpc.errors import Context, Unidentified, abort
 from transports.grpc.lookup import InstrumentIndex
 from transports.grpc.settings import TRADER_METADATA, TRADER_METADATA_BIN, GrpcServerSettings
@@ -81,12 +88,22 @@ def trader_of(context: Context) -> str:
     raise Unidentified("the x-trader metadata is required: it names the acting trader")
 
 
+def principal_of(context: Context) -> Principal:
+    """The principal ``auth.AuthInterceptor`` verified for this call (it set it in this call's task)."""
+    principal = PRINCIPAL.get()
+    if principal is None:  # a private method the interceptor does not know: a bug, refused rather than trusted
+        raise Unidentified("this call carries no verified key")
+    return principal
+
+
 class ExchangeService:
     def __init__(self, gateway: Gateway, settings: GrpcServerSettings | None = None) -> None:
         self.gateway = gateway
         self.settings = settings if settings is not None else GrpcServerSettings()
         self.index = InstrumentIndex(gateway)
-        self.requests = RequestHandler(gateway, TRANSPORT, Limits(), self.settings.allow_admin)
+        self.requests = RequestHandler(gateway, TRANSPORT, Limits(), self.settings.allow_admin, auth=self.settings.auth)
+        # Who a call acts for: the verified principal with keys, the x-trader metadata without.
+        self.acting: Callable[[Context], Acting] = principal_of if self.settings.auth is not None else trader_of
         self._streams: set[TradeStream] = set()
         self._subscriptions: set[Subscription | FillSubscription] = set()
         self.shutting_down = False
@@ -131,12 +148,13 @@ class ExchangeService:
         requests = self.requests
         await self._stream(context, lambda trader: lambda data: requests.orders(data, trader))
 
-    async def _stream(self, context: Context, handler_for: Callable[[str], Handle]) -> None:
+    async def _stream(self, context: Context, handler_for: Callable[[Acting], Handle]) -> None:
         try:
-            trader = trader_of(context)
+            acting = self.acting(context)
+            trader, _ = self.requests.acting(acting)
         except ExchangeError as exc:
             await abort(context, exc)
-        stream = TradeStream(handler_for(trader), context, trader, max_inflight=self.settings.max_inflight)
+        stream = TradeStream(handler_for(acting), context, trader, max_inflight=self.settings.max_inflight)
         self._streams.add(stream)
         stream.shutting_down = self.shutting_down  # a stream that starts while the server stops ends at once
         try:
@@ -154,23 +172,28 @@ class ExchangeService:
         return await self._one(request, context)
 
     async def _one(self, request: pb.PlaceOrder | pb.CancelOrder | pb.ReplaceOrder | MalformedMessage, context: Context) -> pb.Reply:
-        gateway = self.gateway
+        gateway, requests = self.gateway, self.requests
+        admitted = None
         try:
-            trader = trader_of(context)
+            acting = self.acting(context)
+            admitted = requests.admit(acting)  # the key's rate and requests in flight (keys only)
+            trader, _ = requests.acting(acting)
             if isinstance(request, MalformedMessage):
                 raise request
             command = self.index.apply(lambda lookup: decode_command(request, lookup, trader))
             events = (await gateway.submit([command], TRANSPORT))[0]
         except ExchangeError as exc:
             await abort(context, exc)
+        finally:
+            requests.release(admitted)
         return self.index.apply(lambda lookup: encode_reply(events, lookup))
 
     async def submit_batch(self, request: bytes, context: Context) -> pb.ReplyBatch:
         try:
-            trader = trader_of(context)
+            acting = self.acting(context)
         except ExchangeError as exc:
             await abort(context, exc)
-        reply = await self.requests.commands(request, trader)
+        reply = await self.requests.commands(request, acting)
         if reply.HasField("error"):
             await abort(context, decode_error(reply.error))
         return reply
@@ -207,7 +230,7 @@ class ExchangeService:
         try:
             if self.shutting_down:
                 raise NotConnected("the server is shutting down")
-            trader = trader_of(context)
+            trader, _ = self.requests.acting(self.acting(context))
             if isinstance(request, MalformedMessage):
                 raise request
         except ExchangeError as exc:
@@ -243,7 +266,7 @@ class ExchangeService:
     async def get_order(self, request: pb.OrderStatusRequest | MalformedMessage, context: Context) -> pb.OrderStatusReply:
         gateway = self.gateway
         try:
-            trader = trader_of(context)
+            trader, _ = self.requests.acting(self.acting(context))
             if isinstance(request, MalformedMessage):
                 raise request
         except ExchangeError as exc:
@@ -254,10 +277,10 @@ class ExchangeService:
         self, request: pb.CancelOnDisconnectRequest | MalformedMessage, context: Context
     ) -> pb.CancelOnDisconnectReply:
         try:
-            trader = trader_of(context)
+            acting = self.acting(context)
             if isinstance(request, MalformedMessage):
                 raise request
-            return self.requests.cancel_on_disconnect(request, trader)
+            return self.requests.cancel_on_disconnect(request, acting)
         except ExchangeError as exc:
             await abort(context, exc)
 

@@ -4,6 +4,11 @@ One frozen object for the server, with the defaults docs/grpc.md promises.
 The server binds to 127.0.0.1 unless told otherwise; a client reads
 ``DEX_GRPC_SERVER`` when no URL is given. URLs are ``grpc://host:port``
 (``grpc://[::1]:50051`` for IPv6); a bare ``host:port`` is accepted too.
+
+A server that authenticates (``--auth keys``, docs/security.md) serves TLS
+only and its URL is ``grpcs://host:port``, optionally ``?ca=PATH``: the CA
+certificate the client trusts (``dex-keys tls`` writes it; the server names
+its own in the URL it prints). A ``grpc://`` URL is plaintext.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from transports.codec.proto_codec import pb
+from transports.core.auth import Authenticator
 from transports.core.journal import FsyncPolicy
 from transports.core.limits import ConnectionLimits, Limits
 from transports.core.state_dir import default_journal
@@ -21,6 +27,7 @@ from transports.core.state_dir import default_journal
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 50051
 SCHEME = "grpc"
+TLS_SCHEME = "grpcs"  # TLS: what a server that authenticates serves
 DEFAULT_URL = f"{SCHEME}://{DEFAULT_HOST}:{DEFAULT_PORT}"
 # Its own default file (named after the command): two servers started in one
 # directory must never append to one journal.
@@ -75,14 +82,46 @@ class GrpcServerSettings:
     max_book_depth: int = 1000  # levels per side a GetBook may ask for
     graceful_shutdown_s: float = 10.0  # wait this long for open calls on SIGTERM
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)  # idle_timeout_s and max_connections apply (docs/limits.md)
+    # Keys (docs/security.md): TLS only, and every private call signed in its metadata. None: --auth off.
+    auth: Authenticator | None = None
+    tls_cert: str | None = None  # PEM files of the server's certificate and key; None: the keyring's server/tls
+    tls_key: str | None = None
 
     @property
     def url(self) -> str:
         return grpc_url(self.host, self.port)
 
 
-def grpc_url(host: str, port: int) -> str:
-    return f"{SCHEME}://[{host}]:{port}" if ":" in host else f"{SCHEME}://{host}:{port}"
+def grpc_url(host: str, port: int, *, tls: bool = False, ca: str | None = None) -> str:
+    scheme = TLS_SCHEME if tls else SCHEME
+    url = f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+    return f"{url}?ca={quote(ca, safe='/')}" if tls and ca else url
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcAddress:
+    """What a client dials: ``host:port``, whether over TLS, and the CA file named by the URL (None: not named)."""
+
+    target: str
+    tls: bool
+    ca: str | None = None
+
+
+def parse_grpc_url(url: str) -> GrpcAddress:
+    """``grpc://host:port`` (plaintext) or ``grpcs://host:port[?ca=PATH]`` (TLS); ``ValueError`` for anything else."""
+    parts = urlsplit(url if "://" in url else f"{SCHEME}://{url}")
+    if parts.scheme not in (SCHEME, TLS_SCHEME):
+        raise ValueError(f"{url!r} is not a gRPC URL (grpc://host:port or grpcs://host:port)")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    query = parse_qs(parts.query) if parts.scheme == TLS_SCHEME else {}
+    if not parts.hostname or port is None or parts.path not in ("", "/") or (parts.query and set(query) != {"ca"}):
+        raise ValueError(f"{url!r} is not a gRPC URL (grpc://host:port or grpcs://host:port[?ca=PATH])")
+    host = parts.hostname
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return GrpcAddress(target, parts.scheme == TLS_SCHEME, query["ca"][-1] if "ca" in query else None)
 
 
 def client_url(url: str | None = None) -> str:
@@ -91,18 +130,8 @@ def client_url(url: str | None = None) -> str:
 
 
 def channel_target(url: str) -> str:
-    """The ``host:port`` gRPC dials for ``url``; ``ValueError`` for anything but ``grpc://host:port``."""
-    parts = urlsplit(url if "://" in url else f"{SCHEME}://{url}")
-    if parts.scheme != SCHEME:
-        raise ValueError(f"{url!r} is not a gRPC URL (grpc://host:port)")
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if not parts.hostname or port is None or parts.path not in ("", "/") or parts.query:
-        raise ValueError(f"{url!r} is not a gRPC URL (grpc://host:port)")
-    host = parts.hostname
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    """The ``host:port`` gRPC dials for ``url``; ``ValueError`` for anything but a gRPC URL."""
+    return parse_grpc_url(url).target
 
 
 def server_options(connections: ConnectionLimits | None = None) -> ChannelOptions:
