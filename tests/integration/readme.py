@@ -133,6 +133,7 @@ RUN: dict[str, Run] = {
     "make nats-server": Run("server", ports=(4222,), clients=("make nats-trader",), timeout_s=180),
     "make nats-trader": Run("once", shorten=_SHORT, expect="reconciled with the server"),
     "make compose-check": Run("once", timeout_s=180, expect="passed"),
+    "make test-screen": Run("once", timeout_s=300, expect="passed"),
     "make nats-auto": Run("once", shorten="--duration 6s", expect="is the leader", timeout_s=180),
     "make auto-cluster N=5 DURATION=30": Run("once", replace=("DURATION=30", "DURATION=5"), expect="audit ok", timeout_s=240),
     "make rabbitmq-start && make amqp-server": Run(
@@ -175,6 +176,7 @@ NOT_RUN: dict[str, str] = {
     "make bench-amqp": "minutes of benchmark, and it rewrites the committed reports/bench-amqp.json",
     "make bench-dht": "minutes of benchmark (with owner failovers), and it rewrites the committed reports/bench-dht.json",
     "make bench-bots": "minutes of benchmark, and it rewrites the committed reports/bench-bots.json",
+    "make screen-timings": "about 40 s of load and browser runs; it rewrites the committed reports/screen-timings.json and a screenshot",
     "make clean-state": "deletes var/ and data/ of this checkout; test_clean_state runs it in a temporary copy instead",
 }
 
