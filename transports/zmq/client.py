@@ -21,6 +21,15 @@ Invariants:
 * A connection the server does not know (it restarted, or forgot the oldest
   of very many) gets its batch refused with UNAUTHORIZED, nothing applied:
   the client says hello again and sends that batch once more.
+* Keys (docs/security.md, "ZeroMQ"): with a ``credential`` the DEALER is a
+  CURVE client with the key's CURVE pair, trusting the server's public key
+  (``server_key``, else the URL's ``?key=``, else the credential's
+  ``extra["zmq_server_key"]``). The server knows the trader from the key; the
+  ``hello`` only learns its name. A socket monitor watches the handshake: a
+  server that refuses the key (ZAP), or wants CURVE from a client without a
+  key, fails every waiting request with UNAUTHENTICATED at once and the
+  DEALER is closed with what it still held (never sent later behind the
+  caller's back); the next call connects again.
 * Market data: a SUB socket subscribed to the symbols' topics; snapshots
   come from the ROUTER. Updates with ``md_seq`` <= the snapshot's are
   discarded; a jump in ``md_seq`` (ZeroMQ dropped messages at a high-water
@@ -30,7 +39,7 @@ Invariants:
 Errors (``engine`` hierarchy, never a ZeroMQ exception): ``NotConnected``,
 ``Overloaded`` (nothing applied; retry), ``MalformedMessage`` (the server
 could not decode the input; ``reason`` says which rule), ``ExchangeError``
-with ``UNAUTHORIZED``.
+with ``UNAUTHORIZED``, ``UNAUTHENTICATED`` (the key was refused; ``AuthFailure``), ``RATE_LIMITED``.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from typing import Any, ClassVar
 
 import zmq
 from google.protobuf.message import DecodeError
+from zmq.utils.monitor import parse_monitor_message
 
 from engine import (
     BookDepth,
@@ -68,13 +78,18 @@ from transports.codec.proto_codec import (
 )
 from transports.core.client import Replies, TraderClient
 from transports.core.instruments_cache import InstrumentsCache
+from transports.core.keys import Credential
 from transports.core.marketdata import BookSnapshot, MarketData, in_sequence
+from transports.core.signing import AuthFailure
 from transports.zmq import protocol as proto
+from transports.zmq.curve import EXTRA_SERVER_KEY, make_curve_client
 from transports.zmq.loop_socket import LoopSocket
 from transports.zmq.settings import DEALER_HWM, SUB_RCVHWM, ZmqAddress, client_url, parse_url
 
 _WATCHDOG_S = 0.1  # how often deadlines are checked while requests are in flight
 _RETRY_S = 0.001  # how soon a send refused at the DEALER's HWM is retried
+_HANDSHAKE_EVENTS = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+_monitors = itertools.count(1)
 
 
 @dataclass(slots=True)
@@ -94,8 +109,12 @@ class ZmqClient(TraderClient):
         timeout: float = 30.0,
         connect_timeout: float = 2.0,
         sub_rcvhwm: int = SUB_RCVHWM,
+        credential: Credential | None = None,
+        server_key: str | None = None,
     ) -> None:
-        super().__init__(trader)
+        super().__init__(credential.trader if credential is not None else trader)
+        self.credential = credential
+        self.server_key = server_key  # Z85; None: from the URL or the credential
         self.url = client_url(url)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -111,6 +130,7 @@ class ZmqClient(TraderClient):
         self._catalog = InstrumentsCache(self._instrument_list)
         self._connecting: asyncio.Future[None] | None = None
         self._streams: dict[LoopSocket, asyncio.Event] = {}
+        self._monitor: LoopSocket | None = None
 
     # ----------------------------------------------------------- lifecycle
     def _unreachable(self, why: str) -> NotConnected:
@@ -125,7 +145,13 @@ class ZmqClient(TraderClient):
             self._address = parse_url(self.url)
         except ValueError as exc:
             raise self._unreachable(str(exc)) from None
-        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
+        try:
+            self._secure(sock, self._address)
+        except ExchangeError:
+            sock.close(0)
+            raise
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, DEALER_HWM)
         sock.setsockopt(zmq.RCVHWM, DEALER_HWM)
@@ -133,8 +159,14 @@ class ZmqClient(TraderClient):
         sock.setsockopt(zmq.ROUTING_ID, os.urandom(16))
         if ":" in self._address.host:
             sock.setsockopt(zmq.IPV6, 1)
+        monitor_endpoint = f"inproc://dex-zmq-client-monitor-{os.getpid()}-{next(_monitors)}"
+        sock.monitor(monitor_endpoint, _HANDSHAKE_EVENTS)
+        monitor: zmq.Socket[bytes] = context.socket(zmq.PAIR)
+        monitor.setsockopt(zmq.LINGER, 0)
+        monitor.connect(monitor_endpoint)
         sock.connect(self._address.orders_endpoint)
         self._reader = LoopSocket(sock, self._on_readable)
+        self._monitor = LoopSocket(monitor, self._on_monitor, self._reader.loop)
         self._connecting = self._reader.loop.create_future()
         deadline = self.connect_timeout
         hello = self._request(proto.HELLO, [self.trader.encode()], deadline)
@@ -173,9 +205,18 @@ class ZmqClient(TraderClient):
             stream.close(0)
             arrived.set()  # a reader waiting on it finds the socket closed and raises NotConnected
         self._streams.clear()
+        self._drop(self._unreachable("the client was closed"))
+
+    def _drop(self, error: ExchangeError) -> None:
+        """Close the DEALER with what it still holds unsent (LINGER 0) and fail every waiting request with ``error``."""
         reader, self._reader = self._reader, None
+        monitor, self._monitor = self._monitor, None
         if reader is not None:
+            if monitor is not None:
+                reader.sock.disable_monitor()
             reader.close(0)
+        if monitor is not None:
+            monitor.close(0)
         for timer in (self._retry, self._watchdog):
             if timer is not None:
                 timer.cancel()
@@ -184,7 +225,49 @@ class ZmqClient(TraderClient):
         pending, self._pending = self._pending, {}
         for item in pending.values():
             if not item.future.done():
-                item.future.set_exception(self._unreachable("the client was closed"))
+                item.future.set_exception(error)
+
+    def _secure(self, sock: zmq.Socket[bytes], address: ZmqAddress) -> None:
+        """With a credential: make ``sock`` a CURVE client that trusts the server's key (``AuthFailure`` if none is known)."""
+        credential = self.credential
+        if credential is None:
+            return
+        server_key = self.server_key or address.server_key or credential.extra.get(EXTRA_SERVER_KEY)
+        if not server_key:
+            raise AuthFailure(
+                "missing_credentials",
+                "the server's CURVE public key is needed: zmq://host:port?key=<64 hex digits> (the server prints it), "
+                "or the credential's extra['zmq_server_key']",
+            )
+        if not credential.curve_public or not credential.curve_secret:
+            raise AuthFailure("missing_credentials", f"the credential of key {credential.key_id} has no CURVE key pair")
+        make_curve_client(sock, credential.curve_public, credential.curve_secret, server_key)
+
+    def _on_monitor(self) -> None:
+        """A handshake failed: the server refused this client's key, or the client and the server disagree on CURVE."""
+        monitor = self._monitor
+        if monitor is None:
+            return
+        while True:
+            try:
+                event = parse_monitor_message(monitor.sock.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+            error = self._handshake_error(int(event["event"]), int(event["value"]))
+            if error is not None:
+                self._drop(error)  # the DEALER would otherwise retry, and deliver what it holds if a later try passed
+                return
+
+    def _handshake_error(self, event: int, value: int) -> ExchangeError | None:
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            return AuthFailure("unknown_key", f"the ZeroMQ server at {self.url} refused this client's CURVE key (unknown or revoked)")
+        if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH and self.credential is None:
+            return AuthFailure("missing_credentials", f"the ZeroMQ server at {self.url} requires CURVE: connect with a key")
+        if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+            return self._unreachable("the server does not use CURVE (is it started with --auth keys?)")
+        if self.credential is not None and value == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+            return self._unreachable("the server did not prove the CURVE key this client trusts (check ?key=)")
+        return None
 
     async def _ready(self) -> LoopSocket:
         if self._reader is None or self._connecting is not None:
@@ -311,8 +394,8 @@ class ZmqClient(TraderClient):
         reply: pb.ReplyBatch = await self._batch(batch_id, frame)
         if reply.HasField("error"):
             error = decode_error(reply.error)
-            if error.reason is not RejectReason.UNAUTHORIZED:
-                raise error
+            if error.reason is not RejectReason.UNAUTHORIZED or self.credential is not None:
+                raise error  # with a key the server never forgets who this is: UNAUTHORIZED is a real refusal
             # The server does not know this connection (it restarted, or forgot it): nothing was applied.
             await self._request(proto.HELLO, [self.trader.encode()])
             batch_id = next(self._ids)
@@ -324,7 +407,7 @@ class ZmqClient(TraderClient):
         try:
             return lean.decode_outcomes((await self._request(proto.ORDERS, [batch]))[0])
         except ExchangeError as exc:
-            if exc.reason is not RejectReason.UNAUTHORIZED:
+            if exc.reason is not RejectReason.UNAUTHORIZED or self.credential is not None:
                 raise
         # The server does not know this connection (it restarted, or forgot it): nothing was applied.
         await self._request(proto.HELLO, [self.trader.encode()])

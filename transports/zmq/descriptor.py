@@ -7,9 +7,11 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
 
 from engine import RejectReason
+from transports.core.auth import Authenticator
 from transports.core.client import TraderClient
-from transports.core.descriptor import BenchDefaults, LocalProcess, Mount, TransportDescriptor
+from transports.core.descriptor import Authentication, BenchDefaults, LocalProcess, Mount, TransportDescriptor
 from transports.core.gateway import Gateway
+from transports.core.keys import Credential
 
 
 def _client(trader: str, url: str | None) -> TraderClient:
@@ -30,6 +32,20 @@ async def _malformed(url: str) -> RejectReason:
     return await send_malformed(url)
 
 
+def _serve_authenticated(gateway: Gateway, auth: Authenticator) -> AbstractAsyncContextManager[str]:
+    from transports.zmq.server import serve_zmq
+    from transports.zmq.settings import ZmqServerSettings
+
+    # The URL names the server's CURVE public key (?key=): a client trusts it.
+    return serve_zmq(gateway, ZmqServerSettings(port=0, pub_port=0, journal=None, auth=auth))
+
+
+def _authenticated_client(credential: Credential, url: str) -> TraderClient:
+    from transports.zmq.client import ZmqClient
+
+    return ZmqClient(credential.trader, url, credential=credential)
+
+
 def _local(workdir: Path, args: tuple[str, ...]) -> AbstractContextManager[LocalProcess]:
     from transports.zmq.local import LocalZmqServer
 
@@ -46,7 +62,12 @@ def _mount(gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextMa
     from transports.zmq.settings import ZmqServerSettings
 
     settings = ZmqServerSettings(
-        host=args.host, port=args.zmq_port, pub_port=args.zmq_pub_port, allow_admin=args.allow_admin, log_level=args.log_level
+        host=args.host,
+        port=args.zmq_port,
+        pub_port=args.zmq_pub_port,
+        allow_admin=args.allow_admin,
+        log_level=args.log_level,
+        auth=getattr(args, "authenticator", None),
     )
     return serve_zmq(gateway, settings)
 
@@ -79,4 +100,10 @@ DESCRIPTOR = TransportDescriptor(
     zero_configuration="no: clients name the server",
     operational_parts="the server",
     echo_wire="zmq",
+    auth=Authentication(
+        mechanism="CURVE; a ZAP handler maps the client's public key to its key, checked again on every request",
+        serve=_serve_authenticated,
+        client=_authenticated_client,
+        signed_requests=False,
+    ),
 )

@@ -9,10 +9,20 @@ Thin, like every server: frames -> ``proto_codec`` -> ``Gateway`` -> ``proto_cod
   inexact decimal, came from a connection that never said hello, or the
   gateway was overloaded), or ``[kind, corr, ...]`` / ``[b"error", corr, Error]``
   for the other requests. Malformed input never raises out of the reader.
-* Identity: a connection says ``hello`` with its trader once; the ROUTER's
-  routing id of that connection is bound to the trader, and every command of
-  every later batch is decoded as that trader's (the codec's ``trader``
-  argument, the same rule as ``bind_trader``). Identity, not authentication.
+* Identity, with ``--auth keys`` (docs/security.md, "ZeroMQ"): the ROUTER is
+  a CURVE server; the ZAP handler (``curve.py``) lets in only a client key of
+  a live key and names its key id as the connection's User-Id. Every request
+  is read with its User-Id and resolved to the key's ``Principal`` again (a
+  key revoked while connected is refused, UNAUTHENTICATED, within one
+  keyring reload) and the request handler acts for it; ``hello`` only answers
+  the key's trader. With ``--auth off`` (loopback only): a connection says
+  ``hello`` with its trader once; the ROUTER's routing id of that connection
+  is bound to the trader, and every command of every later batch is decoded
+  as that trader's (the codec's ``trader`` argument, the same rule as
+  ``bind_trader``). Identity, not authentication.
+* Market data (XPUB) is public and stays plain (NULL): anyone may subscribe,
+  as the issue asks; a subscriber that needs to be sure of a book reads its
+  snapshot over the authenticated ROUTER.
 * The hot path pays no ``zmq.asyncio``: the ROUTER is a sync socket drained
   from ``loop.add_reader`` with ``recv(NOBLOCK)`` (``loop_socket.py``); each
   batch is parsed once (``CommandBatch.FromString``) and handed to the codec
@@ -46,11 +56,14 @@ from google.protobuf.message import DecodeError, Message
 from engine import ExchangeError, MalformedMessage
 from transports.codec.proto_codec import error_reply, pb
 from transports.core import legacy_flags
+from transports.core.auth import Authenticator, add_auth_options, auth_from_options
 from transports.core.gateway import Gateway
 from transports.core.limits import LimitExceeded, Limits
-from transports.core.requests import RequestHandler, check_trader
+from transports.core.requests import Acting, RequestHandler, check_trader
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
+from transports.core.signing import AuthFailure
 from transports.zmq import protocol as proto
+from transports.zmq.curve import ZapHandler, key_to_hex, make_curve_server, server_keys
 from transports.zmq.loop_socket import LoopSocket
 from transports.zmq.publisher import MarketDataPublisher
 from transports.zmq.settings import (
@@ -69,7 +82,7 @@ _DRAIN_BUDGET = 512  # requests read per wake-up before other tasks (the gateway
 _RETRY_S = 0.002  # how soon a stalled client's outbox is retried
 
 Frames = list[bytes]
-Handler = Callable[[bytes, Frames], Sequence[bytes]]
+Handler = Callable[[bytes, Frames, Acting], Sequence[bytes]]
 
 
 def _bytes(message: Message) -> bytes:
@@ -84,19 +97,23 @@ class ZmqServer:
         self.settings = settings if settings is not None else ZmqServerSettings(port=0, pub_port=0, journal=None)
         self._own_context = context is None
         self.context: zmq.Context[Any] = context if context is not None else zmq.Context()
-        self.requests = RequestHandler(gateway, TRANSPORT, Limits(max_batch=self.settings.max_batch), self.settings.allow_admin)
+        self.auth: Authenticator | None = self.settings.auth
+        limits = Limits(max_batch=self.settings.max_batch)
+        self.requests = RequestHandler(gateway, TRANSPORT, limits, self.settings.allow_admin, auth=self.auth)
+        self.server_key = ""  # the ROUTER's CURVE public key (Z85) with --auth keys
+        self._zap: ZapHandler | None = None
         self._traders: dict[bytes, str] = {}  # routing id -> trader (insertion order: oldest first)
         self._outboxes: dict[bytes, deque[Frames]] = {}
         self._retry: asyncio.TimerHandle | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._handlers: dict[bytes, Handler] = {
             proto.HELLO: self._hello,
-            proto.PING: lambda peer, body: (),
-            proto.INFO: lambda peer, body: (self.pub_endpoint.encode(),),
+            proto.PING: lambda peer, body, acting: (),
+            proto.INFO: lambda peer, body, acting: (self.pub_endpoint.encode(),),
             proto.BOOK: self._book,
             proto.ORDER: self._order,
-            proto.INSTRUMENTS: lambda peer, body: (_bytes(self.requests.instruments()),),
-            proto.STATS: lambda peer, body: (_bytes(self.requests.stats()),),
+            proto.INSTRUMENTS: lambda peer, body, acting: (_bytes(self.requests.instruments()),),
+            proto.STATS: lambda peer, body, acting: (_bytes(self.requests.stats()),),
             proto.SNAPSHOT: self._snapshot,
             proto.CANCEL_ON_DISCONNECT: self._cancel_on_disconnect,
         }
@@ -112,9 +129,17 @@ class ZmqServer:
     def start(self) -> None:
         """Bind both sockets (raises ``zmq.ZMQError`` if a port is taken) and start serving."""
         s = self.settings
+        if self.auth is not None:
+            # Bound before the ROUTER: libzmq lets a CURVE client in unchecked while no ZAP handler is bound.
+            self._zap = ZapHandler(self.context, self.auth, self.requests.refused)
         router = self.context.socket(zmq.ROUTER)
         xpub = self.context.socket(zmq.XPUB)
         try:
+            if self.auth is not None:
+                keys = server_keys(self.auth.keyring.directory)
+                make_curve_server(router, keys)
+                router.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)  # no ZAP handler: no connection (never "let in")
+                self.server_key = keys.public
             router.setsockopt(zmq.LINGER, 0)
             router.setsockopt(zmq.RCVHWM, s.router_rcvhwm)
             router.setsockopt(zmq.SNDHWM, s.router_sndhwm)
@@ -132,16 +157,19 @@ class ZmqServer:
         except zmq.ZMQError:
             router.close(0)
             xpub.close(0)
+            if self._zap is not None:
+                self._zap.close()
             raise
         self._router = router
-        self._reader = LoopSocket(router, self._on_readable)
+        self._reader = LoopSocket(router, self._on_readable if self.auth is None else self._on_readable_keys)
         self._publisher = MarketDataPublisher(self.gateway, xpub)
 
     @property
     def url(self) -> str:
         """What a client connects to (``zmq://host:port``)."""
         host, _, port = self.orders_endpoint.removeprefix("tcp://").rpartition(":")
-        return zmq_url(host.strip("[]"), int(port))
+        url = zmq_url(host.strip("[]"), int(port))
+        return f"{url}?key={key_to_hex(self.server_key)}" if self.server_key else url
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop reading, answer what is in flight, close the sockets. The gateway is the caller's to stop."""
@@ -171,6 +199,9 @@ class ZmqServer:
         self._reader.close(self.settings.close_linger_ms)
         self._reader = None
         self._router = None
+        if self._zap is not None:  # after the ROUTER: it must never run without its handler
+            self._zap.close()
+            self._zap = None
         if self._own_context:
             await loop.run_in_executor(None, self.context.term)
 
@@ -184,22 +215,71 @@ class ZmqServer:
         if router is None or reader is None:
             return
         recv = router.recv_multipart
+        traders = self._traders
         for _ in range(_DRAIN_BUDGET):
             try:
                 frames = recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            try:
-                if len(frames) == 2:
-                    self._on_batch(frames[0], frames[1])
-                else:
-                    self._on_request(frames)
-            except Exception:  # a bug in one request must not stop the server
-                log.exception("internal error on a request of %d frames", len(frames))
-                self._refuse_unattributable(frames[0], ExchangeError("internal error; see the server log"))
+            self._dispatch(frames, traders.get(frames[0]))
         reader.schedule()  # more may be waiting: come back after the other tasks had a turn
 
-    def _on_batch(self, peer: bytes, frame: bytes) -> None:
+    def _on_readable_keys(self) -> None:
+        """``_on_readable`` with keys: each request is read with its connection's User-Id (the key id ZAP named)."""
+        router = self._router
+        reader = self._reader
+        if router is None or reader is None:
+            return
+        recv = router.recv
+        for _ in range(_DRAIN_BUDGET):
+            try:
+                first = recv(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            frames = [first.bytes]
+            while router.getsockopt(zmq.RCVMORE):
+                frames.append(recv(zmq.NOBLOCK))
+            try:
+                acting = self._principal(first)
+            except ExchangeError as exc:
+                self._refuse(frames, exc)
+                continue
+            self._dispatch(frames, acting)
+        reader.schedule()
+
+    def _principal(self, frame: zmq.Frame) -> Acting:
+        """The live key of the connection ``frame`` came on (``AuthFailure`` once it is revoked)."""
+        assert self.auth is not None
+        try:
+            key_id = frame.get("User-Id")
+        except zmq.ZMQError:
+            key_id = ""
+        if not isinstance(key_id, str) or not key_id:  # no ZAP handler vouched for it: never trusted
+            raise AuthFailure("missing_credentials", "this connection was not authenticated (CURVE)")
+        return self.auth.by_key_id(key_id)
+
+    def _refuse(self, frames: Frames, error: ExchangeError) -> None:
+        """Answer a request refused before any work: a batch by its id, any other request by its correlation."""
+        peer = frames[0]
+        self.errors += 1
+        if len(frames) == 2:
+            self._send(peer, [self.requests.refuse_batch(error, frames[1]).SerializeToString()])
+            return
+        self.requests.refused(error)
+        corr = frames[2] if len(frames) >= 3 and len(frames[2]) <= proto.MAX_CORR else b""
+        self._send(peer, [proto.ERROR, corr, _bytes(error_reply(error))])
+
+    def _dispatch(self, frames: Frames, acting: Acting) -> None:
+        try:
+            if len(frames) == 2:
+                self._on_batch(frames[0], frames[1], acting)
+            else:
+                self._on_request(frames, acting)
+        except Exception:  # a bug in one request must not stop the server
+            log.exception("internal error on a request of %d frames", len(frames))
+            self._refuse_unattributable(frames[0], ExchangeError("internal error; see the server log"))
+
+    def _on_batch(self, peer: bytes, frame: bytes, acting: Acting) -> None:
         try:
             self.requests.check_proto_batch(frame)  # bytes and command count, before anything is built
         except LimitExceeded as exc:
@@ -213,22 +293,22 @@ class ZmqServer:
         except DecodeError:
             self._refuse_unattributable(peer, MalformedMessage("a one-frame request must be a serialized CommandBatch"))
             return
-        self._spawn(self._apply(peer, batch))
+        self._spawn(self._apply(peer, batch, acting))
 
-    async def _apply(self, peer: bytes, batch: pb.CommandBatch) -> None:
-        reply = await self.requests.commands(batch, self._traders.get(peer))
+    async def _apply(self, peer: bytes, batch: pb.CommandBatch, acting: Acting) -> None:
+        reply = await self.requests.commands(batch, acting)
         if reply.HasField("error"):
             self.errors += 1
         self._send(peer, [reply.SerializeToString()])
 
-    def _on_orders(self, peer: bytes, corr: bytes, body: Frames) -> None:
+    def _on_orders(self, peer: bytes, corr: bytes, body: Frames, acting: Acting) -> None:
         if len(body) != 1:
             self._refuse_unattributable(peer, MalformedMessage("an orders request is [orders, corr, OrderBatch]"), corr)
             return
-        self._spawn(self._apply_orders(peer, corr, body[0]))
+        self._spawn(self._apply_orders(peer, corr, body[0], acting))
 
-    async def _apply_orders(self, peer: bytes, corr: bytes, data: bytes) -> None:
-        reply = await self.requests.orders(data, self._traders.get(peer))
+    async def _apply_orders(self, peer: bytes, corr: bytes, data: bytes, acting: Acting) -> None:
+        reply = await self.requests.orders(data, acting)
         self._send(peer, [proto.ORDERS, corr, reply])
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -241,7 +321,7 @@ class ZmqServer:
         self.requests.refused(error)
         self._send(peer, [proto.ERROR, corr, _bytes(error_reply(error))])
 
-    def _on_request(self, frames: Frames) -> None:
+    def _on_request(self, frames: Frames, acting: Acting) -> None:
         peer = frames[0]
         if len(frames) < 3:
             self._refuse_unattributable(peer, MalformedMessage("a request is one CommandBatch frame, or [kind, corr, *body]"))
@@ -251,21 +331,24 @@ class ZmqServer:
             self._refuse_unattributable(peer, MalformedMessage(f"a correlation frame holds at most {proto.MAX_CORR} bytes"))
             return
         if kind == proto.ORDERS:
-            self._on_orders(peer, corr, frames[3:])
+            self._on_orders(peer, corr, frames[3:], acting)
             return
         handler = self._handlers.get(kind)
         if handler is None:
             self._refuse_unattributable(peer, MalformedMessage(f"unknown request kind {kind[:32]!r}"), corr)
             return
         try:
-            body = handler(peer, frames[3:])
+            body = handler(peer, frames[3:], acting)
         except ExchangeError as exc:
             self._refuse_unattributable(peer, exc, corr)
             return
         self._send(peer, [kind, corr, *body])
 
     # ------------------------------------------------------------- requests
-    def _hello(self, peer: bytes, body: Frames) -> Sequence[bytes]:
+    def _hello(self, peer: bytes, body: Frames, acting: Acting) -> Sequence[bytes]:
+        if self.auth is not None:  # the key names the trader: whatever name the client says is not asked
+            trader, _ = self.requests.acting(acting)
+            return (trader.encode(),)
         trader = check_trader(bytes(body[0]) if body else b"")
         traders = self._traders
         traders.pop(peer, None)
@@ -274,16 +357,16 @@ class ZmqServer:
             del traders[next(iter(traders))]  # forgotten: its next batch is refused and its client says hello again
         return (trader.encode(),)
 
-    def _book(self, peer: bytes, body: Frames) -> Sequence[bytes]:
+    def _book(self, peer: bytes, body: Frames, acting: Acting) -> Sequence[bytes]:
         return (_bytes(self.requests.book(body[0] if body else b"")),)
 
-    def _order(self, peer: bytes, body: Frames) -> Sequence[bytes]:
-        return (_bytes(self.requests.order_status(body[0] if body else b"", self._traders.get(peer))),)
+    def _order(self, peer: bytes, body: Frames, acting: Acting) -> Sequence[bytes]:
+        return (_bytes(self.requests.order_status(body[0] if body else b"", acting)),)
 
-    def _cancel_on_disconnect(self, peer: bytes, body: Frames) -> Sequence[bytes]:
-        return (_bytes(self.requests.cancel_on_disconnect(body[0] if body else b"", self._traders.get(peer))),)
+    def _cancel_on_disconnect(self, peer: bytes, body: Frames, acting: Acting) -> Sequence[bytes]:
+        return (_bytes(self.requests.cancel_on_disconnect(body[0] if body else b"", acting)),)
 
-    def _snapshot(self, peer: bytes, body: Frames) -> Sequence[bytes]:
+    def _snapshot(self, peer: bytes, body: Frames, acting: Acting) -> Sequence[bytes]:
         return [_bytes(m) for m in self.requests.snapshots(body[0] if body else b"")]
 
     # -------------------------------------------------------------- sending
@@ -397,6 +480,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ZmqServerSettings:
     parser.add_argument(
         "--pub-port", type=int, default=DEFAULT_PUB_PORT, help=f"market data, PUB (default {DEFAULT_PUB_PORT}; 0 = any free)"
     )
+    add_auth_options(parser)
     args = legacy_flags.parse_args(parser, argv)
     common = gateway_options(parser, args)
     for name in ("port", "pub_port"):
@@ -404,7 +488,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ZmqServerSettings:
             parser.error(f"--{name.replace('_', '-')} must be a TCP port (0 = any free)")
     if args.port == args.pub_port and args.port != 0:
         parser.error("--port and --pub-port must differ")
-    return replace(ZmqServerSettings(), port=args.port, pub_port=args.pub_port, **common)
+    auth = auth_from_options(args, args.host)
+    return replace(ZmqServerSettings(), port=args.port, pub_port=args.pub_port, auth=auth, **common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
+from transports.core.auth import Authenticator
 from transports.core.journal import FsyncPolicy
 from transports.core.limits import Limits
 from transports.core.state_dir import default_journal
@@ -88,6 +89,8 @@ class ZmqServerSettings:
     close_linger_ms: int = 500  # on shutdown, how long ZeroMQ may still flush replies already handed to it
     heartbeat_ivl_ms: int = HEARTBEAT_IVL_MS
     heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS
+    # Keys (docs/security.md): the ROUTER is a CURVE server and ZAP maps each client key to its key. None: --auth off.
+    auth: Authenticator | None = None
 
     @property
     def max_message_bytes(self) -> int:
@@ -107,6 +110,7 @@ class ZmqAddress:
     host: str
     port: int
     pub_port: int | None  # None: ask the server ("info")
+    server_key: str | None = None  # the server's CURVE public key (Z85) from ``?key=``; None: not named
 
     @property
     def orders_endpoint(self) -> str:
@@ -122,19 +126,43 @@ def client_url(url: str | None = None) -> str:
 
 
 def parse_url(url: str) -> ZmqAddress:
-    """``zmq://host:port`` (or ``tcp://``), optionally ``?pub=PORT``; ValueError if it is not one."""
+    """``zmq://host:port`` (or ``tcp://``), optionally ``?pub=PORT`` and ``&key=<the server's CURVE public key, 64 hex
+    digits>`` (docs/security.md); ValueError if it is not one."""
     parts = urlsplit(url)
     if parts.scheme not in URL_SCHEMES or not parts.hostname:
         raise ValueError(f"not a ZeroMQ URL: {url!r} (expected zmq://host:port, e.g. {DEFAULT_URL})")
+    query = parse_qs(parts.query)
     try:
         port = parts.port or DEFAULT_PORT
-        pub = parse_qs(parts.query).get("pub")
+        pub = query.get("pub")
         pub_port = int(pub[-1]) if pub else None
     except ValueError:
         raise ValueError(f"not a ZeroMQ URL: {url!r} (bad port)") from None
     if pub_port is not None and not 0 < pub_port < 65536:
         raise ValueError(f"not a ZeroMQ URL: {url!r} (bad pub port)")
-    return ZmqAddress(url, parts.hostname, port, pub_port)
+    key = query.get("key")
+    server_key = None
+    if key:
+        try:
+            server_key = curve_key_from_text(key[-1])
+        except ValueError:
+            raise ValueError(f"not a ZeroMQ URL: {url!r} (key= is the server's CURVE public key, 64 hex digits)") from None
+    return ZmqAddress(url, parts.hostname, port, pub_port, server_key)
+
+
+def curve_key_from_text(text: str) -> str:
+    """A CURVE public key given as 64 hex digits or 40 Z85 characters, as Z85; ``ValueError`` otherwise."""
+    import zmq.utils.z85  # here, so that reading settings needs no pyzmq
+
+    try:
+        if len(text) == 64:
+            return zmq.utils.z85.encode(bytes.fromhex(text)).decode()
+        if len(text) == 40:
+            zmq.utils.z85.decode(text.encode())  # characters outside Z85 raise
+            return text
+    except (ValueError, KeyError, TypeError):
+        pass
+    raise ValueError("a CURVE public key is 64 hex digits or 40 Z85 characters")
 
 
 def zmq_url(host: str, port: int) -> str:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from engine import OrderAccepted, Side
 from tests.integration.zmq.conftest import run
 from tests.integration.zmq.helpers import BTC, SYMBOL, order, order_id
+from transports.core.keys import create_key
 from transports.registry import make_client
 from transports.zmq.local import LocalZmqServer
 from transports.zmq.server import parse_args
@@ -40,13 +43,18 @@ def test_sigterm_stops_cleanly_and_the_journal_survives_a_restart(tmp_path: Path
     assert "(fsync batch, 4 commands recovered)" in server.log_tail()  # 3 listings and the order
 
 
-def test_defaults_bind_loopback_on_5555_and_5556() -> None:
+def test_defaults_bind_loopback_on_5555_and_5556(tmp_path: Path) -> None:
     settings = parse_args([])
     assert (settings.host, settings.port, settings.pub_port) == ("127.0.0.1", 5555, 5556)
-    assert settings.journal == "var/dex-zmq.journal" and settings.fsync == "batch"
+    assert settings.journal == "var/dex-zmq.journal" and settings.fsync == "batch" and settings.auth is None
+    with pytest.raises(SystemExit, match="--auth off trusts any client's name"):  # off loopback, keys or nothing
+        parse_args(["--host", "0.0.0.0"])
+    create_key(tmp_path, "alice")
+    keys = ["--auth", "keys", "--keys", str(tmp_path)]
     custom = parse_args(
-        ["--host", "0.0.0.0", "--port", "6000", "--pub-port", "6001", "--no-journal", "--symbols", "BTC-USD", "--buffer", "10"]
+        ["--host", "0.0.0.0", "--port", "6000", "--pub-port", "6001", "--no-journal", "--symbols", "BTC-USD", "--buffer", "10", *keys]
     )
+    assert custom.auth is not None and custom.auth.keyring.directory == tmp_path
     assert (custom.host, custom.port, custom.pub_port, custom.journal, custom.symbols, custom.buffer) == (
         "0.0.0.0", 6000, 6001, None, "BTC-USD", 10,
     )  # fmt: skip
