@@ -13,6 +13,10 @@ missing node or package is a failure, never a skip. The scenario:
    side sees a gap, asks the other with a ResendRequest and is answered with a
    SequenceReset-GapFill; the session goes on, jspurefix places an order and
    logs out.
+
+And with ``--auth keys``: jspurefix signs its Logon itself (Node's crypto, the
+fields of docs/security.md "FIX") with a key ``dex-keys`` made, and trades; the
+same initiator with a key the exchange never issued is not let in.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import subprocess
 from pathlib import Path
 
 from engine import PlaceOrder, Side
+from transports.core.keys import create_key
 from transports.fix.client import FixClient
 from transports.fix.local import LocalFixServer
 from transports.fix.store import SequenceStore
@@ -31,15 +36,15 @@ from transports.fix.store import SequenceStore
 INTEROP = Path(__file__).parent / "interop"
 
 
-def _run_initiator(phase: str, port: int, store: Path) -> list[tuple[str, dict[str, str]]]:
+def _run_initiator(phase: str, port: int, store: Path, *extra: str, expect_rc: int = 0) -> list[tuple[str, dict[str, str]]]:
     node = shutil.which("node")
     assert node, "node (v20) is needed for the FIX interop test"
     assert (INTEROP / "node_modules" / "jspurefix").is_dir(), "jspurefix missing: run `make setup` (npm ci in tests/fix/interop)"
     done = subprocess.run(
-        [node, str(INTEROP / "initiator.js"), phase, str(port), "jsbuyer", str(store)],
+        [node, str(INTEROP / "initiator.js"), phase, str(port), "jsbuyer", str(store), *extra],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert done.returncode == expect_rc, done.stdout[-3000:] + done.stderr[-2000:]
     lines = []
     for line in done.stdout.splitlines():
         kind, _, rest = line.partition(" ")
@@ -94,5 +99,27 @@ def test_jspurefix_trades_replaces_cancels_and_recovers_its_sequence_after_a_res
         assert any(m["msgType"] == "4" and "|123=Y|" in m["txt"] and "|34=5|" in m["txt"] for m in received)  # ... we gap-filled
         assert [(r["ClOrdID"], r["ExecType"]) for r in _reports(recover)] == [("js-r1", "0")]
         assert _types(recover, "SESSION")[-1] == "5"
+    finally:
+        server.stop()
+
+
+def test_jspurefix_logs_on_with_a_signature_it_computes_and_a_foreign_key_is_not_let_in(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    credential = create_key(keys, "jsbuyer")
+    stranger = create_key(tmp_path / "elsewhere", "jsbuyer")
+    store = tmp_path / "jspurefix-store"
+    store.mkdir()
+    server = LocalFixServer(tmp_path / "server", ("--auth", "keys", "--keys", str(keys))).start()
+    try:
+        path = keys / "clients" / f"{credential.key_id}.json"
+        signed = _run_initiator("signed", server.port, store, str(path))
+        logon = next(m for k, m in signed if k == "SENT" and m["msgType"] == "A")
+        assert f"|553={credential.key_id}|" in logon["txt"] and "|96=" in logon["txt"] and "|554=" not in logon["txt"]
+        assert [(r["ClOrdID"], r["ExecType"]) for r in _reports(signed)] == [("js-s1", "0")]
+        foreign = tmp_path / "elsewhere" / "clients" / f"{stranger.key_id}.json"
+        refused = _run_initiator("signed", server.port, store, str(foreign), expect_rc=2)  # its launcher fails: the session ended at Logon
+        logouts = [m["txt"] for k, m in refused if k == "SESSION" and m["msgType"] == "5"]
+        assert logouts and all("unknown_key" in text and "|20001=505|" in text for text in logouts)
+        assert not _reports(refused)
     finally:
         server.stop()

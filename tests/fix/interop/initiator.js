@@ -6,12 +6,26 @@
 //   recover: logon without a reset (ResetSeqNumFlag=N), jspurefix's numbers seeded from the arguments (its documented
 //            LastSentSeqNum / LastReceivedSeqNum), so each side may find a gap and ask the other to resend;
 //            once the session is in sequence, place one order, logout.
+//   signed:  node initiator.js signed <port> <sender> <store> <credential.json>: the Logon proves the dex-keys key
+//            (docs/security.md "FIX": Username 553 = key id, RawData 96 = Ed25519 signature over SendingTime as ms,
+//            window 5000, "A", "<MsgSeqNum>|<SenderCompID>|DEX"), computed here with Node's crypto; place one order,
+//            logout.
 // Every message received is printed as one line "MSG <json of the tags we check>"; the test asserts on them.
 'use strict'
 require('reflect-metadata')
+const crypto = require('crypto')
+const fs = require('fs')
 const jsfix = require('jspurefix')
 
-const [phase, port, sender, storeDir] = process.argv.slice(2)
+const [phase, port, sender, storeDir, credentialPath] = process.argv.slice(2)
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex') // DER of an Ed25519 private key, then the seed
+
+function signLogon (credential, sendingMs, seqNum) {
+  const signed = `${sendingMs}\n5000\nA\n${seqNum}|${sender}|DEX\n\n` // transports.core.signing.payload
+  const seed = Buffer.from(credential.private_key, 'base64')
+  const key = crypto.createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+  return crypto.sign(null, Buffer.from(signed), key).toString('base64')
+}
 const TAGS = {
   35: 'MsgType', 34: 'MsgSeqNum', 11: 'ClOrdID', 41: 'OrigClOrdID', 37: 'OrderID', 150: 'ExecType', 39: 'OrdStatus',
   14: 'CumQty', 151: 'LeavesQty', 6: 'AvgPx', 31: 'LastPx', 32: 'LastQty', 44: 'Price', 38: 'OrderQty', 58: 'Text',
@@ -35,10 +49,26 @@ class DexInitiator extends jsfix.AsciiSession {
     this.logger = config.logFactory.logger(`${this.me}`)
   }
 
+  sendLogon () {
+    if (phase !== 'signed') return super.sendLogon()
+    // The signature covers the Logon's SendingTime: the transmitter is told the time it will write.
+    const credential = JSON.parse(fs.readFileSync(credentialPath, 'utf8'))
+    const transmitter = this.transport.transmitter
+    const now = new Date()
+    transmitter.time = now
+    const logon = this.config.factory.logon()
+    const signature = signLogon(credential, now.getTime(), transmitter.msgSeqNum)
+    Object.assign(logon, { Username: credential.key_id, RawDataLength: signature.length, RawData: signature })
+    this.send(this.requestLogonType, logon)
+    transmitter.time = null
+  }
+
   onReady () {
     console.log('READY ' + JSON.stringify({ phase }))
     if (phase === 'trade') {
       this.newOrder('js-1', '1', 0.2, 30000)
+    } else if (phase === 'signed') {
+      this.newOrder('js-s1', '1', 0.1, 29000)
     } else {
       this.newOrder('js-r1', '2', 0.1, 32000)
     }
@@ -56,7 +86,7 @@ class DexInitiator extends jsfix.AsciiSession {
     console.log('MSG ' + JSON.stringify(message))
     if (msgType !== jsfix.MsgType.ExecutionReport) return
     const execType = message.ExecType
-    if (phase === 'recover') {
+    if (phase === 'recover' || phase === 'signed') {
       if (execType === '0') this.done()
       return
     }
@@ -113,7 +143,7 @@ const description = {
     dictionary: 'data/FIX44.xml'
   },
   EncryptMethod: 0,
-  ResetSeqNumFlag: phase === 'trade',
+  ResetSeqNumFlag: phase !== 'recover',
   store: { type: 'file', directory: storeDir },
   HeartBtInt: 5,
   SenderCompId: sender,
