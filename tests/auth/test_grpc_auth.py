@@ -26,6 +26,7 @@ from transports.core.signing import payload, sign
 from transports.core.tls import TlsFiles
 from transports.grpc.auth import KEY, NONCE, SIGNATURE, TIMESTAMP, WINDOW, channel_credentials, signed_metadata
 from transports.grpc.client import GrpcClient
+from transports.grpc.local import LocalGrpcServer
 from transports.grpc.server import serve_grpc
 from transports.grpc.settings import ERROR_TRAILER, SERVICE_NAME, GrpcServerSettings, parse_grpc_url
 
@@ -157,3 +158,21 @@ def test_a_client_without_a_key_can_read_market_data_but_not_trade(tmp_path: Pat
         assert v.gateway.open_orders("alice") == []
 
     run(tmp_path, scenario)
+
+
+def test_dex_grpc_with_keys_serves_tls_and_signed_calls(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    alice = create_key(keys, "alice")
+    with LocalGrpcServer(tmp_path, ("--auth", "keys", "--keys", str(keys))) as server:
+        assert server.url == f"grpcs://127.0.0.1:{parse_grpc_url(server.url).target.rpartition(':')[2]}?ca={TlsFiles.under(keys).ca}"
+
+        async def scenario() -> None:
+            client = GrpcClient("bob", server.url, credential=alice)  # the key names the trader, not the argument
+            try:
+                events = (await client.submit([PlaceOrder("", "a1", SYM, Side.BUY, 1000, 2_999_900)]))[0]
+                assert any(isinstance(e, OrderAccepted) and e.trader == "alice" for e in events)
+            finally:
+                await client.close()
+
+        asyncio.run(scenario())
+    assert "authentication is off" not in server.log_tail(50)

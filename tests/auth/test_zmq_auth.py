@@ -25,6 +25,7 @@ from transports.core.signing import AuthFailure
 from transports.zmq import protocol as proto
 from transports.zmq.client import ZmqClient
 from transports.zmq.curve import KEY_FILE, PUBLIC_FILE, server_public_key, with_server_key
+from transports.zmq.local import LocalZmqServer
 from transports.zmq.server import ZmqServer
 from transports.zmq.settings import ZmqServerSettings, parse_url
 
@@ -186,3 +187,21 @@ def test_market_data_stays_public_on_a_plain_sub(tmp_path: Path) -> None:
             await alice.close()
 
     run(tmp_path, scenario)
+
+
+def test_dex_zmq_with_keys_serves_curve_and_prints_its_key(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    alice = create_key(keys, "alice")
+    with LocalZmqServer(tmp_path, ("--auth", "keys", "--keys", str(keys), "--log-level", "warning")) as server:
+        assert parse_url(server.url).server_key == server_public_key(keys)
+
+        async def scenario() -> None:
+            client = ZmqClient("bob", server.url, credential=alice)  # the key names the trader, not the argument
+            try:
+                events = (await client.submit([order("a1")]))[0]
+                assert any(isinstance(e, OrderAccepted) and e.trader == "alice" for e in events)
+            finally:
+                await client.close()
+
+        asyncio.run(scenario())
+    assert "authentication is off" not in server.log_tail(50)

@@ -13,7 +13,7 @@ import sys
 
 from transports.core.local_server import LocalServerProcess, ServerStartError
 
-_LISTENING = re.compile(r"dex-grpc listening on (grpc://\S+)")
+_LISTENING = re.compile(r"dex-grpc listening on (grpcs?://\S+)")  # grpcs: --auth keys (TLS)
 
 
 class LocalGrpcServer(LocalServerProcess):
