@@ -25,6 +25,14 @@ Invariants:
   over RPC; updates with ``md_seq`` <= the snapshot's are discarded; a jump in
   ``md_seq`` or a ``Gap`` yields ``Gap``, then a fresh snapshot.
 
+With a ``credential`` (docs/security.md, "RabbitMQ"): the connection logs in
+as the key's broker user (its key id and RabbitMQ password), every request
+goes to the command exchange ``<name>.cmd`` with ``user_id`` set to the key
+id (the broker checks it against the login), and the reply and market-data
+queues are named by the key (``<name>.reply.<KEY>.<id>``), the only ones its
+user may read. A login the broker refuses, or a user it deletes (revoked),
+raises ``AuthFailure`` (``UNAUTHENTICATED``), requests in flight included.
+
 Errors (``engine`` hierarchy, never an aio-pika exception): ``NotConnected``,
 ``Overloaded`` (nothing applied; retry), ``MalformedMessage``, ``ExchangeError``.
 """
@@ -44,7 +52,15 @@ from aiormq import spec
 
 from engine import BookDepth, Command, Instrument, MalformedMessage, NotConnected, OrderView
 from transports.amqp import protocol as proto
-from transports.amqp.connection import BackoffRobustConnection, connect, not_connected, publish_raw, strip_name
+from transports.amqp.connection import (
+    BackoffRobustConnection,
+    connect,
+    is_refusal,
+    not_connected,
+    publish_raw,
+    refused_by_broker,
+    strip_name,
+)
 from transports.amqp.settings import CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, AmqpNames, client_url, default_names, routing_symbol
 from transports.codec import lean
 from transports.codec.proto_codec import (
@@ -57,6 +73,7 @@ from transports.codec.proto_codec import (
 )
 from transports.core.client import Replies, TraderClient
 from transports.core.instruments_cache import InstrumentsCache
+from transports.core.keys import Credential
 from transports.core.marketdata import BookSnapshot, MarketData, in_sequence
 
 
@@ -78,10 +95,17 @@ class AmqpClient(TraderClient):
         timeout: float = REQUEST_TIMEOUT_S,
         connect_timeout: float = CONNECT_TIMEOUT_S,
         md_queue_max: int = MD_QUEUE_MAX,
+        credential: Credential | None = None,
     ) -> None:
-        super().__init__(trader)
+        super().__init__(credential.trader if credential is not None else trader)
         base, named = strip_name(client_url(url))
+        if credential is not None:  # the key's own login, whatever login the URL carried
+            from transports.amqp.users import client_url as with_login
+
+            base = with_login(base, credential.key_id, credential.amqp_password)
         self.url = base
+        self._key = credential.key_id if credential is not None else ""
+        self._refused = False  # the broker refused or deleted our user: every request is UNAUTHENTICATED from now on
         self.names = AmqpNames(named) if named else default_names()
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -92,8 +116,10 @@ class AmqpClient(TraderClient):
         self._catalog = InstrumentsCache(self._instrument_list)
         self._connection: BackoffRobustConnection | None = None
         self._channel: AbstractChannel | None = None
-        self._headers: dict[str, Any] = {proto.TRADER_HEADER: trader}
-        self._reply_name = f"{self.names.name}.reply.{self._session}"
+        self._headers: dict[str, Any] = {proto.TRADER_HEADER: self.trader}
+        self._reply_name = self.names.reply_queue(self._key, self._session)
+        # With keys, requests go through the command exchange (a key may publish nowhere else); else the default one.
+        self._exchange = self.names.command_exchange if self._key else ""
         self._connecting: asyncio.Future[None] | None = None
 
     # ----------------------------------------------------------- lifecycle
@@ -109,7 +135,10 @@ class AmqpClient(TraderClient):
             connection = await connect(self.url, self.connect_timeout, name=f"dex client {self.trader}")
             try:
                 channel = await connection.channel(publisher_confirms=True)
-                await channel.declare_queue(self.names.commands, durable=True)
+                if not self._key:  # a key may not declare the command queue: the exchange's server does
+                    await channel.declare_queue(self.names.commands, durable=True)
+                else:
+                    connection.close_callbacks.add(self._on_close)
                 reply_queue = await channel.declare_queue(self._reply_name, exclusive=True, auto_delete=True)
                 await reply_queue.consume(self._on_reply, no_ack=True)
                 self._connection, self._channel = connection, channel
@@ -148,6 +177,22 @@ class AmqpClient(TraderClient):
         assert self._channel is not None
         return self._channel
 
+    def _on_close(self, _: object, exc: BaseException | None = None) -> None:
+        """The broker closed our connection: if it deleted our user (a revoked key), fail every request in flight."""
+        if not is_refusal(exc):
+            return
+        self._refused = True
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(refused_by_broker(self.url))
+        connection = self._connection
+        if connection is not None:  # no reconnecting with a revoked key
+            asyncio.get_running_loop().create_task(self._close_quietly(connection))
+
+    async def _close_quietly(self, connection: BackoffRobustConnection) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(connection.close(), self.connect_timeout)
+
     # ----------------------------------------------------------------- RPC
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.get(message.correlation_id or "")
@@ -156,6 +201,8 @@ class AmqpClient(TraderClient):
 
     async def _call(self, kind: str, body: bytes = b"", *, persistent: bool = False, message_id: str | None = None) -> bytes:
         """Publish a request (waiting for the broker's confirm) and return the reply body; errors raised."""
+        if self._refused:
+            raise refused_by_broker(self.url)
         channel = await self._ready()
         corr = f"{self._session}-{next(self._ids)}"
         future: asyncio.Future[tuple[str, bytes]] = asyncio.get_running_loop().create_future()
@@ -168,14 +215,18 @@ class AmqpClient(TraderClient):
                 message_id=message_id or corr,
                 headers=self._headers,
                 delivery_mode=2 if persistent else 1,  # 2: persistent (written to disk before the confirm)
+                user_id=self._key or None,  # checked by the broker against our login: the server's proof of the key
             )
             try:
-                await asyncio.wait_for(publish_raw(channel, body, self.names.commands, properties), self.connect_timeout)
+                publish = publish_raw(channel, body, self.names.commands, properties, self._exchange)
+                await asyncio.wait_for(publish, self.connect_timeout)
             except TimeoutError:
                 raise not_connected(self.url, f"the broker did not confirm a request within {self.connect_timeout:g}s") from None
             except NotConnected:
                 raise
             except Exception as exc:  # a closed channel, a nack: not in the queue
+                if self._refused or is_refusal(exc):
+                    raise refused_by_broker(self.url) from None
                 raise not_connected(self.url, exc) from exc
             try:
                 reply_kind, reply = await asyncio.wait_for(future, self.timeout)
@@ -255,9 +306,11 @@ class AmqpClient(TraderClient):
         channel = await self._connection.channel(publisher_confirms=False)
         arrived: asyncio.Queue[bytes] = asyncio.Queue(self.md_queue_max)
         try:
-            exchange = await channel.declare_exchange(self.names.market_data, aio_pika.ExchangeType.TOPIC, durable=True)
+            exchange: aio_pika.abc.AbstractExchange | str = self.names.market_data  # with keys: declared by the server only
+            if not self._key:
+                exchange = await channel.declare_exchange(self.names.market_data, aio_pika.ExchangeType.TOPIC, durable=True)
             queue = await channel.declare_queue(
-                f"{self.names.name}.md.{self._session}.{next(self._ids)}",
+                f"{self.names.md_queue(self._key, self._session)}.{next(self._ids)}",
                 exclusive=True,
                 auto_delete=True,
                 arguments={"x-max-length": self.md_queue_max, "x-overflow": "drop-head"},

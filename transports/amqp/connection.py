@@ -7,6 +7,8 @@ Invariants:
   (the URL without its password): never a hang, never a bare socket error.
 * After a connection is lost (a broker restart, a dropped socket) aio-pika
   re-opens it, its channels, declared queues/exchanges/bindings and consumers.
+  A login the broker refuses (no live key) is ``AuthFailure``
+  (``UNAUTHENTICATED``), not ``NotConnected``.
   The wait between attempts backs off: ``RECONNECT_MIN_S``, doubling per
   failed attempt up to ``RECONNECT_MAX_S``, back to the minimum once connected.
 """
@@ -20,9 +22,11 @@ import aio_pika
 from aio_pika.abc import AbstractChannel
 from aio_pika.robust_connection import RobustConnection
 from aiormq import spec
+from aiormq.exceptions import AuthenticationError, ProbableAuthenticationError
 
 from engine import NotConnected
 from transports.amqp.settings import CONNECT_TIMEOUT_S, RECONNECT_MAX_S, RECONNECT_MIN_S, redact
+from transports.core.signing import AuthFailure
 
 
 class BackoffRobustConnection(RobustConnection):
@@ -46,6 +50,21 @@ class BackoffRobustConnection(RobustConnection):
 
     def reset_backoff(self, *_: Any) -> None:
         self._backoff_s = RECONNECT_MIN_S
+
+
+def is_refusal(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is the broker refusing our user: a failed login, or the user deleted (a revoked key)."""
+    if exc is None:
+        return False
+    if isinstance(exc, AuthenticationError | ProbableAuthenticationError):
+        return True
+    text = str(exc)
+    return "ACCESS_REFUSED - Login was refused" in text or "is deleted" in text
+
+
+def refused_by_broker(url: str) -> AuthFailure:
+    """The broker at ``url`` has no user for this login (no key, a key never issued, or revoked)."""
+    return AuthFailure("unknown_key", f"RabbitMQ at {redact(url)} refused this login: no live key (docs/security.md)")
 
 
 def not_connected(url: str, why: object = "") -> NotConnected:
@@ -76,13 +95,17 @@ async def connect(url: str, timeout: float = CONNECT_TIMEOUT_S, name: str = "dex
     except TimeoutError as exc:
         raise not_connected(url, f"no answer within {timeout:g}s") from exc
     except Exception as exc:  # aio-pika/aiormq raise OSError, AMQPConnectionError, ... : all mean the same to a caller
+        if is_refusal(exc):
+            raise refused_by_broker(url) from None
         raise not_connected(url, exc) from exc
     assert isinstance(connection, BackoffRobustConnection)
     connection.reconnect_callbacks.add(connection.reset_backoff)
     return connection
 
 
-async def publish_raw(channel: AbstractChannel, body: bytes, routing_key: str, properties: spec.Basic.Properties) -> None:
+async def publish_raw(
+    channel: AbstractChannel, body: bytes, routing_key: str, properties: spec.Basic.Properties, exchange: str = ""
+) -> None:
     """Publish through the default exchange on ``channel``'s current aiormq channel, skipping aio-pika's ``Message``.
 
     Building an aio-pika ``Message`` per request cost about a quarter of the
@@ -92,6 +115,6 @@ async def publish_raw(channel: AbstractChannel, body: bytes, routing_key: str, p
     aiormq's exceptions, as aio-pika's ``publish`` does.
     """
     underlay = await channel.get_underlay_channel()
-    result = await underlay.basic_publish(body, exchange="", routing_key=routing_key, properties=properties)
+    result = await underlay.basic_publish(body, exchange=exchange, routing_key=routing_key, properties=properties)
     if result is not None and not isinstance(result, spec.Basic.Ack):
         raise RuntimeError(f"the broker did not accept the message ({type(result).__name__})")

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from engine import RejectReason
 from transports.amqp.settings import URL_ENV  # light: no broker library is imported
+from transports.core.auth import Authenticator
 from transports.core.client import TraderClient
-from transports.core.descriptor import BenchDefaults, Broker, LocalProcess, Mount, TransportDescriptor
+from transports.core.descriptor import Authentication, BenchDefaults, Broker, LocalProcess, Mount, TransportDescriptor
 from transports.core.gateway import Gateway
+from transports.core.keys import Credential
 
 
 def _client(trader: str, url: str | None) -> TraderClient:
@@ -55,7 +57,25 @@ def _mount(gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextMa
     settings = AmqpServerSettings(
         url=args.amqp_url, name=args.amqp_name, host=args.host, journal=None, allow_admin=args.allow_admin, log_level=args.log_level
     )
+    authenticator = getattr(args, "authenticator", None)
+    if authenticator is not None:
+        from transports.amqp.local import serve_with_users
+
+        # Keys need a broker whose users we set: this process's own RabbitMQ without guest (not --amqp-url's).
+        return serve_with_users(gateway, authenticator, settings=settings)
     return serve_amqp(gateway, settings)
+
+
+def _auth_serve(gateway: Gateway, authenticator: Authenticator) -> AbstractAsyncContextManager[str]:
+    from transports.amqp.local import serve_with_users
+
+    return serve_with_users(gateway, authenticator)
+
+
+def _auth_client(credential: Credential, url: str) -> TraderClient:
+    from transports.amqp.client import AmqpClient
+
+    return AmqpClient(credential.trader, url, credential=credential)
 
 
 DESCRIPTOR = TransportDescriptor(
@@ -89,4 +109,10 @@ DESCRIPTOR = TransportDescriptor(
     zero_configuration="no: broker URL and credentials",
     operational_parts="the server + RabbitMQ",
     echo_wire="amqp",
+    auth=Authentication(
+        mechanism="one RabbitMQ user per key on the exchange's vhost, no guest; the broker-checked user_id names the key",
+        serve=_auth_serve,
+        client=_auth_client,
+        signed_requests=False,
+    ),
 )

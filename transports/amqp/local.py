@@ -8,6 +8,11 @@
   a test run starts one broker, whichever asks first). Starting takes ~7 s; every later call returns at once.
 * ``local_broker()``: one ``LocalRabbitMQ`` for as long as the context lasts,
   named in ``$DEX_AMQP_URL`` (what ``dex-bench`` starts once for every run).
+* ``auth_broker()``: this process's RabbitMQ for exchanges with keys: no
+  guest, users from keyrings (``transports/amqp/users.py``); started on first
+  use, stopped by ``atexit``. ``serve_with_users`` serves a gateway on it in a
+  vhost of its own, with the keyring's users kept in step (revocation deletes
+  the broker user), and removes the vhost and its users afterwards.
 * ``LocalAmqpServer``: one ``dex-amqp`` subprocess on a given broker with a
   unique queue/exchange prefix, journaling into its workdir; ready once its
   start-up line appears; stopped by its PID (SIGTERM: a clean shutdown).
@@ -18,20 +23,31 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import logging
 import os
 import re
 import secrets
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from transports.amqp.broker import LocalRabbitMQ
+from transports.amqp.broker import HOST, LocalRabbitMQ
 from transports.amqp.settings import URL_ENV, client_url
+from transports.amqp.users import BrokerUsers, delete_guest
+from transports.core.keys import RELOAD_CHECK_S
 from transports.core.local_server import LocalServerProcess, ServerStartError
+
+if TYPE_CHECKING:
+    from transports.amqp.server import AmqpServerSettings
+    from transports.core.auth import Authenticator
+    from transports.core.gateway import Gateway
 
 _lock = threading.Lock()
 _shared: LocalRabbitMQ | None = None
+_auth: LocalRabbitMQ | None = None
+log = logging.getLogger("dex-amqp")
 
 
 def shared_broker() -> LocalRabbitMQ:
@@ -78,6 +94,75 @@ def local_broker() -> Iterator[str]:
                 os.environ[URL_ENV] = previous
 
 
+def auth_broker() -> LocalRabbitMQ:
+    """This process's RabbitMQ for exchanges with keys (no guest), started on first use and stopped when the process exits."""
+    global _auth  # noqa: PLW0603 - one broker per process, on first use
+    with _lock:
+        if _auth is None:
+            broker = LocalRabbitMQ()
+            broker.start()
+            atexit.register(broker.close)
+            try:
+                delete_guest(broker.ctl)
+            except BaseException:
+                broker.close()
+                raise
+            _auth = broker
+        return _auth
+
+
+async def keep_users(users: BrokerUsers) -> None:
+    """Sync ``users`` whenever the keyring changes (checked every ``RELOAD_CHECK_S``, rabbitmqctl in a thread)."""
+    while True:
+        await asyncio.sleep(RELOAD_CHECK_S)
+        try:
+            if await asyncio.to_thread(users.sync):
+                log.info("RabbitMQ users of vhost %s synced from the keyring", users.vhost)
+        except Exception:  # the server still refuses a revoked key per request; the next change tries again
+            log.exception("cannot sync the RabbitMQ users of vhost %s", users.vhost)
+
+
+@contextlib.asynccontextmanager
+async def serve_with_users(
+    gateway: Gateway,
+    authenticator: Authenticator,
+    broker: LocalRabbitMQ | None = None,
+    settings: AmqpServerSettings | None = None,
+    *,
+    vhost: str | None = None,
+    remove_after: bool = True,
+) -> AsyncIterator[str]:
+    """Serve ``gateway`` with keys on ``broker`` (default ``auth_broker()``); yields the URL without a login.
+
+    The vhost is ``vhost``, else a fresh one; with ``remove_after`` it and its
+    users are deleted afterwards (a standalone server keeps them: its durable
+    queue holds the requests not yet acknowledged).
+    """
+    import dataclasses
+
+    from transports.amqp.server import AmqpServerSettings, serve_amqp
+
+    if broker is None:
+        broker = await asyncio.get_running_loop().run_in_executor(None, auth_broker)
+    base = settings or AmqpServerSettings(journal=None)
+    name = base.name or "dex"
+    vhost = vhost or f"dex-{secrets.token_hex(4)}"
+    users = BrokerUsers(authenticator.keyring, broker.ctl, broker.workdir, vhost, name)
+    await asyncio.to_thread(users.sync)
+    watcher = asyncio.get_running_loop().create_task(keep_users(users))
+    try:
+        login = users.exchange.url(HOST, broker.state.port, vhost)
+        settings = dataclasses.replace(base, url=login, name=name, auth=authenticator)
+        async with serve_amqp(gateway, settings):
+            yield f"amqp://{HOST}:{broker.state.port}/{vhost}#{name}"
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        if remove_after:
+            await asyncio.to_thread(users.remove)
+
+
 _LISTENING = re.compile(r"dex-amqp listening on (\S+)")
 
 
@@ -109,4 +194,13 @@ class LocalAmqpServer(LocalServerProcess):
         return False
 
 
-__all__ = ["LocalAmqpServer", "ServerStartError", "local_broker", "shared_broker", "shared_broker_sync", "shared_broker_url"]
+__all__ = [
+    "LocalAmqpServer",
+    "ServerStartError",
+    "auth_broker",
+    "local_broker",
+    "serve_with_users",
+    "shared_broker",
+    "shared_broker_sync",
+    "shared_broker_url",
+]

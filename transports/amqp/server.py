@@ -21,6 +21,13 @@ Thin, like every server: message -> ``proto_codec`` -> ``Gateway`` -> ``proto_co
 * The broker connection is robust (``connection.py``): after a broker
   restart the queue, the exchange and the consumer are declared again and
   serving resumes; unacknowledged requests come back.
+* With keys (``settings.auth``, docs/security.md "RabbitMQ"): every key is a
+  broker user that may publish only to ``<name>.cmd`` and read only its own
+  queues (``transports/amqp/users.py``); the broker checks each message's
+  ``user_id`` against the login, and the server takes the principal from it
+  (``Authenticator.by_key_id``), never from a header. A message without one,
+  or of a key no longer live, is refused ``UNAUTHENTICATED`` before any other
+  work; one whose ``reply_to`` is not the key's own reply queue is dropped.
 * Market data: a symbol is published once somebody asked for its snapshot
   (every subscriber does, first), so nobody pays encoding for unread symbols.
 * Shutdown (SIGTERM/SIGINT): cancel the consumer, let in-flight requests
@@ -35,11 +42,14 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import uvloop
@@ -64,11 +74,13 @@ from transports.codec.proto_codec import (
     error_reply,
 )
 from transports.core import legacy_flags
+from transports.core.auth import Authenticator, Principal, add_auth_options, auth_from_options
 from transports.core.gateway import Gateway
 from transports.core.journal import FsyncPolicy
 from transports.core.limits import Limits
 from transports.core.requests import RequestHandler, check_trader
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
+from transports.core.signing import AuthFailure
 
 TRANSPORT = "amqp"
 log = logging.getLogger("dex-amqp")
@@ -76,7 +88,8 @@ log = logging.getLogger("dex-amqp")
 _DEFAULT_DEPTH = 10
 _MAX_DEPTH = 1000
 
-Handler = Callable[[str, bytes], bytes]
+Acting = str | Principal  # who a request acts for: a name (--auth off) or a key's principal
+Handler = Callable[[Acting, bytes], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +105,8 @@ class AmqpServerSettings:
     log_level: str = "info"
     max_batch: int = Limits().max_batch  # commands per batch (docs/limits.md)
     prefetch: int = PREFETCH
+    auth: Authenticator | None = None  # None: --auth off (the 'trader' header names the trader; loopback only)
+    broker_dir: str = "var/rabbitmq"  # with keys, dex-amqp's broker (scripts/rabbitmq.sh), whose users it sets
 
 
 def _bytes(message: Message) -> bytes:
@@ -109,7 +124,9 @@ class AmqpServer:
         chosen = self.settings.name or named
         self.names = AmqpNames(chosen) if chosen else default_names()
         self._lookup = gateway.instrument
-        self.requests = RequestHandler(gateway, TRANSPORT, Limits(max_batch=self.settings.max_batch), self.settings.allow_admin)
+        self.auth = self.settings.auth
+        limits = Limits(max_batch=self.settings.max_batch)
+        self.requests = RequestHandler(gateway, TRANSPORT, limits, self.settings.allow_admin, auth=self.auth)
         self._handlers: dict[str, Handler] = {
             proto.PING: lambda trader, body: b"",
             proto.BOOK: self._book,
@@ -132,6 +149,7 @@ class AmqpServer:
         self.errors = 0  # requests answered with an Error
         self.dropped = 0  # requests without reply_to, replies that could not be published
         self.redelivered = 0  # requests the broker delivered again (applied again: the engine's window de-duplicates)
+        self.misdirected = 0  # keyed requests dropped: their reply_to was not their key's own reply queue
 
     @property
     def url(self) -> str:
@@ -146,6 +164,9 @@ class AmqpServer:
         await channel.set_qos(prefetch_count=self.settings.prefetch)
         self._channel = channel
         self._queue = await channel.declare_queue(self.names.commands, durable=True)
+        if self.auth is not None:  # keys publish here only (not to the default exchange): bound to the command queue
+            commands = await channel.declare_exchange(self.names.command_exchange, aio_pika.ExchangeType.DIRECT, durable=True)
+            await self._queue.bind(commands, routing_key=self.names.commands)
         md = await channel.declare_exchange(self.names.market_data, aio_pika.ExchangeType.TOPIC, durable=True)
         self._publisher = MarketDataPublisher(self.gateway, md)
         self._consumer_tag = await self._queue.consume(self._on_message)
@@ -253,6 +274,14 @@ class AmqpServer:
             return
         kind = message.type or ""
         trader = self._trader(message)
+        if self.auth is not None:
+            if not isinstance(trader, ExchangeError) and not self._own_reply_queue(message, trader):
+                self.misdirected += 1  # answering would write into a queue that is not the sender's
+                return
+            if isinstance(trader, ExchangeError) and kind not in (proto.BATCH, proto.ORDERS):
+                self.requests.refused(trader)
+                await self._refuse(message, trader)  # with keys, nothing is answered for a key not proved
+                return
         if kind in (proto.BATCH, proto.ORDERS):
             if message.redelivered:
                 self.redelivered += 1
@@ -264,13 +293,24 @@ class AmqpServer:
             await self._refuse(message, MalformedMessage(f"unknown request type {kind[:32]!r}"))
             return
         try:
-            body = handler(trader if isinstance(trader, str) else "", message.body)
+            body = handler(trader if not isinstance(trader, ExchangeError) else "", message.body)
         except ExchangeError as exc:
             await self._refuse(message, exc)
             return
         await self._answer(message, kind, body)
 
-    def _trader(self, message: AbstractIncomingMessage) -> str | ExchangeError:
+    def _own_reply_queue(self, message: AbstractIncomingMessage, trader: Acting) -> bool:
+        key_id = trader.key_id if isinstance(trader, Principal) else ""
+        return bool(key_id) and (message.reply_to or "").startswith(self.names.reply_queue(key_id, ""))
+
+    def _trader(self, message: AbstractIncomingMessage) -> Acting | ExchangeError:
+        if self.auth is not None:
+            if not message.user_id:  # the broker checked it against the login: the key's proof
+                return AuthFailure("missing_credentials", "a request without user_id (the key id the broker checks)")
+            try:
+                return self.auth.by_key_id(message.user_id)
+            except AuthFailure as exc:
+                return exc
         value = (message.headers or {}).get(proto.TRADER_HEADER)
         if not isinstance(value, str | bytes) or not value.strip():
             return ExchangeError("name the trader in the 'trader' header", RejectReason.UNAUTHORIZED)
@@ -279,9 +319,11 @@ class AmqpServer:
         except ExchangeError as exc:
             return exc
 
-    async def _batch(self, message: AbstractIncomingMessage, trader: str | ExchangeError) -> tuple[str, bytes]:
+    async def _batch(self, message: AbstractIncomingMessage, trader: Acting | ExchangeError) -> tuple[str, bytes]:
         """Apply a batch; its reply (``batch``, ReplyBatch) or refusal (``error``, Error). No await before the submit."""
         if isinstance(trader, ExchangeError):
+            if self.auth is not None:
+                self.requests.refused(trader)
             return self._refusal(trader)
         reply = await self.requests.commands(message.body, trader)
         if reply.HasField("error"):
@@ -289,10 +331,12 @@ class AmqpServer:
             return proto.ERROR, _bytes(reply.error)
         return proto.BATCH, _bytes(reply)
 
-    async def _orders(self, message: AbstractIncomingMessage, trader: str | ExchangeError) -> tuple[str, bytes]:
+    async def _orders(self, message: AbstractIncomingMessage, trader: Acting | ExchangeError) -> tuple[str, bytes]:
         """Apply a lean batch; its ``OutcomeBatch`` (a refusal inside). No await before the submit."""
         if isinstance(trader, ExchangeError):
             self.errors += 1
+            if self.auth is not None:
+                self.requests.refused(trader)
             return proto.ORDERS, encode_refusal(trader)
         return proto.ORDERS, await self.requests.orders(message.body, trader)
 
@@ -318,13 +362,13 @@ class AmqpServer:
             log.warning("cannot publish a reply (%s); the request will be delivered again", exc)
 
     # ------------------------------------------------------------- requests
-    def _book(self, trader: str, body: bytes) -> bytes:
+    def _book(self, trader: Acting, body: bytes) -> bytes:
         return _bytes(self.requests.book(body))
 
-    def _order(self, trader: str, body: bytes) -> bytes:
+    def _order(self, trader: Acting, body: bytes) -> bytes:
         return _bytes(self.requests.order_status(body, trader or None))
 
-    def _snapshot(self, trader: str, body: bytes) -> bytes:
+    def _snapshot(self, trader: Acting, body: bytes) -> bytes:
         wanted = self.requests.market_data_symbols(body)  # within the limits, repeats collapsed
         known = [s for s in wanted if self.gateway.instrument(s) is not None]
         if self._publisher is not None:
@@ -360,6 +404,8 @@ async def run_server(settings: AmqpServerSettings) -> int:
     """The ``dex-amqp`` process: recover, connect, serve until SIGTERM/SIGINT, stop cleanly."""
 
     async def listen(gateway: Gateway) -> Listener:
+        if settings.auth is not None:
+            return await _listen_with_keys(gateway, settings, settings.auth)
         server = AmqpServer(gateway, settings)
         try:
             await server.start()
@@ -376,6 +422,26 @@ async def run_server(settings: AmqpServerSettings) -> int:
     )
 
 
+async def _listen_with_keys(gateway: Gateway, settings: AmqpServerSettings, auth: Authenticator) -> Listener:
+    """Serve on the broker of ``scripts/rabbitmq.sh`` (``settings.broker_dir``), whose users we set from the keyring."""
+    from transports.amqp.broker import LocalRabbitMQ
+    from transports.amqp.local import serve_with_users
+    from transports.amqp.users import delete_guest
+
+    state = Path(settings.broker_dir) / "broker.json"
+    broker = LocalRabbitMQ.load(settings.broker_dir) if state.exists() else None
+    if broker is None or not broker.running():
+        raise OSError(f"--auth keys sets the broker's users: start it first (scripts/rabbitmq.sh start --dir {settings.broker_dir})")
+    await asyncio.to_thread(delete_guest, broker.ctl)
+    stack = contextlib.AsyncExitStack()
+    name = settings.name or default_names().name
+    # The vhost is the exchange's name: stable across restarts (its durable queue keeps unacknowledged requests).
+    served = serve_with_users(gateway, auth, broker, replace(settings, name=name), vhost=name, remove_after=False)
+    url = await stack.enter_async_context(served)
+    where = f"{url} (keys from {auth.keyring.directory}, no guest; {describe(gateway, settings.journal, settings.fsync)})"
+    return where, stack.aclose
+
+
 def parse_args(argv: Sequence[str] | None = None) -> AmqpServerSettings:
     parser = argparse.ArgumentParser(prog="dex-amqp", description="The matching engine behind RabbitMQ (docs/amqp.md).")
     add_gateway_options(parser, what="over AMQP")
@@ -383,11 +449,19 @@ def parse_args(argv: Sequence[str] | None = None) -> AmqpServerSettings:
     parser.add_argument("--name", default=None, help="queue/exchange prefix on the broker (default $DEX_AMQP_NAME, else dex)")
     parser.add_argument("--prefetch", type=int, default=PREFETCH, help=f"requests held unacknowledged (default {PREFETCH})")
     parser.add_argument("--max-batch", type=int, default=10_000, help="commands per batch (default 10000)")
+    parser.add_argument(
+        "--broker-dir",
+        default=os.environ.get("DEX_RABBITMQ_DIR", "var/rabbitmq"),
+        help="with --auth keys: the broker started by scripts/rabbitmq.sh in DIR, whose users dex-amqp sets (default var/rabbitmq)",
+    )
+    add_auth_options(parser)
     args = legacy_flags.parse_args(parser, argv)
     common = gateway_options(parser, args)
     if args.prefetch < 1 or args.max_batch < 1:
         parser.error("--prefetch and --max-batch must be at least 1")
-    return replace(AmqpServerSettings(), url=args.url, name=args.name, prefetch=args.prefetch, max_batch=args.max_batch, **common)
+    auth = auth_from_options(args, urlsplit(client_url(args.url)).hostname or "127.0.0.1")  # where traders connect
+    settings = replace(AmqpServerSettings(), url=args.url, name=args.name, prefetch=args.prefetch, max_batch=args.max_batch, **common)
+    return replace(settings, auth=auth, broker_dir=args.broker_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

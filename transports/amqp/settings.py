@@ -12,6 +12,8 @@ Names on the broker (docs/amqp.md), all prefixed by the exchange's ``name``
 * ``<name>.commands``: the durable RPC queue the server consumes (order batches
   and queries); replies go to the client's ``reply_to`` queue with its
   ``correlation_id``.
+* ``<name>.cmd`` (with keys): the direct exchange bound to ``<name>.commands``,
+  the only one a key's broker user may publish to (``transports/amqp/users.py``).
 * ``<name>.md``: the durable topic exchange of market data; routing key
   ``<kind>.<symbol>`` (``update``; symbols with ``.`` are sent with ``.``
   replaced by ``_`` — see ``routing_symbol``).
@@ -73,6 +75,18 @@ class AmqpNames:
     @property
     def market_data(self) -> str:
         return f"{self.name}.md"
+
+    @property
+    def command_exchange(self) -> str:
+        """With keys: the only exchange a key may publish to (direct, bound to ``commands``)."""
+        return f"{self.name}.cmd"
+
+    def reply_queue(self, key_id: str, session: str) -> str:
+        """A client's reply queue: with keys, named by its key (the only replies it may read)."""
+        return f"{self.name}.reply.{key_id}.{session}" if key_id else f"{self.name}.reply.{session}"
+
+    def md_queue(self, key_id: str, session: str) -> str:
+        return f"{self.name}.md.{key_id}.{session}" if key_id else f"{self.name}.md.{session}"
 
 
 def default_names() -> AmqpNames:
