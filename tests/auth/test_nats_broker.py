@@ -26,9 +26,9 @@ from transports.core.keys import RELOAD_CHECK_S, Credential, Keyring, create_key
 from transports.core.signing import AuthFailure
 from transports.nats.client import NatsClient
 from transports.nats.connection import ConnectionErrors, connect
-from transports.nats.server import NatsServerSettings, serve_nats
+from transports.nats.server import NatsServerSettings, connect_exchange, serve_nats
 from transports.nats.settings import Subjects
-from transports.nats.users import inbox_prefix, public_nkey, user_seed
+from transports.nats.users import BrokerUsers, inbox_prefix, public_nkey, user_seed
 
 SYM = "BTC-USD"
 INSTRUMENT = Instrument.create(SYM, "0.01", "0.001", reference_price="30000.00", price_band_bps=1000)
@@ -130,3 +130,19 @@ def test_a_revoked_key_is_cut_off_by_the_broker(tmp_path: Path) -> None:
                 await connected.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_keys_refuse_a_broker_that_lets_anyone_in(nats_url: str, tmp_path: Path) -> None:
+    create_key(tmp_path, "alice")
+
+    async def main() -> None:
+        users = BrokerUsers(Keyring(tmp_path))
+        try:
+            nc = await connect_exchange(nats_url, ConnectionErrors(), users)
+        except OSError as exc:
+            assert "lets anyone connect" in str(exc)
+        else:
+            await nc.close()
+            raise AssertionError("dex-nats with keys served on a nats-server without users")
+
+    asyncio.run(asyncio.wait_for(main(), 30))

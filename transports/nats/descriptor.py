@@ -61,12 +61,14 @@ def _mount(gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextMa
     from transports.nats.server import NatsServerSettings, serve_nats
 
     # No URL named: a private nats-server, started for the purpose and stopped by PID when turbo-dex stops.
+    authenticator = getattr(args, "authenticator", None)
+    # With keys, always a private nats-server: its users come from the keyring (a broker we did not start has none).
     settings = NatsServerSettings(
-        url=args.nats_url or os.environ.get(URL_ENV) or None,
+        url=None if authenticator is not None else args.nats_url or os.environ.get(URL_ENV) or None,
         host=args.host,
         allow_admin=args.allow_admin,
         log_level=args.log_level,
-        auth=getattr(args, "authenticator", None),
+        auth=authenticator,
     )
     if args.nats_prefix:
         settings = dataclasses.replace(settings, prefix=args.nats_prefix)

@@ -27,16 +27,18 @@ Invariants (what ``authorization`` writes):
 
 from __future__ import annotations
 
+import argparse
 import base64
 import os
 import signal
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
 import nkeys
 
-from transports.core.keys import SERVER_DIR, Credential, KeyRecord, Keyring, unb64, write_private
+from transports.core.keys import SERVER_DIR, Credential, KeyRecord, Keyring, keys_dir, unb64, write_private
 from transports.nats.settings import DEFAULT_PREFIX, Subjects, token
 
 EXCHANGE_SEED_FILE: Final = "nats-exchange.nk"
@@ -131,3 +133,23 @@ class BrokerUsers:
             os.kill(pid, signal.SIGHUP)  # nats-server re-reads its configuration: a removed user's connections are closed
             self.reloads += 1
         return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m transports.nats.users``: the users block for a nats-server we do not start (``include`` it, then reload it)."""
+    parser = argparse.ArgumentParser(prog="python -m transports.nats.users", description=main.__doc__)
+    parser.add_argument("--keys", default=None, metavar="DIR", help="keyring directory (default $DEX_KEYS, else STATE_DIR/keys)")
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"subject prefix (default {DEFAULT_PREFIX})")
+    parser.add_argument("--out", default=None, help="write the block here (mode 0600) instead of standard output")
+    parser.add_argument("--reload-pid", type=int, default=0, help="then signal this nats-server to reload its configuration")
+    args = parser.parse_args(argv)
+    users = BrokerUsers(Keyring(keys_dir(args.keys)), args.prefix)
+    if args.out is None:
+        sys.stdout.write(users.config())
+    else:
+        users.sync(Path(args.out), args.reload_pid)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
