@@ -18,10 +18,11 @@ import grpc.aio
 import pytest
 
 from engine import Engine, ExchangeError, Instrument, NotConnected, OrderAccepted, PlaceOrder, RejectReason, Side
+from transports.codec import lean
 from transports.codec.proto_codec import decode_error, pb
 from transports.core.auth import Authenticator
 from transports.core.gateway import Gateway, GatewayConfig
-from transports.core.keys import Credential, Keyring, create_key
+from transports.core.keys import RELOAD_CHECK_S, Credential, Keyring, create_key
 from transports.core.signing import payload, sign
 from transports.core.tls import TlsFiles
 from transports.grpc.auth import KEY, NONCE, SIGNATURE, TIMESTAMP, WINDOW, channel_credentials, signed_metadata
@@ -176,3 +177,28 @@ def test_dex_grpc_with_keys_serves_tls_and_signed_calls(tmp_path: Path) -> None:
 
         asyncio.run(scenario())
     assert "authentication is off" not in server.log_tail(50)
+
+
+def test_every_private_call_works_signed_fills_lean_orders_and_cancel_on_disconnect(tmp_path: Path) -> None:
+    async def scenario(v: Venue) -> None:
+        maker = GrpcClient("alice", v.url, credential=v.alice)
+        taker = GrpcClient("bob", v.url, credential=create_key(v.keys, "bob"))
+        await asyncio.sleep(RELOAD_CHECK_S * 2 + 0.1)  # bob's key, added while the server runs, is seen
+        try:
+            assert await maker.cancel_on_disconnect(5000) == 5000
+            fills = maker.fills()
+            first_fill = asyncio.ensure_future(anext(fills))
+            events = (await maker.submit([PlaceOrder("", "m1", SYM, Side.SELL, 1000, 3_000_000)]))[0]
+            order_id = next(e for e in events if isinstance(e, OrderAccepted)).order_id
+            await asyncio.sleep(0.2)  # the Fills stream is open before the trade
+            outcomes = await taker.submit_orders(lean.encode_orders([PlaceOrder("", "t1", SYM, Side.BUY, 1000, 3_000_000)]))
+            assert outcomes.accepted == 1 and outcomes.trades == 1
+            fill = await asyncio.wait_for(first_fill, 5)
+            assert fill.order_id == order_id and fill.maker and fill.remaining == 0
+            status = await maker.order(order_id)
+            assert status is not None and status.remaining == 0
+        finally:
+            await maker.close()
+            await taker.close()
+
+    run(tmp_path, scenario)
