@@ -25,7 +25,7 @@ from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.keys import RELOAD_CHECK_S, Credential, Keyring, create_key
 from transports.core.signing import payload, sign
 from transports.core.tls import TlsFiles
-from transports.grpc.auth import KEY, NONCE, SIGNATURE, TIMESTAMP, WINDOW, channel_credentials, signed_metadata
+from transports.grpc.auth import KEY, NONCE, SIGNATURE, TIMESTAMP, WINDOW, channel_credentials, signed_metadata, with_ca
 from transports.grpc.client import GrpcClient
 from transports.grpc.local import LocalGrpcServer
 from transports.grpc.server import serve_grpc
@@ -81,6 +81,13 @@ def test_the_server_serves_tls_with_the_keyrings_certificate_made_on_first_start
         try:
             events = (await client.submit([PlaceOrder("", "a1", SYM, Side.BUY, 1000, 2_999_900)]))[0]
             assert any(isinstance(e, OrderAccepted) and e.trader == "alice" for e in events)
+        finally:
+            await client.close()
+        # The CA can travel in the credential instead of the URL.
+        client = GrpcClient("alice", v.url.partition("?")[0], credential=with_ca(v.alice, v.keys))
+        try:
+            status = await client.order(1)
+            assert status is not None and status.client_order_id == "a1"
         finally:
             await client.close()
 

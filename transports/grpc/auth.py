@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextvars
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -56,6 +57,7 @@ WINDOW: Final = "dex-window"
 NONCE: Final = "dex-nonce"
 SIGNATURE: Final = "dex-signature"
 METHOD: Final = "GRPC"  # the signed payload's METHOD line
+EXTRA_CA: Final = "grpc_ca"  # Credential.extra: the path of the CA certificate the client trusts
 
 _PREFIX = f"/{SERVICE_NAME}/"
 # Calls that act for a trader or read its own data; every other method (public market data, health, reflection) is open.
@@ -81,6 +83,11 @@ def signed_metadata(credential: Credential, method: str) -> Metadata:
         (NONCE, nonce),
         (SIGNATURE, signed.signature),
     )
+
+
+def with_ca(credential: Credential, keyring: str | Path) -> Credential:
+    """``credential`` naming the CA of ``keyring``'s ``dex-keys tls`` files in its ``extra`` (a client on this machine)."""
+    return replace(credential, extra={**credential.extra, EXTRA_CA: str(TlsFiles.under(keyring).ca)})
 
 
 def channel_credentials(ca: str | Path | None) -> grpc.ChannelCredentials:
@@ -206,4 +213,5 @@ __all__ = [
     "signed_metadata",
     "tls_material",
     "verify_call",
+    "with_ca",
 ]

@@ -79,7 +79,7 @@ from transports.core.client import Replies, TraderClient
 from transports.core.fills import Fill
 from transports.core.keys import Credential
 from transports.core.marketdata import MarketData
-from transports.grpc.auth import Metadata, channel_credentials, signed_metadata
+from transports.grpc.auth import EXTRA_CA, Metadata, channel_credentials, signed_metadata
 from transports.grpc.errors import error_from_rpc
 from transports.grpc.settings import SERVICE_NAME, client_options, client_url, parse_grpc_url, trader_metadata
 
@@ -106,7 +106,7 @@ class GrpcClient(TraderClient):
         self.connect_timeout = connect_timeout
         self.timeout = timeout  # deadline of each unary call, and how late a Trade reply may be
         self.credential = credential
-        self.ca = ca if ca is not None else (credential.extra.get("grpc_ca") if credential is not None else None)
+        self.ca = ca if ca is not None else (credential.extra.get(EXTRA_CA) if credential is not None else None)
         self._metadata: Metadata = (trader_metadata(self.trader),)
         self._channel: grpc.aio.Channel | None = None
         self._instruments: dict[str, Instrument] = {}
