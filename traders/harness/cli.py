@@ -5,6 +5,7 @@ Examples::
     dex-trader --transport inproc --workers 4 --duration 5s
     dex-trader --server http://127.0.0.1:8080 --workers 8 --batch 1000 --procs 2 --duration 60s
     dex-trader --transport http --batch 1 --rate 1000 --duration 15s --json reports/latency.json
+    dex-trader --transport http --keys var/keys --duration 5s     # against turbo-dex --auth keys --keys var/keys
 
 The single-dash spellings of the tool this replaces (``-server``,
 ``-workers``, ``-traders``, ``-batch``, ``-rate``, ``-duration``) are accepted
@@ -80,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="live (default): cancels and replaces name only orders the replies showed still resting; "
         "exercise-unknown: the fixed stream, which also names orders already filled (UNKNOWN_ORDER rejects)",
     )
+    parser.add_argument(
+        "--key",
+        dest="key_file",
+        default=None,
+        metavar="FILE",
+        help="sign every request with this API key (a credential from dex-keys create); every trader acts as its trader",
+    )
+    parser.add_argument(
+        "--keys",
+        dest="keys_dir",
+        default=None,
+        metavar="DIR",
+        help="a development keyring on this machine: each trader gets its own key, created on first use (docs/security.md)",
+    )
     parser.add_argument("--json", dest="json_path", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no live progress and no summary; problems only")
     parser.add_argument("--strict-reconcile", action="store_true", help="exit 1 when the server's counters differ")
@@ -101,6 +116,8 @@ def config_from_args(args: argparse.Namespace) -> HarnessConfig:
         trader_prefix=args.trader_prefix,
         run_id=new_run_id() if args.run_id is None else args.run_id,
         workload=args.workload,
+        key_file=args.key_file,
+        keys_dir=args.keys_dir,
     )
 
 

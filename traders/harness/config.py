@@ -83,6 +83,8 @@ class HarnessConfig:
     trader_prefix: str = "trader"
     run_id: str = ""  # empty: trader ids without a run id (<prefix>-<proc>-<i>)
     workload: str = "live"
+    key_file: str | None = None  # --key: every trader proves this one credential (traders/harness/keys.py)
+    keys_dir: str | None = None  # --keys: each trader proves its own development key from this keyring
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -105,6 +107,8 @@ class HarnessConfig:
             raise ConfigError("--run-id takes letters, digits, '_' and '.' only")
         if self.workload not in WORKLOADS:
             raise ConfigError(f"--workload must be one of {', '.join(WORKLOADS)}")
+        if self.key_file and self.keys_dir:
+            raise ConfigError("give --key FILE (one credential) or --keys DIR (a key per trader), not both")
 
     @property
     def traders(self) -> int:

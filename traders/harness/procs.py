@@ -37,6 +37,7 @@ from typing import Any
 from engine import ExchangeError, NotConnected
 from traders.harness.clients import open_exchange
 from traders.harness.config import ConfigError, HarnessConfig
+from traders.harness.keys import credentials_of, traders_of
 from traders.harness.progress import ProgressView
 from traders.harness.runner import ProcessRunner, close_quietly
 from transports.core.client import TraderClient
@@ -60,6 +61,9 @@ class Outcome:
 
 
 def run(config: HarnessConfig, view: ProgressView) -> Outcome:
+    credentials = credentials_of(config)  # ConfigError here when the transport cannot authenticate yet
+    if credentials is not None:
+        credentials.issue(traders_of(config))  # --keys: every trader's key exists before a client connects
     if config.procs == 1:
         return asyncio.run(_run_here(config, view))
     return _run_spawned(config, view)
@@ -70,7 +74,7 @@ async def _run_here(config: HarnessConfig, view: ProgressView) -> Outcome:
         view.update(snapshot)
         view.render()
 
-    async with open_exchange(config.transport, config.server) as new_client:
+    async with open_exchange(config.transport, config.server, credentials_of(config)) as new_client:
         control = new_client(f"{config.trader_prefix}-control")
         await control.connect()
         lost = False
@@ -119,7 +123,7 @@ async def _stats_of_lost(client: TraderClient) -> dict[str, Any]:
 
 async def read_stats(config: HarnessConfig, server_lost: bool = False) -> dict[str, Any]:
     """The server's counters through a short-lived client (empty if ``server_lost`` and it does not answer)."""
-    async with open_exchange(config.transport, config.server) as new_client:
+    async with open_exchange(config.transport, config.server, credentials_of(config)) as new_client:
         client = new_client(f"{config.trader_prefix}-control")
         try:
             if not server_lost:
@@ -262,7 +266,7 @@ def child_main(config_dict: dict[str, Any], proc: int, messages: Queue[dict[str,
 
 
 async def _child(config: HarnessConfig, proc: int, messages: Queue[dict[str, Any]], go: EventType, start_at: Any) -> dict[str, Any]:
-    async with open_exchange(config.transport, config.server) as new_client:
+    async with open_exchange(config.transport, config.server, credentials_of(config)) as new_client:
         runner = ProcessRunner(config, proc, new_client, on_progress=messages.put)
         try:
             await runner.prepare()

@@ -38,6 +38,8 @@ REJECT_MEANINGS: Final[Mapping[RejectReason, str]] = {
     RejectReason.UNAUTHORIZED: "the trader may not act on this order or route",
     RejectReason.UNAVAILABLE: "no matching server could take the order (none reachable, or not the leader)",
     RejectReason.LIMIT_EXCEEDED: "the request was over a limit of docs/limits.md (a batch too large); nothing was applied",
+    RejectReason.UNAUTHENTICATED: "the request proved no live key (none, unknown, revoked, stale or replayed); nothing was applied",
+    RejectReason.RATE_LIMITED: "the key was over its requests per second or in flight; nothing was applied (docs/security.md)",
     RejectReason.INTERNAL_ERROR: "the server failed on this command (a bug: see its log)",
 }
 

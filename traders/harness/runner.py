@@ -247,8 +247,11 @@ class ProcessRunner:
             self.clients.append(client)
             await client.connect()
         self.instruments = select_listed(await self.clients[0].instruments(), config.symbols)
+        # Each flow names its orders after its own trader id: with one key for every trader (dex-trader --key), the
+        # server acts as the key's trader and the client order ids still differ from one flow to the next.
         self.flows = [
-            OrderFlow(config.seed, client.trader, self.instruments, config.stream_id(self.proc, i)) for i, client in enumerate(self.clients)
+            OrderFlow(config.seed, config.trader_id(self.proc, i), self.instruments, config.stream_id(self.proc, i))
+            for i in range(len(self.clients))
         ]
         per_trader = self.batches_to_prepare()
         self.prepared = [deque(self.write_batch(flow) for _ in range(per_trader)) for flow in self.flows]
