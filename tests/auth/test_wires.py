@@ -21,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -35,10 +36,12 @@ from engine import (
     RejectReason,
     Side,
 )
+from transports.core import auth as auth_module
 from transports.core.auth import Authenticator
 from transports.core.client import TraderClient
 from transports.core.gateway import Gateway, GatewayConfig
 from transports.core.keys import RELOAD_CHECK_S, Credential, Keyring, create_key, revoke_key
+from transports.core.signing import MAX_WINDOW_MS, now_ms
 from transports.registry import TRANSPORTS, authenticating
 
 SYM = "BTC-USD"
@@ -46,6 +49,7 @@ INSTRUMENT = Instrument.create(SYM, "0.01", "0.001", reference_price="30000.00",
 PX = 3_000_000
 REFUSED = (RejectReason.UNAUTHENTICATED, RejectReason.UNAUTHORIZED)
 WIRES = authenticating()
+SIGNED_WIRES = tuple(name for name in WIRES if TRANSPORTS[name].auth.signed_requests)  # type: ignore[union-attr]
 
 
 class Keys:
@@ -241,6 +245,123 @@ def test_no_secret_or_signature_appears_in_any_log_line(wire: str, tmp_path: Pat
         assert not [s for s in secrets_ if s and s in text]
 
     run(wire, tmp_path, scenario)
+
+
+# ------------------------------------------------------------ replays (signed-request wires)
+# A replay is what an attacker on the network does: record a client's bytes and send them again. The client talks
+# through a recording TCP proxy; once it is gone, its recorded connections are sent again, byte for byte, straight
+# to the server, within the request's window. Nothing of them may reach the book. A plaintext wire must refuse them
+# as replays (its answer names ``replayed_request``, or its UNAUTHENTICATED count rises); over TLS the recording
+# cannot even get past the handshake. Staleness is the server's clock moved past every window: every wire checks a
+# signed request's time in ``Authenticator.verify_signed``, which reads ``transports.core.auth.now_ms``.
+@pytest.fixture(params=SIGNED_WIRES)
+def signed_wire(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class Recorder:
+    """A TCP proxy to ``target`` that keeps what each client connection sent."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.sent: list[bytearray] = []
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream = await asyncio.open_connection(*self.target)
+        record = bytearray()
+        self.sent.append(record)
+        pipes = [asyncio.ensure_future(self._pipe(reader, upstream, record)), asyncio.ensure_future(self._pipe(upstream_reader, writer))]
+        self._pipes.update(pipes)
+        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        for pipe in pipes:
+            pipe.cancel()
+        for w in (writer, upstream):
+            w.close()
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, record: bytearray | None = None) -> None:
+        while data := await source.read(65536):
+            if record is not None:
+                record += data
+            sink.write(data)
+            await sink.drain()
+
+    async def close(self) -> None:
+        for pipe in self._pipes:
+            pipe.cancel()
+        if self._server is not None:
+            self._server.close()
+
+    async def replay(self) -> bytes:
+        """Send every recorded connection again, each on a new connection to the server; what the server answered."""
+        answers = bytearray()
+        for record in self.sent:
+            reader, writer = await asyncio.open_connection(*self.target)
+            writer.write(bytes(record))
+            with contextlib.suppress(OSError, TimeoutError):
+                while data := await asyncio.wait_for(reader.read(65536), 1.0):
+                    answers += data
+            writer.close()
+        return bytes(answers)
+
+
+def _through(url: str, port: int) -> str:
+    """``url`` with its port replaced by ``port`` (the same host: a certificate still matches it)."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"{parts.hostname}:{port}").geturl()
+
+
+def test_a_replayed_signed_request_is_refused(signed_wire: str, tmp_path: Path) -> None:
+    async def scenario(v: Venue) -> None:
+        target = urlsplit(v.url)
+        assert target.hostname and target.port, v.url
+        recorder = Recorder(target.hostname, target.port)
+        try:
+            alice = TRANSPORTS[signed_wire].auth.client(v.keys.alice, _through(v.url, await recorder.start()))  # type: ignore[union-attr]
+            await asyncio.wait_for(alice.connect(), 10)
+            events = (await alice.submit([order("once")]))[0]
+            assert any(isinstance(e, OrderAccepted) for e in events)
+            await asyncio.wait_for(alice.close(), 5)
+            assert recorder.sent and any(recorder.sent)
+            before = v.gateway.stats_dict()
+            answer = await recorder.replay()
+        finally:
+            await recorder.close()
+        after = v.gateway.stats_dict()
+        assert sum(after["by_transport"].values()) == sum(before["by_transport"].values())  # nothing reached the book
+        assert resting(v, "alice") == [PX - 100]
+        tls = all(record[:1] == b"\x16" for record in recorder.sent if record)  # a TLS handshake record
+        counted = _unauthenticated(after) > _unauthenticated(before)
+        assert tls or b"replayed_request" in answer or counted, answer[:500]
+
+    run(signed_wire, tmp_path, scenario)
+
+
+def test_a_signed_request_outside_its_window_is_refused(signed_wire: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth_module, "now_ms", lambda: now_ms() + 2 * MAX_WINDOW_MS)  # the server's clock: past any window
+
+    async def scenario(v: Venue) -> None:
+        late = TRANSPORTS[signed_wire].auth.client(v.keys.alice, v.url)  # type: ignore[union-attr]
+        try:
+            assert await refused(_connect_and_submit(late, order("late")))
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(late.close(), 5)
+        assert resting(v, "alice") == []
+
+    run(signed_wire, tmp_path, scenario)
+
+
+def _unauthenticated(stats: dict[str, object]) -> int:
+    refused_ = stats["refused_by_reason"]
+    assert isinstance(refused_, dict)
+    return int(refused_.get("UNAUTHENTICATED", 0))
 
 
 async def _order_or_refusal(client: TraderClient, order_id: int) -> object:

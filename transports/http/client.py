@@ -58,7 +58,7 @@ from transports.core.keys import Credential
 from transports.core.marketdata import MarketData
 from transports.http.market_data import decode_market_data
 from transports.http.settings import client_url
-from transports.http.signed import signed_headers
+from transports.http.signed import CLIENT_LOGGERS, redact_signatures, signed_headers
 
 _JSON_HEADERS = {"content-type": "application/json"}
 _PROTOBUF_HEADERS = {"content-type": "application/x-protobuf"}
@@ -99,6 +99,8 @@ class HttpClient(TraderClient):
         self.url = client_url(url)
         self._credential = credential
         self._prefix = urlsplit(self.url).path.rstrip("/")  # signed as part of the path: the request line holds it
+        if credential is not None:
+            redact_signatures(CLIENT_LOGGERS)  # websockets logs an upgrade's headers at debug level
         self.ws_url = "ws" + self.url.removeprefix("http") if self.url.startswith("http") else self.url
         self.timeout = timeout
         self._http: HttpEndpoint | None = None

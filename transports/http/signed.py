@@ -28,10 +28,16 @@ Invariants:
 * A private HTTP request is admitted against its key's limits when it is
   first identified and released when the middleware has sent its answer; a
   WebSocket upgrade takes a token but no in-flight slot (a stream lives long).
+* No signature reaches a log line: the websockets library logs an upgrade's
+  request line and every header at debug level (through uvicorn's
+  ``uvicorn.error`` logger on a server, ``websockets.client`` in a client),
+  so ``redact_signatures`` filters those loggers' records.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
@@ -53,6 +59,40 @@ FIELDS: Final = (KEY, TIMESTAMP, WINDOW, SIGNATURE)
 _FIELD_BYTES: Final = frozenset(f.encode() for f in FIELDS)
 _STATE: Final = "dex_signed"  # the request's SignedRequest, in the ASGI scope's "state"
 MISSING: Final = "sign the request: DEX-KEY, DEX-TIMESTAMP, DEX-WINDOW and DEX-SIGNATURE headers (docs/security.md)"
+
+
+_IN_QUERY: Final = re.compile(r"(dex-signature=)[^&\s]*", re.IGNORECASE)
+REDACTED: Final = "[redacted]"
+SERVER_LOGGERS: Final = ("uvicorn.error", "uvicorn.access")  # uvicorn's lines, and websockets' on a server
+CLIENT_LOGGERS: Final = ("websockets.client",)
+
+
+class _RedactSignatures(logging.Filter):
+    """Rewrites a record's arguments so that no signature is formatted into it (a header's value, a query's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and args:
+            out = list(args)
+            for i, arg in enumerate(out):
+                if not isinstance(arg, str):
+                    continue
+                if arg.lower() == SIGNATURE and i + 1 < len(out):  # websockets: "< %s: %s" % (name, value)
+                    out[i + 1] = REDACTED
+                elif "dex-signature=" in arg.lower():
+                    out[i] = _IN_QUERY.sub(rf"\g<1>{REDACTED}", arg)
+            record.args = tuple(out)
+        elif isinstance(record.msg, str) and "dex-signature" in record.msg.lower():
+            record.msg = _IN_QUERY.sub(rf"\g<1>{REDACTED}", record.msg)
+        return True
+
+
+def redact_signatures(logger_names: tuple[str, ...]) -> None:
+    """Filter the records of ``logger_names`` so no signature is logged (idempotent)."""
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactSignatures) for f in logger.filters):
+            logger.addFilter(_RedactSignatures())
 
 
 # ---------------------------------------------------------------- clients
@@ -109,6 +149,7 @@ class SignedRequests:
     """The ASGI middleware of an app that authenticates: keeps each request's proof for ``principal``."""
 
     def __init__(self, app: ASGIApp, authenticator: Authenticator, body_limit: int) -> None:
+        redact_signatures(SERVER_LOGGERS)
         self.app = app
         self.authenticator = authenticator
         self.body_limit = body_limit
