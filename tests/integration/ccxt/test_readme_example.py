@@ -20,7 +20,7 @@ def example() -> str:
 
 def test_the_readme_ccxt_example_runs_as_written(server: LiveServer) -> None:
     code = example()
-    assert code.startswith("from traders.turbodex_ccxt import turbodex\n") and len(code.splitlines()) == 5
+    assert code.startswith("from traders.turbodex_ccxt import turbodex\n") and len([line for line in code.splitlines() if line]) == 5
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(compile(code.replace("http://127.0.0.1:8080", server.url), "README.md", "exec"), {})
