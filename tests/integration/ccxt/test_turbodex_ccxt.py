@@ -130,3 +130,11 @@ def test_the_async_class_makes_the_same_requests(server: LiveServer) -> None:
             await alice.close()
 
     asyncio.run(run())
+
+
+def test_every_reason_code_has_a_ccxt_exception_class() -> None:
+    from engine import RejectReason
+    from traders.turbodex_ccxt.common import REASON_EXCEPTIONS
+
+    assert set(REASON_EXCEPTIONS) == {reason.name for reason in RejectReason}  # a new reason needs its class here
+    assert all(issubclass(kind, ccxt.BaseError) for kind in REASON_EXCEPTIONS.values())
