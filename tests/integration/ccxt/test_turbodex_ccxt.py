@@ -9,9 +9,11 @@ import ccxt
 import httpx
 import pytest
 
+from engine import RejectReason
 from tests.integration.ccxt.conftest import LiveServer
 from traders.turbodex_ccxt import turbodex
 from traders.turbodex_ccxt.async_support import turbodex as async_turbodex
+from traders.turbodex_ccxt.common import REASON_EXCEPTIONS
 
 SYMBOL = "BTC/USD"  # the server's BTC-USD: tick 0.01, lot 0.0001, min 0.0001
 
@@ -133,8 +135,5 @@ def test_the_async_class_makes_the_same_requests(server: LiveServer) -> None:
 
 
 def test_every_reason_code_has_a_ccxt_exception_class() -> None:
-    from engine import RejectReason
-    from traders.turbodex_ccxt.common import REASON_EXCEPTIONS
-
     assert set(REASON_EXCEPTIONS) == {reason.name for reason in RejectReason}  # a new reason needs its class here
     assert all(issubclass(kind, ccxt.BaseError) for kind in REASON_EXCEPTIONS.values())
