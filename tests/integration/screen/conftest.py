@@ -7,12 +7,14 @@ A missing chromium or Playwright fails the tests (never a skip).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -67,6 +69,21 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def side_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """One event loop in its own thread for the module's asyncio clients (gRPC): Playwright's sync API holds the
+    test thread's loop, and grpc.aio wants one loop for its whole life, not a fresh one per call."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="screen-tests-asyncio", daemon=True)
+    thread.start()
+    try:
+        yield loop
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ Each test is bounded (pytest-timeout); a screenshot of each view goes to reports
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +29,7 @@ def shot(screen: ScreenPage, name: str) -> None:
     screen.page.screenshot(path=str(SCREENS / name), full_page=True)
 
 
-def place_over_grpc(exchange: Exchange, trader: str, side: Side, price: str, qty: str) -> None:
+def place_over_grpc(loop: asyncio.AbstractEventLoop, exchange: Exchange, trader: str, side: Side, price: str, qty: str) -> None:
     async def run() -> None:
         client = GrpcClient(trader, exchange.grpc)
         await client.connect()
@@ -43,8 +42,7 @@ def place_over_grpc(exchange: Exchange, trader: str, side: Side, price: str, qty
         finally:
             await client.close()
 
-    with ThreadPoolExecutor(1) as thread:  # Playwright's sync API holds this thread's event loop
-        thread.submit(asyncio.run, run()).result(10)
+    asyncio.run_coroutine_threadsafe(run(), loop).result(10)  # Playwright's sync API holds this thread's event loop
 
 
 def test_the_page_loads_with_no_console_errors_on_a_laptop_and_a_phone(screen: ScreenPage, browser: Browser, exchange: Exchange) -> None:
@@ -69,8 +67,10 @@ def test_the_page_loads_with_no_console_errors_on_a_laptop_and_a_phone(screen: S
         phone.close()
 
 
-def test_the_ladder_shows_an_order_placed_over_grpc_within_a_second(screen: ScreenPage, exchange: Exchange) -> None:
-    place_over_grpc(exchange, "grpc-trader", Side.BUY, "29911.00", "0.4200")
+def test_the_ladder_shows_an_order_placed_over_grpc_within_a_second(
+    screen: ScreenPage, exchange: Exchange, side_loop: asyncio.AbstractEventLoop
+) -> None:
+    place_over_grpc(side_loop, exchange, "grpc-trader", Side.BUY, "29911.00", "0.4200")
     screen.page.wait_for_selector("#bids tr[data-price='29911.00']", timeout=1000)
     row = screen.page.locator("#bids tr[data-price='29911.00'] td").all_inner_texts()
     assert row == ["29911.00", "0.4200", "1"]
@@ -90,6 +90,7 @@ def test_an_order_from_the_form_appears_in_the_book_and_in_my_orders_and_cancel_
     page.wait_for_selector("#asks tr[data-price='30123.45']")
     page.wait_for_selector("#my-orders tr[data-client-order-id='web-1']")
     assert "accepted" in page.inner_text("#order-result")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1440, "an order row widens the page"
     mine = httpx.get(exchange.http + "/orders/client/web-1", headers={"X-Trader": "web-trader"}).json()
     assert mine["price"] == "30123.45" and mine["remaining"] == "0.0100" and mine["side"] == "sell"
     shot(screen, "screen-trading.png")
@@ -128,9 +129,9 @@ def test_the_candle_chart_shows_the_candles_the_rest_endpoint_returns(screen: Sc
     assert screen.errors == []
 
 
-def test_the_transports_panel_and_the_reports_page(screen: ScreenPage, exchange: Exchange) -> None:
+def test_the_transports_panel_and_the_reports_page(screen: ScreenPage, exchange: Exchange, side_loop: asyncio.AbstractEventLoop) -> None:
     page = screen.page
-    place_over_grpc(exchange, "grpc-panel", Side.BUY, "29800.00", "0.0100")
+    place_over_grpc(side_loop, exchange, "grpc-panel", Side.BUY, "29800.00", "0.0100")
     page.wait_for_selector("#transport-rows tr[data-transport='grpc']", timeout=5000)
     cells = page.locator("#transport-rows tr[data-transport='grpc'] td").all_inner_texts()
     assert cells[0] == "grpc" and len(cells) == 9
