@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     started = time.time()
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="dex-screen-") as workdir, LocalServer(workdir) as server:
         trader = Path(sys.executable).with_name("dex-trader")
         load_cmd = [str(trader), "--transport", "http", "--server", server.url, "--workers", str(args.traders), "--batch", "100",
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "started_at_unix": int(started),
         "elapsed_s": round(time.time() - started, 1),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(), "browser": chromium},
+        "load_average_at_start": [round(x, 2) for x in load_at_start],
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "load": {
             "what": f"make demo's load: dex-trader --transport http, {args.traders} traders, batches of 100, for {args.seconds:g} s",
             "still_running_when_measured": load_running,
