@@ -92,7 +92,7 @@ def updates(browser: Browser, url: str, probes: int, screenshot: str) -> dict[st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="reports/screen-timings.json")
-    parser.add_argument("--seconds", type=float, default=30.0, help="how long the demo's load runs (bounded)")
+    parser.add_argument("--seconds", type=float, default=25.0, help="how long the demo's load runs (bounded)")
     parser.add_argument("--traders", type=int, default=4)
     parser.add_argument("--loads", type=int, default=5, help="page loads measured")
     parser.add_argument("--probes", type=int, default=20, help="trades timed to the page")
