@@ -31,7 +31,9 @@ goes to the command exchange ``<name>.cmd`` with ``user_id`` set to the key
 id (the broker checks it against the login), and the reply and market-data
 queues are named by the key (``<name>.reply.<KEY>.<id>``), the only ones its
 user may read. A login the broker refuses, or a user it deletes (revoked),
-raises ``AuthFailure`` (``UNAUTHENTICATED``), requests in flight included.
+raises ``AuthFailure`` (``UNAUTHENTICATED``), requests in flight included;
+``connect`` tries a refused login again until ``connect_timeout`` first, since
+a key created a moment ago is a broker user only once the server has synced.
 
 Errors (``engine`` hierarchy, never an aio-pika exception): ``NotConnected``,
 ``Overloaded`` (nothing applied; retry), ``MalformedMessage``, ``ExchangeError``.
@@ -43,6 +45,7 @@ import asyncio
 import contextlib
 import itertools
 import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
@@ -75,12 +78,14 @@ from transports.core.client import Replies, TraderClient
 from transports.core.instruments_cache import InstrumentsCache
 from transports.core.keys import Credential
 from transports.core.marketdata import BookSnapshot, MarketData, in_sequence
+from transports.core.signing import AuthFailure
 
 
 class NoReply(NotConnected):
     """The broker confirmed the request (a batch: it is in the durable queue and will be applied) but no reply came in time."""
 
 
+NEW_KEY_RETRY_S = 0.5  # between logins of a key the broker refused while connecting (its user may be a sync away)
 MD_QUEUE_MAX = 100_000  # market-data messages a subscriber's queue holds before the oldest are dropped
 
 
@@ -132,7 +137,7 @@ class AmqpClient(TraderClient):
             return
         connecting = self._connecting = asyncio.get_running_loop().create_future()
         try:
-            connection = await connect(self.url, self.connect_timeout, name=f"dex client {self.trader}")
+            connection = await self._login()
             try:
                 channel = await connection.channel(publisher_confirms=True)
                 if not self._key:  # a key may not declare the command queue: the exchange's server does
@@ -157,6 +162,17 @@ class AmqpClient(TraderClient):
                 connecting.set_exception(exc if isinstance(exc, Exception) else NotConnected("connect cancelled"))
                 connecting.exception()  # retrieved: a caller waiting on it re-raises it
             raise
+
+    async def _login(self) -> BackoffRobustConnection:
+        """Connect; a keyed client retries a refused login until its connect timeout (a new key's user may be a sync away)."""
+        deadline = time.monotonic() + self.connect_timeout
+        while True:
+            try:
+                return await connect(self.url, self.connect_timeout, name=f"dex client {self.trader}")
+            except AuthFailure:
+                if not self._key or time.monotonic() + NEW_KEY_RETRY_S > deadline:
+                    raise
+                await asyncio.sleep(NEW_KEY_RETRY_S)
 
     async def close(self) -> None:
         self._stop_heartbeat()

@@ -142,6 +142,7 @@ async def serve_with_users(
 
     from transports.amqp.server import AmqpServerSettings, serve_amqp
 
+    private = broker is None  # this process's own broker: it ends with the process, its users with it
     if broker is None:
         broker = await asyncio.get_running_loop().run_in_executor(None, auth_broker)
     base = settings or AmqpServerSettings(journal=None)
@@ -160,7 +161,7 @@ async def serve_with_users(
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         if remove_after:
-            await asyncio.to_thread(users.remove)
+            await asyncio.to_thread(users.remove, not private)
 
 
 _LISTENING = re.compile(r"dex-amqp listening on (\S+)")

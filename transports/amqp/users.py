@@ -172,10 +172,12 @@ class BrokerUsers:
                 raise BrokerUsersError(f"the broker did not list the users of vhost {self.vhost} within {timeout:g}s")
             time.sleep(0.1)
 
-    def remove(self) -> None:
-        """Delete this exchange's vhost and the users we made (the exchange's user too)."""
+    def remove(self, delete_users: bool = True) -> None:
+        """Delete this exchange's vhost (its users can then open nothing) and, with ``delete_users``, the users we made."""
         with contextlib.suppress(Exception):
             self.ctl("delete_vhost", self.vhost, timeout=60)
+        if not delete_users:
+            return
         for user in sorted(self._present | {self.exchange.user}):
             with contextlib.suppress(Exception):
                 self._delete_user(user)

@@ -10,7 +10,9 @@ Invariants:
   request goes to the key's own subjects (``dex.cmd.<KEY>.<SYMBOL>``,
   ``dex.lean.<KEY>``, ``dex.q.<KEY>.<kind>``) and replies come to the key's
   inbox (``_INBOX.<KEY>.``). A broker that refuses the user (revoked, never
-  issued) raises ``AuthFailure`` (``UNAUTHENTICATED``).
+  issued) raises ``AuthFailure`` (``UNAUTHENTICATED``); ``connect`` tries the
+  login again until ``connect_timeout`` first, since a key created a moment
+  ago is a broker user only once the server has reloaded the broker's users.
 * A batch larger than ``MAX_COMMANDS_PER_REQUEST`` goes as several requests,
   sent in order and pipelined; the replies are joined in order. Each part is
   applied whole or refused whole (the first refusal is raised; parts before
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
@@ -61,6 +64,7 @@ from transports.core.client import Replies, TraderClient
 from transports.core.instruments_cache import InstrumentsCache
 from transports.core.keys import Credential
 from transports.core.marketdata import BookSnapshot, MarketData, in_sequence
+from transports.core.signing import AuthFailure
 from transports.nats.connection import ConnectionErrors, connect, refused_by_broker
 from transports.nats.settings import (
     DEFAULT_PREFIX,
@@ -72,6 +76,8 @@ from transports.nats.settings import (
     Subjects,
     client_url,
 )
+
+NEW_KEY_RETRY_S = 0.25  # between logins of a key the broker refused while connecting (its user may be a reload away)
 
 
 def _symbol_of(command: Command) -> str:
@@ -144,13 +150,28 @@ class NatsClient(TraderClient):
         async with self._connecting:
             if self._nc is not None:
                 return
-            nc = await connect(self.url, f"dex-trader {self.trader}", self.errors, timeout=self.connect_timeout, **self._connect_options())
+            nc = await self._login()
             self._nc = nc
             try:
                 await self._catalog.refresh()
             except BaseException:
                 await self.close()
                 raise
+
+    async def _login(self) -> Client:
+        """Connect; a keyed client retries a refused login until its connect timeout (a new key's user may be a reload away)."""
+        deadline = time.monotonic() + self.connect_timeout
+        while True:
+            options = self._connect_options()
+            try:
+                nc = await connect(self.url, f"dex-trader {self.trader}", self.errors, timeout=self.connect_timeout, **options)
+            except AuthFailure:
+                if self._credential is None or time.monotonic() + NEW_KEY_RETRY_S > deadline:
+                    raise
+                await asyncio.sleep(NEW_KEY_RETRY_S)
+                continue
+            self.errors.refused = False  # refusals before this login are over
+            return nc
 
     async def close(self) -> None:
         self._stop_heartbeat()
