@@ -160,5 +160,8 @@ def test_dex_keys_creates_lists_and_revokes_and_never_prints_a_secret(tmp_path: 
     text = out + revoked + _dex_keys(tmp_path, "list") + json.dumps(listed)
     assert credential.private_key not in text and "secret" not in json.dumps(listed)
     assert Keyring(tmp_path).lookup(key_id) is None
+    kept = _dex_keys(tmp_path, "ensure", "ops", "--admin")
+    assert kept.startswith("kept ") and len(Keyring(tmp_path).records()) == 2  # set-up scripts may run it every start
+    assert _dex_keys(tmp_path, "ensure", "bob").startswith("created ")
     tls = _dex_keys(tmp_path, "tls")
     assert (tmp_path / "server" / "tls" / "server.pem").exists() and "CA certificate" in tls

@@ -3,6 +3,7 @@
 Commands::
 
     dex-keys create TRADER [--admin] [--hmac] [--rate N] [--in-flight N]
+    dex-keys ensure TRADER [--admin]      (create only if TRADER has no live key: for set-up scripts)
     dex-keys list [--json]
     dex-keys revoke KEY_ID
     dex-keys tls [--name HOST ...]
@@ -23,7 +24,19 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from transports.core.keys import CLIENTS_DIR, KEYRING_FILE, Keyring, create_key, keys_dir, locked, read_records, revoke_key, write_records
+from transports.core.keys import (
+    CLIENTS_DIR,
+    KEYRING_FILE,
+    Keyring,
+    Role,
+    create_key,
+    credential_for,
+    keys_dir,
+    locked,
+    read_records,
+    revoke_key,
+    write_records,
+)
 from transports.core.tls import issue_server_certificate
 
 
@@ -37,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--hmac", action="store_true", help="an HMAC-SHA256 secret instead of an Ed25519 key pair")
     create.add_argument("--rate", type=int, default=0, metavar="N", help="requests per second of this key (default: the server's)")
     create.add_argument("--in-flight", type=int, default=0, metavar="N", help="requests of this key served at once (default: the server's)")
+    ensure = commands.add_parser("ensure", help="a key for a trader unless it has a live one (idempotent set-up)")
+    ensure.add_argument("trader")
+    ensure.add_argument("--admin", action="store_true", help="the admin role: may add instruments")
     listing = commands.add_parser("list", help="every key: id, trader, role, scheme, revoked")
     listing.add_argument("--json", action="store_true", help="one JSON document (no secrets)")
     revoke = commands.add_parser("revoke", help="revoke a key: servers refuse it within one reload")
@@ -55,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _set_limits(directory, credential.key_id, args.rate, args.in_flight)
         print(f"created {credential.key_id} for {credential.trader} ({credential.scheme}, {credential.role})")
         print(f"credential: {directory / CLIENTS_DIR / (credential.key_id + '.json')} (give it to the trader; keep it secret)")
+    elif args.command == "ensure":
+        role: Role = "admin" if args.admin else "trader"
+        found = credential_for(directory, args.trader, role)
+        credential = found if found is not None else create_key(directory, args.trader, role=role)
+        print(f"{'kept' if found else 'created'} {credential.key_id} for {credential.trader} ({credential.role})")
+        print(f"credential: {directory / CLIENTS_DIR / (credential.key_id + '.json')}")
     elif args.command == "list":
         records = Keyring(directory).records()
         if args.json:
