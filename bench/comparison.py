@@ -53,7 +53,8 @@ from transports.registry import TRANSPORTS
 
 INPROC = "inproc"
 # The default suite's order-path workloads (bench/workloads/*.yaml), the names the report's tables know.
-MODES = ("single", "rate", "batch", "single_fsync_off", "batch_fsync_off")
+MODES = ("single", "rate", "batch", "single_fsync_off", "batch_fsync_off", "single_auth", "batch_auth")
+NO_WIRE_TO_AUTHENTICATE = "no wire: the harness and the gateway share one process, there is no one to authenticate"
 # From the descriptors: why a transport has no journal fsync to turn off, and the wire its echo ceiling rides on.
 NO_FSYNC_TO_TURN_OFF = {n: d.no_fsync_to_turn_off for n, d in TRANSPORTS.items() if d.no_fsync_to_turn_off}
 WIRE_OF = {n: d.echo_wire for n, d in TRANSPORTS.items() if d.echo_wire}
@@ -118,7 +119,9 @@ def run_transport(transport: str, workloads: Sequence[Workload], repeat: int, lo
     points: list[dict[str, Any]] = []
     for server_args, group in _order_path(workloads):
         wanted = [w for w in group if transport in w.targets() and repeat < w.repeats]
-        skipped = NO_FSYNC_TO_TURN_OFF.get(transport) if server_args else None
+        skipped = NO_FSYNC_TO_TURN_OFF.get(transport) if "--fsync" in server_args else None
+        if "--auth" in server_args and transport == INPROC:
+            skipped = NO_WIRE_TO_AUTHENTICATE
         if skipped is not None:
             points += [{"mode": w.name, "repeat": repeat, "skipped": skipped} for w in wanted]
         elif wanted:

@@ -267,6 +267,50 @@ def _workload_lines(result: dict[str, Any]) -> list[str]:
     return rows
 
 
+AUTH_MAX_BATCH_LOSS = 0.10  # issue 17's bound: authentication costs at most 10% of batched throughput
+AUTH_MAX_SINGLE_P50_US = 50  # ... and at most 50 µs of single-order p50
+
+
+def _auth_lines(result: dict[str, Any]) -> list[str]:
+    """Each transport with and without authentication (``--auth keys``), measured in the same run."""
+    rows = [
+        "### What authentication costs",
+        "",
+        "The single and batch workloads again on a server started with `--auth keys`, every trader proving its API key "
+        "the wire's own way (docs/security.md); a fresh server each. Bounds: at most "
+        f"{AUTH_MAX_BATCH_LOSS:.0%} of batched throughput and {AUTH_MAX_SINGLE_P50_US} µs of single-order p50.",
+        "",
+        "| transport | batch orders/s, auth off | batch orders/s, keys | change | single p50 µs, off | single p50 µs, keys "
+        "| change µs | within bounds |",
+        "|---|---:|---:|---:|---:|---:|---:|:---:|",
+    ]
+    for name in result["transports"]:
+        keyed = _mode(result, name, "batch_auth")
+        if keyed.get("skipped"):
+            continue
+        batch, batch_keys = _median(result, name, "batch", "throughput_per_s"), _median(result, name, "batch_auth", "throughput_per_s")
+        p50, p50_keys = _median(result, name, "single", "p50"), _median(result, name, "single_auth", "p50")
+        change = None if not batch or batch_keys is None else batch_keys / batch - 1
+        delta = None if p50 is None or p50_keys is None else p50_keys - p50
+        ok = change is not None and delta is not None and change >= -AUTH_MAX_BATCH_LOSS and delta <= AUTH_MAX_SINGLE_P50_US
+        rows.append(
+            f"| {name} | {_number(batch)} | {_number(batch_keys)} | {'-' if change is None else f'{change:+.1%}'} | "
+            f"{_number(p50)} | {_number(p50_keys)} | {'-' if delta is None else f'{delta:+,.0f}'} | "
+            f"{'-' if change is None or delta is None else ('yes' if ok else 'NO')} |"
+        )
+    return [*rows, ""]
+
+
+def _median(result: dict[str, Any], name: str, mode: str, key: str) -> float | None:
+    point = _mode(result, name, mode)
+    spread = point.get("throughput_per_s") if key == "throughput_per_s" else point.get("latency_us", {}).get(key)
+    return None if not spread else float(spread["median"])
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
 def _order_path_lines(result: dict[str, Any], charts: dict[str, str]) -> list[str]:
     if not result.get("transports"):
         return []
@@ -293,6 +337,8 @@ def _order_path_lines(result: dict[str, Any], charts: dict[str, str]) -> list[st
             *_wire_tables(result),
             "",
         ]
+    if "single_auth" in result.get("modes", []) or "batch_auth" in result.get("modes", []):
+        out += _auth_lines(result)
     out += [f"![{key}]({charts[key]})" for key in ("throughput", "latency") if key in charts]
     out.append("")
     for mode in ("single", "rate"):

@@ -41,6 +41,9 @@ DEFAULT_SUITE: Final = WORKLOADS_DIR / "default.yaml"
 ORDER_PATH_MODES: Final = ("closed", "fixed")
 MODES: Final = (*ORDER_PATH_MODES, "rate-search", "fanout", "burst", "recovery")
 DURABILITY: Final = ("fsync", "off")
+AUTH: Final = ("off", "keys")
+# The keyring of authenticated runs: servers read it, the harness creates its traders' development keys in it.
+BENCH_KEYS: Final = str(Path(__file__).resolve().parents[1] / "build" / "bench-keys")
 DEPLOYMENTS: Final = ("single", "nats-auto", "dht")
 INPROC: Final = "inproc"
 QUICK_RATES: Final = (500.0, 1000.0, 2000.0)  # a rate search's ladder in a smoke run
@@ -60,6 +63,7 @@ class Workload:
     description: str = ""
     transports: tuple[str, ...] = ()  # empty: every registered transport
     durability: str = "fsync"  # fsync: every reply waits for its journal fsync (the servers' default); off: --fsync off
+    auth: str = "off"  # keys: the server runs --auth keys and every trader proves an API key (docs/security.md)
     batch: int = 1  # orders per submit
     traders: int = 1  # concurrent traders (the harness's --workers)
     procs: int = 1  # harness processes, each running `traders` traders
@@ -99,12 +103,15 @@ class Workload:
         args += ["--batch", str(self.batch), "--workers", str(self.traders), "--rate", f"{rate:g}"]
         if self.procs > 1:
             args += ["--procs", str(self.procs)]
+        if self.auth == "keys":
+            args += ["--keys", BENCH_KEYS]
         if self.symbols:
             args += ["--symbols", ",".join(self.symbols)]
         return args
 
     def server_args(self) -> tuple[str, ...]:
-        return ("--fsync", "off") if self.durability == "off" else ()
+        durability = ("--fsync", "off") if self.durability == "off" else ()
+        return (*durability, "--auth", "keys", "--keys", BENCH_KEYS) if self.auth == "keys" else durability
 
     def scaled(self, *, duration_s: float | None = None, warmup_s: float | None = None, repeats: int | None = None) -> Workload:
         """The same workload with shorter points or fewer repeats (``--quick``, ``--duration``, ``--repeat``)."""
@@ -149,7 +156,7 @@ def _typed(key: str, value: Any, where: str) -> Any:
         if not all(isinstance(v, kind) or (kind is float and isinstance(v, int) and not isinstance(v, bool)) for v in items):
             raise WorkloadError(f"{where}: {key} must be a list of {kind.__name__}, got {value!r}")
         return tuple(kind(v) for v in items)
-    if key == "durability" and value is False:  # YAML 1.1 reads a bare `off` as false: it means "off"
+    if key in ("durability", "auth") and value is False:  # YAML 1.1 reads a bare `off` as false: it means "off"
         return "off"
     default = _FIELDS[key].default
     if default is dataclasses.MISSING:  # name and mode: required strings
@@ -168,6 +175,8 @@ def _typed(key: str, value: Any, where: str) -> Any:
 def _check(w: Workload, where: str, registered: Sequence[str]) -> None:
     if w.mode not in MODES:
         raise WorkloadError(f"{where}: mode must be one of {', '.join(MODES)}, got {w.mode!r}")
+    if w.auth not in AUTH:
+        raise WorkloadError(f"{where}: auth must be one of {', '.join(AUTH)}, got {w.auth!r}")
     if w.durability not in DURABILITY:
         raise WorkloadError(f"{where}: durability must be one of {', '.join(DURABILITY)}, got {w.durability!r}")
     unknown = [t for t in w.transports if t not in registered and t != INPROC]
