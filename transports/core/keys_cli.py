@@ -39,9 +39,21 @@ from transports.core.keys import (
 )
 from transports.core.tls import issue_server_certificate
 
+USAGE = """commands:
+  dex-keys create TRADER [--admin] [--hmac] [--rate N] [--in-flight N]
+  dex-keys ensure TRADER [--admin]
+  dex-keys list [--json]
+  dex-keys revoke KEY_ID
+  dex-keys tls [--name HOST ...]"""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dex-keys", description="API keys and TLS certificates of the exchange (docs/security.md)")
+    parser = argparse.ArgumentParser(
+        prog="dex-keys",
+        description="API keys and TLS certificates of the exchange (docs/security.md)",
+        epilog=USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--keys", default=None, metavar="DIR", help="keyring directory (default $DEX_KEYS, else var/keys)")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="a new key for a trader; prints its credential file")
