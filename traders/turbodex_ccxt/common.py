@@ -15,26 +15,43 @@ Invariants:
   strings; ccxt's ``safe_order``/``safe_trade``/``safe_ticker`` turn them into
   the caller's number type (``exchange.number``: float by default, or
   ``decimal.Decimal``/``str``).
-* Identity goes through one seam, ``sign()`` -> ``auth_headers``: today the
-  server reads the trader from the ``X-Trader`` header and the ccxt
-  ``apiKey`` names that trader. Signed requests (a key id, a timestamp and a
-  signature over method, path, query and body with ``secret``) replace that
-  one method.
+* Identity goes through one seam, ``sign()`` -> ``auth_headers``. With a
+  ``secret`` every private request is signed as ``turbo-dex --auth keys``
+  verifies it (docs/security.md): ``apiKey`` is the key id, ``secret`` the
+  credential file's ``private_key`` (an HMAC-SHA256 secret by default;
+  ``options["keyScheme"] = "ed25519"`` for an Ed25519 seed), and the signed
+  bytes are ``transports.core.signing.payload`` over the method, the path and
+  query exactly as the URL carries them and the body ccxt sends: one
+  definition of the canonical string for the server and this client. Without
+  a ``secret``, ``apiKey`` is sent as ``X-Trader`` (a server with ``--auth
+  off``, loopback only); a server with keys refuses that (401, ccxt's
+  ``AuthenticationError``).
+* Timestamps of one exchange object strictly increase (``_stamp``), so two
+  identical requests in the same millisecond (ccxt's async gather) carry
+  different signatures and neither is refused as a replay.
 * Every refusal is one of ccxt's exception classes, chosen by the server's
   stable reason code (``REASON_EXCEPTIONS``), never by its message.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import ccxt
 from ccxt.base.decimal_to_precision import TICK_SIZE
 from ccxt.base.precise import Precise
 
+from transports.core.keys import SCHEMES, Credential
+from transports.core.signing import DEFAULT_WINDOW_MS, MAX_WINDOW_MS, now_ms, payload
+from transports.core.signing import sign as sign_payload
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEFRAMES = {"1m": "1m", "5m": "5m", "15m": "15m", "1h": "1h", "1d": "1d"}
+# The signed request's headers (transports.http.signed reads them; named here so a ccxt user needs no server extra).
+KEY_HEADER, TIMESTAMP_HEADER, WINDOW_HEADER, SIGNATURE_HEADER = "DEX-KEY", "DEX-TIMESTAMP", "DEX-WINDOW", "DEX-SIGNATURE"
 
 # The server's reason names (engine/reasons.py, docs/json-format.md) -> ccxt's exception classes.
 REASON_EXCEPTIONS: dict[str, type[Exception]] = {
@@ -87,12 +104,27 @@ class TurboDexBase:
     urls: dict[str, Any]
     apiKey: str  # noqa: N815 (ccxt's attribute name)
 
+    secret: str
+    options: dict[str, Any]
+
     def __init__(self, config: dict[str, Any] | None = None) -> None:
-        """``turbodex({"url": "http://127.0.0.1:8080", "apiKey": "alice"})``: ``url`` is turbo-dex's HTTP address."""
+        """``turbodex({"url": "http://127.0.0.1:8080", "apiKey": KEY_ID, "secret": PRIVATE_KEY})``.
+
+        ``url`` is turbo-dex's HTTP address; ``apiKey`` and ``secret`` are a credential's ``key_id`` and
+        ``private_key`` (``dex-keys create alice --hmac``), or ``credential`` names the file
+        (``clients/<key id>.json``) and sets both with its scheme. Without ``secret``, ``apiKey`` is a trader name
+        for a server with ``--auth off``.
+        """
         settings = dict(config or {})
         url = str(settings.pop("url", "") or DEFAULT_URL).rstrip("/")
+        path = settings.pop("credential", None)
+        if path is not None:
+            held = json.loads(Path(path).read_text())
+            settings.update(apiKey=held["key_id"], secret=held["private_key"])
+            settings["options"] = {**settings.get("options", {}), "keyScheme": held["scheme"]}
         super().__init__(settings)  # type: ignore[call-arg]
         self.urls["api"] = {"public": url, "private": url}
+        self._last_stamp = 0
 
     def describe(self) -> dict[str, Any]:
         has = {
@@ -126,7 +158,8 @@ class TurboDexBase:
                 "timeframes": TIMEFRAMES,
                 "urls": {"api": {"public": DEFAULT_URL, "private": DEFAULT_URL}, "www": DEFAULT_URL, "doc": DEFAULT_URL + "/docs"},
                 "api": API,
-                "requiredCredentials": {"apiKey": True, "secret": False},
+                "requiredCredentials": {"apiKey": True, "secret": False},  # no secret: a trader name (--auth off)
+                "options": {"keyScheme": "hmac", "recvWindow": DEFAULT_WINDOW_MS},
                 "precisionMode": TICK_SIZE,
                 "exceptions": {"exact": REASON_EXCEPTIONS, "broad": {}},
             },
@@ -153,9 +186,30 @@ class TurboDexBase:
         return {"url": url, "method": method, "body": body, "headers": headers}
 
     def auth_headers(self, method: str, url: str, body: str | None) -> dict[str, str]:
-        """The one identity seam: the headers that say who acts. Today the server trusts ``X-Trader``, named by
-        ``apiKey``; with signed requests this signs ``method``, the path and query of ``url`` and ``body``."""
-        return {"X-Trader": self.apiKey}
+        """The one identity seam: the four signed-request headers over ``method``, ``url``'s path and query as sent,
+        and ``body``; without a ``secret``, ``X-Trader`` naming ``apiKey`` (``--auth off``)."""
+        if not self.secret:
+            return {"X-Trader": self.apiKey}
+        scheme = str(self.options.get("keyScheme", "hmac")).lower()
+        if scheme not in SCHEMES:
+            raise ccxt.AuthenticationError(f"{self.id} options['keyScheme'] {scheme!r}: one of {', '.join(SCHEMES)}")
+        window = int(self.options.get("recvWindow", DEFAULT_WINDOW_MS))
+        if not 1 <= window <= MAX_WINDOW_MS:
+            raise ccxt.BadRequest(f"{self.id} options['recvWindow'] {window}: 1 to {MAX_WINDOW_MS} ms")
+        target = urlsplit(url)
+        stamp = self._stamp()
+        credential = Credential(self.apiKey, "", scheme, self.secret)  # type: ignore[arg-type]  # checked above
+        try:
+            signature = sign_payload(credential, payload(stamp, window, method, target.path, target.query, (body or "").encode()))
+        except ValueError as exc:  # not base64, or not a 32-byte Ed25519 seed: the server would refuse it anyway
+            raise ccxt.AuthenticationError(f"{self.id} secret: the credential's private_key (base64): {exc}") from None
+        return {KEY_HEADER: self.apiKey, TIMESTAMP_HEADER: str(stamp), WINDOW_HEADER: str(window), SIGNATURE_HEADER: signature}
+
+    def _stamp(self) -> int:
+        """Now in Unix ms, and later than this object's previous stamp (signatures are deterministic: the same
+        request in the same millisecond would otherwise be refused as a replay)."""
+        self._last_stamp = max(now_ms(), self._last_stamp + 1)
+        return self._last_stamp
 
     def handle_errors(
         self, code: int, reason: str, url: str, method: str, headers: Any, body: str, response: Any, request_headers: Any, request_body: Any

@@ -16,7 +16,7 @@ from traders.turbodex_ccxt.common import TurboDexBase
 
 
 class turbodex(TurboDexBase, ccxt.Exchange):  # type: ignore[misc]  # noqa: N801 (ccxt names exchange classes in lower case)
-    """``turbodex({"url": "http://127.0.0.1:8080", "apiKey": "alice"})``: ``apiKey`` names the trader (docs/ccxt.md)."""
+    """``turbodex({"url": "http://127.0.0.1:8080", "apiKey": KEY_ID, "secret": PRIVATE_KEY})``: signed (docs/ccxt.md)."""
 
     def fetch_markets(self, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         response = self.request("instruments", "public", "GET", params or {})
