@@ -1,12 +1,16 @@
 // turbo-dex web screen. Public data over the market-data WebSocket channels, the Transports panel over /ws/stats,
-// the trader's own orders and fills over REST with the headers authHeaders() builds (the one identity seam).
+// the trader's own orders and fills over REST with the headers authHeaders() builds (the one identity seam): signed
+// with the API key's secret (WebCrypto) as turbo-dex --auth keys verifies it, or X-Trader for a server with --auth off.
 // Prices and quantities stay the server's decimal strings everywhere they are shown; only the charts get numbers.
 "use strict";
 
 const state = {
   symbol: "",
   interval: "1m",
-  key: localStorage.getItem("dex.key") || "",
+  key: localStorage.getItem("dex.key") || "",  // the key id (or, for --auth off, a trader name): not a secret
+  signer: null,          // {scheme, sign(bytes) -> signature}: a non-extractable CryptoKey in this page's memory only
+  lastStamp: 0,          // the previous request's timestamp: each is later (signatures are deterministic: no replays)
+  refused: "",           // the server's last refusal of the key (401): shown, and private refreshes stop until a new key
   instruments: new Map(),
   sockets: [],
   privateTimer: 0,
@@ -20,24 +24,64 @@ const wsBase = () => (location.protocol === "https:" ? "wss://" : "ws://") + loc
 const nowMs = () => performance.timeOrigin + performance.now();
 
 // ------------------------------------------------------------------ identity: the one seam
-// Every request that acts as a trader gets its identity here, and only here. Today the server trusts the
-// X-Trader header, so this names the trader typed into "API key / trader". With signed requests it becomes
-// {key id, timestamp, signature over method + path + query + body} (WebCrypto), and nothing else changes.
+// Every request that acts as a trader gets its identity here, and only here. With a secret, the four headers of a
+// signed request (docs/security.md, "HTTP and WebSocket") over
+//   <timestamp>\n<window>\n<METHOD>\n<path>\n<query>\n<body>
+// with path, query and body exactly as fetch() sends them: HMAC-SHA256 (hex) or Ed25519 (base64). Without one, the
+// X-Trader header names the trader (a server with --auth off trusts it; one with keys refuses it: 401).
+const WINDOW_MS = 5000;
+const encoder = new TextEncoder();
+// PKCS#8 wrapping of a raw 32-byte Ed25519 seed (RFC 8410): WebCrypto imports private keys only in PKCS#8 or JWK.
+const ED25519_PKCS8_PREFIX = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+
+const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+const base64 = (buffer) => btoa(String.fromCharCode(...new Uint8Array(buffer)));
+
+async function makeSigner(scheme, secret) {
+  let raw;
+  try {
+    raw = Uint8Array.from(atob(secret.trim()), (c) => c.charCodeAt(0));
+  } catch (error) {
+    throw new Error("the secret is the credential file's private_key (base64)");
+  }
+  if (!window.crypto || !crypto.subtle) throw new Error("this page is not a secure context: WebCrypto cannot sign here");
+  if (scheme === "ed25519") {
+    if (raw.length !== 32) throw new Error("an Ed25519 private_key is 32 bytes (base64)");
+    const der = new Uint8Array([...ED25519_PKCS8_PREFIX, ...raw]);
+    const key = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, false, ["sign"]);
+    return { scheme, sign: async (bytes) => base64(await crypto.subtle.sign({ name: "Ed25519" }, key, bytes)) };
+  }
+  const key = await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return { scheme, sign: async (bytes) => hex(await crypto.subtle.sign("HMAC", key, bytes)) };
+}
+
 async function authHeaders(method, path, query, body) {
   if (!state.key) return null;
-  return { "X-Trader": state.key };
+  if (!state.signer) return { "X-Trader": state.key };
+  const stamp = Math.max(Date.now(), state.lastStamp + 1);
+  state.lastStamp = stamp;
+  const head = encoder.encode(`${stamp}\n${WINDOW_MS}\n${method.toUpperCase()}\n${path}\n${query}\n`);
+  const tail = encoder.encode(body ?? "");
+  const message = new Uint8Array(head.length + tail.length);
+  message.set(head); message.set(tail, head.length);
+  return {
+    "DEX-KEY": state.key, "DEX-TIMESTAMP": String(stamp), "DEX-WINDOW": String(WINDOW_MS),
+    "DEX-SIGNATURE": await state.signer.sign(message),
+  };
 }
 
 async function privateFetch(method, path, query = "", body = null) {
-  const headers = await authHeaders(method, path, query, body);
+  const text = body === null ? null : JSON.stringify(body);  // signed and sent as these very bytes
+  const headers = await authHeaders(method, path, query, text);
   if (headers === null) throw new Error("enter your API key first");
   const init = { method, headers: { ...headers } };
-  if (body !== null) {
-    init.body = JSON.stringify(body);
+  if (text !== null) {
+    init.body = text;
     init.headers["Content-Type"] = "application/json";
   }
   const response = await fetch(path + (query ? "?" + query : ""), init);
   const data = await response.json();
+  if (response.status === 401) refuseKey(data);
   return { ok: response.ok, status: response.status, data };
 }
 
@@ -201,12 +245,12 @@ function onTicker(msg) {
 
 // ------------------------------------------------------------------ the trader's own: orders, fills, entry
 function schedulePrivate() {
-  if (!state.key || state.privateTimer) return;
+  if (!state.key || state.refused || state.privateTimer) return;
   state.privateTimer = setTimeout(() => { state.privateTimer = 0; refreshPrivate(); }, 200);
 }
 
 async function refreshPrivate() {
-  if (!state.key) return;
+  if (!state.key || state.refused) return;
   const symbol = encodeURIComponent(state.symbol);
   const [orders, fills] = await Promise.all([
     privateFetch("GET", "/orders", `symbol=${symbol}`),
@@ -279,21 +323,60 @@ async function cancelOrder(orderId) {
 }
 
 async function cancelAll() {
-  await privateFetch("DELETE", "/orders", `symbol=${encodeURIComponent(state.symbol)}`);
+  const reply = await privateFetch("DELETE", "/orders", `symbol=${encodeURIComponent(state.symbol)}`);
+  if (reply.ok) {
+    const count = (reply.data.events || []).filter((e) => e.type === "cancelled").length;
+    $("order-result").textContent = `cancelled ${count} order(s)`; $("order-result").classList.remove("bad");
+  }
   refreshPrivate();
 }
 
-function useKey(key) {
+const LOCKED = "Enter an API key above to trade: its key id and secret (the private_key of the credential file "
+  + "`dex-keys create NAME --hmac` writes). A server started with --auth off takes a trader name alone.";
+
+// The key id is remembered (localStorage: it is no secret); the secret is not: it becomes a non-extractable CryptoKey
+// in this page's memory, the input is cleared, and a reload asks for it again (docs/screen.md says why).
+async function useKey(key, secret = "", scheme = "hmac") {
   state.key = key.trim();
+  state.refused = "";
+  state.signer = null;
   localStorage.setItem("dex.key", state.key);
   $("key").value = state.key;
-  const trading = Boolean(state.key);
+  $("secret").value = "";
+  let problem = "";
+  if (state.key && secret.trim()) {
+    try {
+      state.signer = await makeSigner(scheme, secret);
+    } catch (error) {
+      problem = error.message || String(error);
+      state.refused = problem;  // nothing to sign with: no request goes out as X-Trader instead
+    }
+  }
+  const trading = Boolean(state.key) && !problem;
   $("order-form").hidden = !trading;
-  $("locked").hidden = trading;
   $("cancel-all").hidden = !trading;
-  $("key-state").textContent = trading ? `trading as ${state.key}` : "market data only";
+  $("locked").hidden = trading;
+  $("locked").textContent = problem ? `This key cannot sign: ${problem}.` : LOCKED;
+  $("key-state").textContent = !trading ? "market data only"
+    : state.signer ? `signing as ${state.key} (${state.signer.scheme === "ed25519" ? "Ed25519" : "HMAC-SHA256"})` : `trading as ${state.key}`;
+  $("key-state").classList.remove("bad");
+  $("order-result").textContent = ""; $("order-result").classList.remove("bad");
   $("my-orders").innerHTML = ""; $("my-fills").innerHTML = "";
   refreshPrivate();
+}
+
+// A 401 from the server: the key (or its absence) is refused. Say why where the user looks, hide the form and stop
+// re-reading orders and fills (each would be refused the same way) until a key is entered again.
+function refuseKey(data) {
+  const reason = data && data.type === "error" ? `${data.reason}: ${data.message}` : "UNAUTHENTICATED";
+  state.refused = reason;
+  const advice = state.signer ? "check the key id, its secret and its scheme" : "this exchange needs a signed key: enter its secret";
+  $("locked").textContent = `The exchange refused this key (${reason}): ${advice}.`;
+  $("locked").hidden = false;
+  $("order-form").hidden = true;
+  $("cancel-all").hidden = true;
+  $("key-state").textContent = `refused: ${reason}`;
+  $("key-state").classList.add("bad");
 }
 
 // ------------------------------------------------------------------ Transports panel
@@ -362,7 +445,7 @@ async function start() {
   picker.value = state.instruments.has(wanted) ? wanted : data.instruments[0].symbol;
   picker.addEventListener("change", () => selectSymbol(picker.value));
   $("intervals").addEventListener("click", (e) => { if (e.target.dataset.interval) selectInterval(e.target.dataset.interval); });
-  $("key-form").addEventListener("submit", (e) => { e.preventDefault(); useKey($("key").value); });
+  $("key-form").addEventListener("submit", (e) => { e.preventDefault(); useKey($("key").value, $("secret").value, $("scheme").value); });
   $("order-form").addEventListener("submit", placeOrder);
   $("kind").addEventListener("change", () => {
     const kind = $("kind").value;
@@ -373,7 +456,7 @@ async function start() {
   $("cancel-all").addEventListener("click", cancelAll);
   await loadMeasured();
   channel("/ws/stats?interval_ms=1000", onStats, true);
-  useKey(state.key);
+  await useKey(state.key);
   await selectSymbol(picker.value);
   window.dexScreen.readyMs = performance.now();  // traders/screen_timings.py reads it
   document.body.dataset.ready = "1";
