@@ -284,9 +284,10 @@ def _auth_lines(result: dict[str, Any]) -> list[str]:
         "| change µs | within bounds |",
         "|---|---:|---:|---:|---:|---:|---:|:---:|",
     ]
+    left_out = [n for n in result["transports"] if n != "inproc" and not _mode(result, n, "batch_auth")]
     for name in result["transports"]:
         keyed = _mode(result, name, "batch_auth")
-        if keyed.get("skipped"):
+        if not keyed or keyed.get("skipped"):
             continue
         batch, batch_keys = _median(result, name, "batch", "throughput_per_s"), _median(result, name, "batch_auth", "throughput_per_s")
         p50, p50_keys = _median(result, name, "single", "p50"), _median(result, name, "single_auth", "p50")
@@ -298,6 +299,8 @@ def _auth_lines(result: dict[str, Any]) -> list[str]:
             f"{_number(p50)} | {_number(p50_keys)} | {'-' if delta is None else f'{delta:+,.0f}'} | "
             f"{'-' if change is None or delta is None else ('yes' if ok else 'NO')} |"
         )
+    if left_out:
+        rows += ["", f"Not in the authenticated workloads (their workload files say why): {', '.join(left_out)}."]
     return [*rows, ""]
 
 

@@ -117,10 +117,10 @@ def test_quick_run_of_the_default_suite_covers_every_mode_and_transport_and_writ
     authenticated = {w["name"]: w for w in report["workloads"]}["batch_auth"]["transports"]
     for name in TRANSPORTS:
         for mode in report["modes"]:
-            point = report["summary"][name][mode]
             if mode.endswith("_auth") and name not in authenticated and name != "inproc":
-                assert point["runs"] == 0, (name, mode)  # left out of the workload file (docs in the file)
+                assert mode not in report["summary"][name], (name, mode)  # left out of the workload file (docs there)
                 continue
+            point = report["summary"][name][mode]
             if "skipped" in point:  # --fsync off without a journal fsync to turn off; --auth keys without a wire
                 assert mode.endswith(("_fsync_off", "_auth")) and point["skipped"], (name, mode)
                 continue

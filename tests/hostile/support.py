@@ -9,7 +9,10 @@ a process of its own (``venue.py``). While it runs:
   the attack must stay under ``RSS_BOUND_MB``;
 * a well-behaved client on its own connection, in its own process
   (``steady.py``), keeps sending small orders, and the 99th percentile of
-  its round trips over the attack must stay under ``P99_BOUND_MS``;
+  its round trips over the attack must stay under ``P99_BOUND_MS`` (a
+  percentile is the one bound that load from elsewhere on a small machine
+  can break alone, so a case over it runs twice more and is judged on the
+  median of its three p99s; every other promise holds in every run);
 * afterwards the server must still accept a normal order from a new client.
 
 What each case measured is kept (``RESULTS``); with ``$HOSTILE_REPORT`` set
@@ -38,6 +41,7 @@ from transports.registry import make_client
 
 RSS_BOUND_MB = 50.0  # growth of the server's peak resident memory over its size before the attack
 P99_BOUND_MS = 50.0  # the steady client's 99th percentile round trip during the attack
+LATENCY_RUNS = 3  # runs of a case whose first p99 is over the bound; the bound is judged on their median
 SETTLE_S = 0.3  # the steady client keeps timing this long after the attack returns
 # ... and at least this long since the attack began: with one round trip every ~5 ms, 1% of the window is 4 or more
 # round trips, so the p99 is not simply the single slowest round trip of a short window.
@@ -226,13 +230,13 @@ async def normal_order(wire: str, url: str) -> bool:
         return False
 
 
-def check(outcome: Outcome, *, reason: RejectReason | None = None) -> None:
+def check(outcome: Outcome, *, reason: RejectReason | None = None, latency: bool = True) -> None:
     """The three promises of every case (and the refusal's reason, where the wire carries one)."""
     steady = outcome.steady
     problems = []
     if outcome.peak_growth_mb > RSS_BOUND_MB:
         problems.append(f"peak RSS grew {outcome.peak_growth_mb:.0f} MB (bound {RSS_BOUND_MB:.0f} MB)")
-    if steady["p99_ms"] > P99_BOUND_MS:
+    if latency and steady["p99_ms"] > P99_BOUND_MS:
         problems.append(f"the steady client's p99 was {steady['p99_ms']} ms (bound {P99_BOUND_MS:.0f} ms; max {steady['max_ms']} ms)")
     if steady["errors"]:
         problems.append(f"the steady client had {steady['errors']} errors ({steady['last_error']})")
@@ -373,8 +377,20 @@ def closed_by_peer(pairs: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 def run(wire: Wire, case: str, attack: Attack, reason: RejectReason | None = None) -> None:
-    """Run ``attack`` as ``case`` against ``wire``'s server and check every bound (``check``)."""
-    check(asyncio.run(wire.run(case, attack)), reason=reason)
+    """Run ``attack`` as ``case`` against ``wire``'s server and check every bound (``check``).
+
+    A first run whose steady p99 is over ``P99_BOUND_MS`` is followed by ``LATENCY_RUNS - 1`` more, and the p99
+    bound is judged on their median; memory, errors, the order afterwards and the reason are checked in every run.
+    """
+    outcomes = [asyncio.run(wire.run(case, attack))]
+    if outcomes[0].steady["p99_ms"] > P99_BOUND_MS:
+        outcomes += [asyncio.run(wire.run(case, attack)) for _ in range(LATENCY_RUNS - 1)]
+    for outcome in outcomes:
+        check(outcome, reason=reason, latency=False)
+    median = sorted(outcomes, key=lambda o: float(o.steady["p99_ms"]))[len(outcomes) // 2]
+    if len(outcomes) > 1:
+        median.notes.append(f"p99 judged on the median of {len(outcomes)} runs: {[o.steady['p99_ms'] for o in outcomes]} ms")
+    check(median, reason=reason)
 
 
 # ------------------------------------------------------------------ attacks below the wire's protocol (any TCP server)
