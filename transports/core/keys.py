@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -122,7 +123,7 @@ class Credential:
         return unb64(self.private_key)
 
     def signing_key(self) -> Ed25519PrivateKey:
-        return Ed25519PrivateKey.from_private_bytes(self.seed)
+        return _private_key(self.private_key)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -131,6 +132,12 @@ class Credential:
     def load(cls, path: str | Path) -> Credential:
         data = json.loads(Path(path).read_text())
         return cls(**data)
+
+
+@functools.lru_cache(maxsize=1024)
+def _private_key(seed_b64: str) -> Ed25519PrivateKey:
+    # Loading a key costs more than signing with it (about 45 µs against 33 µs here): a client signs every request.
+    return Ed25519PrivateKey.from_private_bytes(unb64(seed_b64))
 
 
 class Keyring:
