@@ -5,16 +5,27 @@
     nats-auto                                  # auto: find/start NATS, join the election, run traders
     nats-auto --mode server --lease-ttl 15     # replica + leader candidate only
     nats-auto --mode trader --traders 8 --rate 2000 --duration 60s
-    nats-auto --nats nats://10.0.0.5:4222 --mode all
+    nats-auto --peers 10.0.0.5:6222,10.0.0.6:6222   # also route to these nodes' cluster ports
+    nats-auto --nats nats://10.0.0.5:4222 --mode all  # a client of an existing NATS, no server of its own
 
 Modes: ``server`` = a node (hot replica of the order stream, candidate for the
 lease, results writer while leader); ``trader`` = traders only; ``all`` and
 ``auto`` = both (every node can lead; the lease decides which one does).
 
-Find or start: the given ``--nats`` URL (or ``$DEX_NATS_URL``), then
-nats://127.0.0.1:4222; if none answers, the bundled nats-server (JetStream,
-``--data-dir``) is started on 127.0.0.1:4222 by this node and stopped by PID
-when it exits.
+Its own NATS (the default): every node starts its own nats-server (JetStream,
+clustered; free client, cluster and monitoring ports on ``--bind``, default
+127.0.0.1) and routes it to the servers of the nodes it finds
+(``transports/nats/mesh.py``: a per-user directory of beacons, plus
+``--peers``), so no node is a single point of failure. The server is this
+node's child: stopped by PID when the node exits, and started through
+``transports/nats/deathsig.py`` so the kernel stops it if the node is killed.
+JetStream replicas follow the cluster: min(3, servers), raised as servers join.
+A node alone waits for a second one (a JetStream cluster needs two servers to
+elect its metadata leader).
+
+Someone else's NATS: ``--nats URL`` (or ``$DEX_NATS_URL``) connects there; if
+none answers, the bundled nats-server is started on 127.0.0.1:4222 (the
+single-server set-up of before; ``--no-start-nats``: fail instead).
 
 Lines users watch: ``Discovered node: NAME (ROLE) - HOST``,
 ``Server Stats: Orders=…, Trades=…`` (a node; Trades are engine trades),
@@ -34,11 +45,12 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import uvloop
 from nats.aio.client import Client
+from nats.js.client import JetStreamContext
 
 from engine import Instrument, NotConnected
 from transports.codec.proto_codec import pb
@@ -49,7 +61,8 @@ from transports.nats.discovery import Discovery
 from transports.nats.durable import DurableClient, DurableNode, publish_async
 from transports.nats.lease import DEFAULT_LEASE_TTL_S, LeaderLease
 from transports.nats.local import NatsServerProcess
-from transports.nats.settings import DEFAULT_PREFIX, DEFAULT_URL, URL_ENV, Subjects
+from transports.nats.mesh import Beacon, Membership, parse_peers, routed_servers, server_name
+from transports.nats.settings import DEFAULT_PREFIX, DEFAULT_URL, LEASE_BUCKET, ORDERS_STREAM, RESULTS_STREAM, URL_ENV, Subjects, free_port
 from transports.nats.streams import ensure_streams, lease_bucket
 
 log = logging.getLogger("nats-auto")
@@ -67,7 +80,7 @@ class AutoSettings:
     duration: float = 0.0  # seconds; 0 = until SIGINT/SIGTERM
     name: str = ""
     lease_ttl: float = DEFAULT_LEASE_TTL_S
-    replicas: int = 1
+    replicas: int = 0  # 0: min(3, servers in the cluster) with a server of our own, 1 on someone else's NATS
     symbols: str = ""
     prefix: str = DEFAULT_PREFIX
     stats_interval: float = 5.0
@@ -75,6 +88,10 @@ class AutoSettings:
     data_dir: str = "data/nats-auto"
     start_nats: bool = True
     seed: int = 1
+    peers: str = ""  # host:clusterport,... routed to besides the discovered nodes
+    bind: str = "127.0.0.1"
+    beacon_dir: str = ""  # "" = mesh.default_beacon_dir()
+    cluster: str = "dex"
 
 
 def say(line: str) -> None:
@@ -113,6 +130,65 @@ async def find_or_start(settings: AutoSettings, errors: ConnectionErrors, name: 
         process.stop()
         raise
     return nc, process
+
+
+def uses_own_server(settings: AutoSettings) -> bool:
+    """Whether this node runs its own clustered nats-server (no ``--nats``, no ``$DEX_NATS_URL``, starting allowed)."""
+    return settings.start_nats and not settings.nats and not os.environ.get(URL_ENV)
+
+
+def start_own_server(settings: AutoSettings, membership: Membership) -> tuple[NatsServerProcess, list[Beacon]]:
+    """Claim a slot, start our nats-server routed to every live node (and ``--peers``), publish our beacon.
+
+    Runs on the main thread: the server's death signal follows the thread that started it."""
+    with membership.joining():
+        slot = membership.claim_slot()
+        peers = membership.peers()
+        host = settings.bind
+        cluster_port = free_port(host)
+        routes = [b.cluster_url for b in peers] + parse_peers(settings.peers)
+        process = NatsServerProcess(
+            Path(settings.data_dir) / f"n{slot}",
+            host=host,
+            server_name=server_name(slot),
+            cluster_port=cluster_port,
+            cluster_name=settings.cluster,
+            # Alone, a route to itself: nats-server refuses a clustered JetStream with no route at all.
+            route_urls=routes or [f"nats-route://{host}:{cluster_port}"],
+            monitor_port=free_port(host),
+            die_with_parent=True,
+        )
+        process.start()
+        membership.publish(
+            Beacon(
+                slot=slot,
+                name=settings.name,
+                pid=os.getpid(),
+                server_name=process.server_name,
+                server_pid=process.pid,
+                client_url=process.url,
+                cluster_url=process.cluster_url,
+                monitor_url=process.monitor_url,
+            )
+        )
+    return process, peers
+
+
+async def keep_replicas(js: JetStreamContext, monitor_url: str, stop: asyncio.Event, interval: float = 2.0) -> None:
+    """Raise the streams' and the lease bucket's replicas to min(3, servers in the cluster) as servers join (never lowers them)."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        with contextlib.suppress(Exception):  # a server joining or leaving: try again next round
+            servers = 1 + len(await loop.run_in_executor(None, routed_servers, monitor_url))
+            wanted = min(3, servers)
+            for stream in (ORDERS_STREAM, RESULTS_STREAM, f"KV_{LEASE_BUCKET}"):
+                config = (await js.stream_info(stream)).config
+                if (config.num_replicas or 1) < wanted:
+                    config.num_replicas = wanted
+                    await js.update_stream(config)
+                    say(f"Replicas: {stream} now has {wanted} ({servers} servers in the cluster)")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
 # ------------------------------------------------------------------ traders
@@ -185,8 +261,31 @@ async def run_trader(
 async def run(settings: AutoSettings) -> int:
     name = settings.name or f"{socket.gethostname()}-{os.getpid()}"
     errors = ConnectionErrors()
+    membership: Membership | None = None
+    process: NatsServerProcess | None
+    own = uses_own_server(settings)
     try:
-        nc, process = await find_or_start(settings, errors, f"nats-auto {name}")
+        if own:
+            membership = Membership(Path(settings.beacon_dir) if settings.beacon_dir else None)
+            try:
+                process, peers = start_own_server(_named(settings, name), membership)
+            except BaseException:
+                membership.release()
+                raise
+            found = ", ".join(f"{b.name} ({b.server_name})" for b in peers) or "none yet"
+            say(
+                f"Started NATS (JetStream, cluster {settings.cluster}) as {process.server_name} at {process.url} "
+                f"(pid {process.pid}, routes on {process.cluster_url}, data {process.store_dir}); nodes found: {found}"
+            )
+            urls = ",".join([process.url, *(b.client_url for b in peers)])
+            try:
+                nc = await connect(urls, f"nats-auto {name}", errors, dont_randomize=True)  # our own server first
+            except BaseException:
+                process.stop()
+                membership.release()
+                raise
+        else:
+            nc, process = await find_or_start(settings, errors, f"nats-auto {name}")
     except Exception as exc:
         print(f"nats-auto: {exc}", file=sys.stderr)
         return 2
@@ -201,6 +300,7 @@ async def run(settings: AutoSettings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    replicas = settings.replicas or (2 if own else 1)  # own server: two at first (JetStream runs from two servers on)
     trader_stats = TraderStats()
 
     def role() -> str:
@@ -214,12 +314,23 @@ async def run(settings: AutoSettings) -> int:
     discovery = Discovery(nc, name, role, subjects, interval=settings.heartbeat, say=say)
     try:
         js = nc.jetstream()
-        try:
-            await ensure_streams(js, subjects, settings.replicas)
-            kv = await lease_bucket(js, settings.lease_ttl, settings.replicas)
-        except Exception as exc:
-            print(f"nats-auto: JetStream is not available on this NATS server: {exc}", file=sys.stderr)
-            return 2
+        waited = False
+        while True:
+            try:
+                await ensure_streams(js, subjects, replicas, timeout=5.0 if own else 30.0)
+                kv = await lease_bucket(js, settings.lease_ttl, replicas, timeout=5.0 if own else 30.0)
+                break
+            except Exception as exc:
+                if not own:
+                    print(f"nats-auto: JetStream is not available on this NATS server: {exc}", file=sys.stderr)
+                    return 2
+                if not waited:
+                    say("Waiting for JetStream: its cluster elects a leader once a second node has joined (start another nats-auto)")
+                    waited = True
+                if stop.is_set():
+                    return 0
+        if own and process is not None and settings.replicas == 0:
+            tasks.append(loop.create_task(keep_replicas(js, process.monitor_url, stop)))
         if node_mode:
 
             def changed(leader: bool) -> None:
@@ -263,6 +374,8 @@ async def run(settings: AutoSettings) -> int:
             await asyncio.wait_for(nc.close(), 5)
         if process is not None:
             process.stop()
+        if membership is not None:
+            membership.release()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
@@ -301,19 +414,26 @@ def parse_args(argv: Sequence[str] | None = None) -> AutoSettings:
     p.add_argument(
         "--lease-ttl", type=float, default=DEFAULT_LEASE_TTL_S, help=f"leader lease TTL in seconds (default {DEFAULT_LEASE_TTL_S:g})"
     )
-    p.add_argument("--replicas", type=int, default=1, help="JetStream replicas of the streams (3 on a 3-server cluster)")
+    p.add_argument(
+        "--replicas", type=int, default=0, help="JetStream replicas of the streams (default: min(3, servers) with its own server, else 1)"
+    )
     p.add_argument("--symbols", default="", help="comma list of default instruments (default: all); the same on every node")
     p.add_argument("--prefix", default=DEFAULT_PREFIX, help=argparse.SUPPRESS)
     p.add_argument("--stats-interval", type=float, default=5.0, help="seconds between stats lines (default 5)")
     p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats; peers expire after 3 (default 1)")
-    p.add_argument("--data-dir", default="data/nats-auto", help="where a NATS server started by this node keeps its data")
-    p.add_argument("--no-start-nats", action="store_true", help="fail instead of starting a NATS server when none answers")
+    p.add_argument("--data-dir", default="data/nats-auto", help="where this node's nats-server keeps its data (<dir>/n<slot>)")
+    p.add_argument("--no-start-nats", action="store_true", help="run no nats-server: connect to --nats (or localhost:4222) or fail")
+    p.add_argument("--peers", default="", help="host:clusterport,... of other nodes' servers to route to (besides those discovered)")
+    p.add_argument("--bind", default="127.0.0.1", help="address this node's nats-server listens on (default 127.0.0.1)")
+    p.add_argument("--beacon-dir", default="", help="directory of node beacons (default per user; nodes sharing it find each other)")
+    p.add_argument("--cluster", default="dex", help="NATS cluster name (default dex)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning")
     a = legacy_flags.parse_args(p, argv)
-    if a.traders < 0 or a.rate < 0 or a.batch < 1 or a.lease_ttl <= 0 or a.replicas < 1:
-        p.error("--traders/--rate must be >= 0, --batch/--replicas >= 1, --lease-ttl > 0")
+    if a.traders < 0 or a.rate < 0 or a.batch < 1 or a.lease_ttl <= 0 or a.replicas < 0:
+        p.error("--traders/--rate/--replicas must be >= 0, --batch >= 1, --lease-ttl > 0")
     try:
+        parse_peers(a.peers)
         select_instruments(a.symbols)
         duration = parse_duration(a.duration)
     except ValueError as exc:
@@ -336,7 +456,15 @@ def parse_args(argv: Sequence[str] | None = None) -> AutoSettings:
         data_dir=a.data_dir,
         start_nats=not a.no_start_nats,
         seed=a.seed,
+        peers=a.peers,
+        bind=a.bind,
+        beacon_dir=a.beacon_dir,
+        cluster=a.cluster,
     )
+
+
+def _named(settings: AutoSettings, name: str) -> AutoSettings:
+    return replace(settings, name=name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,12 +67,18 @@ class NatsServerProcess(LocalServerProcess):
         cluster_name: str = "dex",
         sync_always: bool = False,
         users: BrokerUsers | None = None,
+        route_urls: Sequence[str] = (),
+        monitor_port: int = 0,
+        die_with_parent: bool = False,
     ) -> None:
         super().__init__(workdir, host=host)
         self.port = port or free_port(host)
         self.server_name = server_name
         self.cluster_port = cluster_port
         self.routes = tuple(routes)
+        self.route_urls = tuple(route_urls)  # full nats-route:// URLs (peers on other hosts), besides ``routes``
+        self.monitor_port = monitor_port  # the HTTP monitoring endpoint (/routez, /jsz); 0 = none
+        self.die_with_parent = die_with_parent  # started through ``deathsig``: never outlives the process that started it
         self.cluster_name = cluster_name
         self.sync_always = sync_always
         self.store_dir = self.workdir / "jetstream"
@@ -88,6 +94,7 @@ class NatsServerProcess(LocalServerProcess):
             f"max_payload: {MAX_PAYLOAD}",
             f"max_pending: {MAX_PENDING}",
             f"max_connections: {MAX_CONNECTIONS}",
+            *([f'http: "{self.host}:{self.monitor_port}"'] if self.monitor_port else []),
             "jetstream {",
             f'  store_dir: "{self.store_dir}"',
             *(["  sync_interval: always"] if self.sync_always else []),
@@ -96,7 +103,8 @@ class NatsServerProcess(LocalServerProcess):
         if self.users is not None:
             lines.append(f'include "{self.users_path.name}"')  # the users, rewritten and reloaded when the keyring changes
         if self.cluster_port:
-            routes = ", ".join(f'"nats-route://{self.host}:{p}"' for p in self.routes)
+            urls = [*(f"nats-route://{self.host}:{p}" for p in self.routes), *self.route_urls]
+            routes = ", ".join(f'"{u}"' for u in urls)
             lines += [
                 "cluster {",
                 f'  name: "{self.cluster_name}"',
@@ -111,7 +119,18 @@ class NatsServerProcess(LocalServerProcess):
         if self.users is not None:
             self.users.sync(self.users_path, 0)
         self.config_path.write_text(self.config(), encoding="utf-8")
-        return [nats_server_binary(), "-c", str(self.config_path)]
+        server = [nats_server_binary(), "-c", str(self.config_path)]
+        if self.die_with_parent and sys.platform.startswith("linux"):
+            return [sys.executable, "-m", "transports.nats.deathsig", str(os.getpid()), *server]
+        return server
+
+    @property
+    def cluster_url(self) -> str:
+        return f"nats-route://{self.host}:{self.cluster_port}" if self.cluster_port else ""
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://{self.host}:{self.monitor_port}" if self.monitor_port else ""
 
     def sync_users(self) -> bool:
         """Bring the broker's users in step with the keyring (a reload by PID when they changed); whether they changed."""

@@ -1,7 +1,10 @@
 """``nats-auto`` nodes as subprocesses on this machine (auto-cluster, benchmarks, fault tests).
 
 A ``NodeProcess`` runs one ``nats-auto`` with its output in a log file and is
-stopped or signalled by its own PID only. ``node_state`` asks a node for its
+stopped or signalled by its own PID only. With no URL the node runs its own
+nats-server and joins the others found in its ``--beacon-dir`` (pass it, and
+a ``--data-dir``, in ``extra``: a test's nodes must not meet a user's).
+``node_state`` asks a node for its
 replica state over NATS (``dex.node.<NAME>.state``).
 """
 
@@ -17,7 +20,7 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from transports.core.local_server import terminate
-from transports.nats.settings import Subjects
+from transports.nats.settings import URL_ENV, Subjects
 
 
 def nats_auto_command() -> list[str]:
@@ -34,9 +37,7 @@ class NodeProcess:
             *nats_auto_command(),
             "--mode",
             mode,
-            "--nats",
-            url,
-            "--no-start-nats",
+            *(("--nats", url, "--no-start-nats") if url else ()),
             "--name",
             name,
             "--lease-ttl",
@@ -54,7 +55,9 @@ class NodeProcess:
     def start(self) -> NodeProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            # With no URL the node starts its own server: a ``$DEX_NATS_URL`` inherited from a test would override that.
+            env = {k: v for k, v in os.environ.items() if self.url or k != URL_ENV}
+            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         return self
 
     @property
