@@ -44,6 +44,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from bench.auth_brokers import auth_server
 from bench.cost import cost_of
 from bench.cost import summarize as summarize_cost
 from bench.e2e import Benchmark, BenchServer, run_harness
@@ -53,7 +54,10 @@ from transports.registry import TRANSPORTS
 
 INPROC = "inproc"
 # The default suite's order-path workloads (bench/workloads/*.yaml), the names the report's tables know.
-MODES = ("single", "rate", "batch", "single_fsync_off", "batch_fsync_off", "single_auth", "batch_auth")
+MODES = (
+    *("single", "rate", "batch", "single_fsync_off", "batch_fsync_off"),
+    *("single_auth", "batch_auth", "single_auth_hmac", "batch_auth_hmac"),
+)
 NO_WIRE_TO_AUTHENTICATE = "no wire: the harness and the gateway share one process, there is no one to authenticate"
 # From the descriptors: why a transport has no journal fsync to turn off, and the wire its echo ceiling rides on.
 NO_FSYNC_TO_TURN_OFF = {n: d.no_fsync_to_turn_off for n, d in TRANSPORTS.items() if d.no_fsync_to_turn_off}
@@ -138,7 +142,10 @@ def _run_server_modes(
         workdir = Path(tmp)
         try:
             server_cm: AbstractContextManager[BenchServer | None] = (
-                _no_server() if transport == INPROC else benchmark_of(transport).server(workdir, server_args)
+                _no_server()
+                if transport == INPROC
+                # NATS and RabbitMQ with --auth keys: a broker with the keyring's users (bench/auth_brokers.py)
+                else auth_server(transport, workdir, server_args) or benchmark_of(transport).server(workdir, server_args)
             )
             with server_cm as server:
                 url = None if server is None else server.url

@@ -19,7 +19,9 @@ Sections, each from the workloads of its mode, in this order:
 * ``recovery``: ``bench/recovery.py``.
 
 Invariants: the brokers the transports need are started once for the whole
-run and stopped by PID at its end; a section that fails is reported as a
+run and stopped by PID at its end (the authenticated workloads' keys are
+created before any of them, and RabbitMQ has a second broker for them:
+``bench/auth_brokers.py``); a section that fails is reported as a
 failure, never dropped; the exit status is 1 when any point failed or did not
 reconcile with the server's counters.
 """
@@ -37,11 +39,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.auth_brokers import amqp_auth_broker, issue_keys, keyed, needs_amqp_broker
 from bench.comparison import INPROC, benchmark_of, run_order_path
 from bench.e2e import ROOT
 from bench.engine_bench import machine
 from bench.versions import component_versions
-from bench.workload_files import DEFAULT_SUITE, ORDER_PATH_MODES, Workload, WorkloadError, load
+from bench.workload_files import BENCH_KEYS, DEFAULT_SUITE, ORDER_PATH_MODES, Workload, WorkloadError, load
 from transports.registry import TRANSPORTS
 
 REPORT_STEM = "transport-comparison"
@@ -81,9 +84,22 @@ def _adjust(workload: Workload, args: argparse.Namespace, only: tuple[str, ...])
     return workload
 
 
-def _brokers(stack: contextlib.ExitStack, transports: Sequence[str]) -> dict[str, str]:
-    """Start, once for the whole run, the broker each transport needs; the transports whose broker failed, and why."""
+def _brokers(stack: contextlib.ExitStack, transports: Sequence[str], workloads: Sequence[Workload] = ()) -> dict[str, str]:
+    """Start, once for the whole run, the broker each transport needs; the transports whose broker failed, and why.
+
+    The authenticated workloads' keys are created first, and RabbitMQ gets a second broker for them, without guest
+    (``bench/auth_brokers.py``); if it cannot start, only those points fail (their server finds no broker).
+    """
     failed: dict[str, str] = {}
+    if keyed(workloads):
+        created = issue_keys(workloads)
+        print(f"  auth    {created} new development key(s) in {BENCH_KEYS}", flush=True)
+    if needs_amqp_broker(workloads):
+        try:
+            print("  amqp    starting a broker with the keyring's users (auth workloads)", flush=True)
+            stack.enter_context(amqp_auth_broker())
+        except Exception as exc:  # the unauthenticated points still run on the shared broker
+            print(f"  amqp    its keyed broker FAILED: {type(exc).__name__}: {exc}"[:400], flush=True)
     for name in transports:
         if name == INPROC:
             continue
@@ -169,7 +185,7 @@ def run(workloads: Sequence[Workload], quick: bool = False) -> dict[str, Any]:
     order_path: dict[str, Any] | None = None
     transports = tuple(dict.fromkeys(t for w in workloads for t in w.targets()))
     with contextlib.ExitStack() as stack:
-        failed_brokers = _brokers(stack, transports)
+        failed_brokers = _brokers(stack, transports, workloads)
         with contextlib.ExitStack() as ceiling_brokers:
             _ceiling_brokers(ceiling_brokers, workloads)
             order_path = run_order_path(workloads, failed_brokers)

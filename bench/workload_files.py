@@ -42,8 +42,11 @@ ORDER_PATH_MODES: Final = ("closed", "fixed")
 MODES: Final = (*ORDER_PATH_MODES, "rate-search", "fanout", "burst", "recovery")
 DURABILITY: Final = ("fsync", "off")
 AUTH: Final = ("off", "keys")
+KEY_SCHEMES: Final = ("ed25519", "hmac")  # transports.core.keys.SCHEMES: the development keys' scheme (auth: keys only)
 # The keyring of authenticated runs: servers read it, the harness creates its traders' development keys in it.
 BENCH_KEYS: Final = str(Path(__file__).resolve().parents[1] / "build" / "bench-keys")
+# Transports whose keyed broker users need an Ed25519 key: an HMAC key has none (a NATS user is an NKEY).
+NO_HMAC: Final = {"nats": "a NATS user is an NKEY, an Ed25519 key: an HMAC key has no user on the broker"}
 DEPLOYMENTS: Final = ("single", "nats-auto", "dht")
 INPROC: Final = "inproc"
 QUICK_RATES: Final = (500.0, 1000.0, 2000.0)  # a rate search's ladder in a smoke run
@@ -64,6 +67,7 @@ class Workload:
     transports: tuple[str, ...] = ()  # empty: every registered transport
     durability: str = "fsync"  # fsync: every reply waits for its journal fsync (the servers' default); off: --fsync off
     auth: str = "off"  # keys: the server runs --auth keys and every trader proves an API key (docs/security.md)
+    key_scheme: str = "ed25519"  # with auth keys: the traders' development keys, Ed25519 or HMAC-SHA256 (dex-trader --key-scheme)
     batch: int = 1  # orders per submit
     traders: int = 1  # concurrent traders (the harness's --workers)
     procs: int = 1  # harness processes, each running `traders` traders
@@ -104,10 +108,27 @@ class Workload:
         if self.procs > 1:
             args += ["--procs", str(self.procs)]
         if self.auth == "keys":
-            args += ["--keys", BENCH_KEYS]
+            args += ["--keys", BENCH_KEYS, "--key-scheme", self.key_scheme, "--run-id", self.auth_run_id]
         if self.symbols:
             args += ["--symbols", ",".join(self.symbols)]
         return args
+
+    @property
+    def auth_run_id(self) -> str:
+        """The run id of an authenticated workload's traders: its name, so their keys are known before a broker starts.
+
+        A broker's users (NATS, RabbitMQ) are written from the keyring when it starts, so the bench creates the
+        keys of ``auth_traders`` first; a fixed run id keeps them the same in every repeat and every run (no key
+        piles up in the keyring), and every point has a fresh server, so no client order id is ever seen twice.
+        """
+        return "".join(c if c.isascii() and (c.isalnum() or c in "_.") else "_" for c in self.name)
+
+    def auth_traders(self) -> list[str]:
+        """Every trader an authenticated order-path workload's ``dex-trader`` acts as (its keys must exist first)."""
+        from traders.harness.config import HarnessConfig
+        from traders.harness.keys import traders_of
+
+        return traders_of(HarnessConfig(transport="http", workers=self.traders, procs=self.procs, run_id=self.auth_run_id))
 
     def server_args(self) -> tuple[str, ...]:
         durability = ("--fsync", "off") if self.durability == "off" else ()
@@ -177,6 +198,12 @@ def _check(w: Workload, where: str, registered: Sequence[str]) -> None:
         raise WorkloadError(f"{where}: mode must be one of {', '.join(MODES)}, got {w.mode!r}")
     if w.auth not in AUTH:
         raise WorkloadError(f"{where}: auth must be one of {', '.join(AUTH)}, got {w.auth!r}")
+    if w.key_scheme not in KEY_SCHEMES:
+        raise WorkloadError(f"{where}: key_scheme must be one of {', '.join(KEY_SCHEMES)}, got {w.key_scheme!r}")
+    cannot = [t for t in (w.transports or registered) if t in NO_HMAC] if w.key_scheme == "hmac" else []
+    if cannot:
+        reasons = "; ".join(f"{t}: {NO_HMAC[t]}" for t in cannot)
+        raise WorkloadError(f"{where}: key_scheme hmac cannot run on {', '.join(cannot)} ({reasons}); list the transports")
     if w.durability not in DURABILITY:
         raise WorkloadError(f"{where}: durability must be one of {', '.join(DURABILITY)}, got {w.durability!r}")
     unknown = [t for t in w.transports if t not in registered and t != INPROC]
@@ -205,6 +232,8 @@ def workload_from(data: Mapping[str, Any], where: str, registered: Sequence[str]
         if not isinstance(data.get(key), str) or not data[key]:
             raise WorkloadError(f"{where}: {key} is required (a non-empty string)")
     values = {key: _typed(key, value, where) for key, value in data.items()}
+    if "key_scheme" in values and values.get("auth") != "keys":
+        raise WorkloadError(f"{where}: key_scheme is the scheme of the traders' API keys: it needs auth: keys")
     workload = Workload(**values, source=where)
     _check(workload, where, registered)
     return workload

@@ -6,6 +6,7 @@ Examples::
     dex-trader --server http://127.0.0.1:8080 --workers 8 --batch 1000 --procs 2 --duration 60s
     dex-trader --transport http --batch 1 --rate 1000 --duration 15s --json reports/latency.json
     dex-trader --transport http --keys var/keys --duration 5s     # against turbo-dex --auth keys --keys var/keys
+    dex-trader --transport http --keys var/keys --key-scheme hmac # the same with HMAC-SHA256 development keys
 
 The single-dash spellings of the tool this replaces (``-server``,
 ``-workers``, ``-traders``, ``-batch``, ``-rate``, ``-duration``) are accepted
@@ -30,6 +31,7 @@ from traders.harness.clients import UnknownTransport, transport_names
 from traders.harness.config import DEFAULT_SERVER, WORKLOADS, ConfigError, HarnessConfig, new_run_id, parse_duration
 from traders.harness.progress import ProgressView
 from transports.core import legacy_flags
+from transports.core.keys import SCHEMES
 
 EXIT_OK = 0
 EXIT_RECONCILE = 1
@@ -95,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="a development keyring on this machine: each trader gets its own key, created on first use (docs/security.md)",
     )
+    parser.add_argument(
+        "--key-scheme",
+        default="ed25519",
+        choices=SCHEMES,
+        help="with --keys: the scheme of the development keys created (default ed25519; hmac: HMAC-SHA256, a shared secret)",
+    )
     parser.add_argument("--json", dest="json_path", metavar="FILE", help="write the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no live progress and no summary; problems only")
     parser.add_argument("--strict-reconcile", action="store_true", help="exit 1 when the server's counters differ")
@@ -118,6 +126,7 @@ def config_from_args(args: argparse.Namespace) -> HarnessConfig:
         workload=args.workload,
         key_file=args.key_file,
         keys_dir=args.keys_dir,
+        key_scheme=args.key_scheme,
     )
 
 

@@ -22,6 +22,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from transports.core.keys import SCHEMES, Scheme
+
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 WORKLOADS = ("live", "exercise-unknown")  # cancel/replace only live orders; or the fixed stream that also names dead ones
 
@@ -85,6 +87,7 @@ class HarnessConfig:
     workload: str = "live"
     key_file: str | None = None  # --key: every trader proves this one credential (traders/harness/keys.py)
     keys_dir: str | None = None  # --keys: each trader proves its own development key from this keyring
+    key_scheme: Scheme = "ed25519"  # --key-scheme: the scheme of the development keys --keys creates
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -107,6 +110,8 @@ class HarnessConfig:
             raise ConfigError("--run-id takes letters, digits, '_' and '.' only")
         if self.workload not in WORKLOADS:
             raise ConfigError(f"--workload must be one of {', '.join(WORKLOADS)}")
+        if self.key_scheme not in SCHEMES:
+            raise ConfigError(f"--key-scheme must be one of {', '.join(SCHEMES)}")
         if self.key_file and self.keys_dir:
             raise ConfigError("give --key FILE (one credential) or --keys DIR (a key per trader), not both")
 

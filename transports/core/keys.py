@@ -289,15 +289,23 @@ def credential_for(directory: str | Path, trader: str, role: Role = "trader") ->
     return None
 
 
-def dev_credential(directory: str | Path, trader: str, role: Role = "trader") -> Credential:
-    """``trader``'s development credential in ``directory``, created on first use (tests, demo, bots, benchmarks).
+def dev_credential(directory: str | Path, trader: str, role: Role = "trader", scheme: Scheme = "ed25519") -> Credential:
+    """``trader``'s development credential of ``scheme`` in ``directory``, created on first use (tests, demo, bots, benchmarks).
 
+    A live key of another scheme is not reused: a benchmark that asks for HMAC
+    keys measures HMAC, whatever an earlier run created for the same trader.
     For a keyring on this machine only: a client that can write the keyring is
     its owner. Production keys are created with ``dex-keys create``.
     """
-    with _dev_lock(Path(directory)):
-        found = credential_for(directory, trader, role)
-        return found if found is not None else create_key(directory, trader, role=role)
+    directory = Path(directory)
+    with _dev_lock(directory):
+        live = read_records(directory / KEYRING_FILE)
+        wanted = {r.key_id for r in live if r.trader == trader and r.role == role and r.scheme == scheme and not r.revoked}
+        for key_id in sorted(wanted):
+            path = directory / CLIENTS_DIR / f"{key_id}.json"
+            if path.exists():
+                return Credential.load(path)
+        return create_key(directory, trader, role=role, scheme=scheme)
 
 
 @contextmanager
