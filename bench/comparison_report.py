@@ -272,33 +272,45 @@ AUTH_MAX_SINGLE_P50_US = 50  # ... and at most 50 µs of single-order p50
 
 
 def _auth_lines(result: dict[str, Any]) -> list[str]:
-    """Each transport with and without authentication (``--auth keys``), measured in the same run."""
+    """Each transport with and without authentication (``--auth keys``), measured in the same run.
+
+    Ed25519 keys (``single_auth``/``batch_auth``) always; HMAC-SHA256 keys (``*_auth_hmac``, the auth suite) in
+    columns of their own when the run has them.
+    """
+    hmac = any(m in result.get("modes", []) for m in ("single_auth_hmac", "batch_auth_hmac"))
+    schemes = [("keys", "_auth"), *([("hmac", "_auth_hmac")] if hmac else [])]
+    head = "| transport | batch orders/s, auth off | single p50 µs, off |"
+    rule = "|---|---:|---:|"
+    for label, _ in schemes:
+        head += f" batch, {label} | change | p50 µs, {label} | change µs | within bounds, {label} |"
+        rule += "---:|---:|---:|---:|:---:|"
     rows = [
         "### What authentication costs",
         "",
         "The single and batch workloads again on a server started with `--auth keys`, every trader proving its API key "
-        "the wire's own way (docs/security.md); a fresh server each. Bounds: at most "
-        f"{AUTH_MAX_BATCH_LOSS:.0%} of batched throughput and {AUTH_MAX_SINGLE_P50_US} µs of single-order p50.",
+        "the wire's own way (docs/security.md); a fresh server each. `keys`: Ed25519 keys; `hmac`: HMAC-SHA256 keys. "
+        f"Bounds: at most {AUTH_MAX_BATCH_LOSS:.0%} of batched throughput and {AUTH_MAX_SINGLE_P50_US} µs of single-order p50.",
         "",
-        "| transport | batch orders/s, auth off | batch orders/s, keys | change | single p50 µs, off | single p50 µs, keys "
-        "| change µs | within bounds |",
-        "|---|---:|---:|---:|---:|---:|---:|:---:|",
+        head,
+        rule,
     ]
-    left_out = [n for n in result["transports"] if n != "inproc" and not _mode(result, n, "batch_auth")]
+    left_out = [n for n in result["transports"] if n != "inproc" and not any(_mode(result, n, f"batch{s}") for _, s in schemes)]
     for name in result["transports"]:
-        keyed = _mode(result, name, "batch_auth")
-        if not keyed or keyed.get("skipped"):
+        if not any((m := _mode(result, name, f"batch{suffix}")) and not m.get("skipped") for _, suffix in schemes):
             continue
-        batch, batch_keys = _median(result, name, "batch", "throughput_per_s"), _median(result, name, "batch_auth", "throughput_per_s")
-        p50, p50_keys = _median(result, name, "single", "p50"), _median(result, name, "single_auth", "p50")
-        change = None if not batch or batch_keys is None else batch_keys / batch - 1
-        delta = None if p50 is None or p50_keys is None else p50_keys - p50
-        ok = change is not None and delta is not None and change >= -AUTH_MAX_BATCH_LOSS and delta <= AUTH_MAX_SINGLE_P50_US
-        rows.append(
-            f"| {name} | {_number(batch)} | {_number(batch_keys)} | {'-' if change is None else f'{change:+.1%}'} | "
-            f"{_number(p50)} | {_number(p50_keys)} | {'-' if delta is None else f'{delta:+,.0f}'} | "
-            f"{'-' if change is None or delta is None else ('yes' if ok else 'NO')} |"
-        )
+        batch, p50 = _median(result, name, "batch", "throughput_per_s"), _median(result, name, "single", "p50")
+        row = f"| {name} | {_number(batch)} | {_number(p50)} |"
+        for _, suffix in schemes:
+            batch_keys = _median(result, name, f"batch{suffix}", "throughput_per_s")
+            p50_keys = _median(result, name, f"single{suffix}", "p50")
+            change = None if not batch or batch_keys is None else batch_keys / batch - 1
+            delta = None if p50 is None or p50_keys is None else p50_keys - p50
+            ok = change is not None and delta is not None and change >= -AUTH_MAX_BATCH_LOSS and delta <= AUTH_MAX_SINGLE_P50_US
+            row += (
+                f" {_number(batch_keys)} | {'-' if change is None else f'{change:+.1%}'} | {_number(p50_keys)} | "
+                f"{'-' if delta is None else f'{delta:+,.0f}'} | {'-' if change is None or delta is None else ('yes' if ok else 'NO')} |"
+            )
+        rows.append(row)
     if left_out:
         rows += ["", f"Not in the authenticated workloads (their workload files say why): {', '.join(left_out)}."]
     return [*rows, ""]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bench.comparison import MODES, efficiency, summarize
-from bench.comparison_report import findings, markdown, percentile_curves
+from bench.comparison_report import _auth_lines, findings, markdown, percentile_curves
 from transports.core.histogram import Histogram
 from transports.registry import TRANSPORTS
 
@@ -88,6 +88,46 @@ def test_findings_name_the_measured_winners_and_skip_unreconciled_runs() -> None
     assert len(winners) == 3 and not any("http" in line for line in winners)
     md = markdown({**_result(points), **_report_context()}, {"throughput": "t.png", "latency": "l.png"})
     assert "| http |" in md and "| NO |" in md  # the unreconciled transport is shown, and flagged
+
+
+def test_the_auth_table_shows_hmac_columns_beside_ed25519_when_the_run_has_them() -> None:
+    runs = [
+        _point("batch", 0, 100_000, 0, 0),
+        _point("single", 0, 1_000, 400, 900),
+        _point("batch_auth", 0, 80_000, 0, 0),  # Ed25519: -20% of batched throughput, out of bounds
+        _point("single_auth", 0, 1_000, 520, 900),
+        _point("batch_auth_hmac", 0, 95_000, 0, 0),  # HMAC: -5% and +10 µs, within bounds
+        _point("single_auth_hmac", 0, 1_000, 410, 900),
+    ]
+    result = {**_result({"http": runs}), "modes": ["single", "batch", "single_auth", "batch_auth", "single_auth_hmac", "batch_auth_hmac"]}
+    (row,) = [line for line in _auth_lines(result) if line.startswith("| http |")]
+    assert row == "| http | 100,000 | 400 | 80,000 | -20.0% | 520 | +120 | NO | 95,000 | -5.0% | 410 | +10 | yes |"
+    without = {**result, "modes": ["single", "batch", "single_auth", "batch_auth"]}
+    assert not any("hmac" in line for line in _auth_lines(without) if line.startswith("|"))
+
+
+@pytest.mark.timeout(300)  # about 25 s here: two RabbitMQ nodes start, each point is half a second
+def test_nats_and_rabbitmq_run_authenticated_on_brokers_with_the_keyrings_users(tmp_path: Path) -> None:
+    workload = tmp_path / "keyed.yaml"
+    workload.write_text(
+        "name: keyed\nmode: closed\ntransports: [nats, amqp]\nauth: keys\nbatch: 10\ntraders: 2\n"
+        "duration_s: 0.5\nwarmup_s: 0.2\nrepeats: 1\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.suite", "--workload", str(workload), "--out-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "workload-keyed.json").read_text())
+    assert report["order_workloads"]["keyed"]["server_args"][:2] == ["--auth", "keys"]  # dex-nats/dex-amqp refuse an open broker
+    for name in ("nats", "amqp"):
+        point = report["summary"][name]["keyed"]
+        assert point["runs"] == 1 and point["failed_runs"] == 0 and point["all_reconciled"], (name, point)
+        assert point["throughput_per_s"]["median"] > 0
 
 
 def test_percentile_curves_come_from_the_merged_histograms() -> None:

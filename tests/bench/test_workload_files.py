@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.workload_files import DEFAULT_SUITE, MODES, WORKLOADS_DIR, Workload, WorkloadError, load
+from bench.workload_files import BENCH_KEYS, DEFAULT_SUITE, MODES, WORKLOADS_DIR, Workload, WorkloadError, load
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -49,6 +49,19 @@ def test_order_path_workloads_become_harness_and_server_arguments(tmp_path: Path
     assert by_name["batch"].targets()[0] == "inproc"  # the ceiling runs beside every order-path workload
 
 
+def test_an_authenticated_workload_proves_keys_of_its_scheme_as_traders_known_in_advance() -> None:
+    by_name = {w.name: w for w in load(WORKLOADS_DIR / "auth.yaml")}
+    assert "single_auth_hmac" not in {w.name for w in load(DEFAULT_SUITE)}  # the auth suite only (the default's 30 minutes)
+    for name, scheme in (("batch_auth", "ed25519"), ("batch_auth_hmac", "hmac")):
+        args = by_name[name].harness_args()
+        assert args[args.index("--key-scheme") + 1] == scheme and args[args.index("--run-id") + 1] == name
+        assert by_name[name].server_args() == ("--auth", "keys", "--keys", BENCH_KEYS)
+    assert {"nats", "amqp"} <= set(by_name["single_auth"].targets()) and "nats" not in by_name["single_auth_hmac"].targets()
+    # the traders whose keys the bench creates before a broker writes its users: the same names the harness uses
+    assert by_name["batch_auth"].auth_traders() == [*(f"trader-batch_auth-0-{i}" for i in range(4)), "trader-control", "trader-watchdog-0"]
+    assert "--key-scheme" not in by_name["batch"].harness_args()
+
+
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
@@ -64,6 +77,9 @@ def test_order_path_workloads_become_harness_and_server_arguments(tmp_path: Path
         ("name: x\nmode: recovery\ndeployments: [single, mainframe]\n", "unknown deployment(s) mainframe"),
         ("- just\n- a list\n", "a mapping of keys"),
         ("name: x\nmode: closed\nbatch: [\n", "not valid YAML"),
+        ("name: x\nmode: closed\nkey_scheme: hmac\n", "key_scheme is the scheme of the traders' API keys: it needs auth: keys"),
+        ("name: x\nmode: closed\nauth: keys\nkey_scheme: rsa\n", "key_scheme must be one of ed25519, hmac"),
+        ("name: x\nmode: closed\nauth: keys\nkey_scheme: hmac\n", "key_scheme hmac cannot run on nats"),  # all: nats too
     ],
 )
 def test_a_wrong_file_is_refused_naming_the_file_and_the_key(tmp_path: Path, text: str, complaint: str) -> None:
