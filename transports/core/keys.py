@@ -233,14 +233,22 @@ def write_records(directory: Path, records: list[KeyRecord]) -> None:
 
 def new_key_id(trader: str) -> str:
     """A fresh key id: readable, unique, no secret in it."""
-    stem = "".join(c if c.isalnum() else "-" for c in trader.lower())[:24] or "key"
+    # ASCII only: the id travels where only ASCII may (gRPC metadata, NATS subjects, RabbitMQ user names), whatever the name.
+    stem = "".join(c if c.isascii() and c.isalnum() else "-" for c in trader.lower())[:24].strip("-") or "key"
     return f"{stem}-{secrets.token_hex(6)}"
 
 
 def create_key(
     directory: str | Path, trader: str, *, role: Role = "trader", scheme: Scheme = "ed25519", wires: WireMaterial | None = None
 ) -> Credential:
-    """Add a new key for ``trader`` to the keyring in ``directory``; the client's credential, written under ``clients/``."""
+    """Add a new key for ``trader`` to the keyring in ``directory``; the client's credential, written under ``clients/``.
+
+    ``trader`` follows the one rule for trader names on every wire (``check_trader``: ``MalformedMessage`` outside it),
+    so a key cannot act as a name that no wire would accept from a client under ``--auth off``.
+    """
+    from transports.core.requests import check_trader  # imported here: requests imports auth, which imports keys
+
+    trader = check_trader(trader)
     directory = Path(directory)
     material = wires if wires is not None else WireMaterial.generate()
     if scheme == "ed25519":
