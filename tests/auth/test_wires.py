@@ -36,32 +36,30 @@ from engine import (
     RejectReason,
     Side,
 )
+from tests.support.auth import TraderKeys, authentication, keyed_client, serve_keyed
 from transports.core import auth as auth_module
-from transports.core.auth import Authenticator
 from transports.core.client import TraderClient
 from transports.core.gateway import Gateway, GatewayConfig
-from transports.core.keys import RELOAD_CHECK_S, Credential, Keyring, create_key, revoke_key
+from transports.core.keys import RELOAD_CHECK_S, Credential, create_key, revoke_key
+from transports.core.ratelimit import DEFAULT_RATE_PER_S
 from transports.core.signing import MAX_WINDOW_MS, now_ms
-from transports.registry import TRANSPORTS, authenticating
+from transports.registry import authenticating
 
 SYM = "BTC-USD"
 INSTRUMENT = Instrument.create(SYM, "0.01", "0.001", reference_price="30000.00", price_band_bps=1000)
 PX = 3_000_000
 REFUSED = (RejectReason.UNAUTHENTICATED, RejectReason.UNAUTHORIZED)
 WIRES = authenticating()
-SIGNED_WIRES = tuple(name for name in WIRES if TRANSPORTS[name].auth.signed_requests)  # type: ignore[union-attr]
+SIGNED_WIRES = tuple(name for name in WIRES if authentication(name).signed_requests)
 
 
-class Keys:
+class Keys(TraderKeys):
     """A keyring in a temporary directory, and the credentials its clients hold."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.alice = create_key(directory, "alice")
-        self.bob = create_key(directory, "bob")
-        self.admin = create_key(directory, "ops", role="admin")
-        self.limited = create_key(directory, "carol")
-        self.keyring = Keyring(directory)
+        super().__init__(directory, ("alice", "bob", "carol"), admins=("ops",))
+        self.alice, self.bob, self.limited = self.credential("alice"), self.credential("bob"), self.credential("carol")
+        self.admin = self.credential("ops", "admin")
 
     def stranger(self, elsewhere: Path) -> Credential:
         """A well-formed key for alice that this exchange never issued."""
@@ -74,9 +72,7 @@ class Venue:
         self._clients: list[TraderClient] = []
 
     async def client(self, credential: Credential) -> TraderClient:
-        auth = TRANSPORTS[self.transport].auth
-        assert auth is not None
-        client = auth.client(credential, self.url)
+        client = keyed_client(self.transport, credential, self.url)
         self._clients.append(client)
         await asyncio.wait_for(client.connect(), 10)
         return client
@@ -91,11 +87,8 @@ class Venue:
 async def venue(transport: str, keys: Keys, *, rate_limited: bool = False) -> AsyncIterator[Venue]:
     gateway = Gateway(Engine(), GatewayConfig(journal=None))
     await gateway.start([INSTRUMENT])
-    auth = TRANSPORTS[transport].auth
-    assert auth is not None
-    authenticator = Authenticator(keys.keyring, rate_per_s=5 if rate_limited else 20_000)
     try:
-        async with auth.serve(gateway, authenticator) as url:
+        async with serve_keyed(transport, gateway, keys.keyring, rate_per_s=5 if rate_limited else DEFAULT_RATE_PER_S) as url:
             v = Venue(transport, gateway, url, keys)
             try:
                 yield v
@@ -160,7 +153,7 @@ def test_a_client_without_credentials_is_refused(wire: str, tmp_path: Path) -> N
 def test_a_key_the_exchange_never_issued_is_refused(wire: str, tmp_path: Path) -> None:
     async def scenario(v: Venue) -> None:
         stranger = v.keys.stranger(tmp_path / "elsewhere")
-        client = TRANSPORTS[wire].auth.client(stranger, v.url)  # type: ignore[union-attr]
+        client = keyed_client(wire, stranger, v.url)
         try:
             assert await refused(_connect_and_submit(client, order("forged")))
         finally:
@@ -323,7 +316,7 @@ def test_a_replayed_signed_request_is_refused(signed_wire: str, tmp_path: Path) 
         assert target.hostname and target.port, v.url
         recorder = Recorder(target.hostname, target.port)
         try:
-            alice = TRANSPORTS[signed_wire].auth.client(v.keys.alice, _through(v.url, await recorder.start()))  # type: ignore[union-attr]
+            alice = keyed_client(signed_wire, v.keys.alice, _through(v.url, await recorder.start()))
             await asyncio.wait_for(alice.connect(), 10)
             events = (await alice.submit([order("once")]))[0]
             assert any(isinstance(e, OrderAccepted) for e in events)
@@ -347,7 +340,7 @@ def test_a_signed_request_outside_its_window_is_refused(signed_wire: str, tmp_pa
     monkeypatch.setattr(auth_module, "now_ms", lambda: now_ms() + 2 * MAX_WINDOW_MS)  # the server's clock: past any window
 
     async def scenario(v: Venue) -> None:
-        late = TRANSPORTS[signed_wire].auth.client(v.keys.alice, v.url)  # type: ignore[union-attr]
+        late = keyed_client(signed_wire, v.keys.alice, v.url)
         try:
             assert await refused(_connect_and_submit(late, order("late")))
         finally:
