@@ -20,6 +20,8 @@ Failover times are printed (``pytest -s``) for the report.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,9 +110,10 @@ def test_three_nodes_form_one_cluster_and_survive_the_first_stopping_a_comeback_
     failovers: list[tuple[str, float]] = []
 
     async def scenario() -> None:
+        procs = list(started.values())
         for name in names:  # one after the other, as a user in three terminals would
             started[name].start()
-        procs = list(started.values())
+            await until(f"{name}'s beacon", lambda name=name: name in beacons(tmp_path), 60, procs)
         await until("three beacons, each server routed to the other two", lambda: routes_complete(tmp_path, names), 60, procs)
         urls = ",".join(b.client_url for b in beacons(tmp_path).values())
         nc = await connect(urls, "mesh fault test", ConnectionErrors())
@@ -127,7 +130,8 @@ def test_three_nodes_form_one_cluster_and_survive_the_first_stopping_a_comeback_
 
             # (b) Ctrl-C of the first node: it owned NATS before this change.
             first = started["node1"]
-            first_server = beacons(tmp_path)["node1"].server_pid
+            first_server, first_slot = beacons(tmp_path)["node1"].server_pid, beacons(tmp_path)["node1"].slot
+            assert first_slot == 1  # the first node started: the one that owned NATS before
             was_leader = await leader_among(nc, names) == "node1"
             first.signal(signal.SIGINT)
             assert first.process is not None and first.process.wait(30) == 0, first.log()[-2000:]
@@ -143,7 +147,7 @@ def test_three_nodes_form_one_cluster_and_survive_the_first_stopping_a_comeback_
             first.start()
             procs = list(started.values())
             await until("node1 routed again", lambda: routes_complete(tmp_path, names), 60, procs)
-            assert beacons(tmp_path)["node1"].slot == 1
+            assert beacons(tmp_path)["node1"].slot == first_slot
 
             async def node1_caught_up() -> bool:
                 state = await node_state(nc, "node1", 0.5)
@@ -224,3 +228,53 @@ def test_kill_9_of_the_process_that_started_a_nats_server_stops_that_server(tmp_
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+def _accepted(log: str) -> int:
+    found = re.findall(r"Orders: \d+ \| Rate: \S+ \| Accepted: (\d+)", log)
+    return int(found[-1]) if found else 0
+
+
+def test_make_nats_auto_twice_then_ctrl_c_of_the_first_leaves_the_second_trading(tmp_path: Path) -> None:
+    """Two terminals, ``make nats-auto`` in each, one after the other; Ctrl-C in the first one.
+
+    Two servers are a JetStream metadata group of two, which one alone is not a quorum of: the first
+    node leaves the group before its server stops, so the second keeps accepting and matching orders.
+    """
+    root = Path(__file__).resolve().parents[2]
+    args = f"--beacon-dir {tmp_path / 'beacons'} --data-dir {tmp_path / 'data'} --stats-interval 1 --rate 100"
+    terminals: list[tuple[subprocess.Popen[bytes], Path]] = []
+    try:
+        for name in ("first", "second"):
+            log = tmp_path / f"{name}.log"
+            command = ["make", "-s", "--no-print-directory", "nats-auto", f"ARGS={args} --name {name}"]
+            process = subprocess.Popen(command, cwd=root, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+            terminals.append((process, log))
+            deadline = time.monotonic() + 60
+            while "Started NATS" not in log.read_text(errors="replace"):
+                assert time.monotonic() < deadline and process.poll() is None, log.read_text(errors="replace")[-2000:]
+                time.sleep(0.2)
+        (first, first_log), (second, second_log) = terminals
+        deadline = time.monotonic() + 90
+        while _accepted(second_log.read_text(errors="replace")) < 50:
+            assert time.monotonic() < deadline, first_log.read_text()[-2000:] + second_log.read_text()[-2000:]
+            time.sleep(0.5)
+        os.killpg(first.pid, signal.SIGINT)  # Ctrl-C: the terminal's whole foreground group
+        assert first.wait(60) in (0, -signal.SIGINT), first_log.read_text()[-3000:]  # make re-raises the SIGINT it waited out
+        assert "Left the cluster" in first_log.read_text(), first_log.read_text()[-3000:]
+        after_stop = _accepted(second_log.read_text(errors="replace"))
+        deadline = time.monotonic() + 45
+        while _accepted(second_log.read_text(errors="replace")) < after_stop + 200:
+            text = second_log.read_text(errors="replace")
+            assert time.monotonic() < deadline and second.poll() is None, f"the second stopped trading:\n{text[-3000:]}"
+            time.sleep(0.5)
+        assert "Leader: second is the leader" in second_log.read_text(errors="replace")
+    finally:
+        for process, _ in terminals:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(10)

@@ -38,8 +38,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -61,7 +63,7 @@ from transports.nats.discovery import Discovery
 from transports.nats.durable import DurableClient, DurableNode, publish_async
 from transports.nats.lease import DEFAULT_LEASE_TTL_S, LeaderLease
 from transports.nats.local import NatsServerProcess
-from transports.nats.mesh import Beacon, Membership, parse_peers, routed_servers, server_name
+from transports.nats.mesh import Beacon, Membership, generation, meta_group, parse_peers, retire, routed_servers, server_name
 from transports.nats.settings import DEFAULT_PREFIX, DEFAULT_URL, LEASE_BUCKET, ORDERS_STREAM, RESULTS_STREAM, URL_ENV, Subjects, free_port
 from transports.nats.streams import ensure_streams, lease_bucket
 
@@ -147,10 +149,12 @@ def start_own_server(settings: AutoSettings, membership: Membership) -> tuple[Na
         host = settings.bind
         cluster_port = free_port(host)
         routes = [b.cluster_url for b in peers] + parse_peers(settings.peers)
+        slot_dir = Path(settings.data_dir) / f"n{slot}"
         process = NatsServerProcess(
-            Path(settings.data_dir) / f"n{slot}",
+            slot_dir,
             host=host,
-            server_name=server_name(slot),
+            server_name=server_name(slot, generation(slot_dir)),
+            system_password=secrets.token_hex(16),  # its own: only this node connects to its server as the system user
             cluster_port=cluster_port,
             cluster_name=settings.cluster,
             # Alone, a route to itself: nats-server refuses a clustered JetStream with no route at all.
@@ -172,6 +176,40 @@ def start_own_server(settings: AutoSettings, membership: Membership) -> tuple[Na
             )
         )
     return process, peers
+
+
+async def leave_cluster(process: NatsServerProcess, errors: ConnectionErrors, peer_monitors: Sequence[str]) -> bool:
+    """Before a clean exit: if the servers that stay would be short of a quorum of JetStream's metadata
+    group, remove ours from it (its streams' replicas move to the others). Whether it was removed."""
+    loop = asyncio.get_running_loop()
+    try:
+        size, _ = await loop.run_in_executor(None, meta_group, process.monitor_url)
+        staying = len(await loop.run_in_executor(None, routed_servers, process.monitor_url))
+    except OSError:
+        return False
+    if staying == 0 or staying > size // 2:
+        return False  # alone (nothing to keep), or the others keep a quorum without us
+    host, port = process.url.removeprefix("nats://").rsplit(":", 1)
+    system = await connect(f"nats://sys:{process.system_password}@{host}:{port}", "nats-auto leave", errors)
+    try:
+        # When our server is the metadata leader it steps down while removing itself: the answer may never
+        # come. So the group's size, as a staying server sees it, decides whether we left.
+        with contextlib.suppress(Exception):
+            await system.request("$JS.API.SERVER.REMOVE", json.dumps({"peer": process.server_name}).encode(), timeout=5)
+    finally:
+        with contextlib.suppress(Exception):
+            await system.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for monitor in peer_monitors or [process.monitor_url]:
+            with contextlib.suppress(OSError, ValueError):
+                if (await loop.run_in_executor(None, meta_group, monitor))[0] <= staying:
+                    await asyncio.sleep(1.0)  # the streams' replicas move off our server: a moment before it stops
+                    say(f"Left the cluster: {process.server_name} removed from JetStream's metadata group ({staying} stay)")
+                    return True
+        await asyncio.sleep(0.2)
+    say("Could not leave JetStream's metadata group: the others wait for this node to come back")
+    return False
 
 
 async def keep_replicas(js: JetStreamContext, monitor_url: str, stop: asyncio.Event, interval: float = 2.0) -> None:
@@ -300,6 +338,7 @@ async def run(settings: AutoSettings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    clean_exit = False
     replicas = settings.replicas or (2 if own else 1)  # own server: two at first (JetStream runs from two servers on)
     trader_stats = TraderStats()
 
@@ -358,6 +397,7 @@ async def run(settings: AutoSettings) -> int:
         else:
             await stop.wait()
         _print_once(node, trader_stats if trade_mode else None, 0.0, errors)
+        clean_exit = True
         return 0
     finally:
         for task in tasks:
@@ -372,8 +412,15 @@ async def run(settings: AutoSettings) -> int:
             await node.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.close(), 5)
+        removed = False
+        if own and process is not None and clean_exit:  # Ctrl-C, SIGTERM or the duration's end (not a failure)
+            with contextlib.suppress(Exception):
+                monitors = [b.monitor_url for b in membership.peers()] if membership is not None else []
+                removed = await asyncio.wait_for(leave_cluster(process, errors, monitors), 15)
         if process is not None:
             process.stop()
+        if removed and process is not None:
+            retire(process.workdir, process.store_dir)
         if membership is not None:
             membership.release()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,6 +12,9 @@ the program). Invariants:
 * A parent that died between the fork and the ``prctl`` is caught: the
   parent PID given on the command line no longer matches ``getppid``, and
   the wrapper exits instead of starting an orphan.
+* PROGRAM runs in a process group of its own, so a Ctrl-C in the terminal
+  (SIGINT to the whole foreground group) reaches only its starter, which
+  then stops it in its own time (``nats-auto`` first leaves the cluster).
 * Imports nothing heavy: it costs one bare interpreter start.
 """
 
@@ -39,6 +42,7 @@ def main(argv: list[str]) -> int:
         return 2
     if not die_with_parent(int(argv[0])):
         return 1  # the parent is gone already: do not start an orphan
+    os.setpgid(0, 0)  # out of the terminal's foreground group: its starter alone decides when it stops
     os.execv(argv[1], argv[1:])
     return 127  # not reached: execv replaces this process
 

@@ -70,6 +70,7 @@ class NatsServerProcess(LocalServerProcess):
         route_urls: Sequence[str] = (),
         monitor_port: int = 0,
         die_with_parent: bool = False,
+        system_password: str = "",
     ) -> None:
         super().__init__(workdir, host=host)
         self.port = port or free_port(host)
@@ -79,6 +80,9 @@ class NatsServerProcess(LocalServerProcess):
         self.route_urls = tuple(route_urls)  # full nats-route:// URLs (peers on other hosts), besides ``routes``
         self.monitor_port = monitor_port  # the HTTP monitoring endpoint (/routez, /jsz); 0 = none
         self.die_with_parent = die_with_parent  # started through ``deathsig``: never outlives the process that started it
+        # Set: accounts SYS (user "sys", this password: JetStream peer removal) and DEX (every client without
+        # credentials lands there, as on a server with no accounts). Used by nats-auto, whose servers all look alike.
+        self.system_password = system_password
         self.cluster_name = cluster_name
         self.sync_always = sync_always
         self.store_dir = self.workdir / "jetstream"
@@ -100,6 +104,15 @@ class NatsServerProcess(LocalServerProcess):
             *(["  sync_interval: always"] if self.sync_always else []),
             "}",
         ]
+        if self.system_password:
+            lines += [
+                "accounts {",
+                f'  SYS: {{ users: [{{user: "sys", password: "{self.system_password}"}}] }}',
+                '  DEX: { jetstream: enabled, users: [{user: "dex", password: "dex"}] }',
+                "}",
+                "system_account: SYS",
+                "no_auth_user: dex",
+            ]
         if self.users is not None:
             lines.append(f'include "{self.users_path.name}"')  # the users, rewritten and reloaded when the keyring changes
         if self.cluster_port:
@@ -119,6 +132,7 @@ class NatsServerProcess(LocalServerProcess):
         if self.users is not None:
             self.users.sync(self.users_path, 0)
         self.config_path.write_text(self.config(), encoding="utf-8")
+        self.config_path.chmod(0o600)  # it may hold the system user's password
         server = [nats_server_binary(), "-c", str(self.config_path)]
         if self.die_with_parent and sys.platform.startswith("linux"):
             return [sys.executable, "-m", "transports.nats.deathsig", str(os.getpid()), *server]

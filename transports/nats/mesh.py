@@ -26,6 +26,14 @@ Invariants:
 * **A beacon is live while its node's PID is.** ``slot-N.json`` names the
   node, its PID, its nats-server's PID, client URL, cluster URL and
   monitoring URL; it is written atomically (temp file + rename).
+* **Leaving keeps the rest alive.** A node stopped cleanly whose departure
+  would leave the others short of a quorum of JetStream's metadata group (two
+  nodes, one stops) removes its server from that group first
+  (``$JS.API.SERVER.REMOVE`` as the system user): the group shrinks, its
+  streams' replicas move to the servers that stay. A removed server name may
+  not rejoin JetStream, so the slot's next server starts with a new
+  generation (``dex-<host>-N-gG``) and an empty store; it catches up from
+  the others.
 * A node alone routes its server to itself: nats-server refuses a
   clustered JetStream with no route, and a JetStream cluster elects its
   metadata leader only once a second server is routed (its bootstrap
@@ -67,8 +75,31 @@ def default_beacon_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"dex-nats-auto-{os.getuid()}"
 
 
-def server_name(slot: int) -> str:
-    return f"dex-{socket.gethostname()}-{slot}"
+def server_name(slot: int, generation: int = 0) -> str:
+    return f"dex-{socket.gethostname()}-{slot}" + (f"-g{generation}" if generation else "")
+
+
+def generation(slot_dir: Path) -> int:
+    """How many times this slot's server was removed from JetStream's metadata group (its name's suffix)."""
+    try:
+        return int((slot_dir / "generation").read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def retire(slot_dir: Path, store_dir: Path) -> None:
+    """After a removal: the next server of this slot takes a new name and an empty store."""
+    import shutil
+
+    (slot_dir / "generation").write_text(str(generation(slot_dir) + 1))
+    shutil.rmtree(store_dir, ignore_errors=True)
+
+
+def meta_group(monitor_url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """JetStream's metadata group as this server sees it (``/jsz``): its size and its leader's name."""
+    with urllib.request.urlopen(f"{monitor_url}/jsz", timeout=timeout) as answer:
+        meta = json.loads(answer.read()).get("meta_cluster") or {}
+    return int(meta.get("cluster_size") or 0), str(meta.get("leader") or "")
 
 
 def alive(pid: int) -> bool:
