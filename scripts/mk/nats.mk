@@ -5,7 +5,7 @@
 nats-server: setup ## Start dex-nats (engine behind NATS request/reply); starts the bundled nats-server on 127.0.0.1:4222 if none answers
 	@$(VENV)/bin/dex-nats --start-nats $(ARGS)
 
-nats-auto: setup ## Zero-config node: find or start NATS, discover peers, elect a leader by lease, trade durably (ARGS="--mode server ...")
+nats-auto: setup ## Zero-config node: its own nats-server joined to the others' (no single point of failure), a lease-elected leader, durable trading; run it in several terminals (ARGS="--mode server ...")
 	@$(VENV)/bin/nats-auto $(ARGS)
 
 nats-trader: setup ## Run the trader harness over NATS against DEX_NATS_URL (default nats://127.0.0.1:4222)
@@ -23,5 +23,5 @@ bench-nats: setup ## NATS core request/reply, durable JetStream path and failove
 test-nats: setup ## NATS contract + integration tests (real nats-server)
 	@$(PY) -m pytest -q tests/contract -k nats tests/integration/nats
 
-test-nats-faults: setup ## NATS fault tests: kill -9 / SIGSTOP leaders, resends, a NATS cluster member killed
-	@$(PY) -m pytest -q -m faults tests/faults/test_nats_durable.py tests/faults/test_nats_cluster.py
+test-nats-faults: setup ## NATS fault tests: kill -9 / SIGSTOP leaders, resends, a NATS cluster member killed, nats-auto nodes stopped, killed and back
+	@$(PY) -m pytest -q -m faults tests/faults/test_nats_durable.py tests/faults/test_nats_cluster.py tests/faults/test_nats_auto_mesh.py
