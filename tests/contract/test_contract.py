@@ -5,6 +5,18 @@ in-process one included): a fresh gateway is served over the transport in this
 event loop, and clients built by the registry talk to it. A new transport
 registers and passes this suite without editing it.
 
+Each test runs a second time, with keys (``--auth keys``), over every
+transport that authenticates (``transports.registry.authenticating``; test
+ids ``http-keys``, ``nats-keys``, ...; ``inproc`` has no wire, so it runs
+unauthenticated only). That venue has a fresh keyring
+(``tests.support.auth.TraderKeys``) holding a key for each trader of
+``TRADERS`` (any other trader a test names gets one on first use), and each
+client proves its trader's key the wire's own way: the trader comes from the
+key, never from a name the client sends. Both passes run every test and
+assert the same outcomes; where authentication changes what a user sees (an
+outsider's bytes are refused before they are read), the test asserts each
+mode's own outcome.
+
 A descriptor's ``replies`` says what a reply holds: ``"events"``, every event
 of the engine for the commands; ``"own_view"`` (FIX), the submitter's own view
 (its order accepted, its fills with the taker's remaining, its cancels), as a
@@ -17,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +63,7 @@ from engine import (
     TimeInForce,
     TradeExecuted,
 )
+from tests.support.auth import TraderKeys, keyed_client, serve_keyed
 from transports.codec import lean
 from transports.core.client import TraderClient
 from transports.core.gateway import Gateway, GatewayConfig
@@ -62,19 +76,45 @@ INSTRUMENT = Instrument.create(SYM, "0.01", "0.001", min_qty="0.002", max_qty="1
 PX = 3_000_000  # 30000.00 in ticks
 BUY, SELL = Side.BUY, Side.SELL
 RISK = {"risky": RiskLimits(max_order_qty=Decimal("5"), max_notional=Decimal("60000"), max_open_orders=2)}
+# Every trader the contract tests act as: a keyed venue issues their keys up front, in one keyring write each and one
+# broker sync, instead of one reload per trader mid-test.
+TRADERS = ("alice", "bob", "carol", "hitter", "maker", "mallory", "other", "quitter", "risky", "stayer", "strict", "taker", "watcher")
+
+
+class Wire(str):
+    """A transport's name, and whether the contract venue serves it with keys: the suite's ``transport`` parameter.
+
+    It is the name itself (``TRANSPORTS[wire]`` and ``full_replies(wire)`` read it as one), so a test that takes
+    ``transport: str`` runs in both modes without knowing which.
+    """
+
+    keys: bool
+
+    def __new__(cls, name: str, keys: bool = False) -> Wire:
+        wire = super().__new__(cls, name)
+        wire.keys = keys
+        return wire
+
+
+def with_keys(transport: str) -> bool:
+    return isinstance(transport, Wire) and transport.keys
 
 
 class Venue:
-    """A gateway served over one transport, and a way to get clients for it."""
+    """A gateway served over one transport, and a way to get clients for it (each proving its trader's key, with keys)."""
 
-    def __init__(self, transport: str, gateway: Gateway, url: str) -> None:
-        self.transport = transport
+    def __init__(self, transport: str, gateway: Gateway, url: str, keys: TraderKeys | None = None) -> None:
+        self.transport = str(transport)
         self.gateway = gateway
         self.url = url
+        self.keys = keys  # None: --auth off, a client is whoever it names
         self._clients: list[TraderClient] = []
 
     async def client(self, trader: str) -> TraderClient:
-        client = make_client(self.transport, trader, self.url)
+        if self.keys is None:
+            client = make_client(self.transport, trader, self.url)
+        else:
+            client = keyed_client(self.transport, self.keys.credential(trader), self.url)
         await client.connect()
         self._clients.append(client)
         return client
@@ -91,12 +131,16 @@ async def venue(transport: str, journal: Path | None = None, **config: Any) -> A
     gateway = Gateway(Engine(trader_limits=RISK), GatewayConfig(journal=str(journal) if journal else None, **config))
     await gateway.start([INSTRUMENT])
     try:
-        async with serve(transport, gateway) as url:
-            v = Venue(transport, gateway, url)
-            try:
-                yield v
-            finally:
-                await v.close_clients()
+        with contextlib.ExitStack() as keyring_dir:
+            keys: TraderKeys | None = None
+            if with_keys(transport):  # a fresh keyring per venue, gone with it
+                keys = TraderKeys(Path(keyring_dir.enter_context(tempfile.TemporaryDirectory(prefix="dex-keys-"))), TRADERS)
+            async with serve(transport, gateway) if keys is None else serve_keyed(transport, gateway, keys.keyring) as url:
+                v = Venue(transport, gateway, url, keys)
+                try:
+                    yield v
+                finally:
+                    await v.close_clients()
     finally:
         await gateway.stop()
 
@@ -148,6 +192,25 @@ def own_view(events: list[Event], trader: str) -> list[tuple[object, ...]]:
 
 async def one(client: TraderClient, command: Command) -> list[Event]:
     return (await client.submit([command]))[0]
+
+
+async def outsider_refused(probe: Callable[[str], Awaitable[RejectReason]], url: str) -> bool:
+    """Whether a keyed venue refused the malformed probe of a client that holds no key.
+
+    A wire that reads each request answers ``UNAUTHENTICATED`` (HTTP, DHT), or
+    a FIX server ends a session whose first message is no Logon (the probe
+    reads that Logout as ``MALFORMED_MESSAGE``); a wire that authenticates the
+    connection lets it in nowhere: a broker refuses the login (NATS, RabbitMQ:
+    ``UNAUTHENTICATED``), a TLS or CURVE handshake never completes (gRPC,
+    ZeroMQ: the library's own error or timeout).
+    """
+    try:
+        reason = await asyncio.wait_for(probe(url), 15)
+    except ExchangeError as exc:
+        return exc.reason is RejectReason.UNAUTHENTICATED
+    except Exception:  # each wire's library raises its own kind for a connection it could not open
+        return True
+    return reason in (RejectReason.UNAUTHENTICATED, RejectReason.MALFORMED_MESSAGE)
 
 
 async def reason_of(client: TraderClient, command: Command) -> RejectReason:
@@ -477,10 +540,19 @@ def test_malformed_input_gets_a_clear_reason_and_the_server_keeps_serving(transp
         if probe is None:  # no wire to send bytes over: the gateway refuses what is not a command
             with pytest.raises(ExchangeError) as info:
                 await v.gateway.submit([b"\xff not a command"])  # type: ignore[list-item]
-            reason = info.value.reason
+            assert info.value.reason is RejectReason.MALFORMED_MESSAGE
+        elif v.keys is None:
+            assert await probe(v.url) is RejectReason.MALFORMED_MESSAGE
         else:
-            reason = await probe(v.url)
-        assert reason is RejectReason.MALFORMED_MESSAGE
+            # The probe holds no key: with keys its bytes are refused before they are read, the wire's own way.
+            assert await outsider_refused(probe, v.url)
+            # A trader's malformed input, over its proved channel, still gets the clear reason.
+            bad = lean.parse_orders(lean.encode_orders([CancelOrder("", 1)]))
+            bad.side[0] = 2  # a cancel takes no side
+            with pytest.raises(ExchangeError) as info:
+                await alice.submit_orders(bad.SerializeToString())
+            assert info.value.reason is RejectReason.MALFORMED_MESSAGE
+        assert v.gateway.stats_dict()["orders"] == 0  # nothing of it reached the engine
         assert of(OrderAccepted, (await alice.submit([limit("a1", BUY, 1000, PX - 100)]))[0])
 
     run(transport, scenario)

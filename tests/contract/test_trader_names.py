@@ -5,6 +5,9 @@ surrounding blanks removed; it travels as UTF-8 bytes on every wire (HTTP
 header bytes included; gRPC's binary ``x-trader-bin`` metadata when it is not
 printable ASCII). So the same name is the same trader whichever wire it came
 by, and a name outside the rule is refused with ``MALFORMED_MESSAGE`` on each.
+With keys, the trader is the one its key names, and the rule holds where a
+name enters: no key is issued for a name outside it (``create_key`` refuses it
+with ``MALFORMED_MESSAGE``), so no wire ever acts as one.
 """
 
 from __future__ import annotations
