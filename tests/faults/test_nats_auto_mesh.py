@@ -86,11 +86,17 @@ async def leader_among(nc: Client, names: list[str]) -> str:
 
 
 async def replicas(nc: Client) -> set[int]:
+    """The replica counts of the streams and the lease bucket, counting only replicas that are current (caught up)."""
     js = nc.jetstream()
+    found = set()
     try:
-        return {(await js.stream_info(s)).config.num_replicas or 1 for s in (ORDERS_STREAM, RESULTS_STREAM, f"KV_{LEASE_BUCKET}")}
+        for stream in (ORDERS_STREAM, RESULTS_STREAM, f"KV_{LEASE_BUCKET}"):
+            info = await js.stream_info(stream)
+            followers = (info.cluster.replicas or []) if info.cluster is not None else []
+            found.add(1 + sum(1 for r in followers if r.current and not r.offline))
     except Exception:  # not created yet, or a failover in progress
         return set()
+    return found
 
 
 async def accepting(load: OrderLoad, more: int = 50) -> bool:
