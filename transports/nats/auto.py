@@ -70,6 +70,7 @@ from transports.nats.streams import ensure_streams, lease_bucket
 log = logging.getLogger("nats-auto")
 
 ACK_TIMEOUT_S = 10.0
+SHUTDOWN_STEP_S = 5.0  # the most any one step of stopping may take
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,16 +403,15 @@ async def run(settings: AutoSettings) -> int:
     finally:
         for task in tasks:
             task.cancel()
-        for task in tasks:
+        # Every step of the way out is bounded: a cluster losing its quorum can leave a JetStream call or an
+        # unsubscribe unanswered, and this node must still get to stopping its nats-server.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), SHUTDOWN_STEP_S)
+        for step in (discovery.stop(), *((lease.stop(),) if lease is not None else ()), *((node.stop(),) if node is not None else ())):
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await discovery.stop()
-        if lease is not None:
-            await lease.stop()
-        if node is not None:
-            await node.stop()
+                await asyncio.wait_for(step, SHUTDOWN_STEP_S)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(nc.close(), 5)
+            await asyncio.wait_for(nc.close(), SHUTDOWN_STEP_S)
         removed = False
         if own and process is not None and clean_exit:  # Ctrl-C, SIGTERM or the duration's end (not a failure)
             with contextlib.suppress(Exception):
