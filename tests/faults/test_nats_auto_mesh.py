@@ -30,11 +30,12 @@ from pathlib import Path
 
 from nats.aio.client import Client
 
+from transports.core.pids import pid_alive as alive
 from transports.instruments import select_instruments
 from transports.nats.audit import audit
 from transports.nats.connection import ConnectionErrors, connect
 from transports.nats.load import OrderLoad
-from transports.nats.mesh import Beacon, alive, live_beacons, routed_servers
+from transports.nats.mesh import Beacon, live_beacons, routed_servers
 from transports.nats.nodes import NodeProcess, node_state
 from transports.nats.settings import LEASE_BUCKET, ORDERS_STREAM, RESULTS_STREAM
 

@@ -51,6 +51,7 @@ from types import TracebackType
 from typing import Self
 
 from transports.core.limits import ConnectionLimits, Limits
+from transports.core.pids import pid_alive
 
 RABBITMQ_BIN = Path(os.environ.get("DEX_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 HOST = "127.0.0.1"
@@ -72,22 +73,6 @@ def free_port(host: str = HOST) -> int:
 def installed() -> bool:
     """Whether the RabbitMQ server scripts and Erlang's epmd are on this machine."""
     return (RABBITMQ_BIN / "rabbitmq-server").exists() and shutil.which("epmd") is not None
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours is not alive
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 @dataclass(slots=True)
@@ -236,7 +221,7 @@ class LocalRabbitMQ:
         self._prepare()
         self.pidfile.unlink(missing_ok=True)
         env = self.env()
-        if not _pid_alive(self.state.epmd_pid):  # after kill() our epmd still runs: keep it
+        if not pid_alive(self.state.epmd_pid):  # after kill() our epmd still runs: keep it
             epmd = shutil.which("epmd") or "epmd"
             with (self.log_dir / "epmd.log").open("ab") as log:
                 self._epmd = subprocess.Popen(
@@ -265,7 +250,7 @@ class LocalRabbitMQ:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise BrokerError(f"RabbitMQ did not start within {timeout:g}s:\n{self.log_tail()}")
-                if not _pid_alive(self.state.server_pid):
+                if not pid_alive(self.state.server_pid):
                     raise BrokerError(f"rabbitmq-server exited:\n{self.log_tail()}")
                 try:
                     done = self.ctl("wait", "--timeout", str(max(1, int(left))), str(self.pidfile), timeout=left + 10)
@@ -286,7 +271,7 @@ class LocalRabbitMQ:
             return False
 
     def running(self) -> bool:
-        return _pid_alive(self.state.server_pid)
+        return pid_alive(self.state.server_pid)
 
     def status(self) -> bool:
         """Whether the node answers ``rabbitmqctl status`` (the app may still be booting)."""
@@ -300,17 +285,17 @@ class LocalRabbitMQ:
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Shut the node down (``rabbitmqctl shutdown``, else kill its process group), then our epmd."""
         pid = self.state.server_pid
-        if pid and _pid_alive(pid):
+        if pid and pid_alive(pid):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.ctl("shutdown", "--timeout", str(int(timeout)), timeout=timeout + 5)
             self._wait_gone(pid, 5.0)
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 self._kill_group(pid, signal.SIGTERM)
                 if not self._wait_gone(pid, 10.0):
                     self._kill_group(pid, signal.SIGKILL)
                     self._wait_gone(pid, 5.0)
         epmd_pid = self.state.epmd_pid
-        if epmd_pid and _pid_alive(epmd_pid):
+        if epmd_pid and pid_alive(epmd_pid):
             # Our epmd only ever served this node: end it by its PID (no `epmd -kill` needed).
             os.kill(epmd_pid, signal.SIGTERM)
             self._wait_gone(epmd_pid, 5.0)
@@ -321,7 +306,7 @@ class LocalRabbitMQ:
     def kill(self) -> None:
         """SIGKILL the node (its process group) without a clean shutdown: a crash, for fault tests."""
         pid = self.state.server_pid
-        if pid and _pid_alive(pid):
+        if pid and pid_alive(pid):
             self._kill_group(pid, signal.SIGKILL)
             self._wait_gone(pid, 10.0)
         self._reap()
@@ -339,7 +324,7 @@ class LocalRabbitMQ:
 
     def _wait_gone(self, pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while _pid_alive(pid):
+        while pid_alive(pid):
             for process in (self._server, self._epmd):
                 if process is not None and process.pid == pid:
                     process.poll()  # reap our child so it stops being a zombie

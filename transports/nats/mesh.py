@@ -55,6 +55,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from transports.core.pids import pid_alive
+
 
 @dataclass(frozen=True, slots=True)
 class Beacon:
@@ -100,23 +102,6 @@ def meta_group(monitor_url: str, timeout: float = 2.0) -> tuple[int, str]:
     with urllib.request.urlopen(f"{monitor_url}/jsz", timeout=timeout) as answer:
         meta = json.loads(answer.read()).get("meta_cluster") or {}
     return int(meta.get("cluster_size") or 0), str(meta.get("leader") or "")
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process with that PID: not ours to judge, count it
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (not Linux): kill(0) is all we know
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 class Membership:
@@ -192,7 +177,7 @@ def live_beacons(directory: Path) -> list[Beacon]:
             beacon = Beacon(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
             continue  # being replaced right now, or not ours
-        if alive(beacon.pid):
+        if pid_alive(beacon.pid):
             found.append(beacon)
     return sorted(found, key=lambda b: b.slot)
 
