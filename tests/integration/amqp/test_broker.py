@@ -9,8 +9,9 @@ from pathlib import Path
 
 import aio_pika
 
-from transports.amqp.broker import LocalRabbitMQ, _pid_alive
+from transports.amqp.broker import LocalRabbitMQ
 from transports.amqp.settings import URL_ENV
+from transports.core.pids import pid_alive
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -51,6 +52,6 @@ def test_the_script_starts_reports_and_stops_a_node_by_its_pids(tmp_path: Path) 
     finally:
         stopped = subprocess.run([*script, "stop", *where], capture_output=True, text=True, timeout=60, check=False)
     assert stopped.returncode == 0
-    assert not _pid_alive(broker.state.server_pid) and not _pid_alive(broker.state.epmd_pid)
+    assert not pid_alive(broker.state.server_pid) and not pid_alive(broker.state.epmd_pid)
     status = subprocess.run([*script, "status", *where], capture_output=True, text=True, timeout=60, check=False)
     assert status.returncode == 3 and "not running" in status.stdout
