@@ -17,7 +17,7 @@ from engine import RejectReason
 from transports.core.auth import Authenticator, add_auth_options, auth_from_options, is_loopback
 from transports.core.keys import CLIENTS_DIR, RELOAD_CHECK_S, Credential, Keyring, create_key, dev_credential, revoke_key
 from transports.core.ratelimit import KeyLimiter, RateLimited
-from transports.core.signing import AuthFailure, now_ms, payload, sign, sign_request
+from transports.core.signing import AuthFailure, RequestStamper, now_ms, payload, sign, sign_request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,6 +60,26 @@ def test_a_signed_request_is_accepted_once(tmp_path: Path) -> None:
     assert auth.verify_signed(*args).trader == "alice"
     with pytest.raises(AuthFailure, match="replayed_request"):
         auth.verify_signed(*args)
+
+
+@pytest.mark.parametrize("scheme", ["ed25519", "hmac"])
+def test_the_same_request_signed_again_within_one_millisecond_is_a_new_request_not_a_replay(tmp_path: Path, scheme: str) -> None:
+    alice = create_key(tmp_path, "alice", scheme=scheme)  # type: ignore[arg-type]
+    auth = Authenticator(Keyring(tmp_path))
+    stamper = RequestStamper(clock_ms=lambda: now_ms() // 1000 * 1000)  # a clock that stands still: every retry in its ms
+    accepted = set()
+    for _ in range(5):  # a client retrying one cancel
+        stamp, message = stamper.payload(alice.key_id, 5000, "POST", "/orders", "", b"{}")
+        signature = sign(alice, message)
+        assert auth.verify_signed(alice.key_id, stamp, 5000, signature, "POST", "/orders", "", b"{}").trader == "alice"
+        accepted.add(stamp)
+    assert len(accepted) == 5 and max(accepted) - min(accepted) == 4  # each retry one ms later, no further
+    other_stamp, _ = stamper.payload(alice.key_id, 5000, "POST", "/orders", "", b'{"other": 1}')
+    assert other_stamp == max(accepted)  # another request is not moved: the stamps stay on the clock
+    for _ in range(3):
+        signed = sign_request(alice, "DELETE", "/orders", "", b"{}")
+        args = (signed.key_id, signed.timestamp_ms, signed.window_ms, signed.signature, "DELETE", "/orders", "", b"{}")
+        assert auth.verify_signed(*args).trader == "alice"
 
 
 def test_the_keyring_stores_no_private_key_and_credentials_are_private_files(tmp_path: Path) -> None:
@@ -165,3 +185,21 @@ def test_dex_keys_creates_lists_and_revokes_and_never_prints_a_secret(tmp_path: 
     assert _dex_keys(tmp_path, "ensure", "bob").startswith("created ")
     tls = _dex_keys(tmp_path, "tls")
     assert (tmp_path / "server" / "tls" / "server.pem").exists() and "CA certificate" in tls
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (("create", ""), "UNAUTHORIZED: a trader is required"),
+        (("create", "x" * 65), "MALFORMED_MESSAGE: a trader is at most 64 characters"),
+        (("ensure", "a\x07b"), "MALFORMED_MESSAGE: a trader name has no control"),
+        (("create", "bob", "--rate", "-1"), "--rate and --in-flight are 0"),
+    ],
+)
+def test_dex_keys_refuses_a_bad_trader_or_limit_with_its_reason_and_writes_no_key(tmp_path: Path, argv: tuple[str, ...], said: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "transports.core.keys_cli", "--keys", str(tmp_path), *argv],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr
+    assert Keyring(tmp_path).records() == []

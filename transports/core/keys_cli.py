@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from engine import ExchangeError
 from transports.core.keys import (
     CLIENTS_DIR,
     KEYRING_FILE,
@@ -76,8 +77,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    directory = keys_dir(args.keys)
+    try:
+        return _run(args, keys_dir(args.keys))
+    except ExchangeError as refused:  # a trader name outside the rule of every wire: said, not a traceback
+        print(f"dex-keys: {refused}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, directory: Path) -> int:
     if args.command == "create":
+        if args.rate < 0 or args.in_flight < 0:
+            print("dex-keys: --rate and --in-flight are 0 (the server's default) or more", file=sys.stderr)
+            return 2
         credential = create_key(directory, args.trader, role="admin" if args.admin else "trader", scheme="hmac" if args.hmac else "ed25519")
         if args.rate or args.in_flight:
             _set_limits(directory, credential.key_id, args.rate, args.in_flight)

@@ -85,12 +85,45 @@ class SignedHeaders:
     signature: str
 
 
+class RequestStamper:
+    """Timestamps for one process's signed requests: never the same signature twice.
+
+    Both schemes are deterministic, so the same request signed twice within one millisecond (a retry, two
+    identical cancels) would carry the same signature and the second would be refused as ``replayed_request``.
+    Such a request is stamped one millisecond later instead, until its payload is new. Only identical requests
+    move, so a busy key's stamps stay on the clock (a strictly increasing stamp would run ahead of it).
+    """
+
+    def __init__(self, clock_ms: Callable[[], int] = now_ms) -> None:
+        self._clock = clock_ms
+        self._signed: dict[str, tuple[int, set[bytes]]] = {}  # key id -> (newest stamp, payloads signed at it)
+
+    def payload(self, key_id: str, window_ms: int, method: str, path: str, query: str, body: bytes) -> tuple[int, bytes]:
+        """The stamp and the payload to sign: the clock's stamp, later only if this key just signed the same."""
+        stamp = self._clock()
+        newest, seen = self._signed.get(key_id, (0, set()))
+        if stamp < newest:
+            stamp = newest  # the clock stepped back, or an earlier request moved ahead: never reuse an older stamp
+        elif stamp > newest:
+            seen = set()
+        message = payload(stamp, window_ms, method, path, query, body)
+        while message in seen:
+            stamp, seen = stamp + 1, set()
+            message = payload(stamp, window_ms, method, path, query, body)
+        seen.add(message)
+        self._signed[key_id] = (stamp, seen)
+        return stamp, message
+
+
+_STAMPER = RequestStamper()
+
+
 def sign_request(
     credential: Credential, method: str, path: str, query: str, body: bytes, window_ms: int = DEFAULT_WINDOW_MS
 ) -> SignedHeaders:
-    """Sign one request now."""
-    stamp = now_ms()
-    return SignedHeaders(credential.key_id, stamp, window_ms, sign(credential, payload(stamp, window_ms, method, path, query, body)))
+    """Sign one request now (``RequestStamper``: an identical request signed again gets a later stamp)."""
+    stamp, message = _STAMPER.payload(credential.key_id, window_ms, method, path, query, body)
+    return SignedHeaders(credential.key_id, stamp, window_ms, sign(credential, message))
 
 
 def verify_signature(record: KeyRecord, message: bytes, signature: str) -> bool:
