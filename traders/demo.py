@@ -1,9 +1,11 @@
 """``make demo``: start ``turbo-dex``, trade against it over HTTP for about ten seconds, show what happened.
 
 The demo starts the HTTP server as a subprocess (127.0.0.1, a free port, a
-journal in a temporary directory), waits for ``/health``, runs the harness
-(``dex-trader --transport http``) with its live progress, prints the summary
-and the top of every book, and stops the server by its PID.
+journal in a temporary directory, ``--auth keys``), waits for ``/health``,
+runs the harness (``dex-trader --transport http --keys``: every trader signs
+with a development key it creates) with its live progress, prints the
+summary, the top of every book and what an order without a key gets, and
+stops the server by its PID.
 
 ``--engine-only`` drives the in-process engine directly instead (no server,
 no gateway) and reports the engine's own speed.
@@ -18,7 +20,18 @@ import tempfile
 import time
 from collections import Counter
 
-from engine import AddInstrument, BookDepth, Engine, Instrument, OrderAccepted, OrderRejected, TradeExecuted
+from engine import (
+    AddInstrument,
+    BookDepth,
+    Engine,
+    ExchangeError,
+    Instrument,
+    OrderAccepted,
+    OrderRejected,
+    PlaceOrder,
+    Side,
+    TradeExecuted,
+)
 from traders.harness import cli
 from traders.harness.clients import remote_client
 from traders.harness.server import LocalServer, ServerStartError
@@ -81,11 +94,27 @@ async def _books(url: str, levels: int) -> list[tuple[Instrument, BookDepth]]:
         await client.close()
 
 
-def introduction(url: str, pid: int, journal: str, seconds: float, warmup: float, traders: int) -> str:
+async def _unsigned_order(url: str) -> str:
+    """What the exchange answers an order that carries no key: the refusal, as a client sees it."""
+    client = remote_client("http", "mallory", url)
+    await client.connect()
+    try:
+        instrument = DEFAULT_INSTRUMENTS[0]
+        await client.submit([PlaceOrder("mallory", "mallory-1", instrument.symbol, Side.BUY, instrument.min_qty, 1)])
+    except ExchangeError as refused:
+        return f"refused: {refused}"
+    finally:
+        await client.close()
+    return "answered, not refused (authentication is not on)"
+
+
+def introduction(url: str, pid: int, journal: str, seconds: float, warmup: float, traders: int, keys: str) -> str:
     """What the demo is about to show, before the live progress starts."""
     return f"""\
 What runs: turbo-dex, the HTTP exchange (one matching engine, every reply waits for its journal fsync),
   pid {pid} on {url}, journal {journal}.
+  Authentication is on (--auth keys): each trader signs every request with its own development key
+  (Ed25519, created in {keys}; docs/security.md), and acts and reads only as itself.
 Watch it live in a browser: {url}/  (the trading screen: books, candles, tape and the Transports panel
   update by WebSocket while the traders run; {url}/reports is the measured transport comparison).
   dex-trader drives it: {traders} traders, each sending batches of 100 commands as fast as replies come back,
@@ -114,24 +143,27 @@ Next (README.md, "Commands"):
 def over_http(seconds: float, traders: int, seed: int) -> int:
     warmup = min(1.0, seconds / 5)
     with tempfile.TemporaryDirectory(prefix="dex-demo-") as workdir:
-        server = LocalServer(workdir)
+        keys = f"{workdir}/keys"
+        server = LocalServer(workdir, ("--auth", "keys", "--keys", keys))
         try:
             server.start()
         except ServerStartError as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return 2
         try:
-            print(introduction(server.url, server.pid, str(server.journal_path), seconds, warmup, traders))
+            print(introduction(server.url, server.pid, str(server.journal_path), seconds, warmup, traders, keys))
             code = cli.main(
                 [
                     "--transport", "http", "--server", server.url, "--workers", str(traders), "--batch", "100",
                     "--duration", f"{seconds - warmup:g}s", "--warmup", f"{warmup:g}s", "--seed", str(seed),
+                    "--keys", keys,
                 ]
             )  # fmt: skip
             if code == 0:
                 print("\ntop of the books:")
                 for instrument, depth in asyncio.run(_books(server.url, 3)):
                     print_book(instrument, depth)
+                print(f"\nan order sent without a key, as 'mallory': {asyncio.run(_unsigned_order(server.url))}")
         finally:
             exit_code = server.stop()
             print(f"\nturbo-dex pid {server.pid} stopped (exit code {exit_code})\n")

@@ -78,8 +78,9 @@ def test_a_malformed_batch_is_refused_whole_and_nothing_is_applied(transport: st
         with pytest.raises(ExchangeError) as info:
             await alice.submit_orders(bad.SerializeToString())
         assert info.value.reason is RejectReason.MALFORMED_MESSAGE
-        with pytest.raises(ExchangeError):
+        with pytest.raises(ExchangeError) as garbage:
             await alice.submit_orders(b"\xff\xff\xff")
+        assert garbage.value.reason is RejectReason.MALFORMED_MESSAGE  # answered as such, not a stream given up on a timeout
         assert (await alice.book(SYM)).bids == []
         assert (await alice.submit_orders(good)).outcome == [lean.ACCEPTED]
 

@@ -25,6 +25,8 @@ def test_demo_trades_over_http_and_stops_its_server():
     screen = re.search(r"Watch it live in a browser: (http://127\.0\.0\.1:\d+)/ ", out)  # printed before the traders start
     assert screen and out.index(screen.group(0)) < out.index("top of the books:"), out[:2000]
     assert "rejected, by reason" in out or "cancelled, by reason" in out
+    assert "Authentication is on (--auth keys)" in out  # the demo runs as a user should: every trader signs
+    assert "an order sent without a key, as 'mallory': refused: UNAUTHENTICATED: missing_credentials" in out
     assert "Next (README.md" in out and "make dex-trader" in out
     for symbol in ("BTC-USD", "ETH-USD", "SOL-USD"):
         assert symbol in out

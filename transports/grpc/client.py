@@ -304,6 +304,9 @@ _REFUSED_CALL = (RejectReason.MALFORMED_MESSAGE, RejectReason.UNAUTHORIZED, Reje
 class _TradeStream:
     """One ``Trade`` or ``Orders`` call: one writer task sends batches in submit order; replies find their waiter by ``batch_id``.
 
+    A reply without a ``batch_id`` (the error for a batch that did not parse, so its id could not be read) goes to
+    the oldest unanswered batch: the server answers in arrival order.
+
     Writes go through a task of their own because gRPC allows one write in
     flight per call and cancels the whole call when a write is cancelled: a
     caller that gives up waiting must not break the stream for the others.
@@ -366,7 +369,10 @@ class _TradeStream:
         waiting = self._waiting
         try:
             async for reply in self.call:
-                future = waiting.pop(reply.batch_id, None)
+                if reply.batch_id:
+                    future = waiting.pop(reply.batch_id, None)
+                else:  # a batch the server could not read carries no id: replies come in order, so it is the oldest
+                    future = waiting.pop(next(iter(waiting))) if waiting else None
                 if future is not None and not future.done():
                     future.set_result(reply)
             self._fail(NotConnected(f"the gRPC server at {self.url} ended the Trade stream"))
