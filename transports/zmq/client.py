@@ -88,7 +88,16 @@ from transports.zmq.settings import DEALER_HWM, SUB_RCVHWM, ZmqAddress, client_u
 
 _WATCHDOG_S = 0.1  # how often deadlines are checked while requests are in flight
 _RETRY_S = 0.001  # how soon a send refused at the DEALER's HWM is retried
-_HANDSHAKE_EVENTS = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+_HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
+)
+# A CURVE server hangs up on a client without CURVE; when it hangs up before its greeting is read, the client sees
+# only a broken pipe (no detail) and retries. A server without CURVE never does that to a client without it, so this
+# many hang-ups in a row, with no handshake between, say the server requires CURVE (under load seen for 12 s).
+_HANGUPS_MEAN_CURVE = 3
 _monitors = itertools.count(1)
 
 
@@ -118,6 +127,7 @@ class ZmqClient(TraderClient):
         self.url = client_url(url)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self._hangups = 0  # handshakes the server broke off in a row (_HANGUPS_MEAN_CURVE)
         self.sub_rcvhwm = sub_rcvhwm
         self.pub_endpoint = ""
         self._address: ZmqAddress | None = None
@@ -159,6 +169,7 @@ class ZmqClient(TraderClient):
         sock.setsockopt(zmq.ROUTING_ID, os.urandom(16))
         if ":" in self._address.host:
             sock.setsockopt(zmq.IPV6, 1)
+        self._hangups = 0
         monitor_endpoint = f"inproc://dex-zmq-client-monitor-{os.getpid()}-{next(_monitors)}"
         sock.monitor(monitor_endpoint, _HANDSHAKE_EVENTS)
         monitor: zmq.Socket[bytes] = context.socket(zmq.PAIR)
@@ -259,6 +270,17 @@ class ZmqClient(TraderClient):
                 return
 
     def _handshake_error(self, event: int, value: int) -> ExchangeError | None:
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self._hangups = 0
+            return None
+        if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and self.credential is None:
+            self._hangups += 1
+            if self._hangups < _HANGUPS_MEAN_CURVE:
+                return None
+            return AuthFailure(
+                "missing_credentials",
+                f"the ZeroMQ server at {self.url} hung up on {self._hangups} handshakes: it requires CURVE, connect with a key",
+            )
         if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             return AuthFailure("unknown_key", f"the ZeroMQ server at {self.url} refused this client's CURVE key (unknown or revoked)")
         if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH and self.credential is None:
