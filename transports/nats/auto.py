@@ -405,8 +405,12 @@ async def run(settings: AutoSettings) -> int:
             task.cancel()
         # Every step of the way out is bounded: a cluster losing its quorum can leave a JetStream call or an
         # unsubscribe unanswered, and this node must still get to stopping its nats-server.
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), SHUTDOWN_STEP_S)
+        if tasks:  # asyncio.wait, not wait_for(gather): a gather cut off by the timeout logs "exception never retrieved"
+            with contextlib.suppress(asyncio.CancelledError):
+                done, _ = await asyncio.wait(tasks, timeout=SHUTDOWN_STEP_S)
+                for task in done:
+                    if not task.cancelled():
+                        task.exception()  # retrieved: a task that failed while stopping is not logged again
         for step in (discovery.stop(), *((lease.stop(),) if lease is not None else ()), *((node.stop(),) if node is not None else ())):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(step, SHUTDOWN_STEP_S)

@@ -247,11 +247,12 @@ class DurableNode:
                 LEADER_HEADER: self.name,
             }
             futures.append(await publish_async(self.js, result.subject, result.data, headers))
-        try:
-            # Bounded: an acknowledgement lost with a NATS server that died would otherwise be awaited forever.
-            outcomes = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), APPEND_TIMEOUT_S)
-        except TimeoutError:
-            for future in futures:
+        # Bounded: an acknowledgement lost with a NATS server that died would otherwise be awaited forever. asyncio.wait,
+        # not wait_for(gather): a gather cancelled on the timeout holds a CancelledError nobody retrieves (logged at exit).
+        _, late = await asyncio.wait(futures, timeout=APPEND_TIMEOUT_S) if futures else (set(), set())
+        outcomes = [_outcome(future) for future in futures if future.done()]
+        if late:
+            for future in late:
                 future.cancel()  # frees nats-py's in-flight slot
             # Which of them were stored? The stream says; the rest are appended again (conditionally, so never twice).
             self.results_last = max(self.results_last, (await self.js.stream_info(RESULTS_STREAM)).state.last_seq)
@@ -271,6 +272,13 @@ class DurableNode:
             self.results_last = result.seq
             self.written += 1
             self._unwritten.popleft()
+
+
+def _outcome(future: asyncio.Future[Any]) -> Any:
+    """A finished future's result, or its exception (retrieved, so never logged as lost)."""
+    if future.cancelled():
+        return asyncio.CancelledError()
+    return future.exception() or future.result()
 
 
 # ---------------------------------------------------------------- client side
