@@ -11,13 +11,7 @@ SETUP_STEPS += $(SCREEN_NPM_STAMP) $(CHROMIUM_STAMP)
 # npm ci of the pinned package into transports/http/screen/node_modules (git-ignored): no global install.
 # Under CI=true a failed install fails the build; elsewhere it warns (the screen then has no charts and its tests fail).
 $(SCREEN_NPM_STAMP): $(SCREEN_DIR)/package.json $(SCREEN_DIR)/package-lock.json
-	@if command -v npm >/dev/null && (cd $(SCREEN_DIR) && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then \
-		mkdir -p build && touch $@; \
-	elif [ "$$CI" = "true" ]; then \
-		echo "npm ci in $(SCREEN_DIR) failed (node v20 + npm needed)" >&2; exit 1; \
-	else \
-		echo "warning: npm ci in $(SCREEN_DIR) failed: the screen's candle chart will not load" >&2; \
-	fi
+	@scripts/npm-ci.sh $(SCREEN_DIR) $@ "the screen's candle chart will not load"
 
 # Debian's chromium for the browser tests (Playwright drives it by its path: no browser download).
 # Under CI=true a failed install fails the build.
