@@ -92,8 +92,9 @@ DESCRIPTOR = TransportDescriptor(
     name="nats",
     title="NATS",
     summary=(
-        "NATS request/reply on per-symbol subjects, and `nats-auto`: find-or-start NATS, heartbeat discovery, "
-        "a JetStream KV lease election with fencing, a durable JetStream order path with hot replicas."
+        "NATS request/reply on per-symbol subjects, and `nats-auto`: a nats-server per node joined into one NATS cluster "
+        "(beacon discovery, no single point of failure), heartbeat discovery, a JetStream KV lease election with fencing, "
+        "a durable JetStream order path with hot replicas."
     ),
     client=_client,
     serve=_serve,
