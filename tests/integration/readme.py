@@ -13,8 +13,9 @@ cannot be skipped silently, and the two cannot drift.
 How a command is run (``Run.kind``):
 
 * ``once``: run as written (``shorten`` appends options, e.g. a shorter
-  ``--duration``, where the README's line runs long); exit status 0 and, if
-  given, ``expect`` in its output.
+  ``--duration``, where the README's line runs long), ``copies`` of it at
+  once where the README says to run it in several terminals; exit status 0
+  and, if given, ``expect`` in the output.
 * ``server``: started in its own session, ready once ``ports`` accept TCP
   connections (all of them must be free before: the README's defaults), its
   ``clients`` (other README commands) then run against it, and the session
@@ -85,6 +86,7 @@ class Run:
     stop_signal: signal.Signals = signal.SIGTERM  # SIGINT: what Ctrl-C sends
     cleanup: str = ""  # a command run after the server stopped (what the README's user would type next)
     slow: bool = False  # run by tests/faults (make test-faults), not by make test
+    copies: int = 1  # once: this many run at the same time, as in that many terminals (the README says so)
 
 
 def typed(command: str, run: Run) -> str:
@@ -134,7 +136,7 @@ RUN: dict[str, Run] = {
     "make nats-trader": Run("once", shorten=_SHORT, expect="reconciled with the server"),
     "make compose-check": Run("once", timeout_s=180, expect="passed"),
     "make test-screen": Run("once", timeout_s=300, expect="passed"),
-    "make nats-auto": Run("once", shorten="--duration 6s", expect="is the leader", timeout_s=180),
+    "make nats-auto": Run("once", shorten="--duration 6s", expect="is the leader", timeout_s=180, copies=2),
     "make auto-cluster N=5 DURATION=30": Run("once", replace=("DURATION=30", "DURATION=5"), expect="audit ok", timeout_s=240),
     "make rabbitmq-start && make amqp-server": Run(
         "server",
@@ -192,16 +194,31 @@ def ports_ready(ports: Sequence[int]) -> bool:
 
 def run_once(command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
     """``command`` in bash at the repository root; its own session, killed as a group if it outlives ``timeout_s``."""
-    process = subprocess.Popen(
-        ["bash", "-c", command], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
+    return run_together(command, 1, timeout_s)[0]
+
+
+def run_together(command: str, copies: int, timeout_s: float) -> list[subprocess.CompletedProcess[str]]:
+    """``copies`` of ``command`` at once, each in its own session (a terminal each); all killed if any outlives ``timeout_s``."""
+    processes = [
+        subprocess.Popen(
+            ["bash", "-c", command], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        for _ in range(copies)
+    ]
+    deadline = time.monotonic() + timeout_s
+    done = []
     try:
-        out, _ = process.communicate(timeout=timeout_s)
+        for process in processes:
+            out, _ = process.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            done.append(subprocess.CompletedProcess(command, process.returncode, out, ""))
     except subprocess.TimeoutExpired:
-        stop_group(process)
-        out, _ = process.communicate()
-        raise AssertionError(f"{command!r} did not finish within {timeout_s:.0f} s:\n{out[-3000:]}") from None
-    return subprocess.CompletedProcess(command, process.returncode, out, "")
+        outputs = []
+        for process in processes:
+            stop_group(process)
+            outputs.append(process.communicate()[0] or "")
+        shown = "\n".join(out[-3000:] for out in outputs)
+        raise AssertionError(f"{command!r} ({copies} at once) did not finish within {timeout_s:.0f} s:\n{shown}") from None
+    return done
 
 
 def start_server(command: str, log: Path) -> subprocess.Popen[bytes]:
@@ -254,10 +271,12 @@ def run_command(command: str, tmp_path: Path) -> None:
         _run_server(command, run, tmp_path)
         return
     line = typed(command, run)
-    done = run_once(line, run.timeout_s)
-    assert done.returncode == 0, f"{line!r} exited {done.returncode}:\n{done.stdout[-4000:]}"
+    runs = run_together(line, run.copies, run.timeout_s)
+    for done in runs:
+        assert done.returncode == 0, f"{line!r} exited {done.returncode}:\n{done.stdout[-4000:]}"
     if run.expect:
-        assert run.expect in done.stdout, f"{line!r}: no {run.expect!r} in its output:\n{done.stdout[-4000:]}"
+        outputs = "\n".join(done.stdout for done in runs)
+        assert run.expect in outputs, f"{line!r}: no {run.expect!r} in its output:\n{outputs[-4000:]}"
 
 
 def _run_server(command: str, run: Run, tmp_path: Path) -> None:

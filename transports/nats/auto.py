@@ -355,6 +355,7 @@ async def run(settings: AutoSettings) -> int:
     try:
         js = nc.jetstream()
         waited = False
+        give_up_at = loop.time() + settings.duration if settings.duration > 0 else None  # --duration bounds the wait too
         while True:
             try:
                 await ensure_streams(js, subjects, replicas, timeout=5.0 if own else 30.0)
@@ -369,6 +370,9 @@ async def run(settings: AutoSettings) -> int:
                     waited = True
                 if stop.is_set():
                     return 0
+                if give_up_at is not None and loop.time() >= give_up_at:
+                    print(f"nats-auto: no second node joined within --duration {settings.duration:g}s: nothing was traded", file=sys.stderr)
+                    return 1
         if own and process is not None and settings.replicas == 0:
             tasks.append(loop.create_task(keep_replicas(js, process.monitor_url, stop)))
         if node_mode:

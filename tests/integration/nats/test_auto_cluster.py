@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -65,3 +66,16 @@ def test_make_auto_cluster_passes_duration() -> None:
         check=False, cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert "scripts/auto-cluster.sh 3 --duration 7" in dry.stdout, dry.stdout[-2000:] + dry.stderr[-2000:]
+
+
+def test_a_lone_nats_auto_with_a_duration_says_no_second_node_joined_and_ends(tmp_path: Path) -> None:
+    nats_auto = Path(sys.executable).with_name("nats-auto")
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(nats_auto), "--duration", "3s", "--beacon-dir", str(tmp_path / "beacons"), "--data-dir", str(tmp_path / "data")],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out[-3000:]  # it waited for a second node and traded nothing: not a success
+    assert "no second node joined within --duration 3s: nothing was traded" in out and "Traceback" not in out
+    assert time.monotonic() - started < 60  # bounded by --duration (checked between JetStream's 5 s probes)
