@@ -1,13 +1,14 @@
 """How fast the web screen is under the demo's load: its load time, and how long a trade takes to reach the page.
 
 ``make screen-timings`` (``python -m traders.screen_timings --out reports/screen-timings.json``) starts turbo-dex
-as ``make demo`` does (HTTP, a journal with fsync per group), runs the demo's load against it (``dex-trader
---transport http``, 4 traders, batches of 100, as fast as replies come), and opens the screen in headless
+as ``make demo`` does (HTTP, a journal with fsync per group, ``--auth keys``), runs the demo's load against it
+(``dex-trader --transport http --keys``, 4 traders signing with development keys, batches of 100, as fast as
+replies come), and opens the screen in headless
 Debian chromium (Playwright, by the browser's path) while the load runs:
 
 * page load: a fresh page per run, from ``goto`` to the screen's ready mark (instruments listed, candles
   loaded, channels opened: ``dexScreen.readyMs``), and the browser's own DOMContentLoaded and load times;
-* update to page: a probe trader sends a market buy of one lot over HTTP; the time from just before it is sent
+* update to page: a probe trader sends a signed market buy of one lot over HTTP; the time from just before it is sent
   to when the page's trades channel delivers that trade id (``dexScreen.state.tradeSeenAt``), both read from
   this machine's wall clock (the page's ``performance.timeOrigin + now()``).
 
@@ -33,7 +34,9 @@ from typing import Any
 import httpx
 from playwright.sync_api import Browser, sync_playwright
 
+from transports.core.keys import Credential, dev_credential
 from transports.http.local import LocalServer
+from transports.http.signed import signed_headers
 
 SYMBOL = "BTC-USD"
 
@@ -61,7 +64,7 @@ def page_loads(browser: Browser, url: str, runs: int) -> dict[str, Any]:
     return {"ready_ms": spread(ready), "dom_content_loaded_ms": spread(dom), "load_event_ms": spread(load)}
 
 
-def updates(browser: Browser, url: str, probes: int, screenshot: str) -> dict[str, Any]:
+def updates(browser: Browser, url: str, probes: int, screenshot: str, probe: Credential) -> dict[str, Any]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     page.goto(f"{url}/#{SYMBOL}")
@@ -69,9 +72,10 @@ def updates(browser: Browser, url: str, probes: int, screenshot: str) -> dict[st
     to_page, to_reply, missed = [], [], 0
     with httpx.Client(base_url=url, timeout=10) as http:
         for _ in range(probes):
+            body = json.dumps({"symbol": SYMBOL, "side": "buy", "order_type": "market", "qty": "0.0001"}).encode()
             sent = time.time() * 1000
-            reply = http.post("/orders", json={"symbol": SYMBOL, "side": "buy", "order_type": "market", "qty": "0.0001"},
-                              headers={"X-Trader": "screen-probe"})  # fmt: skip
+            headers = {"Content-Type": "application/json", **signed_headers(probe, "POST", "/orders", "", body)}
+            reply = http.post("/orders", content=body, headers=headers)
             answered = time.time() * 1000
             trades = [e["trade_id"] for e in reply.json().get("events", []) if e.get("type") == "trade"]
             if not trades:
@@ -87,6 +91,30 @@ def updates(browser: Browser, url: str, probes: int, screenshot: str) -> dict[st
         page.screenshot(path=screenshot, full_page=True)  # the screen as it looks under the load
     context.close()
     return {"trade_to_page_ms": spread(to_page), "probe_reply_ms": spread(to_reply), "probes_without_a_trade": missed}
+
+
+def _measure(
+    args: argparse.Namespace, server: LocalServer, keys: str, probe: Credential, chromium: str
+) -> tuple[dict[str, Any], dict[str, Any], bool, dict[str, Any]]:
+    """Page loads and updates under the demo's load on ``server``; whether the load still ran; the server's stats."""
+    trader = Path(sys.executable).with_name("dex-trader")
+    load_cmd = [str(trader), "--transport", "http", "--server", server.url, "--workers", str(args.traders), "--batch", "100",
+                "--duration", f"{args.seconds:g}s", "--warmup", "0s", "--seed", "42", "--keys", keys]  # fmt: skip
+    with (server.workdir / "load.log").open("wb") as log:
+        load = subprocess.Popen(load_cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(2.0)  # the load is running before anything is measured
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            try:
+                loads = page_loads(browser, server.url, args.loads)
+                update = updates(browser, server.url, args.probes, args.screenshot, probe)
+            finally:
+                browser.close()
+        load_running = load.poll() is None
+    finally:
+        load.wait(args.seconds + 60)
+    return loads, update, load_running, httpx.get(server.url + "/stats", timeout=10).json()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,25 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     started = time.time()
     load_at_start = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="dex-screen-") as workdir, LocalServer(workdir) as server:
-        trader = Path(sys.executable).with_name("dex-trader")
-        load_cmd = [str(trader), "--transport", "http", "--server", server.url, "--workers", str(args.traders), "--batch", "100",
-                    "--duration", f"{args.seconds:g}s", "--warmup", "0s", "--seed", "42"]  # fmt: skip
-        with (Path(workdir) / "load.log").open("wb") as log:
-            load = subprocess.Popen(load_cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            time.sleep(2.0)  # the load is running before anything is measured
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-                try:
-                    loads = page_loads(browser, server.url, args.loads)
-                    update = updates(browser, server.url, args.probes, args.screenshot)
-                finally:
-                    browser.close()
-            load_running = load.poll() is None
-        finally:
-            load.wait(args.seconds + 60)
-        stats = httpx.get(server.url + "/stats", timeout=10).json()
+    with tempfile.TemporaryDirectory(prefix="dex-screen-") as workdir:
+        keys = f"{workdir}/keys"  # as make demo: --auth keys, every trader (and the probe) signs with a development key
+        probe = dev_credential(keys, "screen-probe")
+        with LocalServer(workdir, ("--auth", "keys", "--keys", keys)) as server:
+            loads, update, load_running, stats = _measure(args, server, keys, probe, chromium)
     result = {
         "report": "screen-timings",
         "started_at_unix": int(started),
