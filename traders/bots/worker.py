@@ -22,9 +22,10 @@ per worker: the lanes that race to open it wait for the first.
 
 Which partitions a worker runs (``stats.partitions``): the broker does not
 say which consumer of a single-active-consumer queue is the active one, so a
-worker counts a partition as its own when it finds itself the queue's only
-consumer right after subscribing (the first consumer is the active one), or
-when the queue delivers to it (a take-over). It never loses one while alive.
+worker counts a partition as its own when the queue had no consumer just
+before it subscribed or only itself just after (the first consumer is the
+active one, and a standby subscribes only once it sees the owner's), or when
+the queue delivers to it (a take-over). It never loses one while alive.
 """
 
 from __future__ import annotations
@@ -179,12 +180,14 @@ class BotWorker:
         lanes: dict[str, asyncio.Queue[Any]] = {}
         workers: list[asyncio.Task[None]] = []
         try:
+            before = await _consumers(channel, queue.name)
             async with queue.iterator() as messages:
                 self.subscribed.add(partition)
                 self._check_ready()
-                declared = await channel.declare_queue(queue.name, passive=True)
-                if int(declared.declaration_result.consumer_count or 0) == 1:
-                    self._took(partition)  # the only consumer: the broker made us the active one
+                # The broker activates the first subscriber. Counting only after subscribing raced with a standby
+                # that subscribed the moment it saw us (it then counted 2 and nobody claimed the partition).
+                if before == 0 or await _consumers(channel, queue.name) == 1:
+                    self._took(partition)
                 async for message in messages:
                     # One lane per pair: a partition's bots of different pairs are disjoint, so their updates are
                     # processed concurrently; within a pair, in delivery order. Lanes hold at most ``prefetch``
@@ -225,8 +228,7 @@ class BotWorker:
         name = queue_name(s.queue_prefix, partition)
         deadline = asyncio.get_running_loop().time() + s.owner_wait_s + rank * s.standby_step_s
         while asyncio.get_running_loop().time() < deadline:
-            declared = await channel.declare_queue(name, passive=True)
-            if int(declared.declaration_result.consumer_count or 0) >= rank:
+            if await _consumers(channel, name) >= rank:
                 return
             await asyncio.sleep(s.standby_step_s)
         log.warning("partition %d: the workers ranked before %d did not subscribe within %.1f s", partition, s.worker, s.owner_wait_s)
@@ -335,3 +337,9 @@ async def _wait_closed(connection: Any) -> None:
     connection.close_callbacks.add(closed)
     await closing
     raise ConnectionError("the RabbitMQ connection closed")
+
+
+async def _consumers(channel: Any, queue: str) -> int:
+    """How many consumers ``queue`` has now (a passive declare)."""
+    declared = await channel.declare_queue(queue, passive=True)
+    return int(declared.declaration_result.consumer_count or 0)

@@ -124,13 +124,17 @@ def worker_stats(workdir: Path, index: int) -> dict[str, Any]:
     return data
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.2) -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.2, *, detail: Callable[[], str] | None = None
+) -> None:
+    """Wait for ``condition``; on timeout fail naming ``what`` and, if given, what ``detail`` shows (a log tail)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+    shown = f":\n{detail()}" if detail is not None else ""
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}{shown}")
 
 
 def log_of(workdir: Path, name: str) -> str:

@@ -59,7 +59,12 @@ def test_run_with_the_defaults_trades_on_dex_amqp_prints_one_status_line_a_secon
         return int(lines[-1][3]) if lines else 0
 
     try:
-        wait_until(lambda: re.search(r"^dex-bots: 2/2 workers, 4/4 partitions", read(), re.MULTILINE) is not None, 40, "partitions")
+        wait_until(
+            lambda: re.search(r"^dex-bots: 2/2 workers, 4/4 partitions", read(), re.MULTILINE) is not None,
+            40,
+            "every partition owned",
+            detail=lambda: read()[-3000:],
+        )
         feed = start_feed(tmp_path, rabbitmq_url, rabbitmq_prefix, "--interval", "0.2", "--quiet")
         wait_until(lambda: orders() > 0, 40, f"orders in the status line: {read()[-2000:]}")
         before, started = len(STATUS.findall(read())), time.monotonic()
