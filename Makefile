@@ -12,7 +12,7 @@ DEPS_STAMP   := $(VENV)/.deps-$(shell cat pyproject.toml constraints.txt 2>/dev/
 NATIVE_STAMP := build/.native-stamp
 PROTO_SRC    := $(wildcard protos/exchange/v1/*.proto)
 PROTO_STAMP  := build/.proto-stamp
-ENGINE_SRC   := $(wildcard engine/*.py) transports/codec/decimals.py transports/codec/json_codec.py transports/codec/compact.py transports/codec/proto_codec.py transports/codec/lean.py transports/core/apply.py transports/core/workload.py scripts/build_native.py
+ENGINE_SRC   := $(wildcard engine/*.py) transports/codec/decimals.py transports/codec/json_codec.py transports/codec/compact.py transports/codec/proto_codec.py transports/codec/lean.py transports/codec/wire_count.py transports/core/apply.py transports/core/workload.py scripts/build_native.py
 
 .PHONY: help setup demo test test-faults lint fmt unit bench-engine bench-http bench-grpc bench-zmq turbo-server grpc-server zmq-server zmq-trader dex-trader replay-example clean clean-native clean-state
 

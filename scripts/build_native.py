@@ -35,6 +35,8 @@ MODULES = [
     "transports/codec/proto_codec.py",
     # The lean path: columnar order batches and outcomes, the gateway's per-command loop, the harness's order flow.
     "transports/codec/lean.py",
+    # Limit checks on every request's bytes (count and id scans): a Python loop per field, 20 ms on a refused flood.
+    "transports/codec/wire_count.py",
     "transports/core/apply.py",
     "transports/core/workload.py",
 ]
