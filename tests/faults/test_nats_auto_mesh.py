@@ -13,7 +13,7 @@ would notice:
 * ``kill -9`` of a node (the leader) leaves no nats-server behind, and the
   others keep trading; nothing acknowledged is lost or doubled (audit).
 
-The lease keeps its 15 s default: NATS's own failover must fit inside it.
+The lease keeps its default (4 s); the failover bound is TTL + 5 s.
 Failover times are printed (``pytest -s``) for the report.
 """
 
@@ -28,24 +28,22 @@ import sys
 import time
 from pathlib import Path
 
-from nats.aio.client import Client
-
 from transports.core.pids import pid_alive as alive
 from transports.instruments import select_instruments
 from transports.nats.audit import audit
 from transports.nats.connection import ConnectionErrors, connect
+from transports.nats.lease import DEFAULT_LEASE_TTL_S
 from transports.nats.load import OrderLoad
-from transports.nats.mesh import Beacon, live_beacons, routed_servers
-from transports.nats.nodes import NodeProcess, node_state
-from transports.nats.settings import LEASE_BUCKET, ORDERS_STREAM, RESULTS_STREAM
+from transports.nats.mesh import Beacon, live_beacons
+from transports.nats.nodes import NodeProcess, current_replicas, leader_among, mesh_node, node_state, routes_complete
+from transports.nats.settings import ORDERS_STREAM, RESULTS_STREAM
 
-TTL = 15.0
+TTL = DEFAULT_LEASE_TTL_S
 INSTRUMENTS = select_instruments("")
 
 
 def node(name: str, tmp: Path) -> NodeProcess:
-    extra = ("--beacon-dir", str(tmp / "beacons"), "--data-dir", str(tmp / "data"), "--traders", "0")
-    return NodeProcess(name, "", tmp / "logs", lease_ttl=TTL, mode="server", extra=extra)
+    return mesh_node(name, tmp, TTL)
 
 
 def beacons(tmp: Path) -> dict[str, Beacon]:
@@ -65,39 +63,6 @@ async def until(what: str, check: object, timeout: float, logs: list[NodeProcess
             tails = "\n".join(f"--- {n.name}\n{n.log()[-1500:]}" for n in logs)
             raise AssertionError(f"{what}: not within {timeout:g}s\n{tails}")
         await asyncio.sleep(0.2)
-
-
-def routes_complete(tmp: Path, names: list[str]) -> bool:
-    found = beacons(tmp)
-    if set(found) != set(names):
-        return False
-    servers = {b.server_name for b in found.values()}
-    try:
-        return all(routed_servers(b.monitor_url) == servers - {b.server_name} for b in found.values())
-    except OSError:
-        return False
-
-
-async def leader_among(nc: Client, names: list[str]) -> str:
-    for name in names:
-        state = await node_state(nc, name, 0.5)
-        if state is not None and state["leader"]:
-            return name
-    return ""
-
-
-async def replicas(nc: Client) -> set[int]:
-    """The replica counts of the streams and the lease bucket, counting only replicas that are current (caught up)."""
-    js = nc.jetstream()
-    found = set()
-    try:
-        for stream in (ORDERS_STREAM, RESULTS_STREAM, f"KV_{LEASE_BUCKET}"):
-            info = await js.stream_info(stream)
-            followers = (info.cluster.replicas or []) if info.cluster is not None else []
-            found.add(1 + sum(1 for r in followers if r.current and not r.offline))
-    except Exception:  # not created yet, or a failover in progress
-        return set()
-    return found
 
 
 async def accepting(load: OrderLoad, more: int = 50) -> bool:
@@ -129,7 +94,7 @@ def test_three_nodes_form_one_cluster_and_survive_the_first_stopping_a_comeback_
             await until("a leader", lambda: leader_among(nc, names), 60, procs)
 
             async def three_replicas() -> bool:
-                return await replicas(nc) == {3}
+                return await current_replicas(nc) == {3}
 
             await until("streams and lease bucket at 3 replicas", three_replicas, 60, procs)
             load.start()
@@ -162,6 +127,9 @@ def test_three_nodes_form_one_cluster_and_survive_the_first_stopping_a_comeback_
                 return state is not None and int(state["applied_seq"]) >= last - 1000 and last > 0  # type: ignore[call-overload]
 
             await until("node1 replaying the stream", node1_caught_up, 60, procs)
+            # Its nats-server's replicas too: a kill -9 while the cluster is still short of a current third replica
+            # waits for NATS's own elections as well (7.8-9.1 s seen), which is not what the lease bounds.
+            await until("streams and lease bucket at 3 current replicas again", three_replicas, 60, procs)
 
             # (c) kill -9 of the leader: its nats-server goes with it, the others keep trading.
             leader = await leader_among(nc, names)

@@ -3,7 +3,7 @@
 ::
 
     nats-auto                                  # auto: find/start NATS, join the election, run traders
-    nats-auto --mode server --lease-ttl 15     # replica + leader candidate only
+    nats-auto --mode server --lease-ttl 4      # replica + leader candidate only
     nats-auto --mode trader --traders 8 --rate 2000 --duration 60s
     nats-auto --peers 10.0.0.5:6222,10.0.0.6:6222   # also route to these nodes' cluster ports
     nats-auto --nats nats://10.0.0.5:4222 --mode all  # a client of an existing NATS, no server of its own

@@ -71,6 +71,10 @@ PRUNE_S = 0.5  # how often a node learns where the results stream ends
 WRITE_WINDOW = 512  # result appends in flight at once (pipelined, in order)
 MAX_UNWRITTEN = 2_000_000  # computed results kept for a future leadership
 APPEND_TIMEOUT_S = 5.0
+# An ordered consumer lives (in memory, one replica) on its stream's leader server: when that server dies, the client
+# notices only after two missed idle heartbeats and then re-creates it. nats-py's default (5 s) held a new leader's
+# inputs back for 10-14 s after a kill -9 of the leader's node; 1 s keeps that within the lease's own failover.
+CONSUMER_HEARTBEAT_S = 1.0
 
 
 async def publish_async(js: JetStreamContext, subject: str, data: bytes, headers: dict[str, str]) -> asyncio.Future[Any]:
@@ -132,6 +136,7 @@ class DurableNode:
                 stream=ORDERS_STREAM,
                 cb=self._on_input,
                 ordered_consumer=True,
+                idle_heartbeat=CONSUMER_HEARTBEAT_S,
                 deliver_policy=DeliverPolicy.ALL,
                 pending_msgs_limit=PENDING_MSGS_LIMIT,
                 pending_bytes_limit=PENDING_BYTES_LIMIT,

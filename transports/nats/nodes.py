@@ -5,7 +5,9 @@ stopped or signalled by its own PID only. With no URL the node runs its own
 nats-server and joins the others found in its ``--beacon-dir`` (pass it, and
 a ``--data-dir``, in ``extra``: a test's nodes must not meet a user's).
 ``node_state`` asks a node for its
-replica state over NATS (``dex.node.<NAME>.state``).
+replica state over NATS (``dex.node.<NAME>.state``). ``mesh_node`` is a
+node of a private mesh under one work folder; ``routes_complete`` and
+``current_replicas`` say when such a mesh is whole again.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from nats.aio.client import Client
 
 from transports.core.local_server import terminate
-from transports.nats.settings import URL_ENV, Subjects
+from transports.nats.mesh import live_beacons, routed_servers
+from transports.nats.settings import LEASE_BUCKET, ORDERS_STREAM, RESULTS_STREAM, URL_ENV, Subjects
 
 
 def nats_auto_command() -> list[str]:
@@ -91,3 +95,44 @@ async def node_state(nc: Client, name: str, timeout: float = 1.0) -> dict[str, o
         return None
     state: dict[str, object] = json.loads(msg.data)
     return state
+
+
+async def leader_among(nc: Client, names: Sequence[str], timeout: float = 0.5) -> str:
+    """The first of ``names`` that says it leads ("" if none answers so within ``timeout`` each)."""
+    for name in names:
+        state = await node_state(nc, name, timeout)
+        if state is not None and state["leader"]:
+            return name
+    return ""
+
+
+def mesh_node(name: str, workdir: Path, lease_ttl: float) -> NodeProcess:
+    """A ``nats-auto --mode server`` node running its own nats-server, meeting only the nodes of ``workdir``."""
+    extra = ("--beacon-dir", str(workdir / "beacons"), "--data-dir", str(workdir / "data"), "--traders", "0")
+    return NodeProcess(name, "", workdir / "logs", lease_ttl=lease_ttl, mode="server", extra=extra)
+
+
+def routes_complete(workdir: Path, names: Sequence[str]) -> bool:
+    """Every node of ``names`` has a beacon in ``workdir`` and its nats-server is routed to every other one."""
+    found = {b.name: b for b in live_beacons(workdir / "beacons")}
+    if set(found) != set(names):
+        return False
+    servers = {b.server_name for b in found.values()}
+    try:
+        return all(routed_servers(b.monitor_url) == servers - {b.server_name} for b in found.values())
+    except OSError:
+        return False
+
+
+async def current_replicas(nc: Client) -> set[int]:
+    """The replica counts of the streams and the lease bucket, counting only replicas that are current (caught up)."""
+    js = nc.jetstream()
+    found = set()
+    try:
+        for stream in (ORDERS_STREAM, RESULTS_STREAM, f"KV_{LEASE_BUCKET}"):
+            info = await js.stream_info(stream)
+            followers = (info.cluster.replicas or []) if info.cluster is not None else []
+            found.add(1 + sum(1 for r in followers if r.current and not r.offline))
+    except Exception:  # not created yet, or a failover in progress
+        return set()
+    return found

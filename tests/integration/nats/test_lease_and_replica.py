@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 import time
+from pathlib import Path
 
 from engine import PlaceOrder, RejectReason, Side
 from transports.codec.proto_codec import decode_error, encode_commands
 from transports.instruments import DEFAULT_INSTRUMENTS
 from transports.nats.connection import ConnectionErrors, connect
 from transports.nats.lease import LeaderLease
+from transports.nats.local import NatsServerProcess
 from transports.nats.replica import OrderReplica, replay
 from transports.nats.settings import TRADER_HEADER
 
@@ -40,6 +44,41 @@ def test_one_of_two_candidates_wins_and_the_other_takes_over_when_renewals_stop(
         await nc.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_a_leader_rides_out_a_nats_server_that_stops_answering_for_less_than_its_lease(tmp_path: Path) -> None:
+    """NATS electing a new stream leader answers nothing for a moment: the leader keeps its lease (no new term, no
+    take-over), appends nothing while it cannot prove the lease, and renews when NATS answers again."""
+
+    async def scenario(nats: NatsServerProcess) -> None:
+        nc = await connect(nats.url, "lease test", ConnectionErrors())
+        kv = await nc.jetstream().create_key_value(bucket="lease_pause", ttl=30, history=1)
+        ttl = 3.0
+        a, b = LeaderLease(kv, "a", ttl), LeaderLease(kv, "b", ttl)
+        assert await a.try_acquire()
+        await a.start()
+        await b.start()
+        try:
+            await asyncio.sleep(ttl / 3 + 0.2)  # a renewal went through: a fresh lease
+            assert a.holds()
+            os.kill(nats.pid, signal.SIGSTOP)  # no answer to anything, longer than a renewal's own timeout (1 s)
+            try:
+                await asyncio.sleep(2.2)  # shorter than the lease (3 s), past any renewal sent in it
+            finally:
+                os.kill(nats.pid, signal.SIGCONT)
+            deadline = time.monotonic() + ttl
+            while not a.holds() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert a.leader and a.holds(), "the leader gave its lease up during a pause shorter than the lease"
+            await asyncio.sleep(ttl)  # a whole lease more: the follower saw renewals and never took over
+            assert a.leader and a.terms == 1 and not b.leader and b.terms == 0
+        finally:
+            await a.stop()
+            await b.stop()
+            await nc.close()
+
+    with NatsServerProcess(tmp_path / "nats") as nats:
+        asyncio.run(asyncio.wait_for(scenario(nats), 30))
 
 
 def _input(trader: str, coid: str, side: Side, qty: int, price: int) -> tuple[bytes, dict[str, str]]:
