@@ -117,7 +117,7 @@ DESCRIPTOR = TransportDescriptor(
         fanout_target_p99_us=10_000,
     ),
     acknowledged_after="the server's journal fsync (core request/reply); JetStream's stream ack on the durable path",
-    zero_configuration="yes with `make nats-auto`: finds or starts nats-server, elects the matcher",
+    zero_configuration="yes with `make nats-auto`: a nats-server per node in one cluster, elects the matcher",
     operational_parts="the server + nats-server",
     echo_wire="nats",
     auth=Authentication(
