@@ -134,3 +134,34 @@ def test_no_guest_and_a_revoked_key_loses_its_broker_user(tmp_path: Path) -> Non
                 await client.connect()
 
     asyncio.run(asyncio.wait_for(main(), 120))
+
+
+def test_a_user_the_vhost_refuses_is_a_refused_login_and_a_keyed_client_waits_for_its_permissions(tmp_path: Path) -> None:
+    """A key's broker user exists a moment before its permissions: the client retries, as for a user not yet made."""
+    from transports.amqp.local import auth_broker
+    from transports.amqp.users import permissions
+
+    carol = create_key(tmp_path, "carol")
+
+    async def main() -> None:
+        async with exchange(tmp_path) as (gateway, url):
+            base, name = strip_name(url)
+            vhost = base.rsplit("/", 1)[1]
+            ctl = auth_broker().ctl
+            assert ctl("clear_permissions", "-p", vhost, carol.key_id).returncode == 0  # as just after the user was made
+            with pytest.raises(AuthFailure):  # not NotConnected: the broker refused this user the vhost
+                await connect(client_url(base, carol.key_id, carol.amqp_password))
+            client = AmqpClient("carol", url, credential=carol)
+            connecting = asyncio.create_task(client.connect())
+            await asyncio.sleep(1.0)
+            assert not connecting.done()  # still retrying the refused open
+            allowed = permissions(name or "", carol.key_id)
+            granted = ctl("set_permissions", "-p", vhost, carol.key_id, allowed["configure"], allowed["write"], allowed["read"])
+            assert granted.returncode == 0, granted.stderr
+            await asyncio.wait_for(connecting, 10)  # connected once the permissions landed, and trading
+            (replies,) = await client.submit([PlaceOrder("", "c1", SYM, Side.BUY, 1, PX)])
+            accepted = [e for e in replies if isinstance(e, OrderAccepted)]
+            assert [a.trader for a in accepted] == ["carol"]
+            await client.close()
+
+    asyncio.run(asyncio.wait_for(main(), 120))

@@ -7,8 +7,8 @@ Invariants:
   (the URL without its password): never a hang, never a bare socket error.
 * After a connection is lost (a broker restart, a dropped socket) aio-pika
   re-opens it, its channels, declared queues/exchanges/bindings and consumers.
-  A login the broker refuses (no live key) is ``AuthFailure``
-  (``UNAUTHENTICATED``), not ``NotConnected``.
+  A login the broker refuses (no live key), or a vhost it refuses the user,
+  is ``AuthFailure`` (``UNAUTHENTICATED``), not ``NotConnected``.
   The wait between attempts backs off: ``RECONNECT_MIN_S``, doubling per
   failed attempt up to ``RECONNECT_MAX_S``, back to the minimum once connected.
 """
@@ -59,7 +59,16 @@ def is_refusal(exc: BaseException | None) -> bool:
     if isinstance(exc, AuthenticationError | ProbableAuthenticationError):
         return True
     text = str(exc)
-    return "ACCESS_REFUSED - Login was refused" in text or "is deleted" in text
+    return "ACCESS_REFUSED - Login was refused" in text or "is deleted" in text or _vhost_refused(text)
+
+
+def _vhost_refused(text: str) -> bool:
+    """The broker closed the connection in answer to Connection.Open: our user may not use the vhost.
+
+    A key's user is created a moment before its permissions (``rabbitmqctl import_definitions`` is not atomic),
+    so a login just then passes and the open is refused; aiormq reports only the frame it got instead of OpenOk.
+    """
+    return "Connection.OpenOk" in text and "Connection.Close" in text
 
 
 def refused_by_broker(url: str) -> AuthFailure:
