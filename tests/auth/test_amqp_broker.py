@@ -144,7 +144,7 @@ def test_a_user_the_vhost_refuses_is_a_refused_login_and_a_keyed_client_waits_fo
     carol = create_key(tmp_path, "carol")
 
     async def main() -> None:
-        async with exchange(tmp_path) as (gateway, url):
+        async with exchange(tmp_path) as (_, url):
             base, name = strip_name(url)
             vhost = base.rsplit("/", 1)[1]
             ctl = auth_broker().ctl
