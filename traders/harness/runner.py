@@ -20,8 +20,9 @@ Timing (all on ``time.monotonic()``, which every process of a machine shares):
 
 Preparation: every trader's seeded stream is generated and encoded as lean
 ``OrderBatch`` bytes before the run starts (all of an open-loop schedule; for
-a closed loop, enough for ``PREPARE_RATE`` commands/s per process; never
-more than ``PREPARE_MAX`` commands per process), so the
+a closed loop, enough for ``PREPARE_RATE`` commands/s and ``PREPARE_REQUESTS``
+requests/s per process, whichever is fewer; never more than ``PREPARE_MAX``
+commands per process), so the
 measured window pays for sending, not for writing orders. A closed loop that
 outruns its prepared batches writes more on the fly and says so
 (``generated_live``).
@@ -86,6 +87,10 @@ _BACKOFF_START_S = 0.001
 _BACKOFF_MAX_S = 0.1
 _PROGRESS_EVERY_S = 1.0
 PREPARE_RATE = 300_000  # closed loop: commands/s per process prepared before the run (more are written on the fly)
+# Closed loop: requests/s per process prepared. A request is one round trip, and none of our wires answers one
+# process's traders faster than this (the raw TCP echo does about 25,000/s): at 300,000 commands/s, batches of one
+# order took 13 s to prepare for a 2.5 s run, 1 s of which was sent.
+PREPARE_REQUESTS = 30_000
 PREPARE_MAX = 1_500_000  # commands per process prepared before the run: about 3 s of work and 45 MB at most
 STALL_S = 2.0  # no reply for this long while requests are in flight: ask whether the server still answers
 PROBE_TIMEOUT_S = 3.0  # how long the watchdog's fresh client waits for the server's stats
@@ -270,7 +275,8 @@ class ProcessRunner:
         most = PREPARE_MAX // (config.workers * config.batch) + 1
         if config.batch_interval_s:
             return min(most, int(span / config.batch_interval_s) + 1)
-        return min(most, int(span * PREPARE_RATE / (config.workers * config.batch)) + 1)
+        rate = min(PREPARE_RATE / config.batch, PREPARE_REQUESTS)  # batches/s of the whole process
+        return min(most, int(span * rate / config.workers) + 1)
 
     async def close(self) -> None:
         if self.error:  # the server is gone: close them all at once, each bounded in time

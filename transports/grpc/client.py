@@ -10,8 +10,9 @@ hang.
 first use. Submits are pipelined: each one writes its ``CommandBatch`` with
 the next ``batch_id`` and waits for the ``ReplyBatch`` carrying that id, so
 many may be in flight at once (the server answers them in order). Queries
-are unary calls; market data is the server stream ``MarketData``. Every call
-carries the ``x-trader`` metadata.
+are unary calls; market data is the server stream ``MarketDataBatched``
+(each message all that was waiting). Every call carries the ``x-trader``
+metadata.
 
 Authentication (docs/security.md, "gRPC"): a ``grpcs://`` URL connects with
 TLS, trusting the CA named by ``ca`` (else the URL's ``?ca=PATH``, else the
@@ -139,7 +140,7 @@ class GrpcClient(TraderClient):
             _PATH + "CancelOnDisconnect", pb.CancelOnDisconnectRequest.SerializeToString, pb.CancelOnDisconnectReply.FromString
         )
         self._market_data = channel.unary_stream(
-            _PATH + "MarketData", pb.MarketDataRequest.SerializeToString, pb.MarketDataMessage.FromString
+            _PATH + "MarketDataBatched", pb.MarketDataRequest.SerializeToString, pb.MarketDataBatch.FromString
         )
         self._fills = channel.unary_stream(_PATH + "Fills", pb.FillsRequest.SerializeToString, pb.Fill.FromString)
         self._trade = channel.stream_stream(_PATH + "Trade", pb.CommandBatch.SerializeToString, pb.ReplyBatch.FromString)
@@ -276,8 +277,9 @@ class GrpcClient(TraderClient):
         lookup = self._instruments.get
         call = self._market_data(pb.MarketDataRequest(symbols=list(symbols)), metadata=self._metadata)
         try:
-            async for message in call:
-                yield decode_market_data(message, lookup)
+            async for batch in call:
+                for message in batch.items:
+                    yield decode_market_data(message, lookup)
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.url) from None
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -114,6 +115,41 @@ def test_a_subscriber_that_falls_behind_gets_a_gap_then_a_fresh_snapshot() -> No
             await stream.aclose()  # type: ignore[attr-defined]
 
     run_exchange(scenario, config=GatewayConfig(journal=None, md_queue=200))
+
+
+def test_batched_stream_carries_what_waited_in_few_messages_and_the_plain_stream_one_per_message() -> None:
+    """``MarketDataBatched`` (our client's) and ``MarketData`` (foreign clients') deliver the same sequence."""
+
+    async def read(call: grpc.aio.UnaryStreamCall[pb.MarketDataRequest, Any], want: int) -> list[list[int]]:
+        messages: list[list[int]] = []  # per stream message: the md_seq of each update in it (snapshots: -1)
+        async for message in call:
+            items = list(message.items) if isinstance(message, pb.MarketDataBatch) else [message]
+            messages.append([m.update.md_seq if m.HasField("update") else -1 for m in items])
+            if sum(len(m) for m in messages) >= want:
+                break
+        call.cancel()
+        return messages
+
+    async def scenario(ex: Exchange) -> None:
+        request = pb.MarketDataRequest(symbols=["BTC-USD"])
+        path = "/exchange.v1.Exchange/"
+        ask = pb.MarketDataRequest.SerializeToString
+        batched = ex.channel().unary_stream(path + "MarketDataBatched", ask, pb.MarketDataBatch.FromString)
+        plain = ex.channel().unary_stream(path + "MarketData", ask, pb.MarketDataMessage.FromString)
+        calls = [batched(request), plain(request)]
+        for call in calls:  # subscribed: the snapshot is there before any order
+            await call.wait_for_connection()
+        await asyncio.sleep(0.2)
+        async with ex.client("alice") as alice:  # 100 updates published at once, while nobody reads
+            await alice.submit([PlaceOrder("alice", "", "BTC-USD", Side.BUY, q("0.1"), p("29000.00") - i) for i in range(100)])
+        got_batched, got_plain = [await asyncio.wait_for(read(call, 101), 10) for call in calls]
+        expected = [-1, *range(1, 101)]
+        assert [seq for message in got_batched for seq in message] == expected
+        assert [seq for message in got_plain for seq in message] == expected
+        assert all(len(message) == 1 for message in got_plain)
+        assert len(got_batched) < 20  # the backlog came in a few writes, not a hundred
+
+    run_exchange(scenario)
 
 
 @pytest.mark.parametrize(
