@@ -169,7 +169,7 @@ NOT_RUN: dict[str, str] = {
     "make bench-restart": "about 5 minutes of restarts, and it rewrites the committed reports/bench-restart.json",
     "make soak": "10 minutes of steady flow, and it rewrites the committed reports/soak.json; tests/bench/test_soak.py runs a short one",
     "make bench-hostile": "the hostile-input suite, which make test runs anyway (tests/hostile); it rewrites reports/hostile.json",
-    "make bench": "about 45 minutes, and it rewrites the committed reports/transport-comparison.*; tests/bench runs its --quick form",
+    "make bench": "about 30 minutes, and it rewrites the committed reports/transport-comparison.*; tests/bench runs its --quick form",
     "make bench WORKLOAD=bench/workloads/fanout.yaml": (
         "minutes of fan-out benchmark; tests/bench/test_workload_files.py runs make bench WORKLOAD=<file> ARGS=--quick, "
         "and tests/bench/test_fanout.py the fan-out's quick form"
