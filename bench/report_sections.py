@@ -110,9 +110,9 @@ def fanout_lines(result: dict[str, Any]) -> list[str]:
             "Latency runs from the gateway publishing an applied group to each subscriber receiving it, on this machine's "
             "monotonic clock (µs, median of the repeats).",
             "",
-            "| transport | subscribers | updates delivered/s (all subscribers) | p50 µs | p99 µs | p99.9 µs | gaps | snapshot recoveries "
-            "| every update delivered | target | failure |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|---|",
+            "| transport | subscribers | orders accepted/s | updates delivered/s (all subscribers) | p50 µs | p99 µs | p99.9 µs | gaps "
+            "| snapshot recoveries | every update delivered | target | failure |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|:---:|---|",
         ]
         slow: list[str] = []
         among = "the others"
@@ -120,17 +120,18 @@ def fanout_lines(result: dict[str, Any]) -> list[str]:
             for count, point in (data.get("summary") or {}).items():
                 latency = point.get("latency_us") or {}
                 target = point.get("target_met")
+                why = "; ".join(filter(None, [point.get("failure"), point.get("order_rate_note")]))
                 out.append(
-                    f"| {transport} | {int(count):,} | {num(point.get('delivered_per_s'))} | {num(latency.get('p50'))} | "
-                    f"{num(latency.get('p99'))} | {num(latency.get('p999'))} | {point.get('gaps', '-')} | "
+                    f"| {transport} | {int(count):,} | {num(point.get('orders_per_s'))} | {num(point.get('delivered_per_s'))} | "
+                    f"{num(latency.get('p50'))} | {num(latency.get('p99'))} | {num(latency.get('p999'))} | {point.get('gaps', '-')} | "
                     f"{point.get('snapshot_recoveries', '-')} | {_yes(point.get('complete'))} | "
-                    f"{'-' if target is None else _yes(target)} | {point.get('failure') or ''} |"
+                    f"{'-' if target is None else _yes(target)} | {why} |"
                 )
             if data.get("slow_consumer"):
                 among = f"{data['slow_consumer'].get('subscribers', '-')}"
                 slow.append(f"| {transport} | {_slow_text(data['slow_consumer'])} |")
             if data.get("failure"):
-                out.append(f"| {transport} | - | - | - | - | - | - | - | - | - | {data['failure']} |")
+                out.append(f"| {transport} | - | - | - | - | - | - | - | - | - | - | {data['failure']} |")
         if slow:
             out += ["", f"**The slow consumer** (one subscriber of {among} stops reading; the others must not wait for it):", ""]
             out += ["| transport | effect |", "|---|---|", *slow]
