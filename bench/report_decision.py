@@ -11,6 +11,7 @@ deployment (its docs and fault tests check them), not speed figures.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bench.report_sections import median, sections_of
@@ -57,11 +58,16 @@ def _fanout(result: dict[str, Any], name: str, subscribers: str = "1000") -> str
         if not point:
             return data.get("failure") or "not measured"
         if point.get("failure"):
-            return f"fails: {str(point['failure'])[:80]}"
+            return f"fails: {_first_clause(str(point['failure']))}"
         p99 = median((point.get("latency_us") or {}).get("p99"))
         whole = "every update" if point.get("complete") else "updates lost or late"
         return "-" if p99 is None else f"p99 {p99 / 1000:,.1f} ms, {whole}"
     return "-"
+
+
+def _first_clause(failure: str) -> str:
+    """What failed, whole (a cut at a fixed width ended cells mid-word); the fan-out section gives where and why."""
+    return re.split(r" \(|; | \|\| ", failure, maxsplit=1)[0]
 
 
 def _cpu(result: dict[str, Any], name: str, mode: str = "batch") -> str:

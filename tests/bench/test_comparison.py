@@ -17,6 +17,7 @@ import pytest
 
 from bench.comparison import MODES, efficiency, summarize
 from bench.comparison_report import _auth_lines, findings, markdown, percentile_curves
+from bench.report_decision import rows
 from transports.core.histogram import Histogram
 from transports.registry import TRANSPORTS
 
@@ -128,6 +129,15 @@ def test_nats_and_rabbitmq_run_authenticated_on_brokers_with_the_keyrings_users(
         point = report["summary"][name]["keyed"]
         assert point["runs"] == 1 and point["failed_runs"] == 0 and point["all_reconciled"], (name, point)
         assert point["throughput_per_s"]["median"] > 0
+
+
+def test_the_decision_table_names_a_fanout_failure_by_its_whole_first_clause() -> None:
+    failure = "997 of 1000 subscribers missed updates (74.8% of 474,000 delivered; 0 gaps); 1000 subscribers had not caught up"
+    summary = {"1000": {"failure": failure}, "100": {"latency_us": {"p99": {"median": 9_000}}, "complete": True}}
+    result = {"transports": ["nats", "zmq"], "sections": {"fanout": {"mode": "fanout", "transports": {"nats": {"summary": summary}}}}}
+    nats, zmq = rows(result)
+    assert nats["fanout_1000"] == "fails: 997 of 1000 subscribers missed updates"  # not cut mid-word
+    assert zmq["fanout_1000"] == "-"  # not in the fan-out section
 
 
 def test_percentile_curves_come_from_the_merged_histograms() -> None:
