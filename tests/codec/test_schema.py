@@ -61,6 +61,7 @@ def test_the_service_offers_the_rpcs_the_transports_need() -> None:
         "ReplaceOrder": ("ReplaceOrder", "Reply", False, False),
         "SubmitBatch": ("CommandBatch", "ReplyBatch", False, False),
         "MarketData": ("MarketDataRequest", "MarketDataMessage", False, True),
+        "MarketDataBatched": ("MarketDataRequest", "MarketDataBatch", False, True),
         "Fills": ("FillsRequest", "Fill", False, True),
         "GetBook": ("BookRequest", "BookDepth", False, False),
         "GetOrder": ("OrderStatusRequest", "OrderStatusReply", False, False),
