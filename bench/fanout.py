@@ -465,7 +465,7 @@ class _SubscriberSet:
         """
         before, since = self._orders_mark
         self._orders_mark = now = (_accepted(self.target), time.monotonic())
-        if before is None or now[0] is None or now[1] <= since:
+        if before is None or now[0] is None:
             return None
         return round((now[0] - before) / (now[1] - since), 1)
 
@@ -587,6 +587,11 @@ def _order_driver(transport: str, url: str | None, rate: float, workdir: Path, b
                     driver.wait(5)
 
 
+async def _accepted_of(client: Any) -> int:
+    """The server's count of accepted orders, from its stats (what every fan-out order-rate reading reads)."""
+    return int((await client.stats()).get("accepted", 0))
+
+
 def _await_orders(transport: str, url: str | None, rate: float, timeout: float = 30.0) -> float:
     """Seconds until the server has accepted half a second's orders from the driver (its start-up is not measured)."""
     from transports.registry import make_client
@@ -594,9 +599,9 @@ def _await_orders(transport: str, url: str | None, rate: float, timeout: float =
     async def poll() -> float:
         started = time.monotonic()
         async with make_client(transport, "fanout-probe", url) as client:
-            first = int((await client.stats()).get("accepted", 0))
+            first = await _accepted_of(client)
             while time.monotonic() - started < timeout:
-                if int((await client.stats()).get("accepted", 0)) - first >= rate / 2:
+                if await _accepted_of(client) - first >= rate / 2:
                     break
                 await asyncio.sleep(0.1)
         return round(time.monotonic() - started, 2)
@@ -608,10 +613,9 @@ def _accepted(target: _Target) -> int | None:
     """The server's count of accepted orders, or None where its stats do not answer within a few seconds."""
     from transports.registry import make_client
 
-    async def ask() -> int | None:
+    async def ask() -> int:
         async with make_client(target.transport, "fanout-probe", target.url) as client:
-            value = (await client.stats()).get("accepted")
-        return None if value is None else int(value)
+            return await _accepted_of(client)
 
     try:
         return asyncio.run(asyncio.wait_for(ask(), 5.0))
