@@ -8,6 +8,9 @@ socket closed while idle, garbage, silence) are each exercised on purpose.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -188,3 +191,38 @@ def test_a_refused_stream_carries_the_status_and_body() -> None:
 def test_only_http_urls_are_accepted() -> None:
     with pytest.raises(ValueError, match="not an http:// URL"):
         HttpEndpoint.from_url("https://example.invalid")
+
+
+def test_a_request_cancelled_as_its_connect_is_refused_leaves_no_unretrieved_error() -> None:
+    """A trader whose server died cancels its other requests; none may log "Task exception was never retrieved".
+
+    ``dex-trader`` promises one line on stderr when its server dies (``tests/harness/test_server_death.py``).
+    With ``wait_for`` around a request, a cancel landing just as the connect is refused left the inner task's
+    ``Unreachable`` unretrieved, printed with a traceback at exit; it happened in CI on the DHT client.
+    """
+    from transports.dht.client import DhtClient
+
+    async def main() -> list[str]:
+        port = unused_port()
+        errors: list[str] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context["message"]))
+        client = DhtClient("alice", f"http://127.0.0.1:{port}", timeout=5)
+        for i in range(120):  # cancelled after 0..5 loop turns: one of them lands as the refusal arrives
+            task = asyncio.ensure_future(client._request("GET", "/v1/instruments"))
+            for _ in range(i % 6):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            del task
+        gc.collect()
+        await asyncio.sleep(0.05)
+        return errors
+
+    assert asyncio.run(main()) == []
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -159,9 +159,8 @@ class HttpEndpoint:
 
     async def _connect(self) -> _Conn:
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, limit=MAX_HEADER_BYTES), self.connect_timeout
-            )
+            async with asyncio.timeout(self.connect_timeout):
+                reader, writer = await asyncio.open_connection(self.host, self.port, limit=MAX_HEADER_BYTES)
         except (OSError, TimeoutError) as exc:
             raise Unreachable(f"{self!r}: {exc or type(exc).__name__}") from None
         sock = writer.get_extra_info("socket")
@@ -200,8 +199,9 @@ class HttpEndpoint:
                 conn = await self._connect()
             try:
                 conn.writer.write(data)
-                status, head = await asyncio.wait_for(_head(conn.reader), self.timeout)
-                payload = await asyncio.wait_for(_body(conn.reader, status, head), self.timeout)
+                async with asyncio.timeout(self.timeout):  # no task per read, as wait_for would start
+                    status, head = await _head(conn.reader)
+                    payload = await _body(conn.reader, status, head)
             except ProtocolViolation:
                 conn.close()
                 raise
@@ -231,7 +231,8 @@ class HttpEndpoint:
         conn = await self._connect()
         try:
             conn.writer.write(self._request_bytes("GET", path, params, headers, b""))
-            status, head = await asyncio.wait_for(_head(conn.reader), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                status, head = await _head(conn.reader)
             if status != 200:
                 raise StreamRefused(status, await _body(conn.reader, status, head))
             async for chunk in _chunks(conn.reader):

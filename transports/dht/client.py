@@ -100,7 +100,10 @@ class DhtClient(TraderClient):
             headers = {**headers, **signed_headers(self.credential, method, path, urlencode(params) if params else "", content)}
         for i, endpoint in enumerate(self._order):
             try:
-                reply = await asyncio.wait_for(endpoint.request(method, path, params=params, headers=headers, body=content), self.timeout)
+                # asyncio.timeout, not wait_for: wait_for runs the request as a task of its own, and when this
+                # task is cancelled just as that one fails to connect, its Unreachable is never retrieved (logged at exit).
+                async with asyncio.timeout(self.timeout):
+                    reply = await endpoint.request(method, path, params=params, headers=headers, body=content)
             except Unreachable as exc:  # nothing was sent: the next node is safe to try
                 last = exc
                 continue
