@@ -55,6 +55,12 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trader-prefix", default="bots", help="exchange trader id of partition p is <prefix>-pNNN (default bots)")
     p.add_argument("--transport", default="amqp", help="transport to the exchange (any in transports.registry; default amqp)")
     p.add_argument("--server", default=None, help="exchange URL for --transport (default: amqp: --amqp-url; others: their default)")
+    p.add_argument(
+        "--keys",
+        default=None,
+        metavar="DIR",
+        help="a development keyring (the exchange's --keys): each partition's trader proves its own key, created on first use",
+    )
     p.add_argument("--workers", type=int, default=1, help="number of workers sharing the bots (default 1)")
     p.add_argument("--standby-step", type=float, default=0.2, help="poll period while standbys wait for higher ranks (default 0.2 s)")
     p.add_argument("--owner-wait", type=float, default=15.0, help="longest wait for the workers ranked before (default 15 s)")
@@ -130,6 +136,7 @@ def _settings(args: argparse.Namespace) -> WorkerSettings:
         stats_out=args.stats_out,
         quiet=args.quiet,
         risk=RiskSettings(args.max_age_ms, args.max_drop_bps, args.max_spread_bps, args.max_volatility_bps),
+        keys=args.keys,
     )
 
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import aio_pika
 
-from engine import ExchangeError, Instrument
+from engine import ExchangeError, Instrument, RejectReason
 from pricefeed.publishers import PRICE_EXCHANGE, declare_price_exchange
 from pricefeed.update import BadPriceUpdate, PriceUpdate
 from traders.bots.desk import PartitionDesk
@@ -53,6 +53,7 @@ from traders.bots.stats import WorkerStats
 from traders.bots.status import ranges
 from traders.bots.store import BotStore
 from traders.bots.writer import PositionWriter
+from traders.harness.keys import Credentials
 from transports.amqp.settings import redact
 from transports.core.client import TraderClient
 from transports.registry import make_client
@@ -84,6 +85,7 @@ class WorkerSettings:
     stats_out: str = ""
     quiet: bool = False
     risk: RiskSettings = field(default_factory=RiskSettings)
+    keys: str | None = None  # a development keyring: each partition's trader proves its own key (created on first use)
 
 
 class BotWorker:
@@ -108,15 +110,29 @@ class BotWorker:
         self._connection: Any = None
         self._queues: dict[int, Any] = {}
         self.writer = PositionWriter(settings.db)
+        # ConfigError (a ValueError) before anything starts when the transport cannot authenticate.
+        self.credentials = Credentials(settings.transport, keys_dir=settings.keys) if settings.keys else None
+
+    def _client(self, trader: str) -> TraderClient:
+        """``trader``'s exchange client: proving its development key with ``--keys``, naming it otherwise."""
+        if self.credentials is None:
+            return make_client(self.settings.transport, trader, self.settings.server)
+        return self.credentials.client(trader, self.settings.server)
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        probe = make_client(s.transport, trader_of(0, s.trader_prefix), s.server)
+        if self.credentials is not None:  # every partition's key exists before any client connects (all workers alike)
+            await asyncio.to_thread(self.credentials.issue, [trader_of(p, s.trader_prefix) for p in range(self.partitions)])
+        probe = self._client(trader_of(0, s.trader_prefix))
+        where = redact(s.server) if s.server else "its default"
         try:
             async with probe:
                 self.instruments = {i.symbol: i for i in await probe.instruments()}
+                await probe.order(1)  # a private read: an exchange that wants keys refuses it now, not every order later
         except ExchangeError as exc:
-            where = redact(s.server) if s.server else "its default"
+            if exc.reason in (RejectReason.UNAUTHENTICATED, RejectReason.UNAUTHORIZED):
+                hint = "pass --keys DIR, the server's keyring" if self.credentials is None else "is --keys the server's keyring?"
+                raise WorkerStartError(f"the exchange over {s.transport} at {where} refused the bots' trader: {exc} ({hint})") from exc
             raise WorkerStartError(f"cannot reach the exchange over {s.transport} at {where}: {exc}") from exc
         unlisted = sorted({b.pair for bots in self.bots_by_partition.values() for b in bots} - set(self.instruments))
         if unlisted:
@@ -275,7 +291,7 @@ class BotWorker:
     async def _open_desk(self, partition: int) -> PartitionDesk:
         s = self.settings
         trader = trader_of(partition, s.trader_prefix)
-        client = make_client(s.transport, trader, s.server)
+        client = self._client(trader)
         try:
             await client.connect()
         except BaseException:

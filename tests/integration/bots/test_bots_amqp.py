@@ -189,3 +189,37 @@ def test_an_update_redelivered_after_a_crash_before_the_save_is_refused_by_the_e
     assert worker_stats(tmp_path, 0)["duplicates"] == 3
     positions = {row[0]: row for row in sqlite3.connect(db).execute("SELECT bot_id, last_seq FROM positions")}
     assert all(positions[b.bot_id][1] == 2 for b in bots)  # the update is applied once, after all
+
+
+def test_bots_with_keys_trade_on_an_exchange_that_wants_keys_and_without_keys_say_so_at_start(tmp_path, rabbitmq_url, rabbitmq_prefix):
+    """``--keys DIR``: each partition's trader proves its own development key (docs/bots.md, "Keys")."""
+    keys = tmp_path / "keys"
+    keyed = LocalZmqServer(tmp_path / "exchange", ("--log-level", "warning", "--fsync", "interval", "--auth", "keys", "--keys", str(keys)))
+    keyed.start()
+    bots = eager_momentum_bots(4, PAIRS)
+    db = make_db(tmp_path / "bots.db", bots, partitions=2)
+    try:
+        (tmp_path / "unkeyed").mkdir()
+        unkeyed = start_worker(tmp_path / "unkeyed", 0, 1, db, rabbitmq_url, keyed.url, rabbitmq_prefix)
+        assert unkeyed.wait(60) == 2
+        refusal = log_of(tmp_path / "unkeyed", "worker0.log")
+        assert "refused the bots' trader" in refusal and "UNAUTHENTICATED" in refusal.upper() and "--keys" in refusal, refusal
+
+        worker = start_worker(tmp_path, 0, 1, db, rabbitmq_url, keyed.url, rabbitmq_prefix, "--keys", str(keys))
+        try:
+            wait_until(lambda: ready(tmp_path, 0), 30, "the keyed worker to start", detail=lambda: log_of(tmp_path, "worker0.log"))
+            prices = rising_prices(tmp_path / "prices.csv", PAIRS, steps=4)
+            feed = start_feed(tmp_path, rabbitmq_url, rabbitmq_prefix, "--source", "replay", "--file", str(prices), "--interval", "0.1",
+                              "--pairs", ",".join(PAIRS))  # fmt: skip
+            assert feed.wait(60) == 0, log_of(tmp_path, "feed.log")
+            log = lambda: log_of(tmp_path, "worker0.log")  # noqa: E731
+            wait_until(lambda: ledger(keyed.journal_path).orders >= 4 * 3, 30, "12 keyed bot orders", detail=log)
+        finally:
+            stop(worker)
+    finally:
+        keyed.stop()
+    book = ledger(keyed.journal_path)
+    assert book.orders == 4 * 3 and book.doubled() == {}
+    assert {trader for trader, _ in book.accepted} == {f"bots-p{partition_of(b.bot_id, 2):03d}" for b in bots}
+    keyring = (keys / "keyring.json").read_text()
+    assert all(f"bots-p{p:03d}" in keyring for p in range(2))  # a key per partition's trader, created by the worker
