@@ -49,6 +49,7 @@ MAX_TRADER_LENGTH: Final = MAX_TEXT
 DEFAULT_DEPTH: Final = 10  # levels per side of a book query that names none
 MAX_DEPTH: Final = 1000  # levels per side a book query may ask for
 MAX_SNAPSHOT_LEVELS: Final = 1000  # levels per side of a market-data snapshot (the best ones; deeper levels come as updates)
+MAX_MARKET_BATCH: Final = 512  # market-data items in one batched message (gRPC MarketDataBatched, WebSocket ?batch=1)
 MAX_TRADES_QUERY: Final = 1000  # trades one trades query may ask for: the timed tape kept per symbol (transports.core.candles)
 MAX_CANDLES_QUERY: Final = 1440  # candles one candles query may ask for: those kept per symbol and interval
 # A broker's message limit (NATS max_payload, RabbitMQ max_message_size) bounds requests and the replies our
@@ -252,6 +253,7 @@ def markdown() -> str:
         ("max_text", f"{MAX_TEXT} characters", "a trader, symbol, client order id, decimal string", "MALFORMED_MESSAGE"),
         ("max_depth", f"{MAX_DEPTH} levels per side", "a book query (more is capped to it)", "(capped)"),
         ("max_snapshot_levels", f"{MAX_SNAPSHOT_LEVELS} levels per side", "a market-data snapshot (the best levels)", "(capped)"),
+        ("max_market_batch", f"{MAX_MARKET_BATCH} items", "one batched market-data message (what waits past it goes next)", "(split)"),
         ("max_trades_query", f"{MAX_TRADES_QUERY:,} trades", "`limit` of a trades query (REST)", "MALFORMED_MESSAGE"),
         ("max_candles_query", f"{MAX_CANDLES_QUERY:,} candles", "`limit` of a candles query (REST)", "MALFORMED_MESSAGE"),
         ("header_timeout_s", f"{conn.header_timeout_s:g} s", "HTTP: connect (or last reply) to end of headers", "LIMIT_EXCEEDED"),

@@ -52,7 +52,7 @@ from transports.codec.proto_codec import (
 from transports.core.auth import Principal
 from transports.core.fills import FillSubscription
 from transports.core.gateway import Gateway
-from transports.core.limits import MAX_DEPTH, Limits
+from transports.core.limits import MAX_DEPTH, MAX_MARKET_BATCH, Limits
 from transports.core.marketdata import Subscription
 from transports.core.requests import Acting, RequestHandler, check_trader
 from transports.grpc.auth import PRINCIPAL
@@ -64,7 +64,6 @@ from transports.grpc.trade_stream import TRANSPORT, Handle, TradeStream
 M = TypeVar("M", bound=Message)
 
 DEFAULT_BOOK_DEPTH = 10
-MAX_MARKET_BATCH = 512  # updates in one MarketDataBatch: a lagging subscriber catches up in writes of at most this many
 
 
 def lenient(kind: type[M]) -> Callable[[bytes], M | MalformedMessage]:

@@ -255,7 +255,7 @@ class HttpClient(TraderClient):
             await self.connect()
         await self._know(symbols)
         lookup = self._instruments.get
-        url = f"{self.ws_url}/ws/marketdata?symbols={quote(','.join(symbols), safe=',')}"
+        url = f"{self.ws_url}/ws/marketdata?symbols={quote(','.join(symbols), safe=',')}&batch=1"  # arrays: what waited, at once
         try:
             ws = await ws_connect(url, open_timeout=5.0, max_size=16 * 1024 * 1024)
         except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
@@ -263,9 +263,13 @@ class HttpClient(TraderClient):
         try:
             async for message in ws:
                 data = loads(message)
+                if isinstance(data, list):
+                    for item in data:
+                        yield decode_market_data(item, lookup)
+                    continue
                 if isinstance(data, dict) and data.get("type") == "error":
                     raise error_from_reply(400, message.encode() if isinstance(message, str) else message)
-                yield decode_market_data(data, lookup)
+                raise MalformedMessage("a batched market-data message must be a JSON array")
         except websockets.exceptions.ConnectionClosedError as exc:
             raise NotConnected(f"market-data connection to turbo-dex at {self.url} lost ({exc})") from exc
         finally:

@@ -1,4 +1,4 @@
-"""Market data on the WebSocket: one JSON text message per ``MarketData`` item.
+"""Market data on the WebSocket: one JSON text message per ``MarketData`` item, or with ``?batch=1`` an array of them.
 
 ::
 
@@ -14,6 +14,13 @@ anonymous (``json_views.encode_public_trade``: no traders, order ids, client
 order ids or remaining quantities). A snapshot holds at most
 50 levels a side (``MarketDataHub``): deltas to deeper levels keep a local
 book exact only down to that depth.
+
+Batched (``/ws/marketdata?symbols=A&batch=1``): every message is a JSON array
+of the items above, in order, holding everything that waited for the
+subscriber when it was written (1 to ``MAX_MARKET_BATCH``). A subscriber that
+keeps up gets arrays of one; one that lags catches up in a few messages
+instead of one message per update, as gRPC's ``MarketDataBatched`` does.
+An error is never batched: it is the object above, then the close.
 """
 
 from __future__ import annotations
@@ -28,12 +35,22 @@ from transports.core.marketdata import BookSnapshot, Gap, MarketData, MarketEven
 
 def market_data_text(item: MarketData, instruments: InstrumentLookup) -> str:
     """The WebSocket text of ``item``; an update's is made once and shared by every subscriber."""
+    return market_data_json(item, instruments).decode()
+
+
+def market_data_batch_text(items: list[MarketData], instruments: InstrumentLookup) -> str:
+    """The WebSocket text of ``items`` as one batched message: a JSON array, in order."""
+    return (b"[" + b",".join([market_data_json(item, instruments) for item in items]) + b"]").decode()
+
+
+def market_data_json(item: MarketData, instruments: InstrumentLookup) -> bytes:
+    """``item``'s JSON; an update's is made once and shared by every subscriber."""
     if type(item) is MarketUpdate:
         cached = item.encoded.get("json")
         if cached is None:
             cached = item.encoded["json"] = dumps(encode_market_data(item, instruments))
-        return cached.decode()
-    return dumps(encode_market_data(item, instruments)).decode()
+        return cached
+    return dumps(encode_market_data(item, instruments))
 
 
 def encode_market_data(item: MarketData, instruments: InstrumentLookup) -> dict[str, Any]:

@@ -24,11 +24,12 @@ from starlette.responses import Response
 
 from engine import ExchangeError, MalformedMessage, RejectReason
 from transports.codec.json_views import encode_depth, encode_instruments
-from transports.core.limits import DEFAULT_DEPTH, MAX_CANDLES_QUERY, MAX_DEPTH, MAX_TRADES_QUERY
+from transports.core.limits import DEFAULT_DEPTH, MAX_CANDLES_QUERY, MAX_DEPTH, MAX_MARKET_BATCH, MAX_TRADES_QUERY
+from transports.core.marketdata import Subscription
 from transports.http import openapi as doc
 from transports.http.context import HttpContext, json_response
 from transports.http.market_channels import candles_view, depth_view, instrument_of, now_ms, serve_channel, ticker_view, trades_view
-from transports.http.market_data import market_data_text
+from transports.http.market_data import market_data_batch_text, market_data_text
 from transports.http.websockets import close_on_disconnect, refuse
 
 Symbol = Annotated[str, Path(min_length=1, max_length=32)]
@@ -61,6 +62,10 @@ def market_router(ctx: HttpContext) -> APIRouter:
         if not symbols:
             await refuse(websocket, MalformedMessage("name the symbols: /ws/marketdata/{symbol} or /ws/marketdata?symbols=A,B"))
             return
+        batched = websocket.query_params.get("batch", "0")
+        if batched not in ("0", "1"):
+            await refuse(websocket, MalformedMessage(f"batch must be 0 or 1, not {batched[:16]!r}"))
+            return
         try:
             sub = gateway.subscribe(requests.snapshot_symbols(symbols))  # repeats collapsed, their number capped
         except KeyError as exc:
@@ -72,13 +77,26 @@ def market_router(ctx: HttpContext) -> APIRouter:
             return
         watcher = asyncio.create_task(close_on_disconnect(websocket, sub))
         try:
-            async for item in sub:
-                await websocket.send_text(market_data_text(item, lookup))
+            await (send_batches if batched == "1" else send_items)(websocket, sub)
         except (WebSocketDisconnect, RuntimeError):
             pass  # the client went away; nothing to tell it
         finally:
             watcher.cancel()
             gateway.unsubscribe(sub)
+
+    async def send_items(websocket: WebSocket, sub: Subscription) -> None:
+        async for item in sub:  # ends only when the subscription is closed
+            await websocket.send_text(market_data_text(item, lookup))
+
+    async def send_batches(websocket: WebSocket, sub: Subscription) -> None:
+        # A message per update costs the server about as much as the update itself: beside 100 subscribers one
+        # message each fell behind the order flow. Everything waiting goes in one message instead.
+        poll = sub.poll
+        async for first in sub:
+            items = [first]
+            while len(items) < MAX_MARKET_BATCH and (item := poll()) is not None:
+                items.append(item)
+            await websocket.send_text(market_data_batch_text(items, lookup))
 
     @router.websocket("/ws/marketdata/{symbol}")
     async def ws_symbol(websocket: WebSocket, symbol: str) -> None:

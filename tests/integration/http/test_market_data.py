@@ -142,12 +142,39 @@ def test_a_subscriber_that_falls_behind_gets_a_gap_then_a_fresh_snapshot(start_s
         assert local.levels() == levels(current)
 
 
+def test_batched_messages_carry_what_waited_in_order_and_reproduce_the_book(http: httpx.Client, server: LiveServer) -> None:
+    """``?batch=1``: every message is an array; a burst that waited arrives as one message, nothing lost or reordered."""
+    place(http, "alice", "sell", "30010.00", "1")
+    with connect(ws_url(server, f"/ws/marketdata?symbols={SYMBOL}&batch=1")) as ws:
+        local = LocalBook()
+        first = json.loads(ws.recv(timeout=10))
+        assert isinstance(first, list) and [m["type"] for m in first] == ["snapshot"]
+        local.apply(first[0])
+        burst = [{"symbol": SYMBOL, "side": "buy", "price": f"{29000 + i}.00", "qty": "0.1"} for i in range(20)]
+        assert http.post("/orders/batch", json=burst, headers=ALICE).status_code == 200
+        target = book(http)["md_seq"]
+        sizes = []
+        while local.md_seq != target:
+            message = json.loads(ws.recv(timeout=10))
+            assert isinstance(message, list) and message, message
+            sizes.append(len(message))
+            for item in message:
+                local.apply(item)  # LocalBook asserts each md_seq follows the last
+        assert sum(sizes) == 20 and len(sizes) < 20  # the burst came in fewer messages than updates
+        assert local.levels() == levels(book(http)) and local.gaps == 0
+
+
 TOO_MANY = "/ws/marketdata?symbols=" + ",".join(f"S{i}" for i in range(65))  # over max_snapshot_symbols (docs/limits.md)
 
 
 @pytest.mark.parametrize(
     ("path", "reason"),
-    [("/ws/marketdata/DOGE-USD", "UNKNOWN_SYMBOL"), ("/ws/marketdata", "MALFORMED_MESSAGE"), (TOO_MANY, "LIMIT_EXCEEDED")],
+    [
+        ("/ws/marketdata/DOGE-USD", "UNKNOWN_SYMBOL"),
+        ("/ws/marketdata", "MALFORMED_MESSAGE"),
+        (TOO_MANY, "LIMIT_EXCEEDED"),
+        (f"/ws/marketdata/{SYMBOL}?batch=yes", "MALFORMED_MESSAGE"),
+    ],
 )
 def test_a_bad_subscription_gets_an_error_message_and_a_close(server: LiveServer, path: str, reason: str) -> None:
     with connect(ws_url(server, path)) as ws:
