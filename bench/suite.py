@@ -230,6 +230,14 @@ def failures(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def shown_path(path: Path) -> str:
+    """``path`` as the report names it: relative to the checkout when inside it (no machine's own directories)."""
+    try:
+        return str(path.resolve().relative_to(Path(__file__).resolve().parents[1]))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from bench.comparison_report import write_reports
 
@@ -238,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = ", ".join(f"{w.name} ({w.mode})" for w in workloads)
     print(f"dex-bench: {args.workload}: {names}", flush=True)
     result = run(workloads, args.quick)
-    result["parameters"] = {"workload_file": str(args.workload), "quick": args.quick}
+    result["parameters"] = {"workload_file": shown_path(args.workload), "quick": args.quick}
     stem = REPORT_STEM if args.workload.resolve() == DEFAULT_SUITE else f"workload-{args.workload.stem}"
     files = write_reports(result, args.out_dir, stem)
     print(f"dex-bench: done in {result['elapsed_s']:.0f} s; wrote {', '.join(str(f) for f in files)}", flush=True)
