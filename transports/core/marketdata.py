@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from engine import BookDelta, BookDepth, TradeExecuted
 from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketEvent, MarketUpdate, PublicTrade
-from transports.core.limits import MAX_SNAPSHOT_LEVELS
+from transports.core.limits import MAX_MARKET_BATCH, MAX_SNAPSHOT_LEVELS
 
 __all__ = ["BookSnapshot", "Gap", "MarketData", "MarketDataHub", "MarketEvent", "MarketUpdate", "PublicTrade", "Subscription"]
 
@@ -88,6 +88,14 @@ class Subscription:
         if self._queue:
             return self._deliver(self._queue.popleft())
         return None
+
+    async def batches(self, limit: int = MAX_MARKET_BATCH) -> AsyncIterator[list[MarketData]]:
+        """Everything waiting, 1 to ``limit`` messages at a time, in order: one write each for a batched stream."""
+        async for first in self:
+            items = [first]
+            while len(items) < limit and (item := self.poll()) is not None:
+                items.append(item)
+            yield items
 
     async def next(self) -> MarketData:
         while True:

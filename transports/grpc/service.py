@@ -52,7 +52,7 @@ from transports.codec.proto_codec import (
 from transports.core.auth import Principal
 from transports.core.fills import FillSubscription
 from transports.core.gateway import Gateway
-from transports.core.limits import MAX_DEPTH, MAX_MARKET_BATCH, Limits
+from transports.core.limits import MAX_DEPTH, Limits
 from transports.core.marketdata import Subscription
 from transports.core.requests import Acting, RequestHandler, check_trader
 from transports.grpc.auth import PRINCIPAL
@@ -222,11 +222,7 @@ class ExchangeService:
         write = context.write
 
         async def send(sub: Subscription) -> None:
-            poll = sub.poll
-            async for first in sub:  # ends only when shutdown() closes it
-                items = [first]
-                while len(items) < MAX_MARKET_BATCH and (item := poll()) is not None:
-                    items.append(item)
+            async for items in sub.batches():  # ends only when shutdown() closes it
                 await write(protobuf_batch_bytes(items, lookup))
 
         await self._market_stream(request, context, send)

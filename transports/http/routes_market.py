@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from engine import ExchangeError, MalformedMessage, RejectReason
 from transports.codec.json_views import encode_depth, encode_instruments
-from transports.core.limits import DEFAULT_DEPTH, MAX_CANDLES_QUERY, MAX_DEPTH, MAX_MARKET_BATCH, MAX_TRADES_QUERY
+from transports.core.limits import DEFAULT_DEPTH, MAX_CANDLES_QUERY, MAX_DEPTH, MAX_TRADES_QUERY
 from transports.core.marketdata import Subscription
 from transports.http import openapi as doc
 from transports.http.context import HttpContext, json_response
@@ -91,11 +91,7 @@ def market_router(ctx: HttpContext) -> APIRouter:
     async def send_batches(websocket: WebSocket, sub: Subscription) -> None:
         # A message per update costs the server about as much as the update itself: beside 100 subscribers one
         # message each fell behind the order flow. Everything waiting goes in one message instead.
-        poll = sub.poll
-        async for first in sub:
-            items = [first]
-            while len(items) < MAX_MARKET_BATCH and (item := poll()) is not None:
-                items.append(item)
+        async for items in sub.batches():
             await websocket.send_text(market_data_batch_text(items, lookup))
 
     @router.websocket("/ws/marketdata/{symbol}")
