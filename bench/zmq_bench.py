@@ -50,7 +50,7 @@ import zmq
 import zmq.asyncio
 
 from bench.e2e import benchmark_of, main
-from transports.zmq.loop_socket import LoopSocket
+from transports.core.loop_socket import LoopSocket
 
 BENCHMARK = benchmark_of("zmq")  # server, targets and notes: transports/zmq/descriptor.py
 TARGET_BATCH_PER_S = BENCHMARK.target_batch_per_s

@@ -37,8 +37,10 @@ import uvloop
 
 from engine import ExchangeError
 from transports.core.auth import add_auth_options
+from transports.core.descriptor import Mount
 from transports.core.gateway import Gateway
 from transports.core.legacy_flags import modern_argv
+from transports.core.pids import die_with
 from transports.core.server_cli import (
     add_gateway_options,
     describe,
@@ -50,6 +52,7 @@ from transports.core.server_cli import (
 )
 from transports.instruments import select_instruments
 from transports.registry import TRANSPORTS
+from transports.sharding.cluster import ShardProcesses, add_shard_options, check_shard_options
 
 DEFAULT = "http"  # turbo-dex alone is the HTTP server, with every option it has
 
@@ -68,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--transports", default=DEFAULT, help=f"comma list of transports to serve: {', '.join(names)} (default {DEFAULT})")
     add_gateway_options(parser)
     add_auth_options(parser)
+    add_shard_options(parser)
     for name in names:
         descriptor = TRANSPORTS[name]
         assert descriptor.mount is not None
@@ -78,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
                 broker.option, default=None, help=f"the {broker.name} {descriptor.title} uses (default ${broker.env}, else its own default)"
             )
     return parser
+
+
+def _mount_of(name: str) -> Mount:
+    mount = TRANSPORTS[name].mount
+    assert mount is not None  # callers pass only served() names
+    return mount
 
 
 def _serve(name: str, gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextManager[str]:
@@ -95,11 +105,14 @@ def _shown(url: str) -> str:
     return f"{scheme}://{creds.partition(':')[0]}@{host}"
 
 
-async def serve_all(args: argparse.Namespace, names: Sequence[str], journal: str | None) -> int:
-    gateway = Gateway(config=gateway_config(args.buffer, journal, args.fsync))  # --snapshot-* included
+async def serve_all(args: argparse.Namespace, names: Sequence[str], journal: str | None, shards: ShardProcesses | None = None) -> int:
+    if shards is not None:  # a front: the shards hold the books (docs/shards.md)
+        gateway: Gateway = shards.front(args.buffer)
+    else:
+        gateway = Gateway(config=gateway_config(args.buffer, journal, args.fsync))  # --snapshot-* included
     try:
         await gateway.start(select_instruments(args.symbols))
-    except (ExchangeError, OSError) as exc:
+    except (ExchangeError, OSError, TimeoutError) as exc:
         print(f"turbo-dex: cannot start: {exc}", file=sys.stderr)
         return 1
     freeze_startup_heap()
@@ -121,12 +134,16 @@ async def serve_all(args: argparse.Namespace, names: Sequence[str], journal: str
             except OSError as exc:
                 print(f"turbo-dex: cannot serve metrics: {exc}", file=sys.stderr)
                 return 1
+            if shards is not None and not args.front_index:
+                watcher = asyncio.get_running_loop().create_task(shards.watch(), name="shard-watch")
+                stack.callback(watcher.cancel)
             shown = ", ".join(_shown(u) for u in urls)
-            print(f"turbo-dex listening on {shown} (one gateway; {describe(gateway, journal, args.fsync)}{metrics})", flush=True)
+            what = f"a front of {shards.describe()}" if shards is not None else f"one gateway; {describe(gateway, journal, args.fsync)}"
+            print(f"turbo-dex listening on {shown} ({what}{metrics})", flush=True)
             await stop.wait()
     finally:
         await gateway.stop()
-    print(f"turbo-dex stopped (engine seq {gateway.engine.seq})", flush=True)
+    print(f"turbo-dex stopped (engine seq {gateway.stats_dict()['engine_seq']})", flush=True)
     return 0
 
 
@@ -147,6 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = modern_argv(_parser(), sys.argv[1:] if argv is None else argv)  # -port 8080 as --port 8080
     args, _ = _parser().parse_known_args(argv)
     names = [n.strip() for n in args.transports.split(",") if n.strip()]
+    refused = check_shard_options(args)
+    if refused is not None:
+        print(f"turbo-dex: {refused}", file=sys.stderr)
+        return 2
+    single = [n for n in names if n in served() and not _mount_of(n).fronts] if args.fronts > 1 else []
+    if single:
+        print(f"turbo-dex: --fronts {args.fronts}: {', '.join(single)} can be served by one front only (docs/shards.md)", file=sys.stderr)
+        return 2
     elsewhere = [n for n in names if n in TRANSPORTS and n not in served()]
     if elsewhere:
         servers = ", ".join(f"{n}: {TRANSPORTS[n].console_script or 'none, it has no wire'}" for n in elsewhere)
@@ -156,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown or not names:
         print(f"turbo-dex: unknown transport(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(served())}", file=sys.stderr)
         return 2
-    if names == [DEFAULT]:
+    if names == [DEFAULT] and not args.shards:
         # The HTTP-only server, with every option it has (docs/http.md).
         from transports.http.server import main as http_main
 
@@ -169,8 +194,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         if open_wires:
             print(f"turbo-dex: --auth keys: {', '.join(open_wires)} cannot authenticate yet (docs/security.md, 'Status')", file=sys.stderr)
             return 2
+    if args.shards:
+        return _serve_sharded(parser, args, names, journal, argv)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(serve_all(args, names, journal))
+
+
+def _serve_sharded(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, names: Sequence[str], journal: str | None, argv: list[str]
+) -> int:
+    """``--shards N``: start the shard processes and the other fronts, serve every wire as front 0, stop them by PID at
+    the end. With ``--front-index K`` (started so by front 0): only serve, as front K of the shards running."""
+    try:
+        shards = ShardProcesses(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.front_index:
+        die_with(args.front_parent)
+    else:
+        try:
+            shards.start()
+            shards.start_fronts(argv)
+        except (RuntimeError, OSError) as exc:
+            print(f"turbo-dex: cannot start the shards: {exc}", file=sys.stderr)
+            return 1
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(serve_all(args, names, journal, shards))
+    finally:
+        shards.stop()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from transports.core import legacy_flags
 from transports.core.legacy_flags import SHARDS_REASON, WORKERS_REASON, modern_argv
 from transports.grpc.server import parse_args as dex_grpc
 from transports.http.server import parse_args as turbo_dex
+from transports.launcher import _parser as launcher_parser
 from transports.nats.auto import parse_args as nats_auto
 from transports.nats.server import parse_args as dex_nats
 from transports.zmq.server import parse_args as dex_zmq
@@ -93,17 +94,16 @@ def test_a_server_refuses_workers_in_one_line(capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().err == f"dex-zmq: -workers is not supported: {WORKERS_REASON}\n"
 
 
-def test_the_old_turbo_dex_command_line_is_refused_in_one_line_that_says_why() -> None:
+def test_the_old_turbo_dex_command_line_means_shards_and_fronts() -> None:
+    # -workers 40 -shards 80 was the system this replaces; here they are --fronts and --shards (docs/shards.md).
+    parser = launcher_parser()
+    args = parser.parse_args(modern_argv(parser, ["-port", "8080", "-workers", "40", "-shards", "80"]))
+    assert (args.port, args.fronts, args.shards) == (8080, 40, 80)
     done = subprocess.run(
-        [str(BIN / "turbo-dex"), "-port", "8080", "-workers", "40", "-shards", "80"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [str(BIN / "turbo-dex"), "-port", "8080", "-shards", "600"], check=False, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [f"turbo-dex: -workers is not supported: {WORKERS_REASON}"]
+    assert done.returncode == 2 and done.stderr.splitlines()[-1] == "turbo-dex: error: 1 to 512 shards, got 600"
     done = subprocess.run(
-        [str(BIN / "turbo-dex"), "-port", "8080", "-shards", "80"], check=False, capture_output=True, text=True, timeout=60
+        [str(BIN / "turbo-dex"), "-port", "8080", "-workers", "4"], check=False, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 2 and done.stderr.splitlines() == [f"turbo-dex: -shards is not supported: {SHARDS_REASON}"]
+    assert done.returncode == 2 and "--fronts needs --shards" in done.stderr

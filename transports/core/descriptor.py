@@ -81,6 +81,10 @@ class Mount:
 
     add_options: Callable[[argparse.ArgumentParser], None]  # the transport's own options (ports), never the broker URL
     serve: MountServe
+    # Whether ``turbo-dex --shards N --fronts F`` may serve it from F front processes at once (docs/shards.md): the
+    # mount reads ``args.front_index`` and shares its port (SO_REUSEPORT) or takes its own. A brokered wire would
+    # hand every request to every front, so it says no.
+    fronts: bool = False
 
 
 @dataclass(frozen=True, slots=True)

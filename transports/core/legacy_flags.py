@@ -12,7 +12,7 @@ Invariants:
   untouched (so its own error names it). ``-name=value`` works too.
 * Nothing after a bare ``--`` is touched.
 * An option that does not exist yet or has no meaning for this command
-  (``-shards`` everywhere, ``-workers`` on a server) is refused, in either spelling, with one line
+  (``-shards`` but on turbo-dex, ``-workers`` on a server) is refused, in either spelling, with one line
   that says why, exit status 2, before anything starts.
 """
 
@@ -22,10 +22,11 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
-OLD_SPELLINGS = frozenset({"port", "server", "workers", "batch", "duration", "traders", "rate", "mode", "buffer", "nats"})
+OLD_SPELLINGS = frozenset({"port", "server", "workers", "batch", "duration", "traders", "rate", "mode", "buffer", "nats", "shards"})
 
 SHARDS_REASON = (
-    "shards do not exist yet: one gateway, a single writer, holds every symbol's book in this process; a later release adds --shards"
+    "this command runs one gateway, a single writer holding every symbol's book; turbo-dex --shards N runs N shard "
+    "processes behind one front (docs/shards.md)"
 )
 WORKERS_REASON = (
     "a server has no worker processes: its gateway is the one writer of the order book, and a second process would hold "

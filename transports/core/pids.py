@@ -6,8 +6,12 @@ process with that PID is counted alive (not ours to judge).
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
 
 
 def pid_alive(pid: int) -> bool:
@@ -25,3 +29,12 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc (not Linux): kill(0) is all we know
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def die_with(parent: int) -> None:
+    """SIGTERM this process when ``parent`` dies, however it dies (``kill -9`` too: Linux ``PR_SET_PDEATHSIG``), and at
+    once if it is already gone. A child that must not be orphaned (a shard, a front) calls it first thing."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request above was made
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -55,8 +55,8 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 
 from engine import Command, ExchangeError, MalformedMessage, NotConnected, Overloaded
 from transports.core.gateway import Gateway, Replies
+from transports.core.hrw import preferred_owner
 from transports.dht.entries import decode_entry, encode_entry
-from transports.dht.hrw import preferred_owner
 
 log = logging.getLogger("dex-node.replica")
 

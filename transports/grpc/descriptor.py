@@ -71,6 +71,7 @@ def _mount(gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextMa
         auth=getattr(args, "authenticator", None),
         tls_cert=getattr(args, "grpc_tls_cert", None),
         tls_key=getattr(args, "grpc_tls_key", None),
+        shared_port=getattr(args, "fronts", 1) > 1,
     )
     return serve_grpc(gateway, settings)
 
@@ -87,7 +88,7 @@ DESCRIPTOR = TransportDescriptor(
     console_script="dex-grpc",
     server_module="transports.grpc.server",
     local_server=_local,
-    mount=Mount(_options, _mount),
+    mount=Mount(_options, _mount, fronts=True),
     bench=BenchDefaults(
         target_batch_per_s=150_000,
         target_single_p99_us=800,

@@ -67,7 +67,9 @@ class ExchangeServer:
         auth = settings.auth
         interceptors = [AuthInterceptor(auth, self.service.requests.refused)] if auth is not None else []
         self.server = grpc.aio.server(
-            options=server_options(limits), maximum_concurrent_rpcs=limits.max_connections, interceptors=interceptors
+            options=server_options(limits, self.settings.shared_port),
+            maximum_concurrent_rpcs=limits.max_connections,
+            interceptors=interceptors,
         )
         self.server.add_registered_method_handlers(SERVICE_NAME, self.service.handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

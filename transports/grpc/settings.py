@@ -86,6 +86,7 @@ class GrpcServerSettings:
     auth: Authenticator | None = None
     tls_cert: str | None = None  # PEM files of the server's certificate and key; None: the keyring's server/tls
     tls_key: str | None = None
+    shared_port: bool = False  # SO_REUSEPORT: several fronts listen on one port (docs/shards.md)
 
     @property
     def url(self) -> str:
@@ -134,12 +135,12 @@ def channel_target(url: str) -> str:
     return parse_grpc_url(url).target
 
 
-def server_options(connections: ConnectionLimits | None = None) -> ChannelOptions:
+def server_options(connections: ConnectionLimits | None = None, shared_port: bool = False) -> ChannelOptions:
     """The server's channel arguments: receive limit, connection limits (docs/limits.md) and keepalive."""
     limits = connections if connections is not None else ConnectionLimits()
     return [
-        # Two servers must never share a port by accident (gRPC turns SO_REUSEPORT on by default).
-        ("grpc.so_reuseport", 0),
+        # Two servers must never share a port by accident (gRPC turns SO_REUSEPORT on by default); fronts do on purpose.
+        ("grpc.so_reuseport", int(shared_port)),
         # A larger message is refused by gRPC before it is read whole (RESOURCE_EXHAUSTED).
         ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
         ("grpc.max_send_message_length", MAX_REPLY_BYTES),

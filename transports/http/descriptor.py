@@ -49,7 +49,10 @@ def _mount(gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextMa
     from transports.http.settings import HttpServerSettings
 
     auth = getattr(args, "authenticator", None)  # turbo-dex builds one for every transport it mounts
-    settings = HttpServerSettings(host=args.host, port=args.port, allow_admin=args.allow_admin, log_level=args.log_level, auth=auth)
+    shared = getattr(args, "fronts", 1) > 1
+    settings = HttpServerSettings(
+        host=args.host, port=args.port, allow_admin=args.allow_admin, log_level=args.log_level, auth=auth, shared_port=shared
+    )
     return serve_http(gateway, settings)
 
 
@@ -78,7 +81,7 @@ DESCRIPTOR = TransportDescriptor(
     console_script="turbo-dex",
     server_module="transports.launcher",
     local_server=_local,
-    mount=Mount(_options, _mount),
+    mount=Mount(_options, _mount, fronts=True),
     bench=BenchDefaults(
         target_batch_per_s=100_000,
         target_single_p99_us=2_000,

@@ -96,8 +96,8 @@ def _uvicorn_config(gateway: Gateway, settings: HttpServerSettings) -> uvicorn.C
     )
 
 
-def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """A listening TCP socket (port 0 picks a free one).
+def bind(host: str, port: int, backlog: int = 2048, shared: bool = False) -> socket.socket:
+    """A listening TCP socket (port 0 picks a free one; ``shared``: other fronts may listen on it too).
 
     It listens at once, so that from the moment the start-up line names the
     URL, connections are accepted (queued until uvicorn serves them).
@@ -105,6 +105,8 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
         sock.listen(backlog)
@@ -124,7 +126,7 @@ async def serve_http(
     free port. Leaving the block stops the server (open requests finish).
     """
     settings = settings if settings is not None else HttpServerSettings(port=0, log_level="warning")
-    sock = sock if sock is not None else bind(settings.host, settings.port)
+    sock = sock if sock is not None else bind(settings.host, settings.port, shared=settings.shared_port)
     url = http_url(settings.host, sock.getsockname()[1])
     server = _Server(_uvicorn_config(gateway, settings), handle_signals=False)
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]), name=f"turbo-dex {url}")

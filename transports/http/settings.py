@@ -45,6 +45,7 @@ class HttpServerSettings:
     graceful_shutdown_s: int = 10  # wait this long for open requests on SIGTERM
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)  # timeouts and caps (docs/limits.md)
     auth: Authenticator | None = None  # --auth keys: every private request is signed (transports.http.signed); None: X-Trader
+    shared_port: bool = False  # SO_REUSEPORT: several fronts listen on one port, the kernel spreads connections (docs/shards.md)
 
     @property
     def body_limit(self) -> int:

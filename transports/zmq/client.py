@@ -79,11 +79,11 @@ from transports.codec.proto_codec import (
 from transports.core.client import Replies, TraderClient
 from transports.core.instruments_cache import InstrumentsCache
 from transports.core.keys import Credential
+from transports.core.loop_socket import LoopSocket
 from transports.core.marketdata import BookSnapshot, MarketData, in_sequence
 from transports.core.signing import AuthFailure
 from transports.zmq import protocol as proto
 from transports.zmq.curve import EXTRA_SERVER_KEY, make_curve_client
-from transports.zmq.loop_socket import LoopSocket
 from transports.zmq.settings import DEALER_HWM, SUB_RCVHWM, ZmqAddress, client_url, parse_url
 
 _WATCHDOG_S = 0.1  # how often deadlines are checked while requests are in flight

@@ -40,7 +40,7 @@ import zmq.utils.z85
 from engine import ExchangeError
 from transports.core.auth import Authenticator
 from transports.core.keys import SERVER_DIR, Credential, locked, write_private
-from transports.zmq.loop_socket import LoopSocket
+from transports.core.loop_socket import LoopSocket
 
 ZAP_ENDPOINT: Final = "inproc://zeromq.zap.01"  # fixed by RFC 27: one ZAP handler per context
 ZAP_VERSION: Final = b"1.0"

@@ -61,10 +61,12 @@ def _mount(gateway: Gateway, args: argparse.Namespace) -> AbstractAsyncContextMa
     from transports.zmq.server import serve_zmq
     from transports.zmq.settings import ZmqServerSettings
 
+    # A ROUTER port is one process's: front K of several takes the ports 2K above the ones given (0 stays any free one).
+    step = 2 * getattr(args, "front_index", 0)
     settings = ZmqServerSettings(
         host=args.host,
-        port=args.zmq_port,
-        pub_port=args.zmq_pub_port,
+        port=args.zmq_port + step if args.zmq_port else 0,
+        pub_port=args.zmq_pub_port + step if args.zmq_pub_port else 0,
         allow_admin=args.allow_admin,
         log_level=args.log_level,
         auth=getattr(args, "authenticator", None),
@@ -84,7 +86,7 @@ DESCRIPTOR = TransportDescriptor(
     console_script="dex-zmq",
     server_module="transports.zmq.server",
     local_server=_local,
-    mount=Mount(_options, _mount),
+    mount=Mount(_options, _mount, fronts=True),
     bench=BenchDefaults(
         target_batch_per_s=250_000,
         target_single_p99_us=400,

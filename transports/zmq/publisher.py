@@ -30,8 +30,8 @@ import zmq
 
 from transports.codec.market_bytes import protobuf_bytes
 from transports.core.gateway import Gateway
+from transports.core.loop_socket import LoopSocket
 from transports.core.marketdata import BookSnapshot, MarketData, Subscription
-from transports.zmq.loop_socket import LoopSocket
 from transports.zmq.protocol import symbol_of, topic
 
 log = logging.getLogger("dex-zmq")

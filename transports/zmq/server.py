@@ -59,12 +59,12 @@ from transports.core import legacy_flags
 from transports.core.auth import Authenticator, add_auth_options, auth_from_options
 from transports.core.gateway import Gateway
 from transports.core.limits import LimitExceeded, Limits
+from transports.core.loop_socket import LoopSocket
 from transports.core.requests import Acting, RequestHandler, check_trader
 from transports.core.server_cli import Listener, add_gateway_options, describe, gateway_options, run_process
 from transports.core.signing import AuthFailure
 from transports.zmq import protocol as proto
 from transports.zmq.curve import ZapHandler, key_to_hex, make_curve_server, server_keys
-from transports.zmq.loop_socket import LoopSocket
 from transports.zmq.publisher import MarketDataPublisher
 from transports.zmq.settings import (
     DEFAULT_HOST,

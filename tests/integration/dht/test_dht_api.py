@@ -17,9 +17,9 @@ import pytest
 
 from engine import AddInstrument, CancelOrder, Engine, Instrument, MalformedMessage, OrderAccepted, PlaceOrder, Side
 from transports.core.gateway import Gateway
+from transports.core.hrw import preferred_owner, ranking
 from transports.dht.client import DhtClient
 from transports.dht.entries import decode_entry, encode_entry
-from transports.dht.hrw import preferred_owner, ranking
 from transports.dht.node import serve_dht
 from transports.instruments import select_instruments
 

@@ -1,4 +1,4 @@
-"""Rendezvous (highest-random-weight) hashing: which member should own a shard.
+"""Rendezvous (highest-random-weight) hashing: which member should own a shard (a DHT shard, a symbol).
 
 Pure and deterministic: every node computes the same ranking from the same
 member list, with no coordination. It only states a *preference*: Raft

@@ -1,0 +1,258 @@
+"""A shard: the single writer of a set of symbols, with its own journal, reached by fronts over ``link``.
+
+``python -m transports.sharding.shard --index K --run-dir DIR --symbols A,B``
+(``turbo-dex --shards N`` starts them). Invariants:
+
+* The shard is an ordinary ``Gateway`` over an ordinary ``Engine``: the same
+  matching, journal, snapshots and recovery as a single process. Only its
+  first order and trade ids differ (``shard_map.id_base``), so every id names
+  its shard. A fresh shard snapshots at once, so its journal never starts
+  from a bare engine: its next start and ``dex-engine replay --journal``
+  rebuild the same ids and the same state hash.
+* It serves only the link, never a client wire: orders come from fronts,
+  already authenticated and checked, each command naming its trader.
+* Market data: one relay subscription to every symbol of the shard; what it
+  yields (a snapshot per symbol first, then updates, and after a gap a fresh
+  snapshot) goes out on the PUB socket, one ``MarketDataMessage`` per frame,
+  so a front rebuilds the same sequenced stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import uvloop
+import zmq
+
+from engine import Command, Engine, ExchangeError, MalformedMessage, RejectReason
+from transports.codec import lean
+from transports.codec.proto_codec import (
+    encode_book,
+    encode_market_data,
+    encode_order_status,
+    encode_replies,
+    encode_stats,
+    error_reply,
+    parse_message,
+    pb,
+)
+from transports.core.gateway import Gateway
+from transports.core.journal import JournalCorrupt, record_commands, snapshot_path
+from transports.core.limits import MAX_DEPTH, Limits
+from transports.core.loop_socket import LoopSocket
+from transports.core.pids import die_with
+from transports.core.server_cli import freeze_startup_heap, gateway_config
+from transports.instruments import select_instruments
+from transports.sharding import link
+from transports.sharding.shard_map import id_base
+
+NAME = "dex-shard"
+_MAX_COMMANDS = Limits().max_batch
+
+
+def shard_engine(index: int) -> Engine:
+    """A fresh engine whose order and trade ids start after shard ``index``'s base."""
+    engine = Engine()
+    engine.last_order_id = engine.last_trade_id = id_base(index)
+    return engine
+
+
+def _commands(records: list[bytes]) -> list[Command]:
+    """The commands of a front's part: journal records (a lean batch with traders, a trader's batch, or compact)."""
+    if not records:
+        raise MalformedMessage("an empty part")
+    commands: list[Command] = []
+    for record in records:
+        if not record:
+            raise MalformedMessage("an empty record")
+        commands.extend(record_commands(record[0], record[1:]))
+    if len(commands) > _MAX_COMMANDS:
+        raise MalformedMessage(f"a part holds at most {_MAX_COMMANDS} commands")
+    return commands
+
+
+def _record(records: list[bytes]) -> bytes | None:
+    """The journal record of a part when it is one (else the writer encodes the commands)."""
+    return records[0] if len(records) == 1 else None
+
+
+class ShardServer:
+    """The shard's end of the link: a ROUTER answering fronts, a PUB relaying market data."""
+
+    def __init__(self, gateway: Gateway, index: int, run_dir: Path) -> None:
+        self.gateway = gateway
+        self.index = index
+        self.context: zmq.Context[Any] = zmq.Context()
+        router = self.context.socket(zmq.ROUTER)
+        for option in (zmq.SNDHWM, zmq.RCVHWM):
+            router.setsockopt(option, link.HWM)
+        router.setsockopt(zmq.LINGER, 0)
+        router.bind(link.order_endpoint(run_dir, index))
+        self.publisher = self.context.socket(zmq.PUB)
+        self.publisher.setsockopt(zmq.SNDHWM, link.HWM)
+        self.publisher.setsockopt(zmq.LINGER, 0)
+        self.publisher.bind(link.market_endpoint(run_dir, index))
+        self._router = router
+        self._reader = LoopSocket(router, self._drain)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._handlers: dict[bytes, Callable[[list[bytes]], Awaitable[list[bytes]]]] = {
+            link.ORDERS: self._orders,
+            link.COMMANDS: self._commands,
+            link.BOOK: self._book,
+            link.ORDER: self._order,
+            link.STATS: self._stats,
+            link.SNAPSHOT: self._snapshots,
+        }
+        self._relay = asyncio.get_running_loop().create_task(self._relay_market(), name="shard-relay")
+
+    def _drain(self) -> None:
+        for _ in range(1000):
+            try:
+                frames = self._router.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) < 3:
+                continue  # [peer, kind, corr, *body]: anything shorter is not from a front
+            task = asyncio.get_running_loop().create_task(self._answer(frames))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._reader.schedule()
+
+    async def _answer(self, frames: list[bytes]) -> None:
+        peer, kind, corr, body = frames[0], frames[1], frames[2], frames[3:]
+        handler = self._handlers.get(kind)
+        try:
+            if handler is None:
+                raise MalformedMessage(f"unknown link request {kind[:16]!r}")
+            reply = [kind, corr, *await handler(body)]
+        except JournalCorrupt as exc:
+            reply = [link.ERROR, corr, error_reply(MalformedMessage(str(exc))).SerializeToString()]
+        except ExchangeError as exc:
+            reply = [link.ERROR, corr, error_reply(exc).SerializeToString()]
+        with contextlib.suppress(zmq.ZMQError):  # a front that vanished: its replies have nowhere to go
+            self._router.send_multipart([peer, *reply], flags=zmq.NOBLOCK)
+        self._reader.rearm()
+
+    async def _orders(self, body: list[bytes]) -> list[bytes]:
+        commands = _commands(body)
+        outcomes = lean.OutcomeColumns()
+        await self.gateway.submit(commands, "shard", _record(body), outcomes)
+        return [outcomes.to_bytes()]
+
+    async def _commands(self, body: list[bytes]) -> list[bytes]:
+        commands = _commands(body)
+        replies = await self.gateway.submit(commands, "shard", _record(body))
+        return [encode_replies(replies, self.gateway.instrument).SerializeToString()]
+
+    async def _book(self, body: list[bytes]) -> list[bytes]:
+        request = parse_message(pb.BookRequest, body[0])
+        depth = self.gateway.depth(request.symbol, min(request.depth or MAX_DEPTH, MAX_DEPTH))
+        if depth is None:
+            raise MalformedMessage(f"unknown symbol {request.symbol[:64]!r}", RejectReason.UNKNOWN_SYMBOL)
+        return [encode_book(depth, self.gateway.instrument).SerializeToString()]
+
+    async def _order(self, body: list[bytes]) -> list[bytes]:
+        request = parse_message(pb.OrderStatusRequest, body[1])
+        view = self.gateway.order_status(body[0].decode(), request.order_id)
+        return [encode_order_status(view, self.gateway.instrument).SerializeToString()]
+
+    async def _stats(self, body: list[bytes]) -> list[bytes]:
+        stats = self.gateway.stats_dict()
+        stats["state_hash"] = self.gateway.engine.state_hash()
+        return [encode_stats(stats).SerializeToString()]
+
+    async def _snapshots(self, body: list[bytes]) -> list[bytes]:
+        out = []
+        for name in body:
+            try:
+                snapshot = self.gateway.marketdata.snapshot(name.decode())
+            except (KeyError, UnicodeDecodeError):
+                raise MalformedMessage(f"unknown symbol {name[:64]!r}", RejectReason.UNKNOWN_SYMBOL) from None
+            out.append(encode_market_data(snapshot, self.gateway.instrument).SerializeToString())
+        return out
+
+    async def _relay_market(self) -> None:
+        gateway = self.gateway
+        subscription = gateway.subscribe(i.symbol for i in gateway.instruments)
+        lookup = gateway.instrument
+        send = self.publisher.send
+        async for batch in subscription.batches():
+            for item in batch:
+                with contextlib.suppress(zmq.Again):  # a front that does not keep up: it sees the gap by md_seq
+                    send(encode_market_data(item, lookup).SerializeToString(), flags=zmq.NOBLOCK)
+
+    async def close(self) -> None:
+        self._reader.pause()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        self._relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._relay
+        self._reader.close()
+        self.publisher.close(linger=0)
+        self.context.term()
+
+
+async def run(args: argparse.Namespace) -> int:
+    run_dir = link.private_dir(Path(args.run_dir))
+    journal = None if args.no_journal else args.journal or str(run_dir / f"shard-{args.index}.journal")
+    gateway = Gateway(shard_engine(args.index), gateway_config(args.buffer, journal, args.fsync))
+    try:
+        await gateway.start(select_instruments(args.symbols) if args.symbols else ())
+    except (ExchangeError, OSError, ValueError) as exc:
+        print(f"{NAME} {args.index}: cannot start: {exc}", file=sys.stderr)
+        return 1
+    if gateway.journal is not None and not snapshot_path(gateway.journal.path).exists():
+        gateway.write_snapshot()  # a fresh shard: its id base is in the state every later start and replay begins from
+    freeze_startup_heap()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if args.parent:
+        die_with(args.parent)
+    try:
+        try:
+            server = ShardServer(gateway, args.index, run_dir)
+        except zmq.ZMQError as exc:
+            print(f"{NAME} {args.index}: cannot listen: {exc}", file=sys.stderr)
+            return 1
+        symbols = ",".join(i.symbol for i in gateway.instruments)
+        where = link.order_endpoint(run_dir, args.index)
+        print(f"{NAME} {args.index} ready on {where} (symbols {symbols}; engine seq {gateway.engine.seq})", flush=True)
+        await stop.wait()
+        await server.close()
+    finally:
+        await gateway.stop()
+    print(f"{NAME} {args.index} stopped (engine seq {gateway.engine.seq}, state hash {gateway.engine.state_hash()})", flush=True)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=NAME, description="One shard: the single writer of some symbols (docs/shards.md).")
+    p.add_argument("--index", type=int, required=True, help="this shard's number, from 0 (its ids start at index << 44)")
+    p.add_argument("--run-dir", required=True, help="the private directory of the link's sockets (and journals by default)")
+    p.add_argument("--symbols", default="", help="the default instruments this shard lists (comma list)")
+    p.add_argument("--buffer", type=int, default=100_000, help="most commands waiting before OVERLOADED")
+    p.add_argument("--journal", default=None, metavar="PATH", help="command journal (default RUN_DIR/shard-K.journal)")
+    p.add_argument("--no-journal", action="store_true", help="keep nothing across restarts")
+    p.add_argument("--fsync", choices=("batch", "interval", "off"), default="batch")
+    p.add_argument("--parent", type=int, default=0, metavar="PID", help="stop (SIGTERM) when this process dies (turbo-dex passes its own)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
