@@ -117,6 +117,7 @@ RUN: dict[str, Run] = {
     "make turbo-server": Run("server", ports=(8080,), clients=('make dex-trader ARGS="--workers 8 --batch 1000 --duration 30s"',)),
     'make dex-trader ARGS="--workers 8 --batch 1000 --duration 30s"': Run("once", shorten=_SHORT, expect="reconciled with the server"),
     ".venv/bin/turbo-dex --transports http,grpc,zmq": Run("server", ports=(8080, 50051, 5555, 5556)),
+    ".venv/bin/turbo-dex --shards 2 --fronts 2 --transports http,zmq": Run("server", ports=(8080, 5555, 5556, 5557, 5558)),
     "make grpc-server": Run("server", ports=(50051,), clients=(".venv/bin/dex-trader --transport grpc --batch 1000 --duration 10s",)),
     ".venv/bin/dex-trader --transport grpc --batch 1000 --duration 10s": Run("once", shorten=_SHORT, expect="reconciled with the server"),
     "make zmq-server": Run(
@@ -166,6 +167,9 @@ NOT_RUN: dict[str, str] = {
     "make bench-http": "minutes of benchmark, and it rewrites the committed reports/bench-http.json",
     "make bench-grpc": "minutes of benchmark, and it rewrites the committed reports/bench-grpc.json",
     "make bench-zmq": "minutes of benchmark, and it rewrites the committed reports/bench-zmq.json",
+    "make bench-shards": (
+        "about 6 minutes, and it rewrites the committed reports/bench-shards.json; tests/bench/test_shards_bench.py runs a short one"
+    ),
     "make bench-restart": "about 5 minutes of restarts, and it rewrites the committed reports/bench-restart.json",
     "make soak": "10 minutes of steady flow, and it rewrites the committed reports/soak.json; tests/bench/test_soak.py runs a short one",
     "make bench-hostile": "the hostile-input suite, which make test runs anyway (tests/hostile); it rewrites reports/hostile.json",

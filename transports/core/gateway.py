@@ -120,7 +120,7 @@ class _Pending:
     future: asyncio.Future[Replies]
     transport: str
     started_ns: int
-    record: bytes | None  # the journal record of these commands, when the caller already holds it
+    record: bytes | list[bytes] | None  # the journal record(s) of these commands, when the caller already holds them
     outcomes: OutcomeColumns | None  # lean: each command's outcome for its sender, instead of its events
     replies: Replies = field(default_factory=list)
 
@@ -249,6 +249,8 @@ class Gateway:
         self.recovered_commands = 0
         self.truncated_bytes = 0
         self.snapshots = 0  # written by this process
+        # Collect every group's book deltas even with nobody subscribed here (a shard: its fronts mirror the books).
+        self.collect_market_data = False
         self.snapshot_pause_ms = 0.0  # the last one's pause of the writer
         self._since_snapshot = 0  # commands applied since the last snapshot (or start)
         self._snapshot_at = time.monotonic()
@@ -399,19 +401,35 @@ class Gateway:
 
     # --------------------------------------------------------------- submit
     async def submit(
-        self, commands: Sequence[Command], transport: str = "inproc", record: bytes | None = None, outcomes: OutcomeColumns | None = None
+        self,
+        commands: Sequence[Command],
+        transport: str = "inproc",
+        record: bytes | list[bytes] | None = None,
+        outcomes: OutcomeColumns | None = None,
     ) -> Replies:
         """Apply ``commands`` in order; return each command's events once durable.
 
         ``record`` is the journal record of exactly these commands when the
         caller already holds it (``journal.trader_batch_record`` of the bytes
-        it decoded); otherwise the writer encodes one. With ``outcomes`` (the
+        it decoded), or their records in order (a shard: the parts of several
+        requests); otherwise the writer encodes them. With ``outcomes`` (the
         lean path) the writer records each command's outcome there instead of
         keeping its events, and the replies returned are empty. Raises
         ``Overloaded`` (nothing applied) when the queue is full.
         """
         if not commands:
             return []
+        return await self.enqueue(commands, transport, record, outcomes)
+
+    def enqueue(
+        self,
+        commands: Sequence[Command],
+        transport: str = "inproc",
+        record: bytes | list[bytes] | None = None,
+        outcomes: OutcomeColumns | None = None,
+    ) -> asyncio.Future[Replies]:
+        """``submit`` without a coroutine: the future of the replies, for a caller that answers from a callback (a
+        shard: no task per request). Raises what ``submit`` raises, at once; ``commands`` is not empty."""
         for command in commands:
             if type(command) not in _COMMAND_TYPES:
                 raise MalformedMessage(f"not a command: {type(command).__name__}")
@@ -427,7 +445,7 @@ class Gateway:
         self._pending.append(_Pending(commands, future, transport, time.perf_counter_ns(), record, outcomes))
         self._queued += len(commands)
         self._wake.set()
-        return await future
+        return future
 
     @property
     def queue_depth(self) -> int:
@@ -481,7 +499,7 @@ class Gateway:
             taken = 0
             journal = self.journal
             debug = _log.isEnabledFor(logging.DEBUG)
-            market.wanted = self.marketdata.has_subscribers or self.fills.has_subscribers
+            market.wanted = self.collect_market_data or self.marketdata.has_subscribers or self.fills.has_subscribers
             answerable_from = self._answerable_from()
             while self._pending and taken < max_group:
                 item = self._pending.popleft()
@@ -494,7 +512,13 @@ class Gateway:
                 if debug and tally.rejected:
                     _log_rejects(commands, item.replies, item.transport)
                 if journal is not None:
-                    records.extend([item.record] if item.record is not None else command_records(commands))
+                    held = item.record
+                    if held is None:
+                        records.extend(command_records(commands))
+                    elif isinstance(held, bytes):
+                        records.append(held)
+                    else:
+                        records.extend(held)
             self._queued -= taken
             self._mark_window()
             stats.batches += 1

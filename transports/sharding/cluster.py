@@ -157,27 +157,34 @@ class ShardProcesses:
         """Start again every shard (from its journal) and every front that dies; runs until cancelled."""
         while True:
             await asyncio.sleep(WATCH_EVERY_S)
-            for index, process in enumerate(self.processes):
-                if process.poll() is not None:
-                    self.processes[index] = self._spawn(index)
-                    await self._restarted(f"shard-{index}", process, functools.partial(self._shard_ready, index))
-            for index, process in enumerate(self.fronts, start=1):
-                if process.poll() is not None:
-                    self.fronts[index - 1] = self._spawn_front(index)
-                    await self._restarted(f"front-{index}", process, functools.partial(self._front_ready, index))
+            try:
+                await self._replace_dead()
+            except Exception:  # the watch must outlive any one failure: the next round tries again
+                _log.exception("watch_failed")
+
+    async def _replace_dead(self) -> None:
+        """One round of ``watch``."""
+        for index, process in enumerate(self.processes):
+            if process.poll() is not None:
+                self.processes[index] = self._spawn(index)
+                await self._restarted(f"shard-{index}", process, functools.partial(self._shard_ready, index))
+        for index, process in enumerate(self.fronts, start=1):
+            if process.poll() is not None:
+                self.fronts[index - 1] = self._spawn_front(index)
+                await self._restarted(f"front-{index}", process, functools.partial(self._front_ready, index))
 
     async def _restarted(self, name: str, dead: subprocess.Popen[bytes], ready: Callable[[], bool]) -> None:
         """Log ``name``'s death and wait until its replacement is ready."""
-        _log.warning("process_died", extra={"process": name, "exit": dead.returncode})
+        _log.warning("process_died", extra={"child": name, "exit": dead.returncode})
         started = time.monotonic()
         self.restarts += 1
         try:
             while not ready():
                 await asyncio.sleep(0.02)
         except RuntimeError as exc:  # it died again at once: the next round starts it again
-            _log.error("process_restart_failed", extra={"process": name, "error": str(exc)})
+            _log.error("process_restart_failed", extra={"child": name, "error": str(exc)})
             return
-        _log.info("process_restarted", extra={"process": name, "seconds": round(time.monotonic() - started, 3)})
+        _log.info("process_restarted", extra={"child": name, "seconds": round(time.monotonic() - started, 3)})
 
     def stop(self) -> None:
         for process in [*self.fronts, *self.processes]:  # fronts first: nothing is sent to a shard that is stopping

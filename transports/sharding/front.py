@@ -19,10 +19,11 @@ Invariants:
   ``UNAVAILABLE``); the other parts stand. Nothing is applied twice and nothing
   is reported applied that was not. When every part fails, the whole batch is
   refused (``ShardUnavailable``), as an overloaded gateway refuses one.
-* Market data: each shard's relayed stream (``link``) feeds a book mirror
-  and the front's own hub, keeping the shard's ``md_seq``; a jump in it asks the
-  front's subscribers to resynchronise (a gap, then a snapshot), never to
-  read a partial book. Book queries read the mirror.
+* Market data: each shard's groups (``relay``) feed a book mirror and the
+  front's own hub, keeping the shard's ``md_seq``; a missed group makes the
+  front fetch the symbol's snapshot and its subscribers resynchronise (a gap,
+  then a snapshot), never read a partial book. Book queries read the mirror,
+  as of the last group this front received.
 * Not served by a front yet (docs/shards.md, "Status"): ``add_instrument``,
   order status and open-order queries, private fills, candles.
 """
@@ -31,6 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import heapq
+import itertools
 import logging
 import time
 from collections import Counter
@@ -39,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from engine import (
     AddInstrument,
@@ -61,23 +66,25 @@ from engine import (
 )
 from engine.queries import BookDepth, L2Level, OrderView
 from transports.codec import lean
-from transports.codec.market_messages import BookSnapshot, Gap, MarketData, MarketUpdate
+from transports.codec.compact import needs_compact
+from transports.codec.market_messages import BookSnapshot, MarketUpdate, PublicTrade
 from transports.codec.proto_codec import decode_market_data, decode_replies, decode_stats
 from transports.core.apply import Tally
 from transports.core.gateway import Gateway, GatewayConfig, Replies
 from transports.core.journal import command_records
 from transports.core.loop_socket import LoopSocket
 from transports.core.marketdata import MarketDataHub
-from transports.sharding import link
+from transports.sharding import link, relay
 from transports.sharding.shard_map import ShardMap, shard_of_id
 
 _log = logging.getLogger("dex.front")
 _NOT_ON_FRONT = "is not served by a front yet: ask the single-process exchange (docs/shards.md, 'Status')"
-_STATS_EVERY_S = 0.1
+_STATS_EVERY_S = 0.2
+_BUY = int(Side.BUY)
 _START_TIMEOUT_S = 30.0
 _EXCHANGE_COUNTS = ("orders", "commands", "accepted", "rejected", "rejected_by_reason", "trades", "cancelled_by_reason")
 Answer = tuple[lean.Outcomes, int, int] | list[Event] | ExchangeError  # one shard's answer to one command
-_SHARD_STATS = ("engine_seq", "orders", "accepted", "trades", "process_cpu_us", "state_hash", "queue_depth")  # a front's stats, per shard
+_SHARD_STATS = ("engine_seq", "orders", "accepted", "trades", "process_cpu_us", "queue_depth")  # a front's stats, per shard
 
 
 class BookMirror:
@@ -93,66 +100,98 @@ class BookMirror:
         self._seq[depth.symbol] = depth.seq
         self._last[depth.symbol] = depth.last_price
 
-    def apply(self, delta: BookDelta) -> None:
-        book = self._books.get(delta.symbol)
-        if book is None:
-            return
-        levels = book[0] if delta.side == Side.BUY else book[1]
-        if delta.qty:
-            levels[delta.price] = L2Level(delta.price, delta.qty, delta.order_count)
+    def level(self, symbol: str, seq: int, side: int, price: int, qty: int, order_count: int) -> None:
+        """One delta: the level's new state (``qty`` 0: gone)."""
+        levels = self._books[symbol][0 if side == _BUY else 1]
+        if qty:
+            levels[price] = L2Level(price, qty, order_count)
         else:
-            levels.pop(delta.price, None)
-        self._seq[delta.symbol] = delta.seq
+            levels.pop(price, None)
+        self._seq[symbol] = seq
 
-    def trade(self, symbol: str, price: int, seq: int) -> None:
-        if symbol in self._books:
-            self._last[symbol] = price
-            self._seq[symbol] = seq
+    def trade(self, symbol: str, seq: int, price: int) -> None:
+        self._last[symbol] = price
+        self._seq[symbol] = seq
 
     def depth(self, symbol: str, levels: int = 10) -> BookDepth | None:
         book = self._books.get(symbol)
         if book is None:
             return None
-        bids = [book[0][p] for p in sorted(book[0], reverse=True)[:levels]]
-        asks = [book[1][p] for p in sorted(book[1])[:levels]]
+        bids = [book[0][p] for p in heapq.nlargest(levels, book[0])]
+        asks = [book[1][p] for p in heapq.nsmallest(levels, book[1])]
         return BookDepth(symbol, self._seq[symbol], bids, asks, self._last[symbol])
 
 
 class FrontHub(MarketDataHub):
-    """The front's hub: it numbers nothing itself, it relays each shard's sequenced stream."""
+    """The front's hub: it numbers nothing itself, it follows each shard's sequenced stream (``relay`` frames)."""
 
     def __init__(self, mirror: BookMirror, resync: Callable[[str], None]) -> None:
         super().__init__(mirror.depth)
         self.mirror = mirror
         self._resync = resync  # asks the symbol's shard for a fresh snapshot
+        self._restarted: set[str] = set()  # symbols whose shard restarted, until their next snapshot
 
-    def relay(self, item: MarketData) -> None:
+    def group(self, frame: bytes) -> None:
+        """Apply one shard group (``relay.decode_group``) to the mirror, and hand its updates to subscribers."""
+        applied, symbols, trades, deltas = relay.decode_group(frame)
+        names: list[str | None] = []
+        counters: dict[str, int] = {}
+        for listed, before in symbols:
+            held = self.md_seq.get(listed)
+            if held == before:
+                names.append(listed)
+                counters[listed] = before
+            else:  # held < before or unknown: a group was missed; held > before: already in the snapshot held
+                names.append(None)
+                if held is None or held < before:
+                    self._resync(listed)
+        subscribers = self._subscribers
+        mirror = self.mirror
+        for symbol, seq, trade_id, price, qty, aggressor in trades:
+            name = names[symbol]
+            if name is None:
+                continue
+            counters[name] += 1
+            mirror.trade(name, seq, price)
+            subs = subscribers.get(name)
+            if subs:
+                update = MarketUpdate(name, counters[name], PublicTrade(seq, trade_id, name, price, qty, Side(aggressor)), applied)
+                for sub in subs:
+                    sub.push(update)
+        for symbol, seq, side, price, qty, order_count in deltas:
+            name = names[symbol]
+            if name is None:
+                continue
+            counters[name] += 1
+            mirror.level(name, seq, side, price, qty, order_count)
+            subs = subscribers.get(name)
+            if subs:
+                update = MarketUpdate(name, counters[name], BookDelta(seq, name, Side(side), price, qty, order_count), applied)
+                for sub in subs:
+                    sub.push(update)
+        self.published += sum(counters.values()) - sum(self.md_seq[n] for n in counters)
+        self.md_seq.update(counters)
+
+    def forget(self, symbol: str) -> None:
+        """Stop following ``symbol`` until its next snapshot (its shard restarted: its ``md_seq`` starts again)."""
+        self.md_seq.pop(symbol, None)
+        self._restarted.add(symbol)
+
+    def snapshot_from_shard(self, item: BookSnapshot) -> None:
+        """A shard's snapshot (start-up, after a gap or a restart): the mirror restarts from it, subscribers
+        resynchronise (a gap, then this state, its ``md_seq`` their new base)."""
         symbol = item.symbol
-        if isinstance(item, MarketUpdate):
-            expected = self.md_seq.get(symbol, 0) + 1
-            if item.md_seq != expected:
-                if item.md_seq > expected:  # an update was lost (before the first snapshot, or the link dropped it)
-                    self._resync(symbol)
-                return  # already in the snapshot this front holds
-            event = item.event
-            if isinstance(event, BookDelta):
-                self.mirror.apply(event)
-            else:
-                self.mirror.trade(symbol, event.price, event.seq)
-            self.md_seq[symbol] = item.md_seq
-            self.published += 1
+        held = self.md_seq.get(symbol)
+        if held is not None and held > item.md_seq:
+            return  # older than what this front already follows
+        self.mirror.reset(item.depth)
+        self.md_seq[symbol] = item.md_seq
+        restarted = symbol in self._restarted
+        self._restarted.discard(symbol)
+        if restarted or (held is not None and held != item.md_seq):  # updates were lost between the shard and this front
             for sub in self._subscribers.get(symbol, ()):
-                sub.push(item)
-        elif isinstance(item, BookSnapshot):
-            jumped = symbol in self.md_seq and self.md_seq[symbol] != item.md_seq
-            self.mirror.reset(item.depth)
-            self.md_seq[symbol] = item.md_seq
-            if jumped:  # updates were lost between the shard and this front: its subscribers start over
-                for sub in self._subscribers.get(symbol, ()):
-                    sub.gaps += 1
-                    sub._resync()  # the hub owns its subscriptions' resynchronisation
-        elif isinstance(item, Gap):
-            pass  # the shard's relay fell behind: its fresh snapshot follows and is handled above
+                sub.gaps += 1
+                sub._resync()  # the hub owns its subscriptions' resynchronisation
 
 
 class FrontGateway(Gateway):
@@ -169,10 +208,13 @@ class FrontGateway(Gateway):
         self._tasks: list[asyncio.Task[None]] = []
         self.context: zmq.Context[Any] = zmq.Context()
         self.links: list[link.ShardLink] = []
+        self._orders: list[Coalescer] = []  # per shard: lean parts
+        self._commands: list[Coalescer] = []  # per shard: parts answered with every event
         self.shard_stats: list[dict[str, Any]] = [{} for _ in range(shard_map.shards)]
         self._in_flight = 0
         self._subscriber: zmq.Socket[Any] | None = None
         self._sub_reader: LoopSocket | None = None
+        self._sub_monitor: LoopSocket | None = None
         self._poller: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -186,9 +228,14 @@ class FrontGateway(Gateway):
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         for index in range(self.shard_map.shards):
             sub.connect(link.market_endpoint(self.run_dir, index))
-            self.links.append(link.ShardLink(self.context, link.order_endpoint(self.run_dir, index), index))
+            endpoint = link.order_endpoint(self.run_dir, index)
+            shard = link.ShardLink(self.context, endpoint, index, functools.partial(self._shard_stopped, index))
+            self.links.append(shard)
+            self._orders.append(Coalescer(shard, link.ORDERS, _decode_outcomes))
+            self._commands.append(Coalescer(shard, link.COMMANDS, functools.partial(decode_replies, instruments=self.instrument)))
         self._subscriber = sub
         self._sub_reader = LoopSocket(sub, self._drain_market)
+        self._sub_monitor = LoopSocket(sub.get_monitor_socket(zmq.EVENT_CONNECTED), self._drain_sub_monitor)
         self._running = True
         await asyncio.sleep(0.05)  # the subscription reaches the shards first, so no update falls between it and the snapshots
         for instrument in self.instruments:
@@ -207,6 +254,8 @@ class FrontGateway(Gateway):
             task.cancel()
         for shard in self.links:
             shard.close()
+        if self._sub_monitor is not None:
+            self._sub_monitor.close()
         if self._sub_reader is not None:
             self._sub_reader.close()
         self.context.destroy(linger=0)
@@ -216,7 +265,7 @@ class FrontGateway(Gateway):
         self,
         commands: Sequence[Command],
         transport: str = "inproc",
-        record: bytes | None = None,
+        record: bytes | list[bytes] | None = None,
         outcomes: lean.OutcomeColumns | None = None,
     ) -> Replies:
         if not commands:
@@ -225,23 +274,20 @@ class FrontGateway(Gateway):
             raise link.ShardUnavailable("the front is not running")
         started = time.perf_counter_ns()
         parts = self._split(commands)
-        kind = link.ORDERS if outcomes is not None else link.COMMANDS
-        one_part = len(parts) == 1 and record is not None and len(next(iter(parts.values()))) == len(commands)
+        whole = record if isinstance(record, bytes) and len(parts) == 1 and len(next(iter(parts.values()))) == len(commands) else None
+        sends = [(index, positions, rec) for index, part in parts.items() for positions, rec in _records(part, whole)]
+        coalescers = self._orders if outcomes is not None else self._commands
         self._in_flight += len(commands)
         try:
-            answers = await asyncio.gather(
-                *(self._send(index, kind, [c for _, c in part], record if one_part else None) for index, part in parts.items()),
-                return_exceptions=True,
-            )
+            answers = await asyncio.gather(*(coalescers[i].part(rec, len(pos)) for i, pos, rec in sends), return_exceptions=True)
         finally:
             self._in_flight -= len(commands)
-        failures = [a for a in answers if isinstance(a, BaseException)]
-        for failure in failures:
-            if not isinstance(failure, ExchangeError):
-                raise failure
-        if len(failures) == len(answers):
-            raise failures[0]
-        replies = self._merge(commands, parts, answers, outcomes)
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, ExchangeError):
+                raise answer
+        if all(isinstance(answer, BaseException) for answer in answers):
+            raise answers[0]  # type: ignore[misc]  # nothing was applied anywhere: refused whole
+        replies = self._merge(commands, [(pos, answer) for (_, pos, _), answer in zip(sends, answers, strict=True)], outcomes)
         self._count(commands, replies, outcomes, transport, started)
         return [] if outcomes is not None else replies
 
@@ -271,40 +317,26 @@ class FrontGateway(Gateway):
             raise MalformedMessage(f"add_instrument {_NOT_ON_FRONT}")
         raise MalformedMessage(f"not a command: {type(command).__name__}")
 
-    async def _send(self, index: int, kind: bytes, commands: list[Command], record: bytes | None) -> list[bytes]:
-        records = [record] if record is not None else command_records(commands)
-        return await self.links[index].request(kind, *records)
-
-    def _merge(
-        self,
-        commands: Sequence[Command],
-        parts: dict[int, list[tuple[int, Command]]],
-        answers: Sequence[list[bytes] | BaseException],
-        outcomes: lean.OutcomeColumns | None,
-    ) -> Replies:
+    def _merge(self, commands: Sequence[Command], answered: list[tuple[list[int], Any]], outcomes: lean.OutcomeColumns | None) -> Replies:
         """Each command's answer, in batch order, from the parts' answers (a failed part: each of its commands rejected)."""
         found: list[list[Answer]] = [[] for _ in commands]
-        for part, answer in zip(parts.values(), answers, strict=True):
-            if isinstance(answer, BaseException):
-                assert isinstance(answer, ExchangeError)
-                for position, _ in part:
+        for positions, answer in answered:
+            if isinstance(answer, ExchangeError):
+                for position in positions:
                     found[position].append(answer)
             elif outcomes is not None:
-                decoded = lean.decode_outcomes(answer[0])
-                outcomes.trades += decoded.trades
-                fill_start = 0
-                for offset, (position, _) in enumerate(part):
-                    found[position].append((decoded, offset, fill_start))
-                    fill_start += decoded.fills[offset]
+                (decoded, starts), offset = answer
+                for i, position in enumerate(positions, start=offset):
+                    found[position].append((decoded, i, starts[i]))
             else:
-                events = decode_replies(answer[0], self.instrument)
-                for (position, _), own in zip(part, events, strict=True):
-                    found[position].append(own)
+                replies, offset = answer
+                for i, position in enumerate(positions, start=offset):
+                    found[position].append(replies[i])
         if outcomes is not None:
-            for command, answered in zip(commands, found, strict=True):
-                _add_outcome(outcomes, command, answered)
+            for command, answers in zip(commands, found, strict=True):
+                _add_outcome(outcomes, command, answers)
             return []
-        return [_events_of(command, answered) for command, answered in zip(commands, found, strict=True)]
+        return [_events_of(command, answers) for command, answers in zip(commands, found, strict=True)]
 
     def _count(
         self, commands: Sequence[Command], replies: Replies, outcomes: lean.OutcomeColumns | None, transport: str, started: int
@@ -339,6 +371,8 @@ class FrontGateway(Gateway):
         stats["queue_depth"] = self._in_flight
         stats["engine_seq"] = sum(int(s.get("engine_seq", 0)) for s in shards)
         stats["shards"] = [{k: s.get(k) for k in _SHARD_STATS} for s in shards]
+        # Cancels happen in the shards (self-trade, IOC remainders, a resting order a sweep cancelled): theirs, as polled.
+        stats["cancelled_by_reason"] = _summed([s.get("cancelled_by_reason", {}) for s in shards])
         if self.fronts > 1:  # this front saw a share of the traffic: the exchange's counts are the shards' (as last polled)
             stats["front"] = {k: stats[k] for k in _EXCHANGE_COUNTS}
             for key in _EXCHANGE_COUNTS:
@@ -364,6 +398,32 @@ class FrontGateway(Gateway):
         return self.shard_stats
 
     # ---------------------------------------------------------- market data
+    def _symbols_of(self, index: int) -> list[str]:
+        return [i.symbol for i in self.instruments if self.shard_map.owner(i.symbol) == index]
+
+    def _shard_stopped(self, index: int) -> None:
+        """Shard ``index`` went away: its next life numbers market data afresh, so follow it again from snapshots."""
+        hub = self.marketdata
+        assert isinstance(hub, FrontHub)
+        for symbol in self._symbols_of(index):
+            hub.forget(symbol)
+            self._ask_snapshot(symbol)
+
+    def _drain_sub_monitor(self) -> None:
+        """The market-data socket (re)connected to a shard: read its symbols' snapshots, as updates may have been
+        published before it was subscribed (a restarted shard's first ones)."""
+        assert self._sub_monitor is not None
+        while True:
+            try:
+                event = recv_monitor_message(self._sub_monitor.sock, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            endpoint = event.get("endpoint", b"")
+            for index in range(self.shard_map.shards):
+                if event["event"] == zmq.EVENT_CONNECTED and endpoint == link.market_endpoint(self.run_dir, index).encode():
+                    for symbol in self._symbols_of(index):
+                        self._ask_snapshot(symbol)
+
     def _ask_snapshot(self, symbol: str) -> None:
         if symbol not in self._asked and self._running:
             self._asked.add(symbol)
@@ -373,12 +433,21 @@ class FrontGateway(Gateway):
 
     async def _snapshot(self, symbol: str) -> None:
         try:
-            frames = await self.links[self.shard_map.owner(symbol)].request(link.SNAPSHOT, symbol.encode())
+            shard = self.links[self.shard_map.owner(symbol)]
+            async with asyncio.timeout(_START_TIMEOUT_S):
+                while True:  # a shard restarting is not reachable for a moment: ask again until it answers
+                    try:
+                        frames = await shard.request(link.SNAPSHOT, symbol.encode())
+                        break
+                    except link.ShardUnavailable:
+                        await asyncio.sleep(0.05)
             hub = self.marketdata
             assert isinstance(hub, FrontHub)
             for frame in frames:
-                hub.relay(decode_market_data(frame, self.instrument))
-        except ExchangeError as exc:
+                item = decode_market_data(frame, self.instrument)
+                if isinstance(item, BookSnapshot):
+                    hub.snapshot_from_shard(item)
+        except (ExchangeError, TimeoutError) as exc:
             _log.warning("front_snapshot_failed", extra={"symbol": symbol, "error": str(exc)})
         finally:
             self._asked.discard(symbol)
@@ -394,10 +463,85 @@ class FrontGateway(Gateway):
             except zmq.Again:
                 return
             try:
-                hub.relay(decode_market_data(data, self.instrument))
-            except ExchangeError:
+                hub.group(data)
+            except (ValueError, IndexError):
                 _log.warning("front_bad_market_data", extra={"bytes": len(data)})
         self._sub_reader.schedule()
+
+
+def _records(part: list[tuple[int, Command]], whole: bytes | None) -> list[tuple[list[int], bytes]]:
+    """A shard's part as (positions, journal record) pieces: the client's own record when the part is the whole batch,
+    one lean record with traders otherwise, or a compact record per command where lean cannot say it."""
+    positions = [p for p, _ in part]
+    if whole is not None:
+        return [(positions, whole)]
+    commands = [c for _, c in part]
+    if needs_compact(commands):
+        return [([p], command_records([c])[0]) for p, c in part]
+    return [(positions, b"B" + lean.encode_orders(commands, with_traders=True))]
+
+
+def _decode_outcomes(frame: bytes) -> tuple[lean.Outcomes, list[int]]:
+    """A shard's ``OutcomeBatch`` and where each command's fills start in its fill columns."""
+    outcomes = lean.decode_outcomes(frame)
+    starts = list(itertools.accumulate(outcomes.fills, initial=0))
+    return outcomes, starts
+
+
+class Coalescer:
+    """The parts bound for one shard in one event-loop turn, sent as one link request.
+
+    Every client request split over shards sends each shard a part; sent one
+    by one, a shard pays a receive, a task, a submission and a reply per part.
+    Gathered per loop turn (at most ``MAX_PARTS`` parts, ``MAX_COMMANDS``
+    commands), it pays them once per turn, and the front decodes one answer.
+    Each part learns its answer and where its commands start in it.
+    """
+
+    MAX_PARTS = 256
+    MAX_COMMANDS = 10_000
+
+    def __init__(self, shard: link.ShardLink, kind: bytes, decode: Callable[[bytes], Any]) -> None:
+        self.shard = shard
+        self.kind = kind
+        self.decode = decode
+        self._queued: list[tuple[bytes, int, asyncio.Future[tuple[Any, int]]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def part(self, record: bytes, count: int) -> asyncio.Future[tuple[Any, int]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[Any, int]] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._flush)
+        self._queued.append((record, count, future))
+        return future
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
+        while queued:
+            size = commands = 0
+            while size < len(queued) and size < self.MAX_PARTS and (size == 0 or commands + queued[size][1] <= self.MAX_COMMANDS):
+                commands += queued[size][1]
+                size += 1
+            task = asyncio.get_running_loop().create_task(self._send(queued[:size]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            queued = queued[size:]
+
+    async def _send(self, parts: list[tuple[bytes, int, asyncio.Future[tuple[Any, int]]]]) -> None:
+        try:
+            frames = await self.shard.request(self.kind, *(record for record, _, _ in parts))
+            answer = self.decode(frames[0])
+        except ExchangeError as exc:
+            for _, _, future in parts:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        offset = 0
+        for _, count, future in parts:
+            if not future.done():
+                future.set_result((answer, offset))
+            offset += count
 
 
 def _add_outcome(columns: lean.OutcomeColumns, command: Command, found: Sequence[Answer]) -> None:

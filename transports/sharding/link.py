@@ -3,9 +3,11 @@
 Frames (DEALER at the front, ROUTER at the shard), every request ``[kind,
 corr, *body]`` answered ``[kind, corr, *body]`` or ``[b"error", corr, Error]``:
 
-* ``orders``: an ``OrderBatch`` *with traders* (``lean.encode_orders(...,
-  with_traders=True)``, the journal's record format) -> its ``OutcomeBatch``;
-* ``commands``: the same ``OrderBatch`` -> a ``ReplyBatch`` with every event
+* ``orders``: journal records, one frame per part (a lean ``OrderBatch``
+  with traders, a client's own trader batch, or a compact command; parts of
+  several client requests gathered by the front's ``Coalescer``) -> one
+  ``OutcomeBatch`` for all their commands, in order;
+* ``commands``: the same records -> one ``ReplyBatch`` with every event
   (for a front whose client asked for events: JSON, protobuf, FIX);
 * ``book``: ``BookRequest`` -> ``BookDepth``; ``order``: ``[trader,
   OrderStatusRequest]`` -> ``OrderStatusReply``; ``stats`` -> ``Stats``;
@@ -36,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -80,8 +83,9 @@ def market_endpoint(run_dir: Path, index: int) -> str:
 class ShardLink:
     """A front's connection to one shard: requests by correlation id, replies matched back to their futures."""
 
-    def __init__(self, context: zmq.Context[Any], endpoint: str, index: int) -> None:
+    def __init__(self, context: zmq.Context[Any], endpoint: str, index: int, on_disconnect: Callable[[], None] = lambda: None) -> None:
         self.index = index
+        self._on_disconnect = on_disconnect
         self.endpoint = endpoint
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.SNDHWM, HWM)
@@ -141,6 +145,7 @@ class ShardLink:
                 return
             if event["event"] == zmq.EVENT_DISCONNECTED:
                 self.fail_all(f"shard {self.index} stopped: what it was sent is decided by its journal; retry with the same request id")
+                self._on_disconnect()
 
     def fail_all(self, why: str) -> None:
         """Fail every request in flight (the shard stopped): each caller hears ``ShardUnavailable``."""

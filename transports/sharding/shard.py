@@ -11,10 +11,11 @@
   rebuild the same ids and the same state hash.
 * It serves only the link, never a client wire: orders come from fronts,
   already authenticated and checked, each command naming its trader.
-* Market data: one relay subscription to every symbol of the shard; what it
-  yields (a snapshot per symbol first, then updates, and after a gap a fresh
-  snapshot) goes out on the PUB socket, one ``MarketDataMessage`` per frame,
-  so a front rebuilds the same sequenced stream.
+* Market data: every applied group's trades and book deltas go out on the
+  PUB socket as one integer frame (``relay``), collected whether or not
+  anybody subscribes here, with each symbol's ``md_seq`` before the group, so
+  a front rebuilds the same sequenced stream and sees any gap. A front
+  starts (and after a gap restarts) from a ``snapshot`` over the link.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import signal
 import sys
+import time
+from asyncio import Future
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -43,18 +47,20 @@ from transports.codec.proto_codec import (
     parse_message,
     pb,
 )
-from transports.core.gateway import Gateway
+from transports.core.apply import MarketBatch
+from transports.core.gateway import Gateway, GatewayConfig, Replies
 from transports.core.journal import JournalCorrupt, record_commands, snapshot_path
 from transports.core.limits import MAX_DEPTH, Limits
 from transports.core.loop_socket import LoopSocket
 from transports.core.pids import die_with
 from transports.core.server_cli import freeze_startup_heap, gateway_config
 from transports.instruments import select_instruments
-from transports.sharding import link
+from transports.sharding import link, relay
 from transports.sharding.shard_map import id_base
 
 NAME = "dex-shard"
 _MAX_COMMANDS = Limits().max_batch
+_SUBMITTED = frozenset({link.ORDERS, link.COMMANDS})  # answered from the gateway's future, without a task
 
 
 def shard_engine(index: int) -> Engine:
@@ -65,7 +71,8 @@ def shard_engine(index: int) -> Engine:
 
 
 def _commands(records: list[bytes]) -> list[Command]:
-    """The commands of a front's part: journal records (a lean batch with traders, a trader's batch, or compact)."""
+    """The commands of a front's request: one journal record per part (a lean batch with traders, a trader's batch, or
+    a compact command), applied as one submission in the order sent."""
     if not records:
         raise MalformedMessage("an empty part")
     commands: list[Command] = []
@@ -78,9 +85,33 @@ def _commands(records: list[bytes]) -> list[Command]:
     return commands
 
 
-def _record(records: list[bytes]) -> bytes | None:
-    """The journal record of a part when it is one (else the writer encodes the commands)."""
-    return records[0] if len(records) == 1 else None
+def _error(error: ExchangeError) -> bytes:
+    """The ``Error`` frame of a refusal (a record this version cannot read is the front's malformed request)."""
+    if isinstance(error, JournalCorrupt):
+        error = MalformedMessage(str(error))
+    return error_reply(error).SerializeToString()
+
+
+def _record(records: list[bytes]) -> bytes | list[bytes]:
+    """What the journal keeps of a request: its records as they came."""
+    return records[0] if len(records) == 1 else records
+
+
+class ShardGateway(Gateway):
+    """A gateway that also sends each applied group's market data to the fronts (``relay``), collected always."""
+
+    def __init__(self, engine: Engine, config: GatewayConfig) -> None:
+        super().__init__(engine, config)
+        self.collect_market_data = True  # the fronts mirror every book, subscribed here or not
+        self.publisher: zmq.Socket[Any] | None = None
+
+    def _publish(self, market: MarketBatch) -> None:
+        publisher = self.publisher
+        if publisher is not None and (market.trades or market.deltas):
+            frame = relay.encode_group(market.trades, market.deltas.values(), self.marketdata.md_seq, time.monotonic_ns())
+            with contextlib.suppress(zmq.Again):  # a front that does not keep up sees the gap by md_seq and resyncs
+                publisher.send(frame, flags=zmq.NOBLOCK)
+        super()._publish(market)
 
 
 class ShardServer:
@@ -102,15 +133,15 @@ class ShardServer:
         self._router = router
         self._reader = LoopSocket(router, self._drain)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._submitting: set[Future[Replies]] = set()
         self._handlers: dict[bytes, Callable[[list[bytes]], Awaitable[list[bytes]]]] = {
-            link.ORDERS: self._orders,
-            link.COMMANDS: self._commands,
             link.BOOK: self._book,
             link.ORDER: self._order,
             link.STATS: self._stats,
             link.SNAPSHOT: self._snapshots,
         }
-        self._relay = asyncio.get_running_loop().create_task(self._relay_market(), name="shard-relay")
+        assert isinstance(gateway, ShardGateway)
+        gateway.publisher = self.publisher
 
     def _drain(self) -> None:
         for _ in range(1000):
@@ -120,10 +151,45 @@ class ShardServer:
                 return
             if len(frames) < 3:
                 continue  # [peer, kind, corr, *body]: anything shorter is not from a front
+            if frames[1] in _SUBMITTED:
+                self._submit(frames)
+                continue
             task = asyncio.get_running_loop().create_task(self._answer(frames))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         self._reader.schedule()
+
+    def _submit(self, frames: list[bytes]) -> None:
+        """Orders: queued on the gateway at once and answered from the future's callback (no task per request)."""
+        peer, kind, corr, body = frames[0], frames[1], frames[2], frames[3:]
+        outcomes = lean.OutcomeColumns() if kind == link.ORDERS else None
+        try:
+            future = self.gateway.enqueue(_commands(body), "shard", _record(body), outcomes)
+        except ExchangeError as exc:
+            self._reply(peer, [link.ERROR, corr, _error(exc)])
+            return
+        self._submitting.add(future)
+        future.add_done_callback(functools.partial(self._submitted, peer, kind, corr, outcomes))
+
+    def _submitted(self, peer: bytes, kind: bytes, corr: bytes, outcomes: lean.OutcomeColumns | None, future: Future[Replies]) -> None:
+        self._submitting.discard(future)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if isinstance(error, ExchangeError):
+            reply = [link.ERROR, corr, _error(error)]
+        elif error is not None:
+            raise error
+        elif outcomes is not None:
+            reply = [kind, corr, outcomes.to_bytes()]
+        else:
+            reply = [kind, corr, encode_replies(future.result(), self.gateway.instrument).SerializeToString()]
+        self._reply(peer, reply)
+
+    def _reply(self, peer: bytes, reply: list[bytes]) -> None:
+        with contextlib.suppress(zmq.ZMQError):  # a front that vanished: its replies have nowhere to go
+            self._router.send_multipart([peer, *reply], flags=zmq.NOBLOCK)
+        self._reader.rearm()
 
     async def _answer(self, frames: list[bytes]) -> None:
         peer, kind, corr, body = frames[0], frames[1], frames[2], frames[3:]
@@ -132,24 +198,9 @@ class ShardServer:
             if handler is None:
                 raise MalformedMessage(f"unknown link request {kind[:16]!r}")
             reply = [kind, corr, *await handler(body)]
-        except JournalCorrupt as exc:
-            reply = [link.ERROR, corr, error_reply(MalformedMessage(str(exc))).SerializeToString()]
         except ExchangeError as exc:
-            reply = [link.ERROR, corr, error_reply(exc).SerializeToString()]
-        with contextlib.suppress(zmq.ZMQError):  # a front that vanished: its replies have nowhere to go
-            self._router.send_multipart([peer, *reply], flags=zmq.NOBLOCK)
-        self._reader.rearm()
-
-    async def _orders(self, body: list[bytes]) -> list[bytes]:
-        commands = _commands(body)
-        outcomes = lean.OutcomeColumns()
-        await self.gateway.submit(commands, "shard", _record(body), outcomes)
-        return [outcomes.to_bytes()]
-
-    async def _commands(self, body: list[bytes]) -> list[bytes]:
-        commands = _commands(body)
-        replies = await self.gateway.submit(commands, "shard", _record(body))
-        return [encode_replies(replies, self.gateway.instrument).SerializeToString()]
+            reply = [link.ERROR, corr, _error(exc)]
+        self._reply(peer, reply)
 
     async def _book(self, body: list[bytes]) -> list[bytes]:
         request = parse_message(pb.BookRequest, body[0])
@@ -164,9 +215,9 @@ class ShardServer:
         return [encode_order_status(view, self.gateway.instrument).SerializeToString()]
 
     async def _stats(self, body: list[bytes]) -> list[bytes]:
-        stats = self.gateway.stats_dict()
-        stats["state_hash"] = self.gateway.engine.state_hash()
-        return [encode_stats(stats).SerializeToString()]
+        # No state hash here: fronts poll this often, and hashing the whole state is a snapshot's work (the hash is
+        # printed at stop and by dex-engine replay --journal).
+        return [encode_stats(self.gateway.stats_dict()).SerializeToString()]
 
     async def _snapshots(self, body: list[bytes]) -> list[bytes]:
         out = []
@@ -178,23 +229,13 @@ class ShardServer:
             out.append(encode_market_data(snapshot, self.gateway.instrument).SerializeToString())
         return out
 
-    async def _relay_market(self) -> None:
-        gateway = self.gateway
-        subscription = gateway.subscribe(i.symbol for i in gateway.instruments)
-        lookup = gateway.instrument
-        send = self.publisher.send
-        async for batch in subscription.batches():
-            for item in batch:
-                with contextlib.suppress(zmq.Again):  # a front that does not keep up: it sees the gap by md_seq
-                    send(encode_market_data(item, lookup).SerializeToString(), flags=zmq.NOBLOCK)
-
     async def close(self) -> None:
         self._reader.pause()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
-        self._relay.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._relay
+        waiting: set[Future[Any]] = {*self._tasks, *self._submitting}
+        if waiting:
+            await asyncio.wait(waiting, timeout=10)
+        assert isinstance(self.gateway, ShardGateway)
+        self.gateway.publisher = None
         self._reader.close()
         self.publisher.close(linger=0)
         self.context.term()
@@ -203,7 +244,7 @@ class ShardServer:
 async def run(args: argparse.Namespace) -> int:
     run_dir = link.private_dir(Path(args.run_dir))
     journal = None if args.no_journal else args.journal or str(run_dir / f"shard-{args.index}.journal")
-    gateway = Gateway(shard_engine(args.index), gateway_config(args.buffer, journal, args.fsync))
+    gateway = ShardGateway(shard_engine(args.index), gateway_config(args.buffer, journal, args.fsync))
     try:
         await gateway.start(select_instruments(args.symbols) if args.symbols else ())
     except (ExchangeError, OSError, ValueError) as exc:
