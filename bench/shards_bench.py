@@ -252,6 +252,32 @@ def predict(model: dict[str, Any], shards: int, fronts: int, machines: int, core
     return min(shards / shard_us, fronts / front_us, machines * cores / (shard_us + front_us)) * 1e6
 
 
+def chart(result: dict[str, Any], path: Path) -> None:
+    """The model's prediction for 1 to 64 shards (fronts = shards / 2) on 1, 2 and 4 machines of 16 cores, beside this
+    machine's measured points (a different machine: the points are what the model was fitted to, not a check of it)."""
+    from bench.chart_style import plt
+
+    model = result["model"]
+    shards = list(range(1, 65))
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for machines in (1, 2, 4):
+        predicted = [predict(model, n, max(1, n // 2), machines, 16) / 1000 for n in shards]
+        axes.plot(shards, predicted, label=f"model: {machines} machine(s) x 16 cores, fronts = shards / 2")
+    measured = [c for c in result["configs"] if c["shards"]]
+    for fronts, marker in ((1, "o"), (2, "s")):
+        points = [(c["shards"], c["commands_per_s"] / 1000) for c in measured if c["fronts"] == fronts]
+        axes.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, label=f"measured here (2 cores), {fronts} front(s)")
+    single = next(c for c in result["configs"] if not c["shards"])
+    axes.axhline(single["commands_per_s"] / 1000, linestyle=":", color="grey", label="measured here: one process, no shards")
+    axes.set_xlabel("shards")
+    axes.set_ylabel("thousand commands/s")
+    axes.set_title(f"Shards: fitted model (shard {model['shard_us']} us, front {model['front_us']} us per command)")
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.shards_bench", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="reports/bench-shards.json")
@@ -293,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             **model,
             "predicted_commands_per_s": {
                 f"{n} shards, {max(1, n // 2)} fronts, {m} machines of 16 cores": round(predict(model, n, max(1, n // 2), m, 16))
-                for n in (1, 2, 4, 8, 16)
+                for n in (1, 2, 4, 8, 16, 32, 64)
                 for m in (1, 2, 4)
             },
         },
@@ -303,9 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "seconds": round(time.monotonic() - started, 1),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    chart(result, out.with_name(out.stem + "-model.png"))
+    print(f"wrote {out} and {out.stem}-model.png")
     return 0
 
 

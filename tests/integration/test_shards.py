@@ -21,7 +21,19 @@ from typing import Any
 
 import pytest
 
-from engine import CancelOrder, MassCancel, NotConnected, OrderAccepted, OrderCancelled, PlaceOrder, RejectReason, Side, TradeExecuted
+from engine import (
+    CancelOrder,
+    ExchangeError,
+    MassCancel,
+    NotConnected,
+    OrderAccepted,
+    OrderCancelled,
+    PlaceOrder,
+    RejectReason,
+    Side,
+    TradeExecuted,
+)
+from tests.support.auth import TraderKeys, keyed_client
 from tests.support.ports import free_run
 from transports.codec import lean
 from transports.core.pids import pid_alive
@@ -231,6 +243,7 @@ async def test_two_fronts_share_the_http_port_trade_together_and_a_killed_front_
             sold = await one.submit_orders(lean.encode_orders([place(BTC, Side.SELL, 3, "s")]))
             bought = await two.submit_orders(lean.encode_orders([place(BTC, Side.BUY, 3, "b")]))
             assert (sold.outcome, bought.fills, bought.leaves) == ([lean.ACCEPTED], [1], [0])  # across fronts, one book
+            assert (bought.trades, bought.fill_qty) == (1, [3])
             fronts = exchange.children(b"--front-index")
             assert len(fronts) == 1
             os.kill(fronts[0], signal.SIGKILL)
@@ -252,5 +265,22 @@ async def test_two_fronts_share_the_http_port_trade_together_and_a_killed_front_
                 await asyncio.sleep(0.05)
             replaced = exchange.children(b"--front-index")
             assert len(replaced) == 1 and replaced != fronts
+    finally:
+        exchange.stop()
+
+
+@scenario
+async def test_with_keys_the_fronts_authenticate_every_request_and_the_shards_see_only_proven_traders(tmp_path: Path) -> None:
+    keys = TraderKeys(tmp_path / "keys", traders=("kay",))
+    exchange = Sharded(tmp_path / "state", "--auth", "keys", "--keys", str(keys.directory), "--port", "0", "--zmq-port", "0")
+    try:
+        async with make_client("http", "kay", exchange.http) as unsigned:  # names a trader, proves nothing
+            with pytest.raises(ExchangeError) as refused:
+                await unsigned.submit([place(BTC, Side.BUY, 1, "u1", PX[BTC] - 5)])
+            assert refused.value.reason == RejectReason.UNAUTHENTICATED
+        async with keyed_client("http", keys.credential("kay"), exchange.http) as kay:
+            answered = await kay.submit([place(BTC, Side.BUY, 1, "k1", PX[BTC] - 5), place(ETH, Side.BUY, 1, "k2", PX[ETH] - 5)])
+        accepted = [next(e for e in a if isinstance(e, OrderAccepted)) for a in answered]
+        assert [(a.trader, shard_of_id(a.order_id)) for a in accepted] == [("kay", 0), ("kay", 1)]
     finally:
         exchange.stop()

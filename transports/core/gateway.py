@@ -120,7 +120,7 @@ class _Pending:
     future: asyncio.Future[Replies]
     transport: str
     started_ns: int
-    record: bytes | list[bytes] | None  # the journal record(s) of these commands, when the caller already holds them
+    record: bytes | None  # the journal record of these commands, when the caller already holds it
     outcomes: OutcomeColumns | None  # lean: each command's outcome for its sender, instead of its events
     replies: Replies = field(default_factory=list)
 
@@ -404,15 +404,14 @@ class Gateway:
         self,
         commands: Sequence[Command],
         transport: str = "inproc",
-        record: bytes | list[bytes] | None = None,
+        record: bytes | None = None,
         outcomes: OutcomeColumns | None = None,
     ) -> Replies:
         """Apply ``commands`` in order; return each command's events once durable.
 
         ``record`` is the journal record of exactly these commands when the
         caller already holds it (``journal.trader_batch_record`` of the bytes
-        it decoded), or their records in order (a shard: the parts of several
-        requests); otherwise the writer encodes them. With ``outcomes`` (the
+        it decoded); otherwise the writer encodes one. With ``outcomes`` (the
         lean path) the writer records each command's outcome there instead of
         keeping its events, and the replies returned are empty. Raises
         ``Overloaded`` (nothing applied) when the queue is full.
@@ -425,7 +424,7 @@ class Gateway:
         self,
         commands: Sequence[Command],
         transport: str = "inproc",
-        record: bytes | list[bytes] | None = None,
+        record: bytes | None = None,
         outcomes: OutcomeColumns | None = None,
     ) -> asyncio.Future[Replies]:
         """``submit`` without a coroutine: the future of the replies, for a caller that answers from a callback (a
@@ -512,13 +511,7 @@ class Gateway:
                 if debug and tally.rejected:
                     _log_rejects(commands, item.replies, item.transport)
                 if journal is not None:
-                    held = item.record
-                    if held is None:
-                        records.extend(command_records(commands))
-                    elif isinstance(held, bytes):
-                        records.append(held)
-                    else:
-                        records.extend(held)
+                    records.extend([item.record] if item.record is not None else command_records(commands))
             self._queued -= taken
             self._mark_window()
             stats.batches += 1

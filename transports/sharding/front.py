@@ -265,7 +265,7 @@ class FrontGateway(Gateway):
         self,
         commands: Sequence[Command],
         transport: str = "inproc",
-        record: bytes | list[bytes] | None = None,
+        record: bytes | None = None,
         outcomes: lean.OutcomeColumns | None = None,
     ) -> Replies:
         if not commands:
@@ -286,7 +286,7 @@ class FrontGateway(Gateway):
             if isinstance(answer, BaseException) and not isinstance(answer, ExchangeError):
                 raise answer
         if all(isinstance(answer, BaseException) for answer in answers):
-            raise answers[0]  # type: ignore[misc]  # nothing was applied anywhere: refused whole
+            raise answers[0]  # nothing was applied anywhere: refused whole
         replies = self._merge(commands, [(pos, answer) for (_, pos, _), answer in zip(sends, answers, strict=True)], outcomes)
         self._count(commands, replies, outcomes, transport, started)
         return [] if outcomes is not None else replies
@@ -325,13 +325,13 @@ class FrontGateway(Gateway):
                 for position in positions:
                     found[position].append(answer)
             elif outcomes is not None:
-                (decoded, starts), offset = answer
-                for i, position in enumerate(positions, start=offset):
+                decoded, starts = answer
+                outcomes.trades += decoded.trades  # the part's own: each part has its own outcome batch
+                for i, position in enumerate(positions):
                     found[position].append((decoded, i, starts[i]))
             else:
-                replies, offset = answer
-                for i, position in enumerate(positions, start=offset):
-                    found[position].append(replies[i])
+                for position, events in zip(positions, answer, strict=True):
+                    found[position].append(events)
         if outcomes is not None:
             for command, answers in zip(commands, found, strict=True):
                 _add_outcome(outcomes, command, answers)
@@ -492,10 +492,10 @@ class Coalescer:
     """The parts bound for one shard in one event-loop turn, sent as one link request.
 
     Every client request split over shards sends each shard a part; sent one
-    by one, a shard pays a receive, a task, a submission and a reply per part.
-    Gathered per loop turn (at most ``MAX_PARTS`` parts, ``MAX_COMMANDS``
-    commands), it pays them once per turn, and the front decodes one answer.
-    Each part learns its answer and where its commands start in it.
+    by one, a shard pays a receive, a wake-up and a reply per part. Gathered
+    per loop turn (at most ``MAX_PARTS`` parts, ``MAX_COMMANDS`` commands),
+    it pays them once per turn. The answer has a frame per part, so each part
+    keeps its own outcome (its trades, or its refusal) exactly.
     """
 
     MAX_PARTS = 256
@@ -505,12 +505,13 @@ class Coalescer:
         self.shard = shard
         self.kind = kind
         self.decode = decode
-        self._queued: list[tuple[bytes, int, asyncio.Future[tuple[Any, int]]]] = []
+        self._queued: list[tuple[bytes, int, asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def part(self, record: bytes, count: int) -> asyncio.Future[tuple[Any, int]]:
+    def part(self, record: bytes, count: int) -> asyncio.Future[Any]:
+        """The decoded answer to one part of ``count`` commands (its journal record), once the shard has it."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[Any, int]] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         if not self._queued:
             loop.call_soon(self._flush)
         self._queued.append((record, count, future))
@@ -528,20 +529,23 @@ class Coalescer:
             task.add_done_callback(self._tasks.discard)
             queued = queued[size:]
 
-    async def _send(self, parts: list[tuple[bytes, int, asyncio.Future[tuple[Any, int]]]]) -> None:
+    async def _send(self, parts: list[tuple[bytes, int, asyncio.Future[Any]]]) -> None:
         try:
             frames = await self.shard.request(self.kind, *(record for record, _, _ in parts))
-            answer = self.decode(frames[0])
+            if len(frames) != len(parts):
+                raise link.ShardUnavailable(f"shard {self.shard.index} answered {len(frames)} parts of {len(parts)}")
         except ExchangeError as exc:
             for _, _, future in parts:
                 if not future.done():
                     future.set_exception(exc)
             return
-        offset = 0
-        for _, count, future in parts:
-            if not future.done():
-                future.set_result((answer, offset))
-            offset += count
+        for (_, _, future), frame in zip(parts, frames, strict=True):
+            if future.done():
+                continue
+            try:
+                future.set_result(self.decode(frame))
+            except ExchangeError as exc:  # this part was refused whole by the shard
+                future.set_exception(exc)
 
 
 def _add_outcome(columns: lean.OutcomeColumns, command: Command, found: Sequence[Answer]) -> None:

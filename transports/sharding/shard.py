@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import signal
 import sys
 import time
@@ -41,6 +40,7 @@ from transports.codec.proto_codec import (
     encode_book,
     encode_market_data,
     encode_order_status,
+    encode_refused,
     encode_replies,
     encode_stats,
     error_reply,
@@ -70,18 +70,17 @@ def shard_engine(index: int) -> Engine:
     return engine
 
 
-def _commands(records: list[bytes]) -> list[Command]:
-    """The commands of a front's request: one journal record per part (a lean batch with traders, a trader's batch, or
-    a compact command), applied as one submission in the order sent."""
-    if not records:
+def _part_commands(record: bytes) -> list[Command]:
+    """The commands of one part of a front's request: a journal record (a lean batch with traders, a trader's batch, or
+    a compact command)."""
+    if not record:
         raise MalformedMessage("an empty part")
-    commands: list[Command] = []
-    for record in records:
-        if not record:
-            raise MalformedMessage("an empty record")
-        commands.extend(record_commands(record[0], record[1:]))
-    if len(commands) > _MAX_COMMANDS:
-        raise MalformedMessage(f"a part holds at most {_MAX_COMMANDS} commands")
+    try:
+        commands = record_commands(record[0], record[1:])
+    except JournalCorrupt as exc:  # a kind this version cannot read: the front's request is malformed
+        raise MalformedMessage(str(exc)) from None
+    if not commands or len(commands) > _MAX_COMMANDS:
+        raise MalformedMessage(f"a part holds 1 to {_MAX_COMMANDS} commands")
     return commands
 
 
@@ -90,11 +89,6 @@ def _error(error: ExchangeError) -> bytes:
     if isinstance(error, JournalCorrupt):
         error = MalformedMessage(str(error))
     return error_reply(error).SerializeToString()
-
-
-def _record(records: list[bytes]) -> bytes | list[bytes]:
-    """What the journal keeps of a request: its records as they came."""
-    return records[0] if len(records) == 1 else records
 
 
 class ShardGateway(Gateway):
@@ -133,7 +127,7 @@ class ShardServer:
         self._router = router
         self._reader = LoopSocket(router, self._drain)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._submitting: set[Future[Replies]] = set()
+        self._submitting: set[Future[Any]] = set()
         self._handlers: dict[bytes, Callable[[list[bytes]], Awaitable[list[bytes]]]] = {
             link.BOOK: self._book,
             link.ORDER: self._order,
@@ -160,30 +154,47 @@ class ShardServer:
         self._reader.schedule()
 
     def _submit(self, frames: list[bytes]) -> None:
-        """Orders: queued on the gateway at once and answered from the future's callback (no task per request)."""
-        peer, kind, corr, body = frames[0], frames[1], frames[2], frames[3:]
-        outcomes = lean.OutcomeColumns() if kind == link.ORDERS else None
-        try:
-            future = self.gateway.enqueue(_commands(body), "shard", _record(body), outcomes)
-        except ExchangeError as exc:
-            self._reply(peer, [link.ERROR, corr, _error(exc)])
+        """Orders: each part queued on the gateway at once (the writer applies them in one group, in order) and the
+        request answered from the futures' callback, one frame per part: no task per request."""
+        peer, kind, corr, parts = frames[0], frames[1], frames[2], frames[3:]
+        answers: list[tuple[Future[Replies] | ExchangeError, lean.OutcomeColumns | None]] = []
+        for record in parts:
+            outcomes = lean.OutcomeColumns() if kind == link.ORDERS else None
+            try:
+                answers.append((self.gateway.enqueue(_part_commands(record), "shard", record, outcomes), outcomes))
+            except ExchangeError as exc:  # this part is refused whole (the queue is full, say); the ones before stand
+                answers.append((exc, outcomes))
+        futures = [f for f, _ in answers if isinstance(f, Future)]
+        if not futures:
+            self._answered(peer, kind, corr, answers)
             return
-        self._submitting.add(future)
-        future.add_done_callback(functools.partial(self._submitted, peer, kind, corr, outcomes))
+        waiting = asyncio.gather(*futures, return_exceptions=True)
+        self._submitting.add(waiting)
+        waiting.add_done_callback(lambda done: self._answered(peer, kind, corr, answers, done))
 
-    def _submitted(self, peer: bytes, kind: bytes, corr: bytes, outcomes: lean.OutcomeColumns | None, future: Future[Replies]) -> None:
-        self._submitting.discard(future)
-        if future.cancelled():
-            return
-        error = future.exception()
-        if isinstance(error, ExchangeError):
-            reply = [link.ERROR, corr, _error(error)]
-        elif error is not None:
-            raise error
-        elif outcomes is not None:
-            reply = [kind, corr, outcomes.to_bytes()]
-        else:
-            reply = [kind, corr, encode_replies(future.result(), self.gateway.instrument).SerializeToString()]
+    def _answered(
+        self,
+        peer: bytes,
+        kind: bytes,
+        corr: bytes,
+        answers: list[tuple[Future[Replies] | ExchangeError, lean.OutcomeColumns | None]],
+        done: Future[Any] | None = None,
+    ) -> None:
+        if done is not None:
+            self._submitting.discard(done)
+        reply = [kind, corr]
+        for answer, outcomes in answers:
+            error = answer if isinstance(answer, ExchangeError) else answer.exception()
+            if error is not None and not isinstance(error, ExchangeError):
+                raise error
+            if kind == link.ORDERS:
+                assert outcomes is not None
+                reply.append(lean.encode_refusal(error) if error is not None else outcomes.to_bytes())
+            elif error is not None:
+                reply.append(encode_refused(error).SerializeToString())
+            else:
+                assert isinstance(answer, Future)
+                reply.append(encode_replies(answer.result(), self.gateway.instrument).SerializeToString())
         self._reply(peer, reply)
 
     def _reply(self, peer: bytes, reply: list[bytes]) -> None:
