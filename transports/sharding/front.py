@@ -16,9 +16,9 @@ Invariants:
   one symbol are applied as sent; commands on different shards are not
   ordered against each other (nothing can observe it but the clock).
 * A part whose shard is unavailable is answered per command (rejected,
-  ``UNAVAILABLE``); the other parts stand. Nothing is applied twice and nothing
+  ``OVERLOADED``); the other parts stand. Nothing is applied twice and nothing
   is reported applied that was not. When every part fails, the whole batch is
-  refused (``ShardUnavailable``), as an overloaded gateway refuses one.
+  refused (``ShardUnavailable``, ``OVERLOADED``: retry), as a full gateway's is.
 * Market data: each shard's groups (``relay``) feed a book mirror and the
   front's own hub, keeping the shard's ``md_seq``; a missed group makes the
   front fetch the symbol's snapshot and its subscribers resynchronise (a gap,

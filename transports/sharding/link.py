@@ -25,7 +25,8 @@ Invariants:
   (``private_dir``): only this user's processes can connect.
 * Every request gets exactly one reply; the front matches it by ``corr``. A
   shard that dies (the socket monitor sees it disconnect) fails every request
-  in flight with ``ShardUnavailable`` (``OVERLOADED``): the client is told
+  in flight with ``ShardUnavailable`` (``OVERLOADED``: every client retries it,
+  where ``UNAVAILABLE`` ends a harness run as a server lost): the client is told
   the outcome is not known here, never a made-up one. What the shard had
   journalled stands when it restarts; a retry with the same request id is
   answered once (the engine's de-duplication window).
@@ -62,7 +63,8 @@ HWM: Final = 100_000  # messages ZeroMQ may queue each way on a link socket
 
 
 class ShardUnavailable(Overloaded):
-    """The shard did not answer: it stopped, or the link is full. Nothing of the request is known to be applied."""
+    """The shard stopped, or is not connected yet (restarting): retry. What it was sent before it stopped is decided by
+    its journal, and a retry with the same client order id or request id is answered once."""
 
 
 def private_dir(path: Path) -> Path:
@@ -103,7 +105,7 @@ class ShardLink:
     async def request(self, kind: bytes, *body: bytes) -> list[bytes]:
         """The reply body of ``[kind, corr, *body]``; the shard's error raised as its ``ExchangeError``."""
         if len(self._waiting) >= MAX_IN_FLIGHT:
-            raise ShardUnavailable(f"shard {self.index} has {MAX_IN_FLIGHT} requests in flight; retry later")
+            raise Overloaded(f"shard {self.index} has {MAX_IN_FLIGHT} requests in flight; retry later")
         corr = next(self._corr).to_bytes(8, "little")
         future: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
         self._waiting[corr] = future
@@ -111,7 +113,7 @@ class ShardLink:
             self._sock.send_multipart((kind, corr, *body), flags=zmq.NOBLOCK, copy=False)
         except zmq.Again:
             del self._waiting[corr]
-            raise ShardUnavailable(f"shard {self.index} is not reading its link; retry later") from None
+            raise ShardUnavailable(f"shard {self.index} is not connected (restarting?); retry later") from None
         self.sent += 1
         self._reader.rearm()
         try:
