@@ -28,6 +28,7 @@ from engine import (
     NotConnected,
     OrderAccepted,
     OrderCancelled,
+    Overloaded,
     PlaceOrder,
     RejectReason,
     Side,
@@ -108,6 +109,18 @@ def scenario(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
         asyncio.run(asyncio.wait_for(test(*args, **kwargs), 60))
 
     return run
+
+
+async def retried(client: Any, commands: list[Any], timeout: float = 15) -> lean.Outcomes:
+    """``commands`` sent until they are not refused ``OVERLOADED`` (a shard restarting), as a client retries them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await client.submit_orders(lean.encode_orders(commands))
+        except Overloaded:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 async def bid_appears(client: Any, symbol: str, price: int, timeout: float = 5) -> bool:
@@ -208,13 +221,11 @@ async def test_a_killed_shard_is_restarted_from_its_journal_while_the_other_keep
             os.kill(victims[-1], signal.SIGKILL)
             eth = await kit.submit_orders(lean.encode_orders([place(ETH, Side.BUY, 1, f"e{kill}", PX[ETH] - 7)]))
             assert eth.outcome == [lean.ACCEPTED]  # shard 1 never stopped
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and "ready" not in sharded.shard_log(0):
-                await asyncio.sleep(0.05)
-            again = await kit.submit_orders(lean.encode_orders([CancelOrder("", first.order_id[0])]))
+            # Until shard 0 is back, its orders are refused OVERLOADED (retry), as any client sees it; then they are served.
+            again = await retried(kit, [CancelOrder("", first.order_id[0])])
             assert (again.outcome, again.cancelled) == ([lean.CANCELLED], [4])  # the acknowledged order survived the kill
             # The front's book follows the restarted shard (whose market data is numbered afresh).
-            await kit.submit_orders(lean.encode_orders([place(BTC, Side.BUY, 2, f"r{kill}", PX[BTC] - 900 - kill)]))
+            await retried(kit, [place(BTC, Side.BUY, 2, f"r{kill}", PX[BTC] - 900 - kill)])
             assert await bid_appears(kit, BTC, PX[BTC] - 900 - kill)
     assert not any(pid_alive(v) for v in victims)
     assert len(sharded.shard_pids()) == 2
