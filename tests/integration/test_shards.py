@@ -39,6 +39,7 @@ from tests.support.ports import free_run
 from transports.codec import lean
 from transports.core.pids import pid_alive
 from transports.registry import make_client
+from transports.sharding.link import market_endpoint, socket_dir
 from transports.sharding.shard_map import ID_SHIFT, ShardMap, shard_of_id
 
 TURBO_DEX = Path(sys.executable).with_name("turbo-dex")
@@ -295,3 +296,17 @@ async def test_with_keys_the_fronts_authenticate_every_request_and_the_shards_se
         assert [(a.trader, shard_of_id(a.order_id)) for a in accepted] == [("kay", 0), ("kay", 1)]
     finally:
         exchange.stop()
+
+
+def test_the_link_sockets_live_where_a_unix_socket_path_fits(tmp_path: Path) -> None:
+    short = tmp_path / "s"
+    assert socket_dir(short) == short and oct(short.stat().st_mode & 0o777) == "0o700"
+    deep = tmp_path / ("x" * 120)
+    chosen = socket_dir(deep)
+    assert chosen != deep and len(link_endpoint(chosen)) < 108 and chosen == socket_dir(deep)  # stable: every process agrees
+    assert oct(chosen.stat().st_mode & 0o777) == "0o700"
+    chosen.rmdir()
+
+
+def link_endpoint(directory: Path) -> str:
+    return market_endpoint(directory, 511).removeprefix("ipc://")

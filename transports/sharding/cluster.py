@@ -39,7 +39,7 @@ from transports.core.local_server import terminate
 from transports.core.state_dir import state_dir
 from transports.instruments import select_instruments
 from transports.sharding.front import FrontGateway
-from transports.sharding.link import private_dir
+from transports.sharding.link import private_dir, socket_dir
 from transports.sharding.shard_map import ShardMap, parse_pins
 
 READY_TIMEOUT_S = 60.0
@@ -81,7 +81,8 @@ class ShardProcesses:
         symbols = [i.symbol for i in select_instruments(args.symbols)]
         self.shard_map = ShardMap(args.shards, parse_pins(args.pin))
         self.assignment = self.shard_map.assign(symbols)
-        self.run_dir = private_dir(Path(state_dir(args.state_dir)).resolve() / "turbo-dex-shards")
+        self.run_dir = private_dir(Path(state_dir(args.state_dir)).resolve() / "turbo-dex-shards")  # journals, logs
+        self.socket_dir = socket_dir(self.run_dir)
         self.args = args
         self.processes: list[subprocess.Popen[bytes]] = []
         self.fronts: list[subprocess.Popen[bytes]] = []  # fronts 1..F-1; front 0 is this process
@@ -90,10 +91,10 @@ class ShardProcesses:
 
     def command(self, index: int) -> list[str]:
         args = self.args
-        cmd = [sys.executable, "-m", "transports.sharding.shard", "--index", str(index), "--run-dir", str(self.run_dir)]
+        cmd = [sys.executable, "-m", "transports.sharding.shard", "--index", str(index), "--run-dir", str(self.socket_dir)]
         cmd += ["--parent", str(os.getpid())]
         cmd += ["--symbols", ",".join(self.assignment[index]), "--buffer", str(args.buffer), "--fsync", args.fsync]
-        return [*cmd, "--no-journal"] if args.no_journal else cmd
+        return cmd + (["--no-journal"] if args.no_journal else ["--journal", str(self.run_dir / f"shard-{index}.journal")])
 
     def start(self) -> None:
         """Start every shard and wait until each is ready; ``RuntimeError`` (the others stopped) if one is not."""
@@ -200,4 +201,4 @@ class ShardProcesses:
         return f"{self.shard_map.shards} shards{fronts}: {'; '.join(parts)}"
 
     def front(self, buffer: int) -> FrontGateway:
-        return FrontGateway(self.shard_map, self.run_dir, GatewayConfig(buffer=buffer), self.args.fronts)
+        return FrontGateway(self.shard_map, self.socket_dir, GatewayConfig(buffer=buffer), self.args.fronts)

@@ -37,8 +37,10 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -58,6 +60,7 @@ STATS: Final = b"stats"
 SNAPSHOT: Final = b"snapshot"
 ERROR: Final = b"error"
 
+_MAX_SOCKET_DIR: Final = 80  # bytes of the directory: a socket path (dir + /shard-511.market) stays under 108
 MAX_IN_FLIGHT: Final = 10_000  # requests a front may have outstanding on one shard
 HWM: Final = 100_000  # messages ZeroMQ may queue each way on a link socket
 
@@ -72,6 +75,15 @@ def private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o700)
     return path
+
+
+def socket_dir(state: Path) -> Path:
+    """Where the link's sockets of the shards whose state is in ``state`` live: there, or, when that path is too long
+    for a Unix socket (108 bytes with the name), a private directory under the temporary one named after it."""
+    if len(str(state)) <= _MAX_SOCKET_DIR:
+        return private_dir(state)
+    digest = hashlib.blake2b(str(state).encode(), digest_size=8).hexdigest()
+    return private_dir(Path(tempfile.gettempdir()) / f"dex-shards-{os.getuid()}-{digest}")
 
 
 def order_endpoint(run_dir: Path, index: int) -> str:

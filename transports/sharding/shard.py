@@ -290,7 +290,7 @@ async def run(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=NAME, description="One shard: the single writer of some symbols (docs/shards.md).")
     p.add_argument("--index", type=int, required=True, help="this shard's number, from 0 (its ids start at index << 44)")
-    p.add_argument("--run-dir", required=True, help="the private directory of the link's sockets (and journals by default)")
+    p.add_argument("--run-dir", required=True, help="the private directory of the link's sockets (and the journal by default)")
     p.add_argument("--symbols", default="", help="the default instruments this shard lists (comma list)")
     p.add_argument("--buffer", type=int, default=100_000, help="most commands waiting before OVERLOADED")
     p.add_argument("--journal", default=None, metavar="PATH", help="command journal (default RUN_DIR/shard-K.journal)")
