@@ -75,10 +75,10 @@ def test_every_served_wire_reaches_both_shards_and_wires_trade_with_each_other(u
                 answered = await client.submit(batch)
                 accepted = [next(e for e in events if isinstance(e, OrderAccepted)) for events in answered]
                 assert [(a.symbol, shard_of_id(a.order_id)) for a in accepted] == [(BTC, 0), (ETH, 1)], wire
-            # A sell over FIX takes the best bid, which came over the first wire; a sell over NATS the next one (each bid
-            # is 10 lots, each sell 10 lots, priced under every bid).
+            # A sell over RabbitMQ takes the best bid, which came over the first wire; a sell over NATS the next one (each
+            # bid is 10 lots, each sell 10 lots, priced under every bid). FIX reports name no counterparty: not a seller.
             wires = list(clients)
-            for seller, expected_maker in (("fix", wires[0]), ("nats", wires[1])):
+            for seller, expected_maker in (("amqp", wires[0]), ("nats", wires[1])):
                 events = (await clients[seller].submit([PlaceOrder("", f"{seller}-x", ETH, Side.SELL, QTY[ETH], PX[ETH] - 150)]))[0]
                 trade = next(e for e in events if isinstance(e, TradeExecuted))
                 assert (trade.maker_trader, trade.taker_trader) == (f"{expected_maker}-trader", f"{seller}-trader")
