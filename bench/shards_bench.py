@@ -239,6 +239,48 @@ async def _until_accepted(client: Any, symbol: str, qty: int, price: int, since:
     raise RuntimeError(f"{symbol} did not trade again within 60 s of the kill (last: {last!r})")
 
 
+_ECHO = """
+import sys, zmq
+sock = zmq.Context().socket(zmq.ROUTER)
+sock.bind(sys.argv[1])
+print(sock.last_endpoint.decode(), flush=True)
+while True:
+    frames = sock.recv_multipart()
+    if frames[-1] == b"stop":
+        break
+    sock.send_multipart(frames)
+"""
+
+
+def link_candidates(seconds: float = 2.0, in_flight: int = 8, payload: int = 2_600) -> dict[str, Any]:
+    """Round trips per second of the link's own pattern (DEALER to a ROUTER echo in another process, ``in_flight``
+    requests outstanding, a ``payload`` of about a 100-order lean batch) over ``ipc://`` and over TCP loopback."""
+    import zmq
+
+    out: dict[str, Any] = {"seconds": seconds, "in_flight": in_flight, "payload_bytes": payload}
+    with tempfile.TemporaryDirectory(prefix="bench-link-") as tmp:
+        for name, endpoint in (("ipc", f"ipc://{tmp}/echo"), ("tcp_loopback", "tcp://127.0.0.1:*")):
+            echo = subprocess.Popen([sys.executable, "-c", _ECHO, endpoint], stdout=subprocess.PIPE)
+            assert echo.stdout is not None
+            endpoint = echo.stdout.readline().decode().strip()  # the bound one (tcp: the port it picked)
+            sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.DEALER)
+            sock.connect(endpoint)
+            body = b"x" * payload
+            for _ in range(in_flight):
+                sock.send_multipart([b"orders", body])
+            done = 0
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                sock.recv_multipart()
+                sock.send_multipart([b"orders", body])
+                done += 1
+            sock.send_multipart([b"stop"])
+            echo.wait(10)
+            sock.close(linger=0)
+            out[name] = round(done / seconds)
+    return out
+
+
 def fit(configs: list[dict[str, Any]]) -> dict[str, Any]:
     """The per-command costs the model uses, from the sharded configurations' medians."""
     sharded = [c for c in configs if c["shards"]]
@@ -304,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         for config in configs:
             print(f"{config['shards']}x{config['fronts']}: {json.dumps({k: v for k, v in config.items() if k != 'runs'})}")
         return 0
+    link = link_candidates()
+    print(f"link: ipc {link['ipc']:,} round trips/s, tcp loopback {link['tcp_loopback']:,}", flush=True)
     failed_over = asyncio.run(failover(args, args.port))
     print(f"failover: median {failed_over['median_s']} s over {failed_over['kills']} kills", flush=True)
     model = fit(configs)
@@ -315,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         "symbols": SYMBOLS.split(","),
         "configs": configs,
         "failover": failed_over,
+        "link_candidates": link,
         "model": {
             **model,
             "predicted_commands_per_s": {

@@ -27,6 +27,8 @@ def test_the_short_run_covers_every_configuration_and_loses_nothing(tmp_path: Pa
         assert (run["cpu_s"]["shard"] > 0) == (config["shards"] > 0), config
         roles = [p["pid_role"] for p in run["cpu_s_per_process"]]
         assert roles.count("shard") == config["shards"] and roles.count("front") == config["fronts"], roles
+    link = result["link_candidates"]
+    assert link["ipc"] > 0 and link["tcp_loopback"] > 0
     failover = result["failover"]
     assert failover["kills"] == 2 and 0 < failover["min_s"] <= failover["median_s"] <= failover["max_s"]
     assert failover["acknowledged_resting"] == 40 and failover["lost_or_doubled"] == 0
