@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from engine import OrderAccepted, PlaceOrder, Side, TradeExecuted
+from tests.support.launcher import launched
 from transports.amqp.broker import LocalRabbitMQ
 from transports.launcher import served
 from transports.nats.local import NatsServerProcess
 from transports.registry import TRANSPORTS, make_client
 
-ROOT = Path(__file__).resolve().parents[2]
 SYM = "BTC-USD"
 PX = 3_000_000  # 30000.00
 WIRES = ("http", "zmq", "nats", "amqp")
@@ -34,31 +29,24 @@ WIRES = ("http", "zmq", "nats", "amqp")
 
 @pytest.fixture
 def urls(nats_server: NatsServerProcess, rabbitmq_broker: LocalRabbitMQ) -> Iterator[dict[str, str]]:
-    name = f"dex-launch-{os.getpid()}"
-    command = [sys.executable, "-m", "transports.launcher", "--transports", ",".join(WIRES), "--no-journal", "--log-level", "warning"]
-    command += ["--port", "0", "--zmq-port", "0", "--zmq-pub-port", "0"]
-    command += ["--nats-url", nats_server.url, "--amqp-url", rabbitmq_broker.url, "--amqp-name", name]
-    env = {k: v for k, v in os.environ.items() if k not in ("DEX_NATS_URL", "DEX_AMQP_URL")}  # only the options name brokers
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**env, "PYTHONUNBUFFERED": "1"})
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        found = dict(re.findall(r"(http|zmq)://([\d.]+:\d+)", line))
-        assert set(found) == {"http", "zmq"}, line
+    args = [
+        "--transports",
+        ",".join(WIRES),
+        "--no-journal",
+        "--log-level",
+        "warning",
+        "--port",
+        "0",
+        "--zmq-port",
+        "0",
+        "--zmq-pub-port",
+        "0",
+    ]
+    with launched(args, nats_server.url, rabbitmq_broker.url, f"dex-launch-{os.getpid()}") as (line, urls):
+        assert set(urls) == {"http", "zmq", "nats", "amqp"}, line
         assert nats_server.url in line and "amqp://" in line, line
         assert "guest:guest" not in line  # the broker's password is not printed
-        yield {
-            **{wire: f"{wire}://{address}" for wire, address in found.items()},
-            "nats": nats_server.url,
-            "amqp": f"{rabbitmq_broker.url}#{name}",
-        }
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-        assert "turbo-dex stopped" in proc.stdout.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        yield urls
 
 
 def test_turbo_dex_serves_every_mounted_transport_and_knows_each_brokers_option() -> None:

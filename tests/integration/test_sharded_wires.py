@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine import OrderAccepted, PlaceOrder, Side, TradeExecuted
+from tests.support.launcher import launched
 from transports.amqp.broker import LocalRabbitMQ
 from transports.launcher import served
 from transports.nats.local import NatsServerProcess
 from transports.registry import make_client
 from transports.sharding.shard_map import shard_of_id
 
-ROOT = Path(__file__).resolve().parents[2]
 BTC, ETH = "BTC-USD", "ETH-USD"  # pinned to shards 0 and 1
 PX = {BTC: 3_000_000, ETH: 200_000}
 QTY = {BTC: 10, ETH: 10}
@@ -34,32 +30,13 @@ QTY = {BTC: 10, ETH: 10}
 
 @pytest.fixture
 def urls(tmp_path: Path, nats_server: NatsServerProcess, rabbitmq_broker: LocalRabbitMQ) -> Iterator[dict[str, str]]:
-    wires = served()
-    name = f"dex-shards-{os.getpid()}"
-    command = [sys.executable, "-m", "transports.launcher", "--shards", "2", "--pin", f"{BTC}=0", "--pin", f"{ETH}=1"]
-    command += ["--transports", ",".join(wires), "--no-journal", "--log-level", "warning", "--state-dir", str(tmp_path)]
-    command += ["--port", "0", "--zmq-port", "0", "--zmq-pub-port", "0", "--grpc-port", "0", "--fix-port", "0"]
-    command += ["--nats-url", nats_server.url, "--amqp-url", rabbitmq_broker.url, "--amqp-name", name]
-    env = {k: v for k, v in os.environ.items() if k not in ("DEX_NATS_URL", "DEX_AMQP_URL")}
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**env, "PYTHONUNBUFFERED": "1"})
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+    args = ["--shards", "2", "--pin", f"{BTC}=0", "--pin", f"{ETH}=1", "--transports", ",".join(served()), "--no-journal"]
+    args += ["--log-level", "warning", "--state-dir", str(tmp_path)]
+    args += ["--port", "0", "--zmq-port", "0", "--zmq-pub-port", "0", "--grpc-port", "0", "--fix-port", "0"]
+    with launched(args, nats_server.url, rabbitmq_broker.url, f"dex-shards-{os.getpid()}") as (line, urls):
         assert "a front of 2 shards" in line, line
-        found = dict(re.findall(r"(http|zmq|grpc|fix)://([\d.]+:\d+)", line))
-        assert set(found) == {"http", "zmq", "grpc", "fix"}, line
-        yield {
-            **{wire: f"{wire}://{address}" for wire, address in found.items()},
-            "nats": nats_server.url,
-            "amqp": f"{rabbitmq_broker.url}#{name}",
-        }
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-        assert "turbo-dex stopped" in proc.stdout.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert set(urls) == set(served()), line
+        yield urls
 
 
 def test_every_served_wire_reaches_both_shards_and_wires_trade_with_each_other(urls: dict[str, str]) -> None:
