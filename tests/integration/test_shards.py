@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
 
 from engine import (
     CancelOrder,
@@ -39,7 +40,7 @@ from tests.support.ports import free_run
 from transports.codec import lean
 from transports.core.pids import pid_alive
 from transports.registry import make_client
-from transports.sharding.link import market_endpoint, socket_dir
+from transports.sharding.link import market_endpoint, order_endpoint, socket_dir
 from transports.sharding.shard_map import ID_SHIFT, ShardMap, shard_of_id
 
 TURBO_DEX = Path(sys.executable).with_name("turbo-dex")
@@ -310,3 +311,24 @@ def test_the_link_sockets_live_where_a_unix_socket_path_fits(tmp_path: Path) -> 
 
 def link_endpoint(directory: Path) -> str:
     return market_endpoint(directory, 511).removeprefix("ipc://")
+
+
+@scenario
+async def test_a_frame_over_the_limit_on_the_link_is_dropped_before_it_is_read_and_the_shard_serves_on(sharded: Sharded) -> None:
+    endpoint = order_endpoint(socket_dir(sharded.state.resolve() / "turbo-dex-shards"), 0)
+    context = zmq.Context()
+    rogue = context.socket(zmq.DEALER)
+    rogue.connect(endpoint)
+    try:
+        rogue.send_multipart([b"orders", b"c1", b"B" + b"\x00" * 100])  # small and malformed: answered, refused
+        assert rogue.poll(5000)
+        with pytest.raises(ExchangeError):
+            lean.decode_outcomes(rogue.recv_multipart()[2])
+        rogue.send_multipart([b"orders", b"c2", b"B" + b"\x00" * (7 << 20)])  # over the limit: its sender is cut off
+        assert not rogue.poll(1000)
+    finally:
+        rogue.close(linger=0)
+        context.term()
+    async with make_client("zmq", "after", sharded.zmq) as client:
+        answered = await client.submit_orders(lean.encode_orders([place(BTC, Side.BUY, 1, "a1", PX[BTC] - 3)]))
+    assert answered.outcome == [lean.ACCEPTED]

@@ -60,6 +60,7 @@ from transports.sharding.shard_map import id_base
 
 NAME = "dex-shard"
 _MAX_COMMANDS = Limits().max_batch
+_MAX_FRAME_BYTES = Limits().max_json_bytes + 4096  # the largest request of any encoding, and a record's header
 _SUBMITTED = frozenset({link.ORDERS, link.COMMANDS})  # answered from the gateway's future, without a task
 
 
@@ -119,6 +120,9 @@ class ShardServer:
         for option in (zmq.SNDHWM, zmq.RCVHWM):
             router.setsockopt(option, link.HWM)
         router.setsockopt(zmq.LINGER, 0)
+        # Before anything is read: a frame over the largest request any wire admits disconnects its sender (a part is
+        # one client request's record, and what decoding builds is bounded by its bytes).
+        router.setsockopt(zmq.MAXMSGSIZE, _MAX_FRAME_BYTES)
         router.bind(link.order_endpoint(run_dir, index))
         self.publisher = self.context.socket(zmq.PUB)
         self.publisher.setsockopt(zmq.SNDHWM, link.HWM)
